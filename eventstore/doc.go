@@ -1,0 +1,31 @@
+// Package eventstore is Engram's PostgreSQL event store: the append-only
+// `events` table that every other part of the system is derived from.
+//
+// # Writing
+//
+// [Store.Append] writes the events of one command to one stream in a single
+// statement (or a single transaction when unique claims or an idempotency key
+// travel with it), guarded by an expected version: if another writer got there
+// first the append fails with [ErrConcurrency] and nothing is written. Each
+// event carries [Metadata] (correlation, causation, actor and request ids) and
+// is chained to its predecessor in the stream by a SHA-256 hash, so that any
+// later change to a stored row is detectable with [Store.VerifyStream].
+//
+// The table itself refuses UPDATE, DELETE and TRUNCATE through a trigger.
+//
+// # Reading
+//
+// [Store.ReadStream] loads one stream in version order; [Store.ReadAll] reads
+// the whole log in position order for audits and exports.
+//
+// # Tailing
+//
+// Transactions can commit out of position order: a transaction that took
+// position 10 may commit after the one that took 11. A reader that follows
+// global_position alone would skip 10 forever. Tailing readers therefore read
+// in (tx_id, global_position) order and only below
+// pg_snapshot_xmin(pg_current_snapshot()), the oldest transaction still in
+// flight — the rule watermill-sql uses. [SchemaAdapter] makes the events table
+// itself a Watermill topic with that rule, so events are written once and
+// consumer groups (projectors) read them straight from the log.
+package eventstore

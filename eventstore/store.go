@@ -1,0 +1,469 @@
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Store is the PostgreSQL event store. It is safe for concurrent use.
+type Store struct {
+	db       *sqlx.DB
+	now      func() time.Time
+	heads    *heads
+	onAppend []func(AppendResult)
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used for recorded_at (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
+// WithAppendHook registers fn to be called after every successful append,
+// after the commit, e.g. to wake local subscribers or count appends.
+// fn must be quick and must not block.
+func WithAppendHook(fn func(AppendResult)) Option {
+	return func(s *Store) { s.onAppend = append(s.onAppend, fn) }
+}
+
+// New returns a Store over db, whose schema must already be migrated.
+func New(db *sqlx.DB, opts ...Option) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("eventstore: nil db")
+	}
+	s := &Store{db: db, now: time.Now, heads: newHeads(100_000)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// DB returns the underlying database handle.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// AppendOption adds work to the append's transaction.
+type AppendOption func(*appendOptions)
+
+type appendOptions struct {
+	claims []Claim
+}
+
+// WithClaims reserves unique values for the stream in the append's transaction;
+// the append fails with ErrClaimed when one is held by another stream.
+func WithClaims(claims ...Claim) AppendOption {
+	return func(o *appendOptions) { o.claims = append(o.claims, claims...) }
+}
+
+// Append writes events to the end of stream, which must be at expectedVersion
+// (NoStream for a new stream). All events are written atomically, or none.
+//
+// It returns ErrConcurrency when the stream is not at expectedVersion,
+// ErrClaimed when a claim is held by another stream, ErrIdempotencyKeyUsed when
+// the context's idempotency key (see WithIdempotency) was stored first by
+// another request, and ErrNoEvents when events is empty.
+func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (AppendResult, error) {
+	if len(events) == 0 {
+		return AppendResult{}, ErrNoEvents
+	}
+	if stream.ID == "" || stream.Type == "" {
+		return AppendResult{}, errors.New("eventstore: stream id and type are required")
+	}
+	if expectedVersion < 0 {
+		return AppendResult{}, fmt.Errorf("eventstore: expected version %d < 0", expectedVersion)
+	}
+	var o appendOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	idem := idempotencyFrom(ctx)
+
+	prev, err := s.prevHash(ctx, stream.ID, expectedVersion)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	mdJSON, err := json.Marshal(md)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("eventstore: metadata: %w", err)
+	}
+	recordedAt := s.now().UTC().Truncate(time.Microsecond)
+
+	stored := make([]Event, len(events))
+	const cols = 11
+	args := make([]any, 0, cols*len(events))
+	var values strings.Builder
+	for i, ne := range events {
+		if ne.ID == "" || ne.Type == "" {
+			return AppendResult{}, errors.New("eventstore: event id and type are required")
+		}
+		if !isJSONObject(ne.Data) {
+			return AppendResult{}, fmt.Errorf("eventstore: event %s: data must be a JSON object", ne.Type)
+		}
+		sv := ne.SchemaVersion
+		if sv == 0 {
+			sv = 1
+		}
+		e := Event{
+			EventID:       ne.ID,
+			StreamID:      stream.ID,
+			StreamType:    stream.Type,
+			StreamVersion: expectedVersion + i + 1,
+			Type:          ne.Type,
+			SchemaVersion: sv,
+			Data:          ne.Data,
+			Metadata:      md,
+			RecordedAt:    recordedAt,
+			PrevHash:      prev,
+		}
+		if e.Hash, err = chainHash(prev, &e, ne.Data, mdJSON); err != nil {
+			return AppendResult{}, err
+		}
+		prev = e.Hash
+		stored[i] = e
+
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		n := len(args)
+		values.WriteString("(")
+		for c := 1; c <= cols; c++ {
+			if c > 1 {
+				values.WriteByte(',')
+			}
+			values.WriteByte('$')
+			values.WriteString(strconv.Itoa(n + c))
+		}
+		values.WriteString(")")
+		args = append(args, e.EventID, e.StreamID, e.StreamType, e.StreamVersion, e.Type,
+			e.SchemaVersion, []byte(e.Data), mdJSON, e.RecordedAt, nullBytes(e.PrevHash), e.Hash)
+	}
+	insert := `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type,
+		schema_version, data, metadata, recorded_at, prev_hash, hash)
+		VALUES ` + values.String() + ` RETURNING global_position, tx_id::text`
+
+	result := AppendResult{Events: stored}
+	if len(o.claims) == 0 && idem == nil {
+		// A single statement is its own transaction: one round trip.
+		err = s.insertEvents(ctx, s.db, insert, args, stored)
+	} else {
+		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+			if idem != nil {
+				if err := reserveIdempotencyKey(ctx, tx, idem); err != nil {
+					return err
+				}
+			}
+			for _, c := range o.claims {
+				if err := claim(ctx, tx, c, stream.ID); err != nil {
+					return err
+				}
+			}
+			if err := s.insertEvents(ctx, tx, insert, args, stored); err != nil {
+				return err
+			}
+			if idem != nil {
+				return storeIdempotentResponse(ctx, tx, idem, result)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return AppendResult{}, err
+	}
+	last := stored[len(stored)-1]
+	s.heads.put(stream.ID, last.StreamVersion, last.Hash)
+	for _, fn := range s.onAppend {
+		fn(result)
+	}
+	return result, nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) insertEvents(ctx context.Context, q queryer, insert string, args []any, stored []Event) error {
+	rows, err := q.QueryContext(ctx, insert, args...)
+	if err != nil {
+		return mapAppendError(err)
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		if i >= len(stored) {
+			return errors.New("eventstore: more rows returned than inserted")
+		}
+		if err := rows.Scan(&stored[i].GlobalPosition, &stored[i].TxID); err != nil {
+			return fmt.Errorf("eventstore: scan position: %w", err)
+		}
+		i++
+	}
+	if err := rows.Err(); err != nil {
+		return mapAppendError(err)
+	}
+	if i != len(stored) {
+		return fmt.Errorf("eventstore: %d rows returned for %d events", i, len(stored))
+	}
+	return nil
+}
+
+func mapAppendError(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		switch pqErr.Constraint {
+		case "events_stream_version_key", "events_event_id_key":
+			return ErrConcurrency
+		}
+	}
+	return fmt.Errorf("eventstore: append: %w", err)
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("eventstore: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return mapAppendError(err)
+	}
+	return nil
+}
+
+// prevHash returns the hash of the event at expectedVersion, which must exist.
+// Its absence means the stream is not at that version.
+func (s *Store) prevHash(ctx context.Context, streamID string, expectedVersion int) ([]byte, error) {
+	if expectedVersion == NoStream {
+		return nil, nil
+	}
+	if h, ok := s.heads.get(streamID, expectedVersion); ok {
+		return h, nil
+	}
+	var h []byte
+	err := s.db.QueryRowContext(ctx,
+		`SELECT hash FROM events WHERE stream_id = $1 AND stream_version = $2`,
+		streamID, expectedVersion).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrConcurrency
+	}
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read stream head: %w", err)
+	}
+	return h, nil
+}
+
+const eventColumns = `global_position, tx_id::text, event_id, stream_id, stream_type,
+	stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash`
+
+func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
+	var (
+		e        Event
+		data, md []byte
+	)
+	if err := sc.Scan(&e.GlobalPosition, &e.TxID, &e.EventID, &e.StreamID, &e.StreamType,
+		&e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
+		return Event{}, fmt.Errorf("eventstore: scan event: %w", err)
+	}
+	e.Data = json.RawMessage(data)
+	if len(md) > 0 {
+		if err := json.Unmarshal(md, &e.Metadata); err != nil {
+			return Event{}, fmt.Errorf("eventstore: event %d metadata: %w", e.GlobalPosition, err)
+		}
+	}
+	e.RecordedAt = e.RecordedAt.UTC()
+	return e, nil
+}
+
+func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: query: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: query: %w", err)
+	}
+	return out, nil
+}
+
+// ReadStream returns the events of a stream with a version above afterVersion,
+// in version order. A stream that does not exist has no events.
+func (s *Store) ReadStream(ctx context.Context, streamID string, afterVersion int) ([]Event, error) {
+	events, err := s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`, streamID, afterVersion)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	if n := len(events); n > 0 {
+		s.heads.put(streamID, events[n-1].StreamVersion, events[n-1].Hash)
+	}
+	return events, nil
+}
+
+// ReadAll returns up to limit events with a global position above
+// afterPosition, in position order. It is meant for audits and exports of
+// committed history; live consumers tail with ReadCommitted or a Subscriber.
+func (s *Store) ReadAll(ctx context.Context, afterPosition int64, limit int) ([]Event, error) {
+	return s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE global_position > $1 ORDER BY global_position LIMIT $2`, afterPosition, limit)
+}
+
+// Cursor is a position in commit order: the transaction id and global position
+// of the last event a tailing reader has seen.
+type Cursor struct {
+	TxID     uint64
+	Position int64
+}
+
+// ReadCommitted returns up to limit events after cursor in commit order,
+// (tx_id, global_position), stopping below the oldest transaction still in
+// flight, so that an event whose transaction commits late is never skipped.
+// It is a plain read: it takes no transaction id.
+func (s *Store) ReadCommitted(ctx context.Context, after Cursor, limit int) ([]Event, error) {
+	return s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE (tx_id, global_position) > ($1::text::xid8, $2)
+		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY tx_id, global_position LIMIT $3`,
+		strconv.FormatUint(after.TxID, 10), after.Position, limit)
+}
+
+// Head returns the cursor of the last event that every reader can already see:
+// tailing from it delivers exactly what commits afterwards.
+func (s *Store) Head(ctx context.Context) (Cursor, error) {
+	var c Cursor
+	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events
+		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY tx_id DESC, global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Cursor{}, nil
+	}
+	if err != nil {
+		return Cursor{}, fmt.Errorf("eventstore: head: %w", err)
+	}
+	return c, nil
+}
+
+// LastPosition returns the highest global position written so far (0 when the
+// log is empty).
+func (s *Store) LastPosition(ctx context.Context) (int64, error) {
+	var p int64
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(global_position), 0) FROM events`).Scan(&p); err != nil {
+		return 0, fmt.Errorf("eventstore: last position: %w", err)
+	}
+	return p, nil
+}
+
+// ClaimOwner returns the stream that holds a unique claim, or "" when nobody does.
+func (s *Store) ClaimOwner(ctx context.Context, c Claim) (string, error) {
+	var streamID string
+	err := s.db.QueryRowContext(ctx, `SELECT stream_id FROM unique_claims WHERE scope = $1 AND value = $2`,
+		c.Scope, c.Value).Scan(&streamID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("eventstore: claim owner: %w", err)
+	}
+	return streamID, nil
+}
+
+func claim(ctx context.Context, tx *sqlx.Tx, c Claim, streamID string) error {
+	var owner string
+	err := tx.QueryRowContext(ctx, `INSERT INTO unique_claims (scope, value, stream_id) VALUES ($1, $2, $3)
+		ON CONFLICT (scope, value) DO UPDATE SET scope = excluded.scope
+		RETURNING stream_id`, c.Scope, c.Value, streamID).Scan(&owner)
+	if err != nil {
+		return fmt.Errorf("eventstore: claim %s: %w", c.Scope, err)
+	}
+	if owner != streamID {
+		return ErrClaimed
+	}
+	return nil
+}
+
+func isJSONObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return json.Valid(b)
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// heads remembers the hash of the latest known version of recently used
+// streams, so that an append usually needs no extra read for its prev_hash.
+// Stored rows never change, so an entry is never wrong, only possibly old.
+type heads struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]head
+}
+
+type head struct {
+	version int
+	hash    []byte
+}
+
+func newHeads(max int) *heads { return &heads{max: max, m: make(map[string]head)} }
+
+func (h *heads) get(streamID string, version int) ([]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.m[streamID]
+	if !ok || e.version != version {
+		return nil, false
+	}
+	return e.hash, true
+}
+
+func (h *heads) put(streamID string, version int, hash []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e, ok := h.m[streamID]; ok && e.version >= version {
+		return
+	}
+	if len(h.m) >= h.max {
+		for k := range h.m { // evict an arbitrary entry
+			delete(h.m, k)
+			break
+		}
+	}
+	h.m[streamID] = head{version: version, hash: hash}
+}

@@ -1,0 +1,93 @@
+// Package pgtest gives each test its own freshly migrated PostgreSQL database,
+// dropped when the test ends, so that no test depends on another's data.
+//
+// The server is taken from ENGRAM_TEST_DATABASE_URL (default
+// postgres://127.0.0.1:5432/postgres?sslmode=disable); the database named in
+// that URL is only used to create and drop the per-test databases.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // PostgreSQL driver
+
+	"github.com/engramhq/engram/migrations"
+)
+
+// AdminURL returns the URL of the database used to create test databases.
+func AdminURL() string {
+	if u := os.Getenv("ENGRAM_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// NewURL creates an empty, migrated database for t and returns its URL. The
+// database is dropped when t ends.
+func NewURL(t testing.TB) string {
+	t.Helper()
+	admin, err := sql.Open("postgres", AdminURL())
+	if err != nil {
+		t.Fatalf("pgtest: open admin connection: %v", err)
+	}
+	defer admin.Close()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "engram_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+		t.Fatalf("pgtest: create database (is PostgreSQL running? ENGRAM_TEST_DATABASE_URL=%s): %v", AdminURL(), err)
+	}
+	t.Cleanup(func() {
+		admin, err := sql.Open("postgres", AdminURL())
+		if err != nil {
+			t.Errorf("pgtest: open admin connection: %v", err)
+			return
+		}
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(AdminURL())
+	if err != nil {
+		t.Fatalf("pgtest: parse %s: %v", AdminURL(), err)
+	}
+	u.Path = "/" + name
+	dbURL := u.String()
+
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: open %s: %v", name, err)
+	}
+	defer db.Close()
+	if _, err := migrations.Up(ctx, db); err != nil {
+		t.Fatalf("pgtest: migrate %s: %v", name, err)
+	}
+	return dbURL
+}
+
+// New creates a migrated database for t and returns a connection pool to it,
+// closed when t ends.
+func New(t testing.TB) *sqlx.DB {
+	t.Helper()
+	u := NewURL(t)
+	db, err := sqlx.Open("postgres", u)
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	db.SetMaxOpenConns(20)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
