@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/spf13/cobra"
+
+	"github.com/engramhq/engram"
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/cache"
+	"github.com/engramhq/engram/platform/config"
+	"github.com/engramhq/engram/platform/logging"
+	"github.com/engramhq/engram/platform/metrics"
+	"github.com/engramhq/engram/platform/security"
+	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/queries"
+	httpapi "github.com/engramhq/engram/transport/http"
+)
+
+func newServeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Engram API server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			logger, closeLogs, err := newLogger(cfg)
+			if err != nil {
+				return err
+			}
+			defer closeLogs.Close()
+			if err := serve(cmd.Context(), cfg, logger); err != nil {
+				logger.Error("engram stopped with an error", "err", err)
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+}
+
+func newLogger(cfg config.Config) (*slog.Logger, io.Closer, error) {
+	logger, closer, err := logging.New(logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, Dir: cfg.LogDir})
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: fmt.Errorf("logging: %w", err)}
+	}
+	return logger, closer, nil
+}
+
+// serve runs the API until ctx ends, then shuts down gracefully: stop
+// accepting, finish in-flight requests, stop the consumers, close the pool.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	logger.Debug("configuration", "config", cfg)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+	if cfg.JWTSecretGenerated {
+		logger.Warn("ENGRAM_JWT_SECRET is not set: using a random secret for this run; access tokens will not survive a restart")
+	}
+
+	db, err := openDatabase(ctx, cfg, cfg.AutoMigrate, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	caches, err := cache.NewFallback(ctx, cfg.RedisURL, cfg.RedisPrefix, logger)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	defer caches.Close()
+
+	m := metrics.New()
+	notifier := eventstore.NewNotifier(db.DB, cfg.DatabaseURL, logger)
+	store, err := eventstore.New(db,
+		eventstore.WithAppendHook(notifier.Appended),
+		eventstore.WithAppendHook(func(r eventstore.AppendResult) { m.ObserveAppend(len(r.Events)) }))
+	if err != nil {
+		return err
+	}
+
+	hasher := security.NewPasswordHasher()
+	tokens, err := security.NewTokens(cfg.JWTSecret.Bytes(), cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, time.Now)
+	if err != nil {
+		return err
+	}
+	cmds, err := commands.New(commands.Dependencies{
+		Store: store, Hasher: hasher, Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
+	})
+	if err != nil {
+		return err
+	}
+	checkpoints := projections.NewCheckpoints(db.DB, cfg.ReadYourWritesTimeout)
+	qs, err := queries.New(db, checkpoints)
+	if err != nil {
+		return err
+	}
+
+	// Consumers: the SQL projectors, each a consumer group over the log.
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 15 * time.Second},
+		watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return err
+	}
+	projectors := projections.SQL()
+	cleanups, err := projections.AddToRouter(router, projections.RouterConfig{
+		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: notifier.Subscribe,
+	}, projectors...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, fn := range cleanups {
+			fn()
+		}
+	}()
+
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	notifierDone := make(chan struct{})
+	go func() {
+		defer close(notifierDone)
+		_ = notifier.Run(bgCtx)
+	}()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- router.Run(bgCtx) }()
+	select {
+	case <-router.Running():
+	case err := <-routerDone:
+		return fmt.Errorf("event router: %w", err)
+	}
+
+	if cfg.DevSeed {
+		seed, err := commands.NewSeedDevelopmentHandler(store, hasher)
+		if err != nil {
+			return err
+		}
+		created, err := seed.Handle(ctx)
+		if err != nil {
+			return fmt.Errorf("development seed: %w", err)
+		}
+		if created {
+			logger.Info("development seed: created user test@example.com (password \"password\") with workspace \"My Workspace\"")
+		} else {
+			logger.Info("development seed: user test@example.com already exists (password \"password\")")
+		}
+	}
+
+	ready := func(ctx context.Context) (httpapi.ReadyReport, bool) {
+		report := httpapi.ReadyReport{"cache": caches.Backend()}
+		ok := true
+		if err := db.PingContext(ctx); err != nil {
+			report["postgres"] = "unreachable"
+			ok = false
+		} else {
+			report["postgres"] = "ok"
+		}
+		if router.IsRunning() {
+			report["router"] = "running"
+		} else {
+			report["router"] = "stopped"
+			ok = false
+		}
+		if ok {
+			statuses, err := checkpoints.Status(ctx, projections.Names(projectors))
+			if err != nil {
+				report["projections"] = "unknown"
+				ok = false
+			} else {
+				report["projections"] = statuses
+				for _, s := range statuses {
+					if s.LagEvents > cfg.ProjectionMaxLag {
+						ok = false
+					}
+				}
+			}
+		}
+		return report, ok
+	}
+
+	server, err := httpapi.NewServer(httpapi.Config{
+		Addr: cfg.HTTPAddr, ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout,
+		IdleTimeout: cfg.HTTPIdleTimeout, BodyLimit: cfg.BodyLimit, TrustedProxies: ipNets(cfg.TrustedProxies),
+		Observe: m.ObserveHTTP,
+	}, httpapi.Application{
+		Commands: cmds, Queries: qs, Tokens: tokens, Idempotency: store, Projections: checkpoints,
+		Ready: ready, Metrics: m.Handler(), OpenAPI: engram.OpenAPI,
+	}, logger)
+	if err != nil {
+		return err
+	}
+
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set ENGRAM_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	logger.Info(fmt.Sprintf("engram is listening on http://%s", listener.Addr()), "env", cfg.Env, "cache", caches.Backend())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(listener) }()
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: finishing in-flight requests")
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case err := <-routerDone:
+		return fmt.Errorf("event router stopped: %w", err)
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("http shutdown did not finish cleanly", "err", err)
+	}
+	if err := router.Close(); err != nil {
+		logger.Warn("event router did not close cleanly", "err", err)
+	}
+	stopBackground()
+	<-notifierDone
+	logger.Info("engram stopped")
+	return nil
+}
+
+// secrets makes opaque secrets (refresh tokens, API keys) and their hashes.
+type secrets struct{}
+
+func (secrets) NewSecret(prefix string) (string, error) { return security.RandomToken(prefix, 32) }
+func (secrets) HashSecret(s string) string              { return security.HashToken(s) }
+
+func ipNets(prefixes config.Prefixes) []*net.IPNet {
+	out := make([]*net.IPNet, 0, len(prefixes))
+	for _, p := range prefixes {
+		out = append(out, prefixToIPNet(p))
+	}
+	return out
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	addr := p.Addr()
+	bits := 128
+	if addr.Is4() {
+		bits = 32
+	}
+	return &net.IPNet{IP: net.IP(addr.AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}
+}

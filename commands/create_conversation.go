@@ -1,0 +1,52 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/conversation"
+)
+
+// CreateConversation starts a conversation in a workspace.
+type CreateConversation struct {
+	Actor       access.Actor
+	WorkspaceID string
+	Title       string
+	Modality    string
+	Metadata    json.RawMessage
+}
+
+// ConversationResult is a conversation after a command.
+type ConversationResult struct {
+	Conversation ConversationState
+	Written
+}
+
+// CreateConversationHandler handles CreateConversation.
+type CreateConversationHandler struct {
+	repos *repositories
+}
+
+// Handle creates the conversation (editors and owners).
+func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConversation) (ConversationResult, error) {
+	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.CreateConversation, cmd.WorkspaceID)
+	if err != nil {
+		return ConversationResult{}, err
+	}
+	if ws.Archived {
+		return ConversationResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
+	}
+	id := newID()
+	c, err := conversation.New(id, cmd.WorkspaceID, cmd.Actor.UserID, cmd.Title, cmd.Modality, cmd.Metadata)
+	if err != nil {
+		return ConversationResult{}, err
+	}
+	state := conversationState(c)
+	res, err := h.repos.conversations.save(withActor(ctx, cmd.Actor.UserID), id, c)
+	if err != nil {
+		return ConversationResult{}, err
+	}
+	return ConversationResult{Conversation: state, Written: written(res, 1)}, nil
+}

@@ -1,0 +1,46 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/workspace"
+)
+
+// CreateWorkspace creates a workspace owned by the actor.
+type CreateWorkspace struct {
+	Actor       access.Actor
+	Name        string
+	Description string
+	Config      json.RawMessage
+}
+
+// WorkspaceResult is a workspace after a command.
+type WorkspaceResult struct {
+	Workspace WorkspaceState
+	Written
+}
+
+// CreateWorkspaceHandler handles CreateWorkspace.
+type CreateWorkspaceHandler struct {
+	repos *repositories
+}
+
+// Handle creates the workspace.
+func (h *CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace) (WorkspaceResult, error) {
+	if err := access.CheckWrite(cmd.Actor); err != nil {
+		return WorkspaceResult{}, err
+	}
+	id := newID()
+	ws, err := workspace.Create(id, cmd.Actor.UserID, cmd.Name, cmd.Description, cmd.Config)
+	if err != nil {
+		return WorkspaceResult{}, err
+	}
+	state := workspaceState(ws)
+	res, err := h.repos.workspaces.save(withActor(ctx, cmd.Actor.UserID), id, ws)
+	if err != nil {
+		return WorkspaceResult{}, err
+	}
+	return WorkspaceResult{Workspace: state, Written: written(res, 1)}, nil
+}

@@ -1,0 +1,205 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/session"
+	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/eventstore"
+)
+
+// TokenIssuer issues access tokens for a session.
+type TokenIssuer interface {
+	Issue(subject, sessionID string) (token string, expiresAt time.Time, err error)
+}
+
+// SecretGenerator makes opaque random secrets and their storable hashes.
+type SecretGenerator interface {
+	// NewSecret returns prefix followed by a random, URL-safe secret.
+	NewSecret(prefix string) (string, error)
+	// HashSecret returns the hash under which a secret is stored.
+	HashSecret(secret string) string
+}
+
+// errBadCredentials is the one answer to every failed login, whatever failed.
+var errBadCredentials = domain.Errorf(domain.CodeUnauthorized, "invalid e-mail address or password")
+
+// Tokens is what a login or a refresh hands out.
+type Tokens struct {
+	AccessToken      string
+	AccessExpiresAt  time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	SessionID        string
+}
+
+// Login starts a session for an e-mail address and password.
+type Login struct {
+	Email     string
+	Password  string
+	UserAgent string
+	IP        string
+}
+
+// LoginResult is the session's tokens and its user.
+type LoginResult struct {
+	User UserState
+	Tokens
+	Written
+}
+
+// LoginHandler handles Login and Refresh.
+type LoginHandler struct {
+	repos      *repositories
+	hasher     PasswordHasher
+	tokens     TokenIssuer
+	secrets    SecretGenerator
+	refreshTTL time.Duration
+	now        func() time.Time
+}
+
+// Handle checks the credentials and starts a session. Unknown accounts and
+// wrong passwords get the same CodeUnauthorized error after the same work.
+func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, error) {
+	owner, err := h.repos.store.ClaimOwner(ctx, eventstore.Claim{Scope: EmailClaimScope, Value: user.NormalizeEmail(cmd.Email)})
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if owner == "" || len(cmd.Password) > 1024 {
+		h.hasher.VerifyDummy(cmd.Password)
+		return LoginResult{}, errBadCredentials
+	}
+	userID := strings.TrimPrefix(owner, user.StreamType+"-")
+	u, err := h.repos.users.load(ctx, userID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	state := userState(u)
+	hash := u.PasswordHash()
+	h.repos.users.release(userID, u)
+	ok, err := h.hasher.Verify(cmd.Password, hash)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !ok {
+		return LoginResult{}, errBadCredentials
+	}
+
+	sessionID := newID()
+	refresh, err := h.newRefreshToken(sessionID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	expires := h.now().Add(h.refreshTTL).UTC().Truncate(time.Second)
+	s, err := session.Start(sessionID, userID, h.secrets.HashSecret(refresh), cmd.UserAgent, cmd.IP, expires)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	res, err := h.repos.sessions.save(withActor(ctx, userID), sessionID, s)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	access, accessExp, err := h.tokens.Issue(userID, sessionID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{
+		User:    state,
+		Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: refresh, RefreshExpiresAt: expires, SessionID: sessionID},
+		Written: written(res, 1),
+	}, nil
+}
+
+// Refresh rotates a session's refresh token and issues a new access token.
+type Refresh struct {
+	RefreshToken string
+}
+
+// RefreshResult is the session's new tokens.
+type RefreshResult struct {
+	Tokens
+	UserID string
+	Written
+}
+
+// Refresh rotates the refresh token. Presenting a refresh token that was
+// already rotated revokes the whole session: someone else may hold it.
+func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult, error) {
+	sessionID, ok := sessionOfRefreshToken(cmd.RefreshToken)
+	if !ok {
+		return RefreshResult{}, errInvalidRefresh
+	}
+	s, err := h.repos.sessions.load(ctx, sessionID)
+	if domain.ErrorCode(err) == domain.CodeNotFound {
+		return RefreshResult{}, errInvalidRefresh
+	}
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	next, err := h.newRefreshToken(sessionID)
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	now := h.now()
+	expires := now.Add(h.refreshTTL).UTC().Truncate(time.Second)
+	decision := s.Refresh(h.secrets.HashSecret(cmd.RefreshToken), h.secrets.HashSecret(next), expires, now)
+	userID := s.UserID()
+	if len(s.Pending()) > 0 {
+		// Either the rotation, or the revocation of a reused token: both are
+		// recorded, whatever the decision.
+		res, err := h.repos.sessions.save(withActor(ctx, userID), sessionID, s)
+		if err != nil {
+			return RefreshResult{}, err
+		}
+		if decision != nil {
+			return RefreshResult{}, errInvalidRefresh
+		}
+		access, accessExp, err := h.tokens.Issue(userID, sessionID)
+		if err != nil {
+			return RefreshResult{}, err
+		}
+		return RefreshResult{
+			Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
+			UserID:  userID,
+			Written: written(res, s.Version()),
+		}, nil
+	}
+	h.repos.sessions.release(sessionID, s)
+	if decision == nil {
+		decision = errors.New("session refresh recorded nothing")
+	}
+	if domain.ErrorCode(decision) == domain.CodeUnauthorized {
+		return RefreshResult{}, errInvalidRefresh
+	}
+	return RefreshResult{}, decision
+}
+
+var errInvalidRefresh = domain.Errorf(domain.CodeUnauthorized, "invalid or expired refresh token")
+
+const refreshPrefix = "rt_"
+
+// newRefreshToken returns "rt_<session id>.<random>": the session id lets the
+// token be found without an index of secrets; only its hash is stored.
+func (h *LoginHandler) newRefreshToken(sessionID string) (string, error) {
+	secret, err := h.secrets.NewSecret("")
+	if err != nil {
+		return "", err
+	}
+	return refreshPrefix + sessionID + "." + secret, nil
+}
+
+func sessionOfRefreshToken(token string) (string, bool) {
+	rest, ok := strings.CutPrefix(token, refreshPrefix)
+	if !ok {
+		return "", false
+	}
+	id, secret, ok := strings.Cut(rest, ".")
+	if !ok || secret == "" || validID("session_id", id) != nil {
+		return "", false
+	}
+	return id, true
+}

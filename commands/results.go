@@ -1,0 +1,83 @@
+package commands
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/domain/workspace"
+	"github.com/engramhq/engram/eventstore"
+)
+
+// ErrPreconditionFailed means the client's If-Match version is not the
+// current version of the resource. Nothing was written.
+var ErrPreconditionFailed = errors.New("precondition failed: the resource has changed")
+
+// Written says where a command's events landed.
+type Written struct {
+	// Events are the appended events (empty when nothing changed).
+	Events []eventstore.Event
+	// Version is the stream version after the command.
+	Version int
+	// Position is the global position of the last appended event (0 when
+	// nothing changed).
+	Position int64
+}
+
+func written(res eventstore.AppendResult, version int) Written {
+	return Written{Events: res.Events, Version: version, Position: res.LastPosition()}
+}
+
+// UserState is a user as seen by a command, without secrets.
+type UserState struct {
+	ID          string
+	Email       string
+	DisplayName string
+	Roles       []string
+}
+
+func userState(u *user.User) UserState {
+	return UserState{ID: u.ID(), Email: u.Email(), DisplayName: u.DisplayName(), Roles: u.Roles()}
+}
+
+// WorkspaceState is a workspace right after a command.
+type WorkspaceState struct {
+	ID          string
+	OwnerID     string
+	Name        string
+	Description string
+	Config      json.RawMessage
+	Archived    bool
+	Members     map[string]string
+}
+
+func workspaceState(w *workspace.Workspace) WorkspaceState {
+	return WorkspaceState{ID: w.ID(), OwnerID: w.OwnerID(), Name: w.Name(), Description: w.Description(),
+		Config: w.Config(), Archived: w.Archived(), Members: w.Members()}
+}
+
+// ConversationState is a conversation right after a command.
+type ConversationState struct {
+	ID          string
+	WorkspaceID string
+	CreatedBy   string
+	Title       string
+	Modality    string
+	Metadata     json.RawMessage
+	Archived     bool
+	MessageCount int
+}
+
+func conversationState(c *conversation.Conversation) ConversationState {
+	return ConversationState{ID: c.ID(), WorkspaceID: c.WorkspaceID(), CreatedBy: c.CreatedBy(), Title: c.Title(),
+		Modality: c.Modality(), Metadata: c.Metadata(), Archived: c.Archived(), MessageCount: c.MessageCount()}
+}
+
+// checkIfMatch enforces an optional If-Match version.
+func checkIfMatch(ifMatch *int, version int) error {
+	if ifMatch != nil && *ifMatch != version {
+		return ErrPreconditionFailed
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+)
+
+// RevokeSession ends a session: its refresh token stops working and its
+// access tokens are refused.
+type RevokeSession struct {
+	Actor     access.Actor
+	SessionID string
+	// Reason is recorded with the revocation, e.g. "logout".
+	Reason string
+}
+
+// RevokeSessionHandler handles RevokeSession.
+type RevokeSessionHandler struct {
+	repos *repositories
+}
+
+// Handle revokes the session. Sessions of other users are not found, except
+// for admins. Revoking a revoked session changes nothing.
+func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (Written, error) {
+	if err := validID("session_id", cmd.SessionID); err != nil {
+		return Written{}, err
+	}
+	s, err := h.repos.sessions.load(ctx, cmd.SessionID)
+	if err != nil {
+		return Written{}, err
+	}
+	if s.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
+		h.repos.sessions.release(cmd.SessionID, s)
+		return Written{}, domain.Errorf(domain.CodeNotFound, "session not found")
+	}
+	if err := s.Revoke(cmd.Reason); err != nil {
+		h.repos.sessions.release(cmd.SessionID, s)
+		return Written{}, err
+	}
+	version := s.Version()
+	res, err := h.repos.sessions.save(withActor(ctx, cmd.Actor.UserID), cmd.SessionID, s)
+	if err != nil {
+		return Written{}, err
+	}
+	return written(res, version), nil
+}

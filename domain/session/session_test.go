@@ -1,0 +1,309 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/engramhq/engram/domain"
+)
+
+const (
+	sid = "s-1"
+	uid = "u-1"
+	h1  = "hash-1"
+	h2  = "hash-2"
+	h3  = "hash-3"
+)
+
+var (
+	t0  = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	exp = t0.Add(24 * time.Hour)
+)
+
+func started() Started {
+	return Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, UserAgent: "curl/8", IP: "192.0.2.1", ExpiresAt: exp}
+}
+
+func load(events ...domain.Event) *Session {
+	s := &Session{}
+	for _, e := range events {
+		s.Apply(e)
+	}
+	return s
+}
+
+func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
+	t.Helper()
+	if gotCode := domain.ErrorCode(err); gotCode != code {
+		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
+	}
+	if code == domain.CodeInvalid {
+		var de *domain.Error
+		errors.As(err, &de)
+		var names []string
+		for _, f := range de.Fields {
+			names = append(names, f.Field)
+		}
+		if !slices.Equal(names, fields) {
+			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
+		}
+	}
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events = %#v, want %#v", got, want)
+	}
+}
+
+func TestStart(t *testing.T) {
+	paris := time.FixedZone("CET", 3600)
+	long := strings.Repeat("a", 511) + "é" // 513 bytes: the cut must not split é
+	tests := []struct {
+		name               string
+		id, user, hash, ua string
+		ip                 string
+		expires            time.Time
+		then               []domain.Event
+		code               string
+		fields             []string
+	}{
+		{name: "ok", id: sid, user: uid, hash: h1, ua: " curl/8 ", ip: "192.0.2.1", expires: exp,
+			then: []domain.Event{started()}},
+		{name: "expiry stored in UTC", id: sid, user: uid, hash: h1, expires: exp.In(paris),
+			then: []domain.Event{Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, ExpiresAt: exp}}},
+		{name: "IPv6 canonical and IPv4-mapped unmapped", id: sid, user: uid, hash: h1, ip: "::ffff:192.0.2.1", expires: exp,
+			then: []domain.Event{Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, IP: "192.0.2.1", ExpiresAt: exp}}},
+		{name: "IPv6", id: sid, user: uid, hash: h1, ip: "2001:DB8:0:0::1", expires: exp,
+			then: []domain.Event{Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, IP: "2001:db8::1", ExpiresAt: exp}}},
+		{name: "user agent cut at a rune boundary", id: sid, user: uid, hash: h1, ua: long, expires: exp,
+			then: []domain.Event{Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, UserAgent: strings.Repeat("a", 511), ExpiresAt: exp}}},
+		{name: "user agent of 512 bytes kept", id: sid, user: uid, hash: h1, ua: strings.Repeat("é", 256), expires: exp,
+			then: []domain.Event{Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, UserAgent: strings.Repeat("é", 256), ExpiresAt: exp}}},
+		{name: "user agent cleaned", id: sid, user: uid, hash: h1, ua: "Moz\x00illa\xff\r\n", expires: exp,
+			then: []domain.Event{Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, UserAgent: "Mozilla\uFFFD", ExpiresAt: exp}}},
+		{name: "everything invalid", ip: "not-an-ip",
+			code: domain.CodeInvalid, fields: []string{"session_id", "user_id", "refresh_token_hash", "ip", "expires_at"}},
+		{name: "ip with port", id: sid, user: uid, hash: h1, ip: "192.0.2.1:443", expires: exp,
+			code: domain.CodeInvalid, fields: []string{"ip"}},
+		{name: "hash with NUL", id: sid, user: uid, hash: "h\x00", expires: exp,
+			code: domain.CodeInvalid, fields: []string{"refresh_token_hash"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Start(tt.id, tt.user, tt.hash, tt.ua, tt.ip, tt.expires)
+			var got []domain.Event
+			if s != nil {
+				got = s.Pending()
+				if s.Version() != 1 || s.ID() != tt.id || s.Revoked() || !s.Active(t0) {
+					t.Fatalf("version %d id %q", s.Version(), s.ID())
+				}
+				if ua := s.UserAgent(); len(ua) > MaxUserAgentBytes || domain.TextProblem(ua) != "" {
+					t.Fatalf("user agent not storable: %q", ua)
+				}
+			} else if err == nil {
+				t.Fatal("nil session without error")
+			}
+			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+		})
+	}
+}
+
+func TestCommands(t *testing.T) {
+	later := exp.Add(24 * time.Hour)
+	rotated := []domain.Event{started(), Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}
+	tests := []struct {
+		name   string
+		given  []domain.Event
+		when   func(*Session) error
+		then   []domain.Event
+		code   string
+		fields []string
+	}{
+		{name: "refresh", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh(h1, h2, later, t0) },
+			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
+		{name: "refresh twice in a row", given: []domain.Event{started()},
+			when: func(s *Session) error {
+				if err := s.Refresh(h1, h2, later, t0); err != nil {
+					return err
+				}
+				return s.Refresh(h2, h3, later.Add(time.Hour), t0.Add(time.Minute))
+			},
+			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later},
+				Refreshed{RefreshTokenHash: h3, ExpiresAt: later.Add(time.Hour)}}},
+		{name: "refresh stores expiry in UTC", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh(h1, h2, later.In(time.FixedZone("X", -7200)), t0) },
+			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
+		{name: "refresh after previous rotation", given: rotated,
+			when: func(s *Session) error { return s.Refresh(h2, h3, later, exp.Add(time.Hour)) },
+			then: []domain.Event{Refreshed{RefreshTokenHash: h3, ExpiresAt: later}}},
+		{name: "refresh with reused token revokes", given: rotated,
+			when: func(s *Session) error { return s.Refresh(h1, h3, later, t0) },
+			then: []domain.Event{Revoked{Reason: ReasonRefreshTokenReuse}},
+			code: domain.CodeUnauthorized},
+		{name: "refresh with unknown token", given: rotated,
+			when: func(s *Session) error { return s.Refresh("forged", h3, later, t0) },
+			code: domain.CodeUnauthorized},
+		{name: "refresh with empty token", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh("", h3, later, t0) },
+			code: domain.CodeUnauthorized},
+		{name: "refresh revoked session", given: []domain.Event{started(), Revoked{Reason: ReasonLogout}},
+			when: func(s *Session) error { return s.Refresh(h1, h2, later, t0) },
+			code: domain.CodeUnauthorized},
+		{name: "refresh reused token of revoked session records nothing", given: append(rotated, Revoked{Reason: ReasonRefreshTokenReuse}),
+			when: func(s *Session) error { return s.Refresh(h1, h3, later, t0) },
+			code: domain.CodeUnauthorized},
+		{name: "refresh at expiry", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh(h1, h2, later, exp) },
+			code: domain.CodeUnauthorized},
+		{name: "refresh just before expiry", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh(h1, h2, later, exp.Add(-time.Nanosecond)) },
+			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
+		{name: "refresh with invalid successor", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh(h1, "", t0, t0) },
+			code: domain.CodeInvalid, fields: []string{"refresh_token_hash", "expires_at"}},
+		{name: "refresh to the current hash", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Refresh(h1, h1, later, t0) },
+			code: domain.CodeInvalid, fields: []string{"refresh_token_hash"}},
+		{name: "refresh to a spent hash", given: rotated,
+			when: func(s *Session) error { return s.Refresh(h2, h1, later, t0) },
+			code: domain.CodeInvalid, fields: []string{"refresh_token_hash"}},
+		{name: "revoke", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Revoke(" logout ") },
+			then: []domain.Event{Revoked{Reason: ReasonLogout}}},
+		{name: "revoke without reason", given: rotated,
+			when: func(s *Session) error { return s.Revoke("") },
+			then: []domain.Event{Revoked{Reason: ReasonRevoked}}},
+		{name: "revoke twice records nothing", given: []domain.Event{started(), Revoked{Reason: ReasonLogout}},
+			when: func(s *Session) error { return s.Revoke(ReasonLogout) }},
+		{name: "revoke with invalid reason", given: []domain.Event{started()},
+			when: func(s *Session) error { return s.Revoke(strings.Repeat("r", 201)) },
+			code: domain.CodeInvalid, fields: []string{"reason"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := load(tt.given...)
+			err := tt.when(s)
+			checkOutcome(t, err, tt.code, tt.fields, s.Pending(), tt.then)
+			if s.Version() != len(tt.given)+len(tt.then) {
+				t.Fatalf("version = %d, want %d", s.Version(), len(tt.given)+len(tt.then))
+			}
+		})
+	}
+}
+
+func TestState(t *testing.T) {
+	later := exp.Add(time.Hour)
+	s := load(started(), Refreshed{RefreshTokenHash: h2, ExpiresAt: later})
+	if s.ID() != sid || s.UserID() != uid || s.RefreshTokenHash() != h2 || !s.ExpiresAt().Equal(later) ||
+		s.UserAgent() != "curl/8" || s.IP() != "192.0.2.1" || s.Revoked() || s.RevokeReason() != "" || s.Version() != 2 {
+		t.Fatalf("state: %+v", s)
+	}
+	if !s.Active(exp) || s.Active(later) {
+		t.Fatal("Active")
+	}
+	s.Apply(Revoked{Reason: ReasonLogout})
+	if !s.Revoked() || s.RevokeReason() != ReasonLogout || s.Active(t0) {
+		t.Fatal("revoked state")
+	}
+}
+
+func TestStreamID(t *testing.T) {
+	if got := StreamID("42"); got != "session-42" {
+		t.Fatalf("StreamID = %q", got)
+	}
+}
+
+func TestDecodeRoundTrip(t *testing.T) {
+	events := []domain.Event{
+		started(),
+		Refreshed{RefreshTokenHash: h2, ExpiresAt: exp.Add(time.Nanosecond)},
+		Revoked{Reason: ReasonRefreshTokenReuse},
+	}
+	for _, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", e.EventType(), err)
+		}
+		if !reflect.DeepEqual(got, e) {
+			t.Fatalf("Decode(%s) = %#v, want %#v", e.EventType(), got, e)
+		}
+	}
+	got, err := Decode(EventRefreshed, 1, []byte(`{"refresh_token_hash":"h","expires_at":"2026-03-02T14:00:00+02:00"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got.(Refreshed); r.ExpiresAt != time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC) {
+		t.Fatalf("expires_at not UTC: %v", r.ExpiresAt)
+	}
+	if _, err := Decode("session.paused", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
+		t.Fatalf("unknown type: %v", err)
+	}
+	if _, err := Decode(EventRevoked, 2, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
+		t.Fatalf("unknown version: %v", err)
+	}
+	if _, err := Decode(EventStarted, 1, []byte(`{"expires_at":"tomorrow"}`)); err == nil {
+		t.Fatal("bad time decoded")
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	for _, e := range []domain.Event{started(), Refreshed{RefreshTokenHash: h1, ExpiresAt: exp}} {
+		data, _ := json.Marshal(domain.Redact(e))
+		if strings.Contains(string(data), h1) {
+			t.Fatalf("%s leaks the hash: %s", e.EventType(), data)
+		}
+	}
+}
+
+func TestLoadFromStoredEvents(t *testing.T) {
+	s, err := Start(sid, uid, h1, "curl/8", "2001:db8::1", exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Refresh(h1, h2, exp.Add(time.Hour), t0))
+	must(t, s.Refresh(h2, h3, exp.Add(2*time.Hour), t0))
+	if err := s.Refresh(h1, "hash-4", exp.Add(3*time.Hour), t0); domain.ErrorCode(err) != domain.CodeUnauthorized {
+		t.Fatalf("reuse: %v", err)
+	}
+
+	loaded := &Session{}
+	for _, e := range s.Pending() {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded.Apply(stored)
+	}
+	if loaded.Version() != 4 || len(loaded.Pending()) != 0 {
+		t.Fatalf("loaded version %d pending %d", loaded.Version(), len(loaded.Pending()))
+	}
+	s.ClearPending()
+	if !reflect.DeepEqual(s, loaded) {
+		t.Fatalf("loaded state differs:\n%#v\n%#v", s, loaded)
+	}
+	if !loaded.Revoked() || loaded.RevokeReason() != ReasonRefreshTokenReuse || loaded.RefreshTokenHash() != h3 {
+		t.Fatalf("accessors: %v %q %q", loaded.Revoked(), loaded.RevokeReason(), loaded.RefreshTokenHash())
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

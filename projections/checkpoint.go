@@ -1,0 +1,121 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrUnknownPosition means a client waited for a position the log does not
+// hold.
+var ErrUnknownPosition = errors.New("no event has this position")
+
+// ErrNotCaughtUp means a read model did not reach the awaited position in
+// time.
+var ErrNotCaughtUp = errors.New("the read model has not caught up with the requested position yet")
+
+// Checkpoints tells how far each projector has come, and lets queries wait
+// for their read model to reach a position (read-your-writes).
+type Checkpoints struct {
+	db      *sql.DB
+	timeout time.Duration
+}
+
+// NewCheckpoints returns Checkpoints over db; WaitFor waits at most timeout.
+func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
+	return &Checkpoints{db: db, timeout: timeout}
+}
+
+// Applied reports whether projector has applied the event at position.
+// Consumers go in commit order, (tx_id, global_position), so "applied" means
+// the projector's checkpoint is at or beyond that event in this order.
+func (c *Checkpoints) Applied(ctx context.Context, projector string, position int64) (bool, error) {
+	var applied sql.NullBool
+	err := c.db.QueryRowContext(ctx, `SELECT (
+			SELECT (o.last_processed_transaction_id, o.offset_acked) >= (e.tx_id, e.global_position)
+			FROM consumer_offsets o WHERE o.consumer_group = $1)
+		FROM events e WHERE e.global_position = $2`, projector, position).Scan(&applied)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, ErrUnknownPosition
+	}
+	if err != nil {
+		return false, fmt.Errorf("checkpoint of %s: %w", projector, err)
+	}
+	return applied.Valid && applied.Bool, nil
+}
+
+// WaitFor waits until projector has applied position, or the timeout passes
+// (ErrNotCaughtUp), or ctx ends. Position 0 returns at once.
+func (c *Checkpoints) WaitFor(ctx context.Context, projector string, position int64) error {
+	if position <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	delay := 2 * time.Millisecond
+	for {
+		ok, err := c.Applied(ctx, projector, position)
+		switch {
+		case ok:
+			return nil
+		case errors.Is(err, ErrUnknownPosition):
+			return err
+		case ctx.Err() != nil:
+			return ErrNotCaughtUp
+		case err != nil:
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ErrNotCaughtUp
+		case <-t.C:
+		}
+		if delay < 25*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// Status is how far one projector has come.
+type Status struct {
+	Name string `json:"name"`
+	// Position is the global position of the last event applied.
+	Position int64 `json:"position"`
+	// LagEvents is the number of committed events not applied yet.
+	LagEvents int64 `json:"lag_events"`
+	// LagSeconds is the age of the oldest event not applied yet.
+	LagSeconds float64 `json:"lag_seconds"`
+	// Parked is the number of events the projector gave up on.
+	Parked int64 `json:"parked"`
+}
+
+// Status reports the checkpoint and lag of each named projector.
+func (c *Checkpoints) Status(ctx context.Context, names []string) ([]Status, error) {
+	out := make([]Status, 0, len(names))
+	for _, name := range names {
+		s := Status{Name: name}
+		var oldest sql.NullTime
+		err := c.db.QueryRowContext(ctx, `
+			WITH o AS (
+				SELECT coalesce((SELECT last_processed_transaction_id FROM consumer_offsets WHERE consumer_group = $1), '0'::xid8) AS tx,
+				       coalesce((SELECT offset_acked FROM consumer_offsets WHERE consumer_group = $1), 0) AS pos
+			)
+			SELECT o.pos,
+			       (SELECT count(*) FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)),
+			       (SELECT min(e.recorded_at) FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)),
+			       (SELECT count(*) FROM parked_events p WHERE p.consumer_group = $1)
+			FROM o`, name).Scan(&s.Position, &s.LagEvents, &oldest, &s.Parked)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", name, err)
+		}
+		if oldest.Valid {
+			s.LagSeconds = time.Since(oldest.Time).Seconds()
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

@@ -1,0 +1,140 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/engramhq/engram/eventstore"
+)
+
+// Execer is the part of a transaction that projectors write through.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Projector applies events to a read model.
+type Projector interface {
+	// Name is the projector's stable identity and consumer group.
+	Name() string
+	// Apply applies one event. It must be idempotent and must not call the
+	// network: it runs inside the consumer group's transaction.
+	Apply(ctx context.Context, tx Execer, e eventstore.Event) error
+}
+
+// HandlerOptions tune how a projector's handler retries.
+type HandlerOptions struct {
+	// MaxRetries before an event is parked (default 3).
+	MaxRetries int
+	// InitialInterval between retries (default 20ms), doubled each time.
+	InitialInterval time.Duration
+}
+
+// Handler returns the Watermill handler that feeds p. db is used only when
+// the delivering subscriber offers no transaction of its own (a subscriber
+// other than watermill-sql's).
+func Handler(p Projector, db *sql.DB, logger *slog.Logger, o HandlerOptions) message.NoPublishHandlerFunc {
+	if o.MaxRetries <= 0 {
+		o.MaxRetries = 3
+	}
+	if o.InitialInterval <= 0 {
+		o.InitialInterval = 20 * time.Millisecond
+	}
+	logger = logger.With("projector", p.Name())
+
+	apply := func(msg *message.Message) ([]*message.Message, error) {
+		e, err := eventstore.FromMessage(msg)
+		if err != nil {
+			return nil, err
+		}
+		return nil, withTx(msg.Context(), db, func(tx *sql.Tx) error {
+			return inSavepoint(msg.Context(), tx, func() error { return p.Apply(msg.Context(), tx, e) })
+		})
+	}
+	retry := middleware.Retry{
+		MaxRetries:      o.MaxRetries,
+		InitialInterval: o.InitialInterval,
+		Multiplier:      2,
+		MaxInterval:     time.Second,
+	}.Middleware(apply)
+
+	return func(msg *message.Message) error {
+		_, err := retry(msg)
+		if err == nil {
+			return nil
+		}
+		if msg.Context().Err() != nil {
+			return err // shutting down: the event will be delivered again
+		}
+		e, decodeErr := eventstore.FromMessage(msg)
+		if decodeErr != nil {
+			logger.Error("undecodable event message; parking it", "uuid", msg.UUID, "err", decodeErr)
+		} else {
+			logger.Error("projector failed on an event; parking it", "position", e.GlobalPosition,
+				"type", e.Type, "stream_id", e.StreamID, "err", err)
+		}
+		return withTx(msg.Context(), db, func(tx *sql.Tx) error {
+			return park(msg.Context(), tx, p.Name(), e, msg.UUID, err)
+		})
+	}
+}
+
+// withTx runs fn in the subscriber's transaction when there is one, and in a
+// transaction of its own otherwise.
+func withTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	if tx, ok := wsql.TxFromContext(ctx); ok {
+		return fn(tx)
+	}
+	if db == nil {
+		return errors.New("projections: no transaction in the message context and no database")
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// inSavepoint runs fn so that a failed statement does not abort the
+// surrounding transaction: its writes are rolled back and the transaction can
+// go on (to retry, to park, to acknowledge).
+func inSavepoint(ctx context.Context, tx *sql.Tx, fn func() error) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT projector_apply`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if err := fn(); err != nil {
+		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projector_apply`); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+		}
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT projector_apply`); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
+}
+
+func park(ctx context.Context, tx *sql.Tx, group string, e eventstore.Event, uuid string, cause error) error {
+	if e.EventID == "" {
+		e.EventID = uuid
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO parked_events (consumer_group, global_position, event_id, type, error)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (consumer_group, global_position) DO UPDATE SET error = excluded.error, parked_at = now()`,
+		group, e.GlobalPosition, e.EventID, e.Type, cause.Error())
+	if err != nil {
+		return fmt.Errorf("park event %d for %s: %w", e.GlobalPosition, group, err)
+	}
+	return nil
+}

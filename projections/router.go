@@ -1,0 +1,52 @@
+package projections
+
+import (
+	"database/sql"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/engramhq/engram/eventstore"
+)
+
+// RouterConfig says how projectors subscribe to the log.
+type RouterConfig struct {
+	DB           *sql.DB
+	Logger       *slog.Logger
+	PollInterval time.Duration
+	// Wake, when set, returns a channel that wakes an idle consumer early
+	// (eventstore.Notifier.Subscribe).
+	Wake func() (<-chan struct{}, func())
+}
+
+// AddToRouter registers each projector as a consumer group handler of router.
+// It returns functions to call when the router has stopped.
+func AddToRouter(router *message.Router, cfg RouterConfig, projectors ...Projector) ([]func(), error) {
+	var cleanups []func()
+	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	for _, p := range projectors {
+		sc := eventstore.SubscriberConfig{ConsumerGroup: p.Name(), PollInterval: cfg.PollInterval}
+		if cfg.Wake != nil {
+			ch, stop := cfg.Wake()
+			sc.Wake = ch
+			cleanups = append(cleanups, stop)
+		}
+		sub, err := eventstore.NewSubscriber(cfg.DB, sc, wlog)
+		if err != nil {
+			return cleanups, err
+		}
+		router.AddConsumerHandler(p.Name(), eventstore.Topic, sub, Handler(p, cfg.DB, cfg.Logger, HandlerOptions{}))
+	}
+	return cleanups, nil
+}
+
+// Names returns the names of projectors.
+func Names(ps []Projector) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name()
+	}
+	return out
+}

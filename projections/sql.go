@@ -1,0 +1,250 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/domain/apikey"
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/domain/session"
+	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/domain/workspace"
+	"github.com/engramhq/engram/eventstore"
+)
+
+// Names of the SQL projectors. They are stable identities: renaming one
+// replays all history into it.
+const (
+	UsersProjector         = "users"
+	WorkspacesProjector    = "workspaces"
+	ConversationsProjector = "conversations"
+	SessionsProjector      = "sessions"
+)
+
+// SQL returns the projectors of the SQL read models.
+func SQL() []Projector {
+	return []Projector{usersProjector{}, workspacesProjector{}, conversationsProjector{}, sessionsProjector{}}
+}
+
+// advance moves a row to stream version v if it is behind it, and reports
+// whether it did: false means the event was already applied.
+func advance(ctx context.Context, tx Execer, table, id string, v int, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2`, id, v, at)
+	if err != nil {
+		return false, fmt.Errorf("advance %s %s: %w", table, id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// insertNew inserts a row created by an event; it reports false when the row
+// already exists (the event was applied before).
+func insertNew(ctx context.Context, tx Execer, query string, args ...any) (bool, error) {
+	res, err := tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func idOf(e eventstore.Event, streamType string) string {
+	return e.StreamID[len(streamType)+1:]
+}
+
+type usersProjector struct{}
+
+func (usersProjector) Name() string { return UsersProjector }
+
+func (usersProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	if e.StreamType != user.StreamType {
+		return nil
+	}
+	ev, err := user.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	id := idOf(e, user.StreamType)
+	if ev, ok := ev.(user.Registered); ok {
+		_, err := insertNew(ctx, tx, `INSERT INTO users (id, email, display_name, roles, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $5, $6)`, id, ev.Email, ev.DisplayName, pq.Array([]string{ev.Role}), e.RecordedAt, e.StreamVersion)
+		return err
+	}
+	if ok, err := advance(ctx, tx, "users", id, e.StreamVersion, e.RecordedAt); !ok || err != nil {
+		return err
+	}
+	switch ev := ev.(type) {
+	case user.ProfileUpdated:
+		_, err = tx.ExecContext(ctx, `UPDATE users SET display_name = $2 WHERE id = $1`, id, ev.DisplayName)
+	case user.RoleGranted:
+		_, err = tx.ExecContext(ctx, `UPDATE users SET roles = array(SELECT DISTINCT unnest(roles || $2::text) ORDER BY 1) WHERE id = $1`, id, ev.Role)
+	}
+	return err
+}
+
+type workspacesProjector struct{}
+
+func (workspacesProjector) Name() string { return WorkspacesProjector }
+
+func (workspacesProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	if e.StreamType != workspace.StreamType {
+		return nil
+	}
+	ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	id := idOf(e, workspace.StreamType)
+	if ev, ok := ev.(workspace.Created); ok {
+		created, err := insertNew(ctx, tx, `INSERT INTO workspaces (id, owner_id, name, description, config, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`, id, ev.OwnerID, ev.Name, ev.Description, jsonOrEmpty(ev.Config), e.RecordedAt, e.StreamVersion)
+		if err != nil || !created {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO workspace_members (workspace_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)
+			ON CONFLICT (workspace_id, user_id) DO NOTHING`, id, ev.OwnerID, e.RecordedAt)
+		return err
+	}
+	if ok, err := advance(ctx, tx, "workspaces", id, e.StreamVersion, e.RecordedAt); !ok || err != nil {
+		return err
+	}
+	switch ev := ev.(type) {
+	case workspace.Updated:
+		_, err = tx.ExecContext(ctx, `UPDATE workspaces SET name = coalesce($2, name), description = coalesce($3, description),
+			config = coalesce($4::jsonb, config) WHERE id = $1`, id, ev.Name, ev.Description, nullJSON(ev.Config))
+	case workspace.MemberAdded:
+		_, err = tx.ExecContext(ctx, `INSERT INTO workspace_members (workspace_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role`, id, ev.UserID, ev.Role, e.RecordedAt)
+	case workspace.MemberRemoved:
+		_, err = tx.ExecContext(ctx, `DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2`, id, ev.UserID)
+	case workspace.Archived:
+		_, err = tx.ExecContext(ctx, `UPDATE workspaces SET archived = true WHERE id = $1`, id)
+	}
+	return err
+}
+
+type conversationsProjector struct{}
+
+func (conversationsProjector) Name() string { return ConversationsProjector }
+
+func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	if e.StreamType != conversation.StreamType {
+		return nil
+	}
+	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	id := idOf(e, conversation.StreamType)
+	if ev, ok := ev.(conversation.Created); ok {
+		_, err := insertNew(ctx, tx, `INSERT INTO conversations (id, workspace_id, created_by, title, modality, metadata,
+			created_at, updated_at, last_activity_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8)`,
+			id, ev.WorkspaceID, ev.CreatedBy, ev.Title, ev.Modality, jsonOrEmpty(ev.Metadata), e.RecordedAt, e.StreamVersion)
+		return err
+	}
+	if ok, err := advance(ctx, tx, "conversations", id, e.StreamVersion, e.RecordedAt); !ok || err != nil {
+		return err
+	}
+	switch ev := ev.(type) {
+	case conversation.Updated:
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET title = coalesce($2, title), metadata = coalesce($3::jsonb, metadata)
+			WHERE id = $1`, id, ev.Title, nullJSON(ev.Metadata))
+	case conversation.MessagePosted:
+		var workspaceID string
+		if err = tx.QueryRowContext(ctx, `UPDATE conversations SET message_count = message_count + 1, last_activity_at = $2
+			WHERE id = $1 RETURNING workspace_id`, id, e.RecordedAt).Scan(&workspaceID); err != nil {
+			return fmt.Errorf("conversation %s: %w", id, err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata,
+			created_at, position, stream_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+			ev.MessageID, id, workspaceID, ev.AuthorID, ev.Role, ev.Content, jsonOrEmpty(ev.Metadata), e.RecordedAt, e.GlobalPosition, e.StreamVersion)
+	case conversation.Archived:
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET archived = true WHERE id = $1`, id)
+	}
+	return err
+}
+
+type sessionsProjector struct{}
+
+func (sessionsProjector) Name() string { return SessionsProjector }
+
+func (sessionsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	switch e.StreamType {
+	case session.StreamType:
+		return applySession(ctx, tx, e)
+	case apikey.StreamType:
+		return applyAPIKey(ctx, tx, e)
+	}
+	return nil
+}
+
+func applySession(ctx context.Context, tx Execer, e eventstore.Event) error {
+	ev, err := session.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	id := idOf(e, session.StreamType)
+	if ev, ok := ev.(session.Started); ok {
+		_, err := insertNew(ctx, tx, `INSERT INTO sessions (id, user_id, user_agent, ip, created_at, expires_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, ev.UserID, ev.UserAgent, ev.IP, e.RecordedAt, ev.ExpiresAt, e.StreamVersion)
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE sessions SET version = $2 WHERE id = $1 AND version < $2`, id, e.StreamVersion)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	switch ev := ev.(type) {
+	case session.Refreshed:
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET last_refreshed_at = $2, expires_at = $3 WHERE id = $1`, id, e.RecordedAt, ev.ExpiresAt)
+	case session.Revoked:
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1`, id, e.RecordedAt, ev.Reason)
+	}
+	return err
+}
+
+func applyAPIKey(ctx context.Context, tx Execer, e eventstore.Event) error {
+	ev, err := apikey.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	id := idOf(e, apikey.StreamType)
+	if ev, ok := ev.(apikey.Issued); ok {
+		_, err := insertNew(ctx, tx, `INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, ev.UserID, ev.Name, ev.Prefix, ev.KeyHash, pq.Array(ev.Scopes),
+			e.RecordedAt, ev.ExpiresAt, e.StreamVersion)
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE api_keys SET version = $2 WHERE id = $1 AND version < $2`, id, e.StreamVersion)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	if _, ok := ev.(apikey.Revoked); ok {
+		_, err = tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1`, id, e.RecordedAt)
+	}
+	return err
+}
+
+func jsonOrEmpty(raw []byte) string {
+	if len(raw) == 0 {
+		return "{}"
+	}
+	return string(raw)
+}
+
+func nullJSON(raw []byte) sql.NullString {
+	if len(raw) == 0 {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: string(raw), Valid: true}
+}
+

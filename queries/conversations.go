@@ -1,0 +1,102 @@
+package queries
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/projections"
+)
+
+// Conversation is a conversation as the members of its workspace see it.
+type Conversation struct {
+	ID             string          `db:"id"`
+	WorkspaceID    string          `db:"workspace_id"`
+	CreatedBy      string          `db:"created_by"`
+	Title          string          `db:"title"`
+	Modality       string          `db:"modality"`
+	Metadata       json.RawMessage `db:"metadata"`
+	Archived       bool            `db:"archived"`
+	MessageCount   int             `db:"message_count"`
+	CreatedAt      time.Time       `db:"created_at"`
+	UpdatedAt      time.Time       `db:"updated_at"`
+	LastActivityAt time.Time       `db:"last_activity_at"`
+	Version        int             `db:"version"`
+}
+
+const conversationColumns = `id, workspace_id, created_by, title, modality, metadata, archived, message_count,
+	created_at, updated_at, last_activity_at, version`
+
+// ListConversationsHandler lists a workspace's conversations.
+type ListConversationsHandler struct{ r *reader }
+
+// Handle returns one page, most recently active first.
+func (h *ListConversationsHandler) Handle(ctx context.Context, actor access.Actor, workspaceID string, page PageRequest, minPosition int64) (Page[Conversation], error) {
+	if !isUUID(workspaceID) {
+		return Page[Conversation]{}, notFound("workspace")
+	}
+	cur, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return Page[Conversation]{}, err
+	}
+	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
+		return Page[Conversation]{}, err
+	}
+	if _, err := h.r.authorize(ctx, actor, access.ReadWorkspace, workspaceID); err != nil {
+		return Page[Conversation]{}, err
+	}
+	limit := page.limit()
+	var items []Conversation
+	if cur == nil {
+		err = h.r.db.SelectContext(ctx, &items, `SELECT `+conversationColumns+` FROM conversations
+			WHERE workspace_id = $1 ORDER BY last_activity_at DESC, id DESC LIMIT $2`, workspaceID, limit+1)
+	} else {
+		err = h.r.db.SelectContext(ctx, &items, `SELECT `+conversationColumns+` FROM conversations
+			WHERE workspace_id = $1 AND (last_activity_at, id) < ($3, $4)
+			ORDER BY last_activity_at DESC, id DESC LIMIT $2`, workspaceID, limit+1, cur.T, cur.ID)
+	}
+	if err != nil {
+		return Page[Conversation]{}, err
+	}
+	return pageOf(items, limit, func(c Conversation) timeCursor { return timeCursor{T: c.LastActivityAt, ID: c.ID} }), nil
+}
+
+// GetConversationHandler returns one conversation.
+type GetConversationHandler struct{ r *reader }
+
+// Handle returns the conversation, or not found when the caller may not see it.
+func (h *GetConversationHandler) Handle(ctx context.Context, actor access.Actor, id string, minPosition int64) (Conversation, error) {
+	if !isUUID(id) {
+		return Conversation{}, notFound("conversation")
+	}
+	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
+		return Conversation{}, err
+	}
+	return h.r.conversation(ctx, actor, id)
+}
+
+// conversation loads a conversation the actor may read.
+func (r *reader) conversation(ctx context.Context, actor access.Actor, id string) (Conversation, error) {
+	var c Conversation
+	err := r.db.GetContext(ctx, &c, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Conversation{}, notFound("conversation")
+	}
+	if err != nil {
+		return Conversation{}, err
+	}
+	if _, err := r.authorize(ctx, actor, access.ReadConversation, c.WorkspaceID); err != nil {
+		return Conversation{}, err
+	}
+	return c, nil
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}

@@ -1,0 +1,40 @@
+package queries
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/projections"
+)
+
+// User is a user as the API shows it (never with secrets).
+type User struct {
+	ID          string         `db:"id"`
+	Email       string         `db:"email"`
+	DisplayName string         `db:"display_name"`
+	Roles       pq.StringArray `db:"roles"`
+	CreatedAt   time.Time      `db:"created_at"`
+	UpdatedAt   time.Time      `db:"updated_at"`
+	Version     int            `db:"version"`
+}
+
+// MeHandler returns the authenticated user.
+type MeHandler struct{ r *reader }
+
+// Handle returns the actor's own user.
+func (h *MeHandler) Handle(ctx context.Context, actor access.Actor, minPosition int64) (User, error) {
+	if err := h.r.wait(ctx, projections.UsersProjector, minPosition); err != nil {
+		return User{}, err
+	}
+	var u User
+	err := h.r.db.GetContext(ctx, &u, `SELECT id, email, display_name, roles, created_at, updated_at, version FROM users WHERE id = $1`, actor.UserID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, notFound("user")
+	}
+	return u, err
+}

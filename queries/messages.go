@@ -1,0 +1,72 @@
+package queries
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/projections"
+)
+
+// Message is one message of a conversation.
+type Message struct {
+	ID             string          `db:"id"`
+	ConversationID string          `db:"conversation_id"`
+	Role           string          `db:"role"`
+	AuthorID       string          `db:"author_id"`
+	Content        string          `db:"content"`
+	Metadata       json.RawMessage `db:"metadata"`
+	CreatedAt      time.Time       `db:"created_at"`
+	Position       int64           `db:"position"`
+}
+
+// ListMessagesHandler lists a conversation's messages.
+type ListMessagesHandler struct{ r *reader }
+
+// Handle returns up to page.Limit messages after the position given as the
+// cursor (a message's position; the next cursor is the last one's), oldest
+// first.
+func (h *ListMessagesHandler) Handle(ctx context.Context, actor access.Actor, conversationID string, page PageRequest, minPosition int64) (Page[Message], error) {
+	if !isUUID(conversationID) {
+		return Page[Message]{}, notFound("conversation")
+	}
+	after, err := ParsePosition(page.Cursor)
+	if err != nil {
+		return Page[Message]{}, &domain.Error{Code: domain.CodeInvalid, Message: "validation failed",
+			Fields: []domain.FieldError{{Field: "after", Message: "must be a message position (a non-negative integer)"}}}
+	}
+	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
+		return Page[Message]{}, err
+	}
+	if _, err := h.r.conversation(ctx, actor, conversationID); err != nil {
+		return Page[Message]{}, err
+	}
+	limit := page.limit()
+	items := []Message{}
+	err = h.r.db.SelectContext(ctx, &items, `SELECT id, conversation_id, role, author_id, content, metadata, created_at, position
+		FROM messages WHERE conversation_id = $1 AND position > $2 ORDER BY position LIMIT $3`, conversationID, after, limit+1)
+	if err != nil {
+		return Page[Message]{}, err
+	}
+	p := Page[Message]{Items: items}
+	if len(items) > limit {
+		p.Items = items[:limit]
+		p.NextCursor = strconv.FormatInt(p.Items[limit-1].Position, 10)
+	}
+	return p, nil
+}
+
+// ParsePosition parses a global position ("" is 0).
+func ParsePosition(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, strconv.ErrSyntax
+	}
+	return n, nil
+}

@@ -1,0 +1,161 @@
+package queries
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/projections"
+)
+
+// Waiter waits until a projector has applied a position.
+type Waiter interface {
+	WaitFor(ctx context.Context, projector string, position int64) error
+}
+
+// Queries is every query handler of Engram, built in one place.
+type Queries struct {
+	Me                *MeHandler
+	ListWorkspaces    *ListWorkspacesHandler
+	GetWorkspace      *GetWorkspaceHandler
+	ListMembers       *ListMembersHandler
+	ListConversations *ListConversationsHandler
+	GetConversation   *GetConversationHandler
+	ListMessages      *ListMessagesHandler
+	ListSessions      *ListSessionsHandler
+	Credentials       *CredentialsHandler
+}
+
+// New builds every query handler over the read models in db.
+func New(db *sqlx.DB, waiter Waiter) (Queries, error) {
+	if db == nil || waiter == nil {
+		return Queries{}, errors.New("queries: db and waiter are required")
+	}
+	r := &reader{db: db, waiter: waiter}
+	return Queries{
+		Me:                &MeHandler{r},
+		ListWorkspaces:    &ListWorkspacesHandler{r},
+		GetWorkspace:      &GetWorkspaceHandler{r},
+		ListMembers:       &ListMembersHandler{r},
+		ListConversations: &ListConversationsHandler{r},
+		GetConversation:   &GetConversationHandler{r},
+		ListMessages:      &ListMessagesHandler{r},
+		ListSessions:      &ListSessionsHandler{r},
+		Credentials:       &CredentialsHandler{r},
+	}, nil
+}
+
+// reader is what every handler shares: the database and the waiter.
+type reader struct {
+	db     *sqlx.DB
+	waiter Waiter
+}
+
+// wait applies read-your-writes for one read model.
+func (r *reader) wait(ctx context.Context, projector string, minPosition int64) error {
+	err := r.waiter.WaitFor(ctx, projector, minPosition)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, projections.ErrUnknownPosition):
+		return &domain.Error{Code: domain.CodeInvalid, Message: "validation failed",
+			Fields: []domain.FieldError{{Field: "Engram-Min-Position", Message: "no event has this position"}}}
+	default:
+		return err
+	}
+}
+
+// memberRole returns the actor's role in a workspace from the membership read
+// model ("" when not a member).
+func (r *reader) memberRole(ctx context.Context, workspaceID, userID string) (string, error) {
+	var role string
+	err := r.db.GetContext(ctx, &role, `SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2`, workspaceID, userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return role, err
+}
+
+// authorize applies the policy to a workspace resource.
+func (r *reader) authorize(ctx context.Context, actor access.Actor, action access.Action, workspaceID string) (string, error) {
+	role, err := r.memberRole(ctx, workspaceID, actor.UserID)
+	if err != nil {
+		return "", fmt.Errorf("membership: %w", err)
+	}
+	return role, access.CheckWorkspace(actor, action, role)
+}
+
+// Page is one page of a list.
+type Page[T any] struct {
+	Items []T
+	// NextCursor continues the list; empty on the last page.
+	NextCursor string
+}
+
+// Limits of list pages.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// PageRequest asks for one page.
+type PageRequest struct {
+	Cursor string
+	Limit  int
+}
+
+func (p PageRequest) limit() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultLimit
+	case p.Limit > MaxLimit:
+		return MaxLimit
+	}
+	return p.Limit
+}
+
+// timeCursor is the position of a row in a (time DESC, id DESC) order.
+type timeCursor struct {
+	T  time.Time `json:"t"`
+	ID string    `json:"id"`
+}
+
+func encodeCursor(c timeCursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor parses a list cursor; exported so transport can validate
+// early and fuzz tests can reach it.
+func decodeCursor(s string) (*timeCursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) > 512 {
+		return nil, invalidCursor()
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, invalidCursor()
+	}
+	var c timeCursor
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || c.T.IsZero() {
+		return nil, invalidCursor()
+	}
+	return &c, nil
+}
+
+func invalidCursor() error {
+	return &domain.Error{Code: domain.CodeInvalid, Message: "validation failed",
+		Fields: []domain.FieldError{{Field: "cursor", Message: "is not a cursor returned by this list"}}}
+}
+
+func notFound(what string) error { return domain.Errorf(domain.CodeNotFound, "%s not found", what) }

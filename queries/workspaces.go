@@ -1,0 +1,127 @@
+package queries
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/projections"
+)
+
+// Workspace is a workspace as its members see it.
+type Workspace struct {
+	ID          string          `db:"id"`
+	OwnerID     string          `db:"owner_id"`
+	Name        string          `db:"name"`
+	Description string          `db:"description"`
+	Config      json.RawMessage `db:"config"`
+	Archived    bool            `db:"archived"`
+	CreatedAt   time.Time       `db:"created_at"`
+	UpdatedAt   time.Time       `db:"updated_at"`
+	Version     int             `db:"version"`
+	// Role is the caller's role in the workspace ("" for admins and auditors
+	// who are not members).
+	Role string `db:"role"`
+}
+
+const workspaceColumns = `w.id, w.owner_id, w.name, w.description, w.config, w.archived, w.created_at, w.updated_at, w.version`
+
+// ListWorkspacesHandler lists the workspaces the caller is a member of.
+type ListWorkspacesHandler struct{ r *reader }
+
+// Handle returns one page, newest first.
+func (h *ListWorkspacesHandler) Handle(ctx context.Context, actor access.Actor, page PageRequest, minPosition int64) (Page[Workspace], error) {
+	cur, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return Page[Workspace]{}, err
+	}
+	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
+		return Page[Workspace]{}, err
+	}
+	limit := page.limit()
+	var items []Workspace
+	if cur == nil {
+		err = h.r.db.SelectContext(ctx, &items, `SELECT `+workspaceColumns+`, m.role FROM workspace_members m
+			JOIN workspaces w ON w.id = m.workspace_id WHERE m.user_id = $1
+			ORDER BY w.created_at DESC, w.id DESC LIMIT $2`, actor.UserID, limit+1)
+	} else {
+		err = h.r.db.SelectContext(ctx, &items, `SELECT `+workspaceColumns+`, m.role FROM workspace_members m
+			JOIN workspaces w ON w.id = m.workspace_id WHERE m.user_id = $1 AND (w.created_at, w.id) < ($3, $4)
+			ORDER BY w.created_at DESC, w.id DESC LIMIT $2`, actor.UserID, limit+1, cur.T, cur.ID)
+	}
+	if err != nil {
+		return Page[Workspace]{}, err
+	}
+	return pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} }), nil
+}
+
+// pageOf trims the extra row fetched to learn whether another page exists.
+func pageOf[T any](items []T, limit int, cursorOf func(T) timeCursor) Page[T] {
+	p := Page[T]{Items: items}
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	if len(items) > limit {
+		p.Items = items[:limit]
+		p.NextCursor = encodeCursor(cursorOf(p.Items[limit-1]))
+	}
+	return p
+}
+
+// GetWorkspaceHandler returns one workspace.
+type GetWorkspaceHandler struct{ r *reader }
+
+// Handle returns the workspace, or not found when the caller may not see it.
+func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id string, minPosition int64) (Workspace, error) {
+	if !isUUID(id) {
+		return Workspace{}, notFound("workspace")
+	}
+	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
+		return Workspace{}, err
+	}
+	role, err := h.r.authorize(ctx, actor, access.ReadWorkspace, id)
+	if err != nil {
+		return Workspace{}, err
+	}
+	var w Workspace
+	err = h.r.db.GetContext(ctx, &w, `SELECT `+workspaceColumns+`, $2::text AS role FROM workspaces w WHERE w.id = $1`, id, role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Workspace{}, notFound("workspace")
+	}
+	return w, err
+}
+
+// Member is one member of a workspace.
+type Member struct {
+	WorkspaceID string    `db:"workspace_id"`
+	UserID      string    `db:"user_id"`
+	Role        string    `db:"role"`
+	AddedAt     time.Time `db:"added_at"`
+	Email       string    `db:"email"`
+	DisplayName string    `db:"display_name"`
+}
+
+// ListMembersHandler lists a workspace's members.
+type ListMembersHandler struct{ r *reader }
+
+// Handle returns every member (workspaces have few), oldest first.
+func (h *ListMembersHandler) Handle(ctx context.Context, actor access.Actor, workspaceID string, minPosition int64) ([]Member, error) {
+	if !isUUID(workspaceID) {
+		return nil, notFound("workspace")
+	}
+	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
+		return nil, err
+	}
+	if _, err := h.r.authorize(ctx, actor, access.ReadWorkspace, workspaceID); err != nil {
+		return nil, err
+	}
+	members := []Member{}
+	err := h.r.db.SelectContext(ctx, &members, `SELECT m.workspace_id, m.user_id, m.role, m.added_at,
+			coalesce(u.email, '') AS email, coalesce(u.display_name, '') AS display_name
+		FROM workspace_members m LEFT JOIN users u ON u.id = m.user_id
+		WHERE m.workspace_id = $1 ORDER BY m.added_at, m.user_id`, workspaceID)
+	return members, err
+}

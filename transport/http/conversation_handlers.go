@@ -1,0 +1,181 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/projections"
+)
+
+type createConversationRequest struct {
+	Title    string          `json:"title"`
+	Modality string          `json:"modality"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) createConversation(c echo.Context) error {
+	var req createConversationRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+		return err
+	}
+	render := func(res eventstore.AppendResult) (int, any, bool) {
+		conv, ok := conversationFromEvents(res.Events)
+		return http.StatusCreated, conv, ok
+	}
+	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+		res, err := s.app.Commands.CreateConversation.Handle(ctx, commands.CreateConversation{
+			Actor: actor(c), WorkspaceID: c.Param("id"), Title: req.Title, Modality: req.Modality, Metadata: nullAsAbsent(req.Metadata),
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		positionHeaders(c, res.Version, res.Position)
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/conversations/"+res.Conversation.ID)
+		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
+		return status, body, nil
+	})
+}
+
+func (s *Server) listConversations(c echo.Context) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	page, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Queries.ListConversations.Handle(c.Request().Context(), actor(c), c.Param("id"), page, pos)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(res, conversationFromQuery))
+}
+
+func (s *Server) getConversation(c echo.Context) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	conv, err := s.app.Queries.GetConversation.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	if err != nil {
+		return err
+	}
+	positionHeaders(c, conv.Version, 0)
+	return c.JSON(http.StatusOK, conversationFromQuery(conv))
+}
+
+type updateConversationRequest struct {
+	Title    *string         `json:"title"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) updateConversation(c echo.Context) error {
+	var req updateConversationRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+		return err
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Commands.UpdateConversation.Handle(c.Request().Context(), commands.UpdateConversation{
+		Actor: actor(c), ConversationID: c.Param("id"), Title: req.Title, MetadataPatch: nullAsAbsent(req.Metadata), IfMatch: match,
+	})
+	if err != nil {
+		return err
+	}
+	return s.answerConversation(c, res)
+}
+
+func (s *Server) archiveConversation(c echo.Context) error {
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Commands.ArchiveConversation.Handle(c.Request().Context(), commands.ArchiveConversation{
+		Actor: actor(c), ConversationID: c.Param("id"), IfMatch: match,
+	})
+	if err != nil {
+		return err
+	}
+	return s.answerConversation(c, res)
+}
+
+// answerConversation answers a conversation change with the read model once
+// it has applied the change, or with what the command saw when it is late.
+func (s *Server) answerConversation(c echo.Context, res commands.ConversationResult) error {
+	positionHeaders(c, res.Version, res.Position)
+	ctx := c.Request().Context()
+	if s.app.Projections.WaitFor(ctx, projections.ConversationsProjector, res.Position) == nil {
+		if conv, err := s.app.Queries.GetConversation.Handle(ctx, actor(c), res.Conversation.ID, 0); err == nil {
+			return c.JSON(http.StatusOK, conversationFromQuery(conv))
+		}
+	}
+	st := res.Conversation
+	out := conversationJSON{ID: st.ID, WorkspaceID: st.WorkspaceID, Title: st.Title, Modality: st.Modality,
+		Metadata: objectOrEmpty(st.Metadata), CreatedBy: st.CreatedBy, Archived: st.Archived, MessageCount: st.MessageCount, Version: res.Version}
+	if n := len(res.Events); n > 0 {
+		out.UpdatedAt = res.Events[n-1].RecordedAt
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type postMessageRequest struct {
+	Content  string          `json:"content"`
+	Role     string          `json:"role"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) postMessage(c echo.Context) error {
+	var req postMessageRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+		return err
+	}
+	render := func(res eventstore.AppendResult) (int, any, bool) {
+		m, ok := messageFromEvents(res.Events)
+		return http.StatusCreated, m, ok
+	}
+	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+		res, err := s.app.Commands.PostMessage.Handle(ctx, commands.PostMessage{
+			Actor: actor(c), ConversationID: c.Param("id"), Content: req.Content, Role: req.Role, Metadata: nullAsAbsent(req.Metadata),
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		positionHeaders(c, res.Version, res.Position)
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/conversations/"+res.ConversationID+"/messages")
+		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
+		return status, body, nil
+	})
+}
+
+func (s *Server) listMessages(c echo.Context) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	page, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Queries.ListMessages.Handle(c.Request().Context(), actor(c), c.Param("id"), page, pos)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(res, messageFromQuery))
+}

@@ -1,0 +1,146 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/domain"
+)
+
+// maxJSONDepth bounds the nesting of request bodies.
+const maxJSONDepth = 32
+
+// decodeBody strictly decodes a JSON request body into dst: the body must be
+// one JSON object of known fields with the right types. Problems are reported
+// as validation errors naming the field ("body" for the body as a whole).
+func decodeBody(c echo.Context, dst any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return invalid(domain.FieldError{Field: "body", Message: "Content-Type must be application/json"})
+	}
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", tooLarge.Limit))
+		}
+		return invalid(domain.FieldError{Field: "body", Message: "could not be read"})
+	}
+	setRawBody(c, raw)
+	return decodeJSON(raw, dst)
+}
+
+// decodeJSON is decodeBody's pure part.
+func decodeJSON(raw []byte, dst any) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return invalid(domain.FieldError{Field: "body", Message: "is empty; send a JSON object"})
+	}
+	if depth(raw) > maxJSONDepth {
+		return invalid(domain.FieldError{Field: "body", Message: fmt.Sprintf("nests deeper than %d levels", maxJSONDepth)})
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return invalid(jsonProblem(err))
+	}
+	if dec.More() {
+		return invalid(domain.FieldError{Field: "body", Message: "holds more than one JSON value"})
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalid(domain.FieldError{Field: "body", Message: "holds more than one JSON value"})
+	}
+	return nil
+}
+
+func jsonProblem(err error) domain.FieldError {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return domain.FieldError{Field: "body", Message: fmt.Sprintf("is not valid JSON (at byte %d)", syntax.Offset)}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return domain.FieldError{Field: "body", Message: "must be a JSON object"}
+		}
+		return domain.FieldError{Field: typ.Field, Message: "must be a " + jsonType(typ.Type.Kind().String())}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return domain.FieldError{Field: "body", Message: "is truncated JSON"}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return domain.FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Message: "is not a known field"}
+	}
+	return domain.FieldError{Field: "body", Message: "is not valid JSON"}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "int", "int64", "int32", "float64":
+		return "number"
+	case "bool":
+		return "boolean"
+	case "slice":
+		return "array"
+	case "map", "struct":
+		return "JSON object"
+	}
+	return "value of another type"
+}
+
+// depth returns the deepest nesting of objects and arrays in raw, ignoring
+// brackets inside strings.
+func depth(raw []byte) int {
+	d, maxD := 0, 0
+	inString, escaped := false, false
+	for _, b := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && b == '\\':
+			escaped = true
+		case b == '"':
+			inString = !inString
+		case inString:
+		case b == '{' || b == '[':
+			d++
+			if d > maxD {
+				maxD = d
+			}
+		case b == '}' || b == ']':
+			d--
+		}
+	}
+	return maxD
+}
+
+// optionalObject holds a JSON field that must be an object when present.
+// A present null is "null".
+func objectField(field string, raw json.RawMessage) error {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || t[0] == '{' {
+		return nil
+	}
+	return invalid(domain.FieldError{Field: field, Message: "must be a JSON object"})
+}
+
+const rawBodyKey = "engram.raw_body"
+
+func setRawBody(c echo.Context, raw []byte) { c.Set(rawBodyKey, raw) }
+
+func rawBody(c echo.Context) []byte {
+	b, _ := c.Get(rawBodyKey).([]byte)
+	return b
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,131 @@
+package http
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/eventstore"
+)
+
+const requestIDKey = "engram.request_id"
+
+var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID takes the client's X-Request-ID when it is sane, makes one
+// otherwise, echoes it, and records it (and the correlation id) as metadata
+// of every event the request causes.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !safeRequestID.MatchString(id) {
+			id = uuid.NewString()
+		}
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		correlation := c.Request().Header.Get("X-Correlation-ID")
+		if !safeRequestID.MatchString(correlation) {
+			correlation = id
+		}
+		ctx := commands.WithMetadata(c.Request().Context(), eventstore.Metadata{
+			CorrelationID: correlation, CausationID: id, RequestID: id,
+		})
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDKey).(string)
+	return id
+}
+
+// recoverer turns a panic into a logged 500 problem.
+func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// accessLog logs one line per request: method, route, status, latency,
+// request id and user id. Never bodies, headers or tokens.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // writes the problem, so that the status is known
+		}
+		d := time.Since(start)
+		status := c.Response().Status
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		if s.cfg.Observe != nil {
+			s.cfg.Observe(c.Request().Method, route, status, d)
+		}
+		level := s.logLevel(status, route)
+		if s.logger.Enabled(c.Request().Context(), level) {
+			attrs := []any{"method", c.Request().Method, "route", route, "status", status,
+				"latency_ms", float64(d.Microseconds()) / 1000, "request_id", requestID(c)}
+			if a, ok := actorOf(c); ok {
+				attrs = append(attrs, "user_id", a.UserID)
+			}
+			s.logger.Log(c.Request().Context(), level, "request", attrs...)
+		}
+		return nil
+	}
+}
+
+func (s *Server) logLevel(status int, route string) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelWarn
+	case route == "/healthz" || route == "/readyz" || route == "/metrics":
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// bodyLimit refuses bodies over the configured size with 413.
+func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.BodyLimit > 0 {
+			r := c.Request()
+			if r.ContentLength > s.cfg.BodyLimit {
+				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", s.cfg.BodyLimit))
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.BodyLimit)
+		}
+		return next(c)
+	}
+}
+
+// securityHeaders sets headers every API answer should carry.
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		if c.Request().Method == http.MethodGet && c.Path() != "/openapi.yaml" {
+			h.Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}

@@ -1,0 +1,231 @@
+package http
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/queries"
+)
+
+// Application is everything the HTTP API drives, built in one place
+// (cmd/engram).
+type Application struct {
+	Commands commands.Commands
+	Queries  queries.Queries
+	// Tokens parses access tokens.
+	Tokens TokenParser
+	// Idempotency reads the stored first responses of idempotent requests.
+	Idempotency IdempotencyStore
+	// Projections lets command handlers wait for their read model before
+	// answering with it.
+	Projections Waiter
+	// Ready reports readiness for /readyz.
+	Ready func(ctx context.Context) (ReadyReport, bool)
+	// Metrics serves /metrics; nil means 404.
+	Metrics http.Handler
+	// OpenAPI is the OpenAPI document served at /openapi.yaml.
+	OpenAPI []byte
+}
+
+// IdempotencyStore reads stored idempotent responses.
+type IdempotencyStore interface {
+	IdempotentResponse(ctx context.Context, scope, key string) (eventstore.StoredResponse, bool, error)
+}
+
+// Waiter waits until a projector has applied a position.
+type Waiter interface {
+	WaitFor(ctx context.Context, projector string, position int64) error
+}
+
+// ReadyReport is the body of /readyz.
+type ReadyReport map[string]any
+
+// Config tunes the server.
+type Config struct {
+	Addr         string
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	BodyLimit    int64
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
+	// Observe, when set, is called after every request with its route,
+	// status and duration (metrics).
+	Observe func(method, route string, status int, d time.Duration)
+}
+
+// Server is Engram's HTTP server.
+type Server struct {
+	echo   *echo.Echo
+	http   *http.Server
+	app    Application
+	cfg    Config
+	logger *slog.Logger
+}
+
+// NewServer builds the server and its routes. It refuses missing parts of the
+// application.
+func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error) {
+	if app.Tokens == nil || app.Idempotency == nil || app.Projections == nil || app.Ready == nil {
+		return nil, errors.New("http: tokens, idempotency store, projections and readiness are required")
+	}
+	if app.Commands.PostMessage == nil || app.Queries.ListMessages == nil {
+		return nil, errors.New("http: commands and queries are required")
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	s := &Server{echo: e, app: app, cfg: cfg, logger: logger}
+	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(
+		s.requestID,
+		s.accessLog,
+		s.recoverer,
+		s.bodyLimit,
+		s.securityHeaders,
+		s.authenticate,
+	)
+	s.routes()
+
+	s.http = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler (for tests).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.http.Shutdown(ctx)
+}
+
+// RegisterOnShutdown registers fn to run when Shutdown starts (e.g. to close
+// live streams, which Shutdown does not wait for).
+func (s *Server) RegisterOnShutdown(fn func()) { s.http.RegisterOnShutdown(fn) }
+
+// Echo exposes the router so that other transports (SSE) add their routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics)
+	e.GET("/openapi.yaml", s.openapi)
+
+	v1 := e.Group("/v1")
+	v1.POST("/auth/register", s.register)
+	v1.POST("/auth/login", s.login)
+	v1.POST("/auth/refresh", s.refresh)
+	v1.POST("/auth/logout", s.logout, requireActor)
+	v1.GET("/auth/me", s.me, requireActor)
+	v1.GET("/sessions", s.listSessions, requireActor)
+	v1.DELETE("/sessions/:id", s.revokeSession, requireActor)
+
+	v1.POST("/workspaces", s.createWorkspace, requireActor)
+	v1.GET("/workspaces", s.listWorkspaces, requireActor)
+	v1.GET("/workspaces/:id", s.getWorkspace, requireActor)
+	v1.PATCH("/workspaces/:id", s.updateWorkspace, requireActor)
+	v1.DELETE("/workspaces/:id", s.archiveWorkspace, requireActor)
+	v1.GET("/workspaces/:id/members", s.listMembers, requireActor)
+	v1.POST("/workspaces/:id/members", s.addMember, requireActor)
+	v1.DELETE("/workspaces/:id/members/:user_id", s.removeMember, requireActor)
+
+	v1.POST("/workspaces/:id/conversations", s.createConversation, requireActor)
+	v1.GET("/workspaces/:id/conversations", s.listConversations, requireActor)
+	v1.GET("/conversations/:id", s.getConversation, requireActor)
+	v1.PATCH("/conversations/:id", s.updateConversation, requireActor)
+	v1.DELETE("/conversations/:id", s.archiveConversation, requireActor)
+	v1.POST("/conversations/:id/messages", s.postMessage, requireActor)
+	v1.GET("/conversations/:id/messages", s.listMessages, requireActor)
+}
+
+// Routes lists every registered route as "METHOD path" (for the OpenAPI
+// check).
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		if strings.HasPrefix(r.Name, "github.com/labstack") {
+			continue
+		}
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// isUnavailable reports whether err means the database cannot be reached.
+func isUnavailable(err error) bool {
+	var pqErr *pq.Error
+	var netErr net.Error
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &pqErr):
+		code := string(pqErr.Code)
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" || code == "53300"
+	case errors.As(err, &opErr), errors.As(err, &netErr):
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "bad connection")
+}
+
+// positionHeaders sets ETag and Engram-Position on a command's answer.
+func positionHeaders(c echo.Context, version int, position int64) {
+	h := c.Response().Header()
+	if version > 0 {
+		h.Set("ETag", `"`+strconv.Itoa(version)+`"`)
+	}
+	if position > 0 {
+		h.Set("Engram-Position", strconv.FormatInt(position, 10))
+	}
+}

@@ -1,0 +1,195 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/projections"
+)
+
+type createWorkspaceRequest struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Config      json.RawMessage `json:"config"`
+}
+
+func (s *Server) createWorkspace(c echo.Context) error {
+	var req createWorkspaceRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := objectField("config", req.Config); err != nil {
+		return err
+	}
+	render := func(res eventstore.AppendResult) (int, any, bool) {
+		w, ok := workspaceFromEvents(res.Events)
+		return http.StatusCreated, w, ok
+	}
+	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+		res, err := s.app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
+			Actor: actor(c), Name: req.Name, Description: req.Description, Config: nullAsAbsent(req.Config),
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		positionHeaders(c, res.Version, res.Position)
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/workspaces/"+res.Workspace.ID)
+		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
+		return status, body, nil
+	})
+}
+
+func (s *Server) listWorkspaces(c echo.Context) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	page, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Queries.ListWorkspaces.Handle(c.Request().Context(), actor(c), page, pos)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(res, workspaceFromQuery))
+}
+
+func (s *Server) getWorkspace(c echo.Context) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	w, err := s.app.Queries.GetWorkspace.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	if err != nil {
+		return err
+	}
+	positionHeaders(c, w.Version, 0)
+	return c.JSON(http.StatusOK, workspaceFromQuery(w))
+}
+
+type updateWorkspaceRequest struct {
+	Name        *string         `json:"name"`
+	Description *string         `json:"description"`
+	Config      json.RawMessage `json:"config"`
+}
+
+func (s *Server) updateWorkspace(c echo.Context) error {
+	var req updateWorkspaceRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := objectField("config", nullAsAbsent(req.Config)); err != nil {
+		return err
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Commands.UpdateWorkspace.Handle(c.Request().Context(), commands.UpdateWorkspace{
+		Actor: actor(c), WorkspaceID: c.Param("id"), Name: req.Name, Description: req.Description,
+		Config: nullAsAbsent(req.Config), IfMatch: match,
+	})
+	if err != nil {
+		return err
+	}
+	return s.answerWorkspace(c, res)
+}
+
+func (s *Server) archiveWorkspace(c echo.Context) error {
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.app.Commands.ArchiveWorkspace.Handle(c.Request().Context(), commands.ArchiveWorkspace{
+		Actor: actor(c), WorkspaceID: c.Param("id"), IfMatch: match,
+	})
+	if err != nil {
+		return err
+	}
+	return s.answerWorkspace(c, res)
+}
+
+// answerWorkspace answers a workspace change with the workspace as the read
+// model shows it once it has applied the change, or as the command saw it
+// when the read model is late.
+func (s *Server) answerWorkspace(c echo.Context, res commands.WorkspaceResult) error {
+	positionHeaders(c, res.Version, res.Position)
+	a := actor(c)
+	ctx := c.Request().Context()
+	if s.app.Projections.WaitFor(ctx, projections.WorkspacesProjector, res.Position) == nil {
+		if w, err := s.app.Queries.GetWorkspace.Handle(ctx, a, res.Workspace.ID, 0); err == nil {
+			return c.JSON(http.StatusOK, workspaceFromQuery(w))
+		}
+	}
+	return c.JSON(http.StatusOK, workspaceFromCommand(res.Workspace, res.Written, res.Workspace.Members[a.UserID]))
+}
+
+type addMemberRequest struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Role   string `json:"role"`
+}
+
+func (s *Server) listMembers(c echo.Context) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	members, err := s.app.Queries.ListMembers.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	if err != nil {
+		return err
+	}
+	out := listJSON[memberJSON]{Items: make([]memberJSON, len(members))}
+	for i, m := range members {
+		out.Items[i] = memberFromQuery(m)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) addMember(c echo.Context) error {
+	var req addMemberRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	workspaceID := c.Param("id")
+	render := func(res eventstore.AppendResult) (int, any, bool) {
+		m, ok := memberFromEvents(workspaceID, res.Events)
+		return http.StatusCreated, m, ok
+	}
+	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+		res, err := s.app.Commands.AddMember.Handle(ctx, commands.AddMember{
+			Actor: actor(c), WorkspaceID: workspaceID, UserID: req.UserID, Email: req.Email, Role: req.Role,
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		positionHeaders(c, res.Version, res.Position)
+		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
+		return status, body, nil
+	})
+}
+
+func (s *Server) removeMember(c echo.Context) error {
+	res, err := s.app.Commands.RemoveMember.Handle(c.Request().Context(), commands.RemoveMember{
+		Actor: actor(c), WorkspaceID: c.Param("id"), UserID: c.Param("user_id"),
+	})
+	if err != nil {
+		return err
+	}
+	positionHeaders(c, res.Version, res.Position)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// nullAsAbsent treats a JSON null like an absent field.
+func nullAsAbsent(raw json.RawMessage) json.RawMessage {
+	if string(raw) == "null" {
+		return nil
+	}
+	return raw
+}
