@@ -59,11 +59,11 @@ func workspaceState(w *workspace.Workspace) WorkspaceState {
 
 // ConversationState is a conversation right after a command.
 type ConversationState struct {
-	ID          string
-	WorkspaceID string
-	CreatedBy   string
-	Title       string
-	Modality    string
+	ID           string
+	WorkspaceID  string
+	CreatedBy    string
+	Title        string
+	Modality     string
 	Metadata     json.RawMessage
 	Archived     bool
 	MessageCount int

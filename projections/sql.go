@@ -247,4 +247,3 @@ func nullJSON(raw []byte) sql.NullString {
 	}
 	return sql.NullString{String: string(raw), Valid: true}
 }
-

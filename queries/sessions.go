@@ -47,7 +47,6 @@ func (h *CredentialsHandler) WaitForSession(ctx context.Context, position int64)
 	return h.r.wait(ctx, projections.SessionsProjector, position)
 }
 
-
 // Principal is what the authenticator learns about a credential's user.
 type Principal struct {
 	UserID  string

@@ -49,6 +49,10 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 // accepts.
 const MinJWTSecretLength = 32
 
+// LoginAttemptWindow is the fixed window in which LoginMaxAttempts failed
+// logins are counted, per account and per IP.
+const LoginAttemptWindow = 15 * time.Minute
+
 // DotEnvFile is the file FromEnvironment reads from the working directory.
 const DotEnvFile = ".env"
 
@@ -103,7 +107,7 @@ type Config struct {
 	// RefreshTokenTTL is the lifetime of a refresh token (session).
 	RefreshTokenTTL time.Duration `env:"ENGRAM_REFRESH_TOKEN_TTL" envDefault:"720h"`
 	// LoginMaxAttempts is how many failed logins are allowed per account and
-	// per IP in a 15-minute window.
+	// per IP in a LoginAttemptWindow.
 	LoginMaxAttempts int `env:"ENGRAM_LOGIN_MAX_ATTEMPTS" envDefault:"10"`
 
 	// LogLevel is the lowest level logged: debug, info, warn or error.

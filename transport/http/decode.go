@@ -17,13 +17,21 @@ import (
 // maxJSONDepth bounds the nesting of request bodies.
 const maxJSONDepth = 32
 
+// msgMalformed marks validation errors of the body's form (not JSON, wrong
+// types, unknown fields): they are answered with 400 rather than 422.
+const msgMalformed = "malformed request body"
+
+func malformed(f domain.FieldError) error {
+	return &domain.Error{Code: domain.CodeInvalid, Message: msgMalformed, Fields: []domain.FieldError{f}}
+}
+
 // decodeBody strictly decodes a JSON request body into dst: the body must be
 // one JSON object of known fields with the right types. Problems are reported
 // as validation errors naming the field ("body" for the body as a whole).
 func decodeBody(c echo.Context, dst any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return invalid(domain.FieldError{Field: "body", Message: "Content-Type must be application/json"})
+		return malformed(domain.FieldError{Field: "body", Message: "Content-Type must be application/json"})
 	}
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -31,7 +39,7 @@ func decodeBody(c echo.Context, dst any) error {
 		if errors.As(err, &tooLarge) {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", tooLarge.Limit))
 		}
-		return invalid(domain.FieldError{Field: "body", Message: "could not be read"})
+		return malformed(domain.FieldError{Field: "body", Message: "could not be read"})
 	}
 	setRawBody(c, raw)
 	return decodeJSON(raw, dst)
@@ -40,21 +48,21 @@ func decodeBody(c echo.Context, dst any) error {
 // decodeJSON is decodeBody's pure part.
 func decodeJSON(raw []byte, dst any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return invalid(domain.FieldError{Field: "body", Message: "is empty; send a JSON object"})
+		return malformed(domain.FieldError{Field: "body", Message: "is empty; send a JSON object"})
 	}
 	if depth(raw) > maxJSONDepth {
-		return invalid(domain.FieldError{Field: "body", Message: fmt.Sprintf("nests deeper than %d levels", maxJSONDepth)})
+		return malformed(domain.FieldError{Field: "body", Message: fmt.Sprintf("nests deeper than %d levels", maxJSONDepth)})
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return invalid(jsonProblem(err))
+		return malformed(jsonProblem(err))
 	}
 	if dec.More() {
-		return invalid(domain.FieldError{Field: "body", Message: "holds more than one JSON value"})
+		return malformed(domain.FieldError{Field: "body", Message: "holds more than one JSON value"})
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return invalid(domain.FieldError{Field: "body", Message: "holds more than one JSON value"})
+		return malformed(domain.FieldError{Field: "body", Message: "holds more than one JSON value"})
 	}
 	return nil
 }

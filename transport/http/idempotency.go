@@ -96,4 +96,3 @@ func requestHash(c echo.Context) []byte {
 	h.Write(rawBody(c))
 	return h.Sum(nil)
 }
-

@@ -36,7 +36,7 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 		switch de.Code {
 		case domain.CodeInvalid:
 			status := http.StatusUnprocessableEntity
-			if len(de.Fields) > 0 && de.Fields[0].Field == "body" {
+			if de.Message == msgMalformed {
 				status = http.StatusBadRequest
 			}
 			return Problem{Type: problemBase + "validation", Title: "The request is not valid", Status: status,

@@ -1,0 +1,63 @@
+# Engram — the two commands a newcomer needs are `make run` and `make test`.
+
+GO            ?= go
+BIN           := bin/engram
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+PKGS          := ./...
+FUZZTIME      ?= 30s
+
+.PHONY: all build run test test-short lint fmt vet migrate services bench fuzz clean
+
+all: build
+
+## build: compile the engram binary into bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/engram
+
+## services: start (or install) the local PostgreSQL and Redis
+services:
+	@scripts/services.sh
+
+## run: run Engram locally on 127.0.0.1:8080 (creates the engram database)
+run: services build
+	./$(BIN) serve
+
+## migrate: apply the database migrations
+migrate: build
+	./$(BIN) migrate
+
+## test: every test (unit, integration, end-to-end) with the race detector
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: the fast tests only
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## lint: gofmt, go vet and golangci-lint (pinned)
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run $(GOLANGCI_LINT) run $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet $(PKGS)
+
+## bench: Go benchmarks of the event store
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin
