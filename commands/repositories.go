@@ -72,3 +72,31 @@ func validID(field, id string) error {
 	}
 	return nil
 }
+
+// conversationWithRole loads a conversation and the role of userID in its
+// workspace. When the conversation is cached, its workspace is known and
+// both streams are brought up to date with a single read.
+func (r *repositories) conversationWithRole(ctx context.Context, conversationID, userID string) (*conversation.Conversation, string, error) {
+	var workspaceID string
+	if r.conversations.peek(conversationID, func(c *conversation.Conversation) { workspaceID = c.WorkspaceID() }) {
+		c, ws, err := loadTwo(ctx, r.store, r.conversations, conversationID, r.workspaces, workspaceID)
+		if err != nil {
+			return nil, "", err
+		}
+		role, _ := ws.MemberRole(userID)
+		r.workspaces.release(workspaceID, ws)
+		return c, role, nil
+	}
+	c, err := r.conversations.load(ctx, conversationID)
+	if err != nil {
+		return nil, "", err
+	}
+	ws, err := r.workspaces.load(ctx, c.WorkspaceID())
+	if err != nil {
+		r.conversations.release(conversationID, c)
+		return nil, "", err
+	}
+	role, _ := ws.MemberRole(userID)
+	r.workspaces.release(c.WorkspaceID(), ws)
+	return c, role, nil
+}

@@ -18,6 +18,7 @@ type EventStore interface {
 	Append(ctx context.Context, stream eventstore.Stream, expectedVersion int, events []eventstore.NewEvent,
 		md eventstore.Metadata, opts ...eventstore.AppendOption) (eventstore.AppendResult, error)
 	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
+	ReadStreams(ctx context.Context, tails []eventstore.StreamTail) (map[string][]eventstore.Event, error)
 	ClaimOwner(ctx context.Context, c eventstore.Claim) (string, error)
 }
 
@@ -57,29 +58,66 @@ func newRepository[T aggregate](store EventStore, streamType string, streamID fu
 // its stream is empty. The caller owns the returned aggregate; it goes back to
 // the cache through save or release.
 func (r *repository[T]) load(ctx context.Context, id string) (T, error) {
-	streamID := r.streamID(id)
-	agg, ok := r.cache.take(streamID)
+	agg := r.begin(id)
+	events, err := r.store.ReadStream(ctx, r.streamID(id), agg.Version())
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("load %s: %w", r.streamID(id), err)
+	}
+	return r.finish(id, agg, events)
+}
+
+// begin takes the cached aggregate, or a new empty one.
+func (r *repository[T]) begin(id string) T {
+	agg, ok := r.cache.take(r.streamID(id))
 	if !ok {
 		agg = r.newEmpty()
 	}
-	events, err := r.store.ReadStream(ctx, streamID, agg.Version())
-	if err != nil {
-		var zero T
-		return zero, fmt.Errorf("load %s: %w", streamID, err)
-	}
+	return agg
+}
+
+// finish applies the events read after the aggregate's version.
+func (r *repository[T]) finish(id string, agg T, events []eventstore.Event) (T, error) {
+	var zero T
 	for _, e := range events {
 		de, err := r.decode(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
-			var zero T
-			return zero, fmt.Errorf("load %s version %d: %w", streamID, e.StreamVersion, err)
+			return zero, fmt.Errorf("load %s version %d: %w", r.streamID(id), e.StreamVersion, err)
 		}
 		agg.Apply(de)
 	}
 	if agg.Version() == 0 {
-		var zero T
 		return zero, domain.Errorf(domain.CodeNotFound, "%s not found", r.streamType)
 	}
 	return agg, nil
+}
+
+// peek reports a cached aggregate's state through fn without taking it.
+func (r *repository[T]) peek(id string, fn func(T)) bool {
+	return r.cache.peek(r.streamID(id), fn)
+}
+
+// loadTwo loads two aggregates with one read of both streams' tails.
+func loadTwo[A, B aggregate](ctx context.Context, store EventStore, ra *repository[A], idA string, rb *repository[B], idB string) (A, B, error) {
+	var (
+		zeroA A
+		zeroB B
+	)
+	a, b := ra.begin(idA), rb.begin(idB)
+	tails, err := store.ReadStreams(ctx, []eventstore.StreamTail{
+		{StreamID: ra.streamID(idA), AfterVersion: a.Version()},
+		{StreamID: rb.streamID(idB), AfterVersion: b.Version()},
+	})
+	if err != nil {
+		return zeroA, zeroB, err
+	}
+	if a, err = ra.finish(idA, a, tails[ra.streamID(idA)]); err != nil {
+		return zeroA, zeroB, err
+	}
+	if b, err = rb.finish(idB, b, tails[rb.streamID(idB)]); err != nil {
+		return zeroA, zeroB, err
+	}
+	return a, b, nil
 }
 
 // release returns an unchanged aggregate to the cache.
@@ -143,6 +181,16 @@ func (c *aggregateCache[T]) take(key string) (T, bool) {
 		delete(c.m, key)
 	}
 	return v, ok
+}
+
+func (c *aggregateCache[T]) peek(key string, fn func(T)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[key]
+	if ok {
+		fn(v)
+	}
+	return ok
 }
 
 func (c *aggregateCache[T]) put(key string, v T) {

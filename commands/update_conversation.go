@@ -36,7 +36,7 @@ func changeConversation(ctx context.Context, repos *repositories, actor access.A
 	if err := validID("conversation_id", id); err != nil {
 		return ConversationResult{}, err
 	}
-	c, err := repos.conversations.load(ctx, id)
+	c, role, err := repos.conversationWithRole(ctx, id, actor.UserID)
 	if err != nil {
 		return ConversationResult{}, err
 	}
@@ -44,7 +44,7 @@ func changeConversation(ctx context.Context, repos *repositories, actor access.A
 		repos.conversations.release(id, c)
 		return ConversationResult{}, err
 	}
-	if _, err := repos.authorizeInWorkspace(ctx, actor, action, c.WorkspaceID()); err != nil {
+	if err := access.CheckWorkspace(actor, action, role); err != nil {
 		return fail(err)
 	}
 	if err := checkIfMatch(ifMatch, c.Version()); err != nil {

@@ -467,3 +467,34 @@ func (h *heads) put(streamID string, version int, hash []byte) {
 	}
 	h.m[streamID] = head{version: version, hash: hash}
 }
+
+// StreamTail names a stream and the version after which to read it.
+type StreamTail struct {
+	StreamID     string
+	AfterVersion int
+}
+
+// ReadStreams reads the tails of several streams in one query: for each,
+// the events with a version above AfterVersion, in version order.
+func (s *Store) ReadStreams(ctx context.Context, tails []StreamTail) (map[string][]Event, error) {
+	ids := make([]string, len(tails))
+	afters := make([]int64, len(tails))
+	for i, t := range tails {
+		ids[i], afters[i] = t.StreamID, int64(t.AfterVersion)
+	}
+	events, err := s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
+		JOIN unnest($1::text[], $2::int[]) AS t(id, after) ON stream_id = t.id AND stream_version > t.after
+		ORDER BY stream_id, stream_version`, pq.Array(ids), pq.Array(afters))
+	if err != nil {
+		return nil, fmt.Errorf("read streams: %w", err)
+	}
+	out := make(map[string][]Event, len(tails))
+	for _, e := range events {
+		out[e.StreamID] = append(out[e.StreamID], e)
+	}
+	for id, evs := range out {
+		last := evs[len(evs)-1]
+		s.heads.put(id, last.StreamVersion, last.Hash)
+	}
+	return out, nil
+}
