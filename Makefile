@@ -6,7 +6,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 PKGS          := ./...
 FUZZTIME      ?= 30s
 
-.PHONY: all build run test test-short lint fmt vet migrate services bench fuzz clean
+.PHONY: all build run test test-short lint fmt vet migrate services bench bench-go fuzz clean
 
 all: build
 
@@ -47,8 +47,14 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-## bench: Go benchmarks of the event store
-bench:
+## bench: measure Engram against the raw limits of this machine, write docs/benchmarks.md (~5 min)
+bench: services
+	$(GO) build -o $(BIN) ./cmd/engram
+	$(GO) build -o bin/engram-load ./cmd/engram-load
+	./bin/engram-load bench -engram $(BIN) -out docs/benchmarks.md
+
+## bench-go: Go benchmarks (event store append and read paths)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each

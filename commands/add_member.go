@@ -35,8 +35,12 @@ type AddMemberHandler struct {
 }
 
 // Handle adds the member (owners only). An unknown user is a CodeInvalid
-// error on the field that named it.
+// error on the field that named it. The policy is asked first, so that who
+// may not manage the workspace learns nothing about which accounts exist.
 func (h *AddMemberHandler) Handle(ctx context.Context, cmd AddMember) (MemberResult, error) {
+	if _, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.ManageMembers, cmd.WorkspaceID); err != nil {
+		return MemberResult{}, err
+	}
 	userID, err := h.resolveUser(ctx, cmd)
 	if err != nil {
 		return MemberResult{}, err

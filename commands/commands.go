@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -19,6 +20,24 @@ type Commands struct {
 	UpdateConversation  *UpdateConversationHandler
 	ArchiveConversation *ArchiveConversationHandler
 	PostMessage         *PostMessageHandler
+	IssueAPIKey         *IssueAPIKeyHandler
+	RevokeAPIKey        *RevokeAPIKeyHandler
+
+	// Cognition: routing decisions, tasks of domain experts and workspace
+	// memory. The task commands of workers and the reactions to events act
+	// on behalf of the system; the others check their actor.
+	DecideRouting      *DecideRoutingHandler
+	SubmitTask         *SubmitTaskHandler
+	StartTask          *StartTaskHandler
+	ReportTaskProgress *ReportTaskProgressHandler
+	CompleteTask       *CompleteTaskHandler
+	FailTask           *FailTaskHandler
+	CancelTask         *CancelTaskHandler
+	PostReply          *PostReplyHandler
+	RememberMessage    *RememberMessageHandler
+	RememberEntity     *RememberEntityHandler
+	StoreMemoryItem    *StoreMemoryItemHandler
+	DeleteMemoryItem   *DeleteMemoryItemHandler
 }
 
 // Dependencies are what the command handlers need.
@@ -28,9 +47,28 @@ type Dependencies struct {
 	Tokens     TokenIssuer
 	Secrets    SecretGenerator
 	RefreshTTL time.Duration
+	// Revocations learns of every revocation as soon as it is stored
+	// (default: nobody; the revocations projector still learns of it).
+	Revocations Revocations
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// Revocations learns of a revoked credential as soon as the revocation is
+// stored, so that every instance refuses the credential at once rather than
+// once the read models have caught up. It is best effort: an implementation
+// handles its own failures (the revocations projector repairs them).
+type Revocations interface {
+	// RevokeSession records that the session's access tokens are refused.
+	RevokeSession(ctx context.Context, sessionID string)
+	// RevokeKey records that the API key is refused.
+	RevokeKey(ctx context.Context, keyID string)
+}
+
+type noRevocations struct{}
+
+func (noRevocations) RevokeSession(context.Context, string) {}
+func (noRevocations) RevokeKey(context.Context, string)     {}
 
 // New builds every handler. It refuses missing dependencies.
 func New(d Dependencies) (Commands, error) {
@@ -43,14 +81,18 @@ func New(d Dependencies) (Commands, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Revocations == nil {
+		d.Revocations = noRevocations{}
+	}
 	repos, err := newRepositories(d.Store)
 	if err != nil {
 		return Commands{}, err
 	}
+	crepos := newCognitionRepositories(repos)
 	return Commands{
 		Register:            &RegisterHandler{repos: repos, hasher: d.Hasher},
-		Login:               &LoginHandler{repos: repos, hasher: d.Hasher, tokens: d.Tokens, secrets: d.Secrets, refreshTTL: d.RefreshTTL, now: d.Now},
-		RevokeSession:       &RevokeSessionHandler{repos: repos},
+		Login:               &LoginHandler{repos: repos, hasher: d.Hasher, tokens: d.Tokens, secrets: d.Secrets, revocations: d.Revocations, refreshTTL: d.RefreshTTL, now: d.Now},
+		RevokeSession:       &RevokeSessionHandler{repos: repos, revocations: d.Revocations},
 		CreateWorkspace:     &CreateWorkspaceHandler{repos: repos},
 		UpdateWorkspace:     &UpdateWorkspaceHandler{repos: repos},
 		ArchiveWorkspace:    &ArchiveWorkspaceHandler{repos: repos},
@@ -60,5 +102,20 @@ func New(d Dependencies) (Commands, error) {
 		UpdateConversation:  &UpdateConversationHandler{repos: repos},
 		ArchiveConversation: &ArchiveConversationHandler{repos: repos},
 		PostMessage:         &PostMessageHandler{repos: repos},
+		IssueAPIKey:         &IssueAPIKeyHandler{repos: repos, secrets: d.Secrets, now: d.Now},
+		RevokeAPIKey:        &RevokeAPIKeyHandler{repos: repos, revocations: d.Revocations},
+
+		DecideRouting:      &DecideRoutingHandler{repos: crepos},
+		SubmitTask:         &SubmitTaskHandler{repos: crepos},
+		StartTask:          &StartTaskHandler{repos: crepos, now: d.Now},
+		ReportTaskProgress: &ReportTaskProgressHandler{repos: crepos},
+		CompleteTask:       &CompleteTaskHandler{repos: crepos},
+		FailTask:           &FailTaskHandler{repos: crepos, now: d.Now},
+		CancelTask:         &CancelTaskHandler{repos: crepos},
+		PostReply:          &PostReplyHandler{repos: crepos},
+		RememberMessage:    &RememberMessageHandler{repos: crepos, now: d.Now},
+		RememberEntity:     &RememberEntityHandler{repos: crepos},
+		StoreMemoryItem:    &StoreMemoryItemHandler{repos: crepos, now: d.Now},
+		DeleteMemoryItem:   &DeleteMemoryItemHandler{repos: crepos},
 	}, nil
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/engramhq/engram/eventstore"
 )
 
-// TokenIssuer issues access tokens for a session.
+// TokenIssuer issues access tokens for a session of a user holding roles.
 type TokenIssuer interface {
-	Issue(subject, sessionID string) (token string, expiresAt time.Time, err error)
+	Issue(subject, sessionID string, roles []string) (token string, expiresAt time.Time, err error)
 }
 
 // SecretGenerator makes opaque random secrets and their storable hashes.
@@ -54,22 +54,28 @@ type LoginResult struct {
 
 // LoginHandler handles Login and Refresh.
 type LoginHandler struct {
-	repos      *repositories
-	hasher     PasswordHasher
-	tokens     TokenIssuer
-	secrets    SecretGenerator
-	refreshTTL time.Duration
-	now        func() time.Time
+	repos       *repositories
+	hasher      PasswordHasher
+	tokens      TokenIssuer
+	secrets     SecretGenerator
+	revocations Revocations
+	refreshTTL  time.Duration
+	now         func() time.Time
 }
 
 // Handle checks the credentials and starts a session. Unknown accounts and
-// wrong passwords get the same CodeUnauthorized error after the same work.
+// wrong passwords get the same CodeUnauthorized error after the same work. A
+// password longer than user.MaxPasswordBytes cannot be anyone's: it is
+// refused at once, before any lookup or hashing, so that it costs nothing.
 func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, error) {
+	if len(cmd.Password) > user.MaxPasswordBytes {
+		return LoginResult{}, errBadCredentials
+	}
 	owner, err := h.repos.store.ClaimOwner(ctx, eventstore.Claim{Scope: EmailClaimScope, Value: user.NormalizeEmail(cmd.Email)})
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if owner == "" || len(cmd.Password) > 1024 {
+	if owner == "" {
 		h.hasher.VerifyDummy(cmd.Password)
 		return LoginResult{}, errBadCredentials
 	}
@@ -103,7 +109,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
-	access, accessExp, err := h.tokens.Issue(userID, sessionID)
+	access, accessExp, err := h.tokens.Issue(userID, sessionID, state.Roles)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -142,6 +148,15 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 	}
 	next, err := h.newRefreshToken(sessionID)
 	if err != nil {
+		h.repos.sessions.release(sessionID, s)
+		return RefreshResult{}, err
+	}
+	// The roles are read before anything is stored: once the rotation is
+	// stored, the presented token is spent, and a failure after that would
+	// make the client's retry look like theft.
+	roles, err := h.roles(ctx, s.UserID())
+	if err != nil {
+		h.repos.sessions.release(sessionID, s)
 		return RefreshResult{}, err
 	}
 	now := h.now()
@@ -156,9 +171,12 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 			return RefreshResult{}, err
 		}
 		if decision != nil {
+			if s.Revoked() {
+				h.revocations.RevokeSession(ctx, sessionID)
+			}
 			return RefreshResult{}, errInvalidRefresh
 		}
-		access, accessExp, err := h.tokens.Issue(userID, sessionID)
+		access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
 		if err != nil {
 			return RefreshResult{}, err
 		}
@@ -176,6 +194,17 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 		return RefreshResult{}, errInvalidRefresh
 	}
 	return RefreshResult{}, decision
+}
+
+// roles returns the current roles of userID, for a refreshed access token.
+func (h *LoginHandler) roles(ctx context.Context, userID string) ([]string, error) {
+	u, err := h.repos.users.load(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	roles := u.Roles()
+	h.repos.users.release(userID, u)
+	return roles, nil
 }
 
 var errInvalidRefresh = domain.Errorf(domain.CodeUnauthorized, "invalid or expired refresh token")

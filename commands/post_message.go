@@ -34,10 +34,14 @@ type PostMessageHandler struct {
 // message: see conversation.MessagePosted.
 func (h *PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (MessageResult, error) {
 	id := newID()
-	res, err := changeConversation(ctx, h.repos, cmd.Actor, access.PostMessage, cmd.ConversationID, nil,
-		func(c *conversation.Conversation) error {
-			return c.PostMessage(id, cmd.Actor.UserID, cmd.Role, cmd.Content, cmd.Metadata)
-		})
+	// Cognition appends to the conversation too (routing decisions,
+	// replies): a message does not depend on them, so a clash is retried.
+	res, err := retryConcurrent(func() (ConversationResult, error) {
+		return changeConversation(ctx, h.repos, cmd.Actor, access.PostMessage, cmd.ConversationID, nil,
+			func(c *conversation.Conversation) error {
+				return c.PostMessage(id, cmd.Actor.UserID, cmd.Role, cmd.Content, cmd.Metadata)
+			})
+	})
 	if err != nil {
 		return MessageResult{}, err
 	}

@@ -18,12 +18,17 @@ type RevokeSession struct {
 
 // RevokeSessionHandler handles RevokeSession.
 type RevokeSessionHandler struct {
-	repos *repositories
+	repos       *repositories
+	revocations Revocations
 }
 
 // Handle revokes the session. Sessions of other users are not found, except
-// for admins. Revoking a revoked session changes nothing.
+// for admins. Revoking a revoked session changes nothing. Only session
+// credentials manage sessions (access.CheckCredentials).
 func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (Written, error) {
+	if err := access.CheckCredentials(cmd.Actor); err != nil {
+		return Written{}, err
+	}
 	if err := validID("session_id", cmd.SessionID); err != nil {
 		return Written{}, err
 	}
@@ -44,5 +49,6 @@ func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (W
 	if err != nil {
 		return Written{}, err
 	}
+	h.revocations.RevokeSession(ctx, cmd.SessionID)
 	return written(res, version), nil
 }

@@ -348,7 +348,7 @@ func (s *Store) ReadCommitted(ctx context.Context, after Cursor, limit int) ([]E
 	return s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE (tx_id, global_position) > ($1::text::xid8, $2)
 		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY tx_id, global_position LIMIT $3`,
+		ORDER BY events.tx_id, events.global_position LIMIT $3`, // events.: the xid8, not the text output column
 		strconv.FormatUint(after.TxID, 10), after.Position, limit)
 }
 
@@ -358,7 +358,7 @@ func (s *Store) Head(ctx context.Context) (Cursor, error) {
 	var c Cursor
 	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events
 		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY tx_id DESC, global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
+		ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Cursor{}, nil
 	}

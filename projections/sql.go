@@ -60,6 +60,12 @@ type usersProjector struct{}
 
 func (usersProjector) Name() string { return UsersProjector }
 
+// Tables returns the read-model tables the projector writes.
+func (usersProjector) Tables() []string { return []string{"users"} }
+
+// Description says what the projector builds.
+func (usersProjector) Description() string { return "users: profiles and roles" }
+
 func (usersProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	if e.StreamType != user.StreamType {
 		return nil
@@ -89,6 +95,12 @@ func (usersProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) 
 type workspacesProjector struct{}
 
 func (workspacesProjector) Name() string { return WorkspacesProjector }
+
+// Tables returns the read-model tables the projector writes.
+func (workspacesProjector) Tables() []string { return []string{"workspaces", "workspace_members"} }
+
+// Description says what the projector builds.
+func (workspacesProjector) Description() string { return "workspaces and their members" }
 
 func (workspacesProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	if e.StreamType != workspace.StreamType {
@@ -131,6 +143,12 @@ type conversationsProjector struct{}
 
 func (conversationsProjector) Name() string { return ConversationsProjector }
 
+// Tables returns the read-model tables the projector writes.
+func (conversationsProjector) Tables() []string { return []string{"conversations", "messages"} }
+
+// Description says what the projector builds.
+func (conversationsProjector) Description() string { return "conversations and their messages" }
+
 func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	if e.StreamType != conversation.StreamType {
 		return nil
@@ -171,6 +189,12 @@ func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore
 type sessionsProjector struct{}
 
 func (sessionsProjector) Name() string { return SessionsProjector }
+
+// Tables returns the read-model tables the projector writes.
+func (sessionsProjector) Tables() []string { return []string{"sessions", "api_keys"} }
+
+// Description says what the projector builds.
+func (sessionsProjector) Description() string { return "sessions and API keys (credentials checks, session lists)" }
 
 func (sessionsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	switch e.StreamType {

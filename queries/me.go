@@ -28,6 +28,9 @@ type MeHandler struct{ r *reader }
 
 // Handle returns the actor's own user.
 func (h *MeHandler) Handle(ctx context.Context, actor access.Actor, minPosition int64) (User, error) {
+	if err := access.CheckRead(actor); err != nil {
+		return User{}, err
+	}
 	if err := h.r.wait(ctx, projections.UsersProjector, minPosition); err != nil {
 		return User{}, err
 	}

@@ -38,6 +38,9 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, actor access.Actor, co
 		return Page[Message]{}, &domain.Error{Code: domain.CodeInvalid, Message: "validation failed",
 			Fields: []domain.FieldError{{Field: "after", Message: "must be a message position (a non-negative integer)"}}}
 	}
+	if p, ok := h.r.hotMessages(ctx, actor, conversationID, after, page.limit(), minPosition); ok {
+		return p, nil
+	}
 	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
 		return Page[Message]{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/engramhq/engram/cognition/postgres"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/projections"
@@ -31,15 +32,24 @@ type Queries struct {
 	GetConversation   *GetConversationHandler
 	ListMessages      *ListMessagesHandler
 	ListSessions      *ListSessionsHandler
+	ListAPIKeys       *ListAPIKeysHandler
 	Credentials       *CredentialsHandler
+
+	// Cognition: tasks and workspace memory.
+	GetTask       *GetTaskHandler
+	SearchMemory  *SearchMemoryHandler
+	MemoryContext *MemoryContextHandler
 }
 
 // New builds every query handler over the read models in db.
-func New(db *sqlx.DB, waiter Waiter) (Queries, error) {
+func New(db *sqlx.DB, waiter Waiter, opts ...Option) (Queries, error) {
 	if db == nil || waiter == nil {
 		return Queries{}, errors.New("queries: db and waiter are required")
 	}
 	r := &reader{db: db, waiter: waiter}
+	for _, o := range opts {
+		o(r)
+	}
 	return Queries{
 		Me:                &MeHandler{r},
 		ListWorkspaces:    &ListWorkspacesHandler{r},
@@ -49,14 +59,21 @@ func New(db *sqlx.DB, waiter Waiter) (Queries, error) {
 		GetConversation:   &GetConversationHandler{r},
 		ListMessages:      &ListMessagesHandler{r},
 		ListSessions:      &ListSessionsHandler{r},
+		ListAPIKeys:       &ListAPIKeysHandler{r},
 		Credentials:       &CredentialsHandler{r},
+
+		GetTask:       &GetTaskHandler{r},
+		SearchMemory:  &SearchMemoryHandler{r: r, memory: postgres.NewMemory(db), now: time.Now},
+		MemoryContext: &MemoryContextHandler{r: r, memory: postgres.NewMemory(db), now: time.Now},
 	}, nil
 }
 
-// reader is what every handler shares: the database and the waiter.
+// reader is what every handler shares: the database and the waiter (and
+// the hot read models, when there are some).
 type reader struct {
 	db     *sqlx.DB
 	waiter Waiter
+	hot    HotReads
 }
 
 // wait applies read-your-writes for one read model.

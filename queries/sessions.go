@@ -28,7 +28,11 @@ type Session struct {
 type ListSessionsHandler struct{ r *reader }
 
 // Handle returns the caller's sessions, newest first (at most MaxLimit).
+// Only session credentials list sessions (access.CheckCredentials).
 func (h *ListSessionsHandler) Handle(ctx context.Context, actor access.Actor, minPosition int64) ([]Session, error) {
+	if err := access.CheckCredentials(actor); err != nil {
+		return nil, err
+	}
 	if err := h.r.wait(ctx, projections.SessionsProjector, minPosition); err != nil {
 		return nil, err
 	}
@@ -38,8 +42,9 @@ func (h *ListSessionsHandler) Handle(ctx context.Context, actor access.Actor, mi
 	return out, err
 }
 
-// CredentialsHandler answers the authenticator: is this session still
-// valid, which roles does this user hold, which key is this.
+// CredentialsHandler answers the authenticator: which key is this, and
+// which roles does its user hold. (Access tokens carry their user's roles,
+// and session revocations are answered by projections.Revocations.)
 type CredentialsHandler struct{ r *reader }
 
 // WaitForSession waits until the sessions read model has applied position.
@@ -47,35 +52,14 @@ func (h *CredentialsHandler) WaitForSession(ctx context.Context, position int64)
 	return h.r.wait(ctx, projections.SessionsProjector, position)
 }
 
-// Principal is what the authenticator learns about a credential's user.
+// Principal is what the authenticator learns about an API key and its
+// user.
 type Principal struct {
-	UserID  string
-	Roles   []string
-	Revoked bool
-	// Scopes of an API key (nil for sessions).
+	UserID string
+	Roles  []string
+	// Scopes of the API key.
 	Scopes []string
 	KeyID  string
-}
-
-// SessionPrincipal returns the roles of userID and whether sessionID has been
-// revoked. A session the read model has not seen yet is not revoked: the
-// token that names it was signed by this server.
-func (h *CredentialsHandler) SessionPrincipal(ctx context.Context, userID, sessionID string) (Principal, error) {
-	if !isUUID(userID) || !isUUID(sessionID) {
-		return Principal{Revoked: true}, nil
-	}
-	var row struct {
-		Roles   pq.StringArray `db:"roles"`
-		Revoked bool           `db:"revoked"`
-	}
-	err := h.r.db.GetContext(ctx, &row, `SELECT
-			coalesce((SELECT roles FROM users WHERE id = $1), '{user}') AS roles,
-			coalesce((SELECT revoked_at IS NOT NULL OR user_id <> $1 FROM sessions WHERE id = $2), false) AS revoked`,
-		userID, sessionID)
-	if err != nil {
-		return Principal{}, err
-	}
-	return Principal{UserID: userID, Roles: row.Roles, Revoked: row.Revoked}, nil
 }
 
 // KeyPrincipal returns the API key stored under keyHash with its owner's

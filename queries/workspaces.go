@@ -34,14 +34,22 @@ type ListWorkspacesHandler struct{ r *reader }
 
 // Handle returns one page, newest first.
 func (h *ListWorkspacesHandler) Handle(ctx context.Context, actor access.Actor, page PageRequest, minPosition int64) (Page[Workspace], error) {
+	if err := access.CheckRead(actor); err != nil {
+		return Page[Workspace]{}, err
+	}
 	cur, err := decodeCursor(page.Cursor)
 	if err != nil {
 		return Page[Workspace]{}, err
 	}
+	limit := page.limit()
+	if cur == nil {
+		if p, ok := h.r.hotWorkspaces(ctx, actor, limit, minPosition); ok {
+			return p, nil
+		}
+	}
 	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
 		return Page[Workspace]{}, err
 	}
-	limit := page.limit()
 	var items []Workspace
 	if cur == nil {
 		err = h.r.db.SelectContext(ctx, &items, `SELECT `+workspaceColumns+`, m.role FROM workspace_members m

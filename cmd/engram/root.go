@@ -48,6 +48,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCommand(), newMigrateCommand())
+	root.AddCommand(newProjectionsCommand())
+	root.AddCommand(newUserCommand())
+	root.AddCommand(newAuditCommand())
 	return root
 }
 

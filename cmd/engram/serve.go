@@ -14,16 +14,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/engramhq/engram"
+	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/domain/apikey"
+	"github.com/engramhq/engram/domain/auditlog"
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/domain/memory"
+	"github.com/engramhq/engram/domain/session"
+	"github.com/engramhq/engram/domain/task"
+	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/config"
 	"github.com/engramhq/engram/platform/logging"
 	"github.com/engramhq/engram/platform/metrics"
 	"github.com/engramhq/engram/platform/security"
+	"github.com/engramhq/engram/platform/signals"
 	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
 	httpapi "github.com/engramhq/engram/transport/http"
+	"github.com/engramhq/engram/transport/sse"
 )
 
 func newServeCommand() *cobra.Command {
@@ -82,6 +93,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer caches.Close()
 
 	m := metrics.New()
+	// Every consumer of the cache gets it counted: hits, misses, backend.
+	counted := m.InstrumentCache(caches)
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	notifier := eventstore.NewNotifier(db.DB, cfg.DatabaseURL, logger)
 	store, err := eventstore.New(db,
 		eventstore.WithAppendHook(notifier.Appended),
@@ -95,14 +115,32 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Revocations: who logs out on one instance is refused on all of them at
+	// once; entries live as long as an access token issued before the
+	// revocation could still be presented.
+	revocations, err := projections.NewRevocations(counted, db.DB, cfg.AccessTokenTTL+security.Leeway+time.Minute, logger)
+	if err != nil {
+		return err
+	}
 	cmds, err := commands.New(commands.Dependencies{
-		Store: store, Hasher: hasher, Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
+		Store: timedStore{Store: store, metrics: m}, Hasher: hasher, Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
+		Revocations: revocations,
 	})
 	if err != nil {
 		return err
 	}
 	checkpoints := projections.NewCheckpoints(db.DB, cfg.ReadYourWritesTimeout)
-	qs, err := queries.New(db, checkpoints)
+	// With Redis configured, the hottest reads are served from the Redis read
+	// models whenever they can answer exactly as SQL would.
+	readModels, queryOptions, err := newRedisReadModels(ctx, caches, store, cfg, m, logger)
+	if err != nil {
+		return err
+	}
+	qs, err := queries.New(db, checkpoints, queryOptions...)
+	if err != nil {
+		return err
+	}
+	auditor, err := audit.New(db, store)
 	if err != nil {
 		return err
 	}
@@ -113,7 +151,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	projectors := projections.SQL()
+	projectors := append(projections.SQL(), revocations)
+	projectors = append(projectors, projections.Cognition()...)
+	if readModels != nil {
+		projectors = append(projectors, readModels.Projectors()...)
+	}
 	cleanups, err := projections.AddToRouter(router, projections.RouterConfig{
 		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: notifier.Subscribe,
 	}, projectors...)
@@ -126,8 +168,44 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}()
 
+	// Live events: this instance tails the log by itself (no consumer group)
+	// and feeds its SSE hub; ephemeral signals travel over Redis pub/sub.
+	bus, closeBus := newSignalBus(ctx, caches, cfg.RedisPrefix, logger)
+	defer closeBus()
+	hub, err := sse.NewHub(sse.Config{
+		Heartbeat: cfg.SSEHeartbeat, MaxConnectionsPerUser: cfg.SSEMaxConnectionsPerUser,
+		Buffer: cfg.SSEBuffer, MaxLifetime: cfg.SSEMaxLifetime,
+	}, sse.Dependencies{
+		Log: store, Decoders: liveEventDecoders(), Tickets: counted, Signals: bus, Metrics: m, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+	tailer, err := eventstore.NewTailer(store, eventstore.TailerConfig{Wake: notifier.Subscribe},
+		watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return err
+	}
+	router.AddConsumerHandler("sse", eventstore.Topic, tailer, hub.Handle)
+
+	// Cognition: the reactor routes messages in its consumer group (short
+	// handlers only); the worker runs the experts outside any transaction.
+	cog, err := newCognition(cfg, db, store, cmds, bus, notifier, logger)
+	if err != nil {
+		return err
+	}
+	cogCleanups, err := projections.AddToRouter(router, projections.RouterConfig{
+		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: notifier.Subscribe,
+	}, cog.reactor)
+	cleanups = append(cleanups, cogCleanups...)
+	if err != nil {
+		return err
+	}
+
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
+	m.WatchProjections(time.Second, projectionStatus(bgCtx, checkpoints, projections.Names(projectors)))
 	notifierDone := make(chan struct{})
 	go func() {
 		defer close(notifierDone)
@@ -139,6 +217,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	case <-router.Running():
 	case err := <-routerDone:
 		return fmt.Errorf("event router: %w", err)
+	}
+	readModelsDone := make(chan struct{})
+	go func() {
+		defer close(readModelsDone)
+		if readModels != nil {
+			readModels.Run(bgCtx)
+		}
+	}()
+	defer func() { stopBackground(); <-readModelsDone }()
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		_ = cog.worker.Run(bgCtx)
+	}()
+	defer func() { stopBackground(); <-workerDone }()
+	if err := revocations.Warm(ctx); err != nil {
+		logger.Warn("revocation cache not warmed; revocations are checked in the database until it is", "err", err)
 	}
 
 	if cfg.DevSeed {
@@ -159,6 +254,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	ready := func(ctx context.Context) (httpapi.ReadyReport, bool) {
 		report := httpapi.ReadyReport{"cache": caches.Backend()}
+		if readModels != nil {
+			report["read_models"] = readModels.Status(ctx) // informative: queries fall back to SQL
+		}
 		ok := true
 		if err := db.PingContext(ctx); err != nil {
 			report["postgres"] = "unreachable"
@@ -192,15 +290,22 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	server, err := httpapi.NewServer(httpapi.Config{
 		Addr: cfg.HTTPAddr, ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout,
 		IdleTimeout: cfg.HTTPIdleTimeout, BodyLimit: cfg.BodyLimit, TrustedProxies: ipNets(cfg.TrustedProxies),
-		Observe: m.ObserveHTTP,
+		Observe: m.ObserveHTTP, LoginMaxAttempts: cfg.LoginMaxAttempts, LoginWindow: cfg.LoginWindow,
+		ConnContext: sse.ConnContext,
 	}, httpapi.Application{
 		Commands: cmds, Queries: qs, Tokens: tokens, Idempotency: store, Projections: checkpoints,
-		Ready: ready, Metrics: m.Handler(), OpenAPI: engram.OpenAPI,
+		Revocations: revocations, Counters: counted,
+		Ready: ready, Metrics: m.Handler(), OpenAPI: engram.OpenAPI, Audit: auditor,
+		Experts: cog.experts,
 	}, logger)
 	if err != nil {
 		return err
 	}
 
+	hub.Register(server.Echo().Group("/v1"))
+	server.RegisterOnShutdown(hub.Shutdown)
+
+	logger.Debug("http routes", "routes", server.Routes())
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set ENGRAM_HTTP_ADDR): %w", cfg.HTTPAddr, err)
@@ -224,6 +329,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := server.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http shutdown did not finish cleanly", "err", err)
 	}
+	// Running tasks may finish (and their answers be posted) while the
+	// consumers still run; those that do not are claimed again later.
+	if err := cog.worker.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("tasks interrupted by the shutdown; they will be claimed again after their deadline", "err", err)
+	}
 	if err := router.Close(); err != nil {
 		logger.Warn("event router did not close cleanly", "err", err)
 	}
@@ -231,6 +341,38 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	<-notifierDone
 	logger.Info("engram stopped")
 	return nil
+}
+
+// newSignalBus returns the bus of ephemeral signals (typing, status): Redis
+// pub/sub when Redis answers, so that every instance relays them, and this
+// process alone otherwise.
+func newSignalBus(ctx context.Context, caches *cache.Fallback, prefix string, logger *slog.Logger) (signals.Bus, func()) {
+	if client := caches.Client(); client != nil && caches.Backend() == cache.BackendRedis {
+		bus, err := signals.NewRedis(ctx, client, prefix, logger)
+		if err == nil {
+			return bus, func() { _ = bus.Close() }
+		}
+		logger.Warn("redis pub/sub unavailable: live signals (typing, status) reach this instance's streams only", "err", err)
+	} else {
+		logger.Warn("no redis: live signals (typing, status) reach this instance's streams only")
+	}
+	return signals.NewLocal(), func() {}
+}
+
+// liveEventDecoders decode event data, by stream type, for the live streams,
+// which show it with its secrets removed. Events of a stream type missing
+// here are not streamed.
+func liveEventDecoders() map[string]sse.Decoder {
+	return map[string]sse.Decoder{
+		user.StreamType:         user.Decode,
+		session.StreamType:      session.Decode,
+		apikey.StreamType:       apikey.Decode,
+		workspace.StreamType:    workspace.Decode,
+		conversation.StreamType: conversation.Decode,
+		memory.StreamType:       memory.Decode,
+		task.StreamType:         task.Decode,
+		auditlog.StreamType:     auditlog.Decode,
+	}
 }
 
 // secrets makes opaque secrets (refresh tokens, API keys) and their hashes.

@@ -150,7 +150,7 @@ func CheckWorkspace(actor Actor, action Action, memberRole string) error {
 	if actor.writes(action) && !actor.HasScope(ScopeWrite) {
 		return domain.Errorf(domain.CodeForbidden, "this API key may not change anything (scope %q needed)", ScopeWrite)
 	}
-	if actor.HasRole(RoleAdmin) {
+	if actor.HasRole(RoleAdmin) || !actor.writes(action) && actor.SeesEverything() {
 		return nil
 	}
 	if rank(memberRole) < rank(need) {
@@ -161,13 +161,60 @@ func CheckWorkspace(actor Actor, action Action, memberRole string) error {
 
 // CheckAudit decides whether actor may read the audit log: admins and
 // auditors with session credentials, or API keys with the audit scope owned by
-// one. Anyone else is told the audit API does not exist for them.
+// one. Anyone else is told the audit API does not exist for them (not found);
+// an admin's or auditor's key without the audit scope is forbidden.
 func CheckAudit(actor Actor) error {
 	if actor.UserID == "" {
 		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
 	}
-	if !actor.SeesEverything() || !actor.HasScope(ScopeAudit) && actor.Scopes != nil {
+	if !actor.SeesEverything() {
 		return domain.Errorf(domain.CodeNotFound, "not found")
+	}
+	if !actor.HasScope(ScopeAudit) {
+		return domain.Errorf(domain.CodeForbidden, "this API key may not read the audit log (scope %q needed)", ScopeAudit)
+	}
+	return nil
+}
+
+// CheckRead decides whether actor may read what belongs to its own account
+// (its profile, its workspace list): any authenticated actor whose
+// credentials carry the read scope.
+func CheckRead(actor Actor) error {
+	if actor.UserID == "" {
+		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
+	}
+	if !actor.HasScope(ScopeRead) {
+		return domain.Errorf(domain.CodeForbidden, "this API key may not read anything (scope %q needed)", ScopeRead)
+	}
+	return nil
+}
+
+// CheckCredentials decides whether actor may see and manage the account's
+// credentials (sessions and API keys). Only a session's access token may: an
+// API key, whatever its scopes, can neither mint nor revoke credentials, so
+// that a leaked key cannot entrench itself.
+func CheckCredentials(actor Actor) error {
+	if actor.UserID == "" {
+		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
+	}
+	if actor.KeyID != "" || actor.Scopes != nil {
+		return domain.Errorf(domain.CodeForbidden, "sessions and API keys are managed with a session's access token, not with an API key")
+	}
+	return nil
+}
+
+// CheckKeyScopes decides whether actor may issue an API key carrying scopes:
+// a key never exceeds its owner, so the audit scope needs the admin or
+// auditor role. Unknown scopes are the validation's business, not the
+// policy's.
+func CheckKeyScopes(actor Actor, scopes []string) error {
+	if err := CheckCredentials(actor); err != nil {
+		return err
+	}
+	for _, s := range scopes {
+		if s == ScopeAudit && !actor.SeesEverything() {
+			return domain.Errorf(domain.CodeForbidden, "scope %q needs the %s or %s role", ScopeAudit, RoleAdmin, RoleAuditor)
+		}
 	}
 	return nil
 }

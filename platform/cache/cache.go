@@ -15,6 +15,10 @@ type Cache interface {
 	// Set stores value under key, replacing any value and expiry. A ttl of 0
 	// means no expiry; a negative ttl returns ErrNegativeTTL.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Take returns the value of key and deletes it, atomically: of several
+	// concurrent Takes of one key, exactly one gets the value. It returns
+	// nil and false when key is missing or expired.
+	Take(ctx context.Context, key string) ([]byte, bool, error)
 	// Delete removes the keys; missing keys are ignored.
 	Delete(ctx context.Context, keys ...string) error
 	// Expire sets the time to live of an existing key; a ttl of 0 removes

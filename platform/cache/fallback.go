@@ -182,6 +182,19 @@ func (f *Fallback) Set(ctx context.Context, key string, value []byte, ttl time.D
 	return err
 }
 
+// Take implements Cache.
+func (f *Fallback) Take(ctx context.Context, key string) ([]byte, bool, error) {
+	type hit struct {
+		value []byte
+		ok    bool
+	}
+	h, err := call(ctx, f, func(c Cache) (hit, error) {
+		v, ok, err := c.Take(ctx, key)
+		return hit{v, ok}, err
+	})
+	return h.value, h.ok, err
+}
+
 // Delete implements Cache.
 func (f *Fallback) Delete(ctx context.Context, keys ...string) error {
 	_, err := call(ctx, f, func(c Cache) (struct{}, error) {
@@ -238,6 +251,20 @@ func redisUnavailable(err error) bool {
 		}
 	}
 	return false
+}
+
+// Failed tells the Fallback that a command sent through Client (by the
+// Redis read models) failed with err. When err means that Redis is
+// unavailable, the Fallback switches to memory as if one of its own
+// operations had failed, and deletes every key under its prefix when Redis
+// answers again. A caller's mistake, or ctx ending, changes nothing. It
+// reports whether err meant that Redis is unavailable.
+func (f *Fallback) Failed(ctx context.Context, err error) bool {
+	if err == nil || f.redis == nil || ctx.Err() != nil || !redisUnavailable(err) {
+		return false
+	}
+	f.toMemory(ctx, err)
+	return true
 }
 
 // toMemory switches to an empty memory cache (entries left from an

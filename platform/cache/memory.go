@@ -99,6 +99,18 @@ func (m *Memory) Set(_ context.Context, key string, value []byte, ttl time.Durat
 	return nil
 }
 
+// Take implements Cache. The returned slice is the caller's.
+func (m *Memory) Take(_ context.Context, key string) ([]byte, bool, error) {
+	m.mu.Lock()
+	it, ok := m.items[key]
+	delete(m.items, key)
+	m.mu.Unlock()
+	if !ok || it.expired(time.Now()) {
+		return nil, false, nil
+	}
+	return it.value, true, nil
+}
+
 // Delete implements Cache.
 func (m *Memory) Delete(_ context.Context, keys ...string) error {
 	m.mu.Lock()

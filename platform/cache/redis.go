@@ -53,6 +53,18 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	return nil
 }
 
+// Take implements Cache with GETDEL (Redis 6.2 or later).
+func (r *Redis) Take(ctx context.Context, key string) ([]byte, bool, error) {
+	v, err := r.client.GetDel(ctx, r.prefix+key).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("redis getdel: %w", err)
+	}
+	return v, true, nil
+}
+
 // Delete implements Cache.
 func (r *Redis) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {

@@ -49,8 +49,8 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 // accepts.
 const MinJWTSecretLength = 32
 
-// LoginAttemptWindow is the fixed window in which LoginMaxAttempts failed
-// logins are counted, per account and per IP.
+// LoginAttemptWindow is the default of ENGRAM_LOGIN_WINDOW: the fixed window
+// in which LoginMaxAttempts failed logins are counted, per account and per IP.
 const LoginAttemptWindow = 15 * time.Minute
 
 // DotEnvFile is the file FromEnvironment reads from the working directory.
@@ -109,6 +109,9 @@ type Config struct {
 	// LoginMaxAttempts is how many failed logins are allowed per account and
 	// per IP in a LoginAttemptWindow.
 	LoginMaxAttempts int `env:"ENGRAM_LOGIN_MAX_ATTEMPTS" envDefault:"10"`
+	// LoginWindow is the fixed window in which failed logins are counted
+	// (default LoginAttemptWindow).
+	LoginWindow time.Duration `env:"ENGRAM_LOGIN_WINDOW" envDefault:"15m"`
 
 	// LogLevel is the lowest level logged: debug, info, warn or error.
 	LogLevel slog.Level `env:"ENGRAM_LOG_LEVEL" envDefault:"info"`
@@ -116,6 +119,9 @@ type Config struct {
 	LogFormat string `env:"ENGRAM_LOG_FORMAT" envDefault:"text"`
 	// LogDir, when not empty, receives rotating engram.log and error.log.
 	LogDir string `env:"ENGRAM_LOG_DIR"`
+	// PprofAddr, when set, serves net/http/pprof on this loopback
+	// host:port, apart from the API. Empty (the default) serves nothing.
+	PprofAddr string `env:"ENGRAM_PPROF_ADDR"`
 
 	// SSEHeartbeat is the interval of the ": ping" comment on live streams.
 	SSEHeartbeat time.Duration `env:"ENGRAM_SSE_HEARTBEAT" envDefault:"15s"`
@@ -140,6 +146,31 @@ type Config struct {
 	// ProjectionMaxLag is how many events a projection may lag behind the
 	// log before /readyz reports not ready.
 	ProjectionMaxLag int64 `env:"ENGRAM_PROJECTION_MAX_LAG" envDefault:"5000"`
+
+	// Router is the router that decides how messages are handled: rules
+	// (slash commands, the default) or patterns (a table of regular
+	// expressions). See docs/cognition.md.
+	Router string `env:"ENGRAM_ROUTER" envDefault:"rules"`
+	// RouterRules configure the router: a JSON object, or "@" and the path
+	// of a file holding one (read at start). Empty keeps the defaults.
+	RouterRules string `env:"ENGRAM_ROUTER_RULES"`
+	// LLMBaseURL is the base URL of an OpenAI-compatible chat-completions
+	// endpoint; set, it turns the llm expert on and makes it the default
+	// responder. Empty (the default) leaves it off.
+	LLMBaseURL string `env:"ENGRAM_LLM_BASE_URL"`
+	// LLMModel is the model the llm expert asks (required with LLMBaseURL).
+	LLMModel string `env:"ENGRAM_LLM_MODEL"`
+	// LLMAPIKey is the bearer token of the endpoint. Never log it.
+	LLMAPIKey Secret `env:"ENGRAM_LLM_API_KEY"`
+	// TaskTimeout bounds one attempt of an expert at a task.
+	TaskTimeout time.Duration `env:"ENGRAM_TASK_TIMEOUT" envDefault:"2m"`
+	// TaskAttempts is how many attempts a task gets before it fails.
+	TaskAttempts int `env:"ENGRAM_TASK_ATTEMPTS" envDefault:"3"`
+	// TaskWorkers is how many tasks an instance runs at once.
+	TaskWorkers int `env:"ENGRAM_TASK_WORKERS" envDefault:"4"`
+	// TaskMaxAge is how long after its message a task may still start;
+	// older messages are not answered and older tasks are failed.
+	TaskMaxAge time.Duration `env:"ENGRAM_TASK_MAX_AGE" envDefault:"10m"`
 
 	// Warnings are problems that do not stop the program; the caller logs
 	// them.
@@ -313,9 +344,13 @@ func (v *validator) validate(cfg *Config) {
 	}
 
 	v.hostPort("ENGRAM_HTTP_ADDR", cfg.HTTPAddr)
+	if cfg.PprofAddr != "" {
+		v.loopbackHostPort("ENGRAM_PPROF_ADDR", cfg.PprofAddr)
+	}
 	v.databaseURL(cfg.DatabaseURL)
 	v.redisURL(cfg.RedisURL)
 	v.jwtSecret(cfg)
+	v.cognition(cfg)
 
 	if !v.failed["ENGRAM_LOG_LEVEL"] {
 		switch level := strings.ToLower(strings.TrimSpace(v.environ["ENGRAM_LOG_LEVEL"])); level {
@@ -340,6 +375,7 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout},
 		{"ENGRAM_ACCESS_TOKEN_TTL", cfg.AccessTokenTTL},
 		{"ENGRAM_REFRESH_TOKEN_TTL", cfg.RefreshTokenTTL},
+		{"ENGRAM_LOGIN_WINDOW", cfg.LoginWindow},
 		{"ENGRAM_SSE_HEARTBEAT", cfg.SSEHeartbeat},
 		{"ENGRAM_SSE_MAX_LIFETIME", cfg.SSEMaxLifetime},
 		{"ENGRAM_READ_YOUR_WRITES_TIMEOUT", cfg.ReadYourWritesTimeout},
@@ -378,6 +414,22 @@ func (v *validator) hostPort(name, value string) {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		v.add(name, value, "port must be a number from 0 to 65535")
+	}
+}
+
+// loopbackHostPort accepts host:port on a loopback address only: what it
+// serves must not be reachable from the network.
+func (v *validator) loopbackHostPort(name, value string) {
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		v.add(name, value, "must be host:port on a loopback address, e.g. 127.0.0.1:6060")
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(name, value, "port must be a number from 0 to 65535")
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		v.add(name, value, "host must be a loopback address (127.0.0.1, ::1 or localhost)")
 	}
 }
 
@@ -518,9 +570,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
 		slog.Int("login_max_attempts", c.LoginMaxAttempts),
+		slog.Duration("login_window", c.LoginWindow),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 		slog.String("log_dir", c.LogDir),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.Duration("sse_heartbeat", c.SSEHeartbeat),
 		slog.Int("sse_max_connections_per_user", c.SSEMaxConnectionsPerUser),
 		slog.Duration("sse_max_lifetime", c.SSEMaxLifetime),
@@ -529,5 +583,14 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("read_your_writes_timeout", c.ReadYourWritesTimeout),
 		slog.Duration("projection_poll_interval", c.ProjectionPollInterval),
 		slog.Int64("projection_max_lag", c.ProjectionMaxLag),
+		slog.String("router", c.Router),
+		slog.Bool("router_rules_set", c.RouterRules != ""),
+		slog.String("llm_base_url", redactURL(c.LLMBaseURL)),
+		slog.String("llm_model", c.LLMModel),
+		slog.Bool("llm_api_key_set", c.LLMAPIKey != ""),
+		slog.Duration("task_timeout", c.TaskTimeout),
+		slog.Int("task_attempts", c.TaskAttempts),
+		slog.Int("task_workers", c.TaskWorkers),
+		slog.Duration("task_max_age", c.TaskMaxAge),
 	)
 }

@@ -41,6 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 		AccessTokenTTL:           15 * time.Minute,
 		RefreshTokenTTL:          720 * time.Hour,
 		LoginMaxAttempts:         10,
+		LoginWindow:              config.LoginAttemptWindow,
 		LogLevel:                 slog.LevelInfo,
 		LogFormat:                "text",
 		SSEHeartbeat:             15 * time.Second,
@@ -51,6 +52,11 @@ func TestLoadDefaults(t *testing.T) {
 		ReadYourWritesTimeout:    5 * time.Second,
 		ProjectionPollInterval:   100 * time.Millisecond,
 		ProjectionMaxLag:         5000,
+		Router:                   config.RouterRules,
+		TaskTimeout:              2 * time.Minute,
+		TaskAttempts:             3,
+		TaskWorkers:              4,
+		TaskMaxAge:               10 * time.Minute,
 	}
 	if !cfg.JWTSecretGenerated || len(cfg.JWTSecret) < config.MinJWTSecretLength {
 		t.Errorf("JWT secret: generated=%v length=%d, want a generated secret of at least %d bytes",
@@ -278,6 +284,25 @@ func TestLoadRefusesDevSeedInProduction(t *testing.T) {
 	var ve *config.VarError
 	if !errors.As(err, &ve) || ve.Var != "ENGRAM_DEV_SEED" {
 		t.Fatalf("err = %v, want an ENGRAM_DEV_SEED problem", err)
+	}
+}
+
+func TestLoadPprofAddrMustBeLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"", true}, {"127.0.0.1:6060", true}, {"[::1]:6060", true}, {"localhost:6060", true},
+		{"0.0.0.0:6060", false}, {":6060", false}, {"10.1.2.3:6060", false}, {"6060", false},
+	} {
+		cfg, err := config.Load(map[string]string{"ENGRAM_ENV": "test", "ENGRAM_PPROF_ADDR": tt.addr})
+		var ve *config.VarError
+		switch {
+		case tt.ok && (err != nil || cfg.PprofAddr != tt.addr):
+			t.Errorf("ENGRAM_PPROF_ADDR=%q: %v, PprofAddr %q", tt.addr, err, cfg.PprofAddr)
+		case !tt.ok && (!errors.As(err, &ve) || ve.Var != "ENGRAM_PPROF_ADDR"):
+			t.Errorf("ENGRAM_PPROF_ADDR=%q: err = %v, want an ENGRAM_PPROF_ADDR problem", tt.addr, err)
+		}
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +88,7 @@ func newTokens(t *testing.T, c *clock) *security.Tokens {
 func TestTokensRoundTrip(t *testing.T) {
 	c := &clock{start.Add(400 * time.Millisecond)}
 	tokens := newTokens(t, c)
-	token, expiresAt, err := tokens.Issue("user-1", "session-1")
+	token, expiresAt, err := tokens.Issue("user-1", "session-1", []string{"admin", "user"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +101,13 @@ func TestTokensRoundTrip(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 	if claims.Subject != "user-1" || claims.SessionID != "session-1" || !claims.IssuedAt.Equal(start) ||
-		!claims.ExpiresAt.Equal(expiresAt) {
+		!claims.ExpiresAt.Equal(expiresAt) || !slices.Equal(claims.Roles, []string{"admin", "user"}) {
 		t.Errorf("claims = %+v", claims)
 	}
 	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(claims.ID) {
 		t.Errorf("jti = %q, want a random UUID", claims.ID)
 	}
-	other, _, _ := tokens.Issue("user-1", "session-1")
+	other, _, _ := tokens.Issue("user-1", "session-1", nil)
 	if otherClaims, _ := tokens.Parse(other); otherClaims.ID == claims.ID {
 		t.Error("two tokens share a jti")
 	}
@@ -127,7 +129,7 @@ func TestNewTokensRefusesBadArguments(t *testing.T) {
 func TestTokensRejects(t *testing.T) {
 	c := &clock{start}
 	tokens := newTokens(t, c)
-	valid, _, err := tokens.Issue("user-1", "session-1")
+	valid, _, err := tokens.Issue("user-1", "session-1", []string{"user"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func TestTokensRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongKey, _, _ := otherTokens.Issue("user-1", "session-1")
+	wrongKey, _, _ := otherTokens.Issue("user-1", "session-1", []string{"user"})
 	parts := strings.Split(valid, ".")
 	forgedPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","sid":"s","iss":"engram","aud":"engram-api","exp":9999999999}`))
 
@@ -196,7 +198,7 @@ func TestTokensRejects(t *testing.T) {
 			if !errors.Is(err, security.ErrInvalidToken) {
 				t.Fatalf("Parse = %+v, %v; want ErrInvalidToken", got, err)
 			}
-			if got != (security.Claims{}) {
+			if !reflect.DeepEqual(got, security.Claims{}) {
 				t.Errorf("Parse returned claims %+v with an error", got)
 			}
 		})

@@ -23,6 +23,10 @@ type Claims struct {
 	Subject string
 	// SessionID is the session the token was issued for (sid).
 	SessionID string
+	// Roles are the user's global roles when the token was issued (roles).
+	// Roles are only ever granted, never taken away, so a token can lag
+	// behind a grant but never hold a role its user has lost.
+	Roles []string
 	// ID is the token's unique ID (jti).
 	ID string
 	// IssuedAt is when the token was issued (iat).
@@ -34,7 +38,8 @@ type Claims struct {
 // jwtClaims is the token's JSON payload.
 type jwtClaims struct {
 	jwt.RegisteredClaims
-	SessionID string `json:"sid"`
+	SessionID string   `json:"sid"`
+	Roles     []string `json:"roles,omitempty"`
 }
 
 // Tokens issues and parses HS256-signed access tokens (JWT). It is safe for
@@ -84,9 +89,10 @@ func NewTokens(secret []byte, issuer, audience string, ttl time.Duration, now fu
 // TTL returns how long issued tokens are valid.
 func (t *Tokens) TTL() time.Duration { return t.ttl }
 
-// Issue returns a signed token for subject (a user ID) and sessionID, and
-// when it expires. Times are whole seconds, as in the token.
-func (t *Tokens) Issue(subject, sessionID string) (token string, expiresAt time.Time, err error) {
+// Issue returns a signed token for subject (a user ID), sessionID and the
+// user's roles, and when it expires. Times are whole seconds, as in the
+// token.
+func (t *Tokens) Issue(subject, sessionID string, roles []string) (token string, expiresAt time.Time, err error) {
 	if subject == "" || sessionID == "" {
 		return "", time.Time{}, errors.New("issue token: empty subject or session ID")
 	}
@@ -102,6 +108,7 @@ func (t *Tokens) Issue(subject, sessionID string) (token string, expiresAt time.
 			ID:        uuid.NewString(),
 		},
 		SessionID: sessionID,
+		Roles:     roles,
 	}
 	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.secret)
 	if err != nil {
@@ -129,7 +136,7 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 	if c.Subject == "" || c.SessionID == "" {
 		return Claims{}, fmt.Errorf("%w: missing sub or sid", ErrInvalidToken)
 	}
-	claims := Claims{Subject: c.Subject, SessionID: c.SessionID, ID: c.ID}
+	claims := Claims{Subject: c.Subject, SessionID: c.SessionID, ID: c.ID, Roles: c.Roles}
 	if c.IssuedAt != nil {
 		claims.IssuedAt = c.IssuedAt.Time
 	}

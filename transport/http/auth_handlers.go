@@ -70,9 +70,20 @@ func (s *Server) login(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	res, err := s.app.Commands.Login.Handle(c.Request().Context(), commands.Login{
-		Email: req.Email, Password: req.Password, UserAgent: c.Request().UserAgent(), IP: c.RealIP(),
+	ctx := c.Request().Context()
+	ip := c.RealIP()
+	if err := s.throttle.check(c, req.Email, ip); err != nil {
+		return err
+	}
+	res, err := s.app.Commands.Login.Handle(ctx, commands.Login{
+		Email: req.Email, Password: req.Password, UserAgent: c.Request().UserAgent(), IP: ip,
 	})
+	if domain.ErrorCode(err) == domain.CodeUnauthorized {
+		if ferr := s.throttle.failed(ctx, req.Email, ip); ferr != nil {
+			s.logger.WarnContext(ctx, "failed login not counted", "request_id", requestID(c), "err", ferr)
+		}
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -111,11 +122,10 @@ func (s *Server) refresh(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
+// logout ends the session of the access token. An API key cannot log out
+// (403): revoke it with DELETE /v1/api-keys/{id}.
 func (s *Server) logout(c echo.Context) error {
 	a := actor(c)
-	if a.SessionID == "" {
-		return invalid(domain.FieldError{Field: "Authorization", Message: "log out with a session's access token; revoke API keys with DELETE /v1/api-keys/{id}"})
-	}
 	res, err := s.app.Commands.RevokeSession.Handle(c.Request().Context(), commands.RevokeSession{Actor: a, SessionID: a.SessionID, Reason: "logout"})
 	if err != nil {
 		return err

@@ -45,6 +45,11 @@ func decodeBody(c echo.Context, dst any) error {
 	return decodeJSON(raw, dst)
 }
 
+// DecodeBody strictly decodes a request's JSON body into dst, for the routes
+// that other transports register: problems are validation errors naming the
+// field, answered with 400 (see decodeBody).
+func DecodeBody(c echo.Context, dst any) error { return decodeBody(c, dst) }
+
 // decodeJSON is decodeBody's pure part.
 func decodeJSON(raw []byte, dst any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {

@@ -83,7 +83,8 @@ func (s *Server) replay(c echo.Context, scope, key string, hash []byte) (bool, e
 	if stored.Position > 0 {
 		h.Set("Engram-Position", strconv.FormatInt(stored.Position, 10))
 	}
-	return true, c.JSONBlob(stored.Status, bytes.TrimRight(stored.Body, "\n"))
+	// c.JSON ends the first answer with a newline: so does every replay.
+	return true, c.JSONBlob(stored.Status, append(bytes.TrimRight(stored.Body, "\n"), '\n'))
 }
 
 // requestHash identifies a request: method, path and body.

@@ -86,6 +86,11 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 // codeTooManyRequests is a transport-level code for throttled requests.
 const codeTooManyRequests = "too_many_requests"
 
+// CodeTooManyRequests is the domain.Error code that other transports (SSE)
+// return for a request over a limit: 429 with Retry-After (1 s unless the
+// handler set the header).
+const CodeTooManyRequests = codeTooManyRequests
+
 // errorHandler is echo's HTTPErrorHandler: every error becomes problem JSON,
 // and unexpected ones are logged once, here.
 func (s *Server) errorHandler(err error, c echo.Context) {

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lib/pq"
 
+	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/queries"
@@ -29,6 +30,12 @@ type Application struct {
 	Queries  queries.Queries
 	// Tokens parses access tokens.
 	Tokens TokenParser
+	// Revocations tells whether a session or an API key was revoked,
+	// consistently across instances.
+	Revocations RevocationChecker
+	// Counters count failed logins for throttling; pass the cache shared by
+	// every instance.
+	Counters Counters
 	// Idempotency reads the stored first responses of idempotent requests.
 	Idempotency IdempotencyStore
 	// Projections lets command handlers wait for their read model before
@@ -36,10 +43,15 @@ type Application struct {
 	Projections Waiter
 	// Ready reports readiness for /readyz.
 	Ready func(ctx context.Context) (ReadyReport, bool)
+	// Audit reads, folds and verifies the event log for auditors; nil
+	// answers the audit routes with 404.
+	Audit *audit.Service
 	// Metrics serves /metrics; nil means 404.
 	Metrics http.Handler
 	// OpenAPI is the OpenAPI document served at /openapi.yaml.
 	OpenAPI []byte
+	// Experts are the domain experts this instance runs (GET /v1/experts).
+	Experts []ExpertInfo
 }
 
 // IdempotencyStore reads stored idempotent responses.
@@ -67,15 +79,24 @@ type Config struct {
 	// Observe, when set, is called after every request with its route,
 	// status and duration (metrics).
 	Observe func(method, route string, status int, d time.Duration)
+	// LoginMaxAttempts is how many failed logins an account, and a client
+	// address, may have in one LoginWindow before logins are refused.
+	LoginMaxAttempts int
+	// LoginWindow is the fixed window of the login throttle.
+	LoginWindow time.Duration
+	// ConnContext, when set, derives each connection's base context (the
+	// SSE transport keeps the connection there to tune its socket).
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 // Server is Engram's HTTP server.
 type Server struct {
-	echo   *echo.Echo
-	http   *http.Server
-	app    Application
-	cfg    Config
-	logger *slog.Logger
+	echo     *echo.Echo
+	http     *http.Server
+	app      Application
+	cfg      Config
+	logger   *slog.Logger
+	throttle *loginThrottle
 }
 
 // NewServer builds the server and its routes. It refuses missing parts of the
@@ -87,10 +108,18 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	if app.Commands.PostMessage == nil || app.Queries.ListMessages == nil {
 		return nil, errors.New("http: commands and queries are required")
 	}
+	if app.Revocations == nil || app.Counters == nil {
+		return nil, errors.New("http: revocations and counters are required")
+	}
+	if cfg.LoginMaxAttempts <= 0 || cfg.LoginWindow <= 0 {
+		return nil, errors.New("http: the login throttle needs a positive maximum and window")
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{echo: e, app: app, cfg: cfg, logger: logger}
+	s := &Server{echo: e, app: app, cfg: cfg, logger: logger, throttle: &loginThrottle{
+		counters: app.Counters, max: int64(cfg.LoginMaxAttempts), window: cfg.LoginWindow, now: time.Now,
+	}}
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
@@ -114,6 +143,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnContext:       cfg.ConnContext,
 	}
 	return s, nil
 }
@@ -157,6 +187,9 @@ func (s *Server) routes() {
 	v1.GET("/auth/me", s.me, requireActor)
 	v1.GET("/sessions", s.listSessions, requireActor)
 	v1.DELETE("/sessions/:id", s.revokeSession, requireActor)
+	v1.POST("/api-keys", s.issueAPIKey, requireActor)
+	v1.GET("/api-keys", s.listAPIKeys, requireActor)
+	v1.DELETE("/api-keys/:id", s.revokeAPIKey, requireActor)
 
 	v1.POST("/workspaces", s.createWorkspace, requireActor)
 	v1.GET("/workspaces", s.listWorkspaces, requireActor)
@@ -174,6 +207,19 @@ func (s *Server) routes() {
 	v1.DELETE("/conversations/:id", s.archiveConversation, requireActor)
 	v1.POST("/conversations/:id/messages", s.postMessage, requireActor)
 	v1.GET("/conversations/:id/messages", s.listMessages, requireActor)
+
+	v1.GET("/workspaces/:id/memory", s.searchMemory, requireActor)
+	v1.POST("/workspaces/:id/memory", s.storeMemoryItem, requireActor)
+	v1.GET("/workspaces/:id/memory/context", s.memoryContext, requireActor)
+	v1.DELETE("/workspaces/:id/memory/:item_id", s.deleteMemoryItem, requireActor)
+	v1.GET("/experts", s.listExperts, requireActor)
+	v1.GET("/tasks/:id", s.getTask, requireActor)
+	v1.POST("/tasks/:id/cancel", s.cancelTask, requireActor)
+
+	v1.GET("/audit/events", s.auditEvents, requireActor, s.requireAuditor)
+	v1.GET("/audit/streams/:stream_id/events", s.auditStreamEvents, requireActor, s.requireAuditor)
+	v1.GET("/audit/streams/:stream_id/state", s.auditState, requireActor, s.requireAuditor)
+	v1.GET("/audit/verify", s.auditVerify, requireActor, s.requireAuditor)
 }
 
 // Routes lists every registered route as "METHOD path" (for the OpenAPI

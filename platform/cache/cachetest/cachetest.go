@@ -30,6 +30,7 @@ func Run(t *testing.T, newCache func(t *testing.T) cache.Cache) {
 		{"SetReplacesTTL", testSetReplacesTTL},
 		{"NegativeTTL", testNegativeTTL},
 		{"DeleteMany", testDeleteMany},
+		{"TakeOnce", testTakeOnce},
 		{"Expire", testExpire},
 		{"Incr", testIncr},
 		{"IncrTTLSetOnCreate", testIncrTTLSetOnCreate},
@@ -128,6 +129,48 @@ func testDeleteMany(t *testing.T, c cache.Cache) {
 		t.Fatal(err)
 	}
 	wantMissing(t, c, "c")
+}
+
+func testTakeOnce(t *testing.T, c cache.Cache) {
+	ctx := t.Context()
+	if v, ok, err := c.Take(ctx, "missing"); v != nil || ok || err != nil {
+		t.Fatalf("Take(missing) = %q, %v, %v; want nil, false, nil", v, ok, err)
+	}
+	mustSet(t, c, "expiring", "v", 50*time.Millisecond)
+	waitMissing(t, c, "expiring")
+	if _, ok, err := c.Take(ctx, "expiring"); ok || err != nil {
+		t.Fatalf("Take of an expired key = %v, %v; want a miss", ok, err)
+	}
+
+	// Of many concurrent Takes of one key, exactly one gets the value.
+	const takers = 8
+	for round := range 5 {
+		mustSet(t, c, "ticket", "secret", time.Minute)
+		var wg sync.WaitGroup
+		got := make(chan string, takers)
+		for range takers {
+			wg.Go(func() {
+				v, ok, err := c.Take(ctx, "ticket")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					got <- string(v)
+				}
+			})
+		}
+		wg.Wait()
+		close(got)
+		var values []string
+		for v := range got {
+			values = append(values, v)
+		}
+		if len(values) != 1 || values[0] != "secret" {
+			t.Fatalf("round %d: concurrent Takes got %q; want exactly one \"secret\"", round, values)
+		}
+		wantMissing(t, c, "ticket")
+	}
 }
 
 func testExpire(t *testing.T, c cache.Cache) {

@@ -1,0 +1,767 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	_ "github.com/lib/pq" // PostgreSQL driver
+	"github.com/redis/go-redis/v9"
+)
+
+// benchConfig says where the benchmark finds what it needs.
+type benchConfig struct {
+	engram   string // the engram binary
+	out      string // the report to write
+	adminURL string // a PostgreSQL database to create the bench database from
+	redisURL string
+	quick    bool // shorter windows, to try the benchmark out
+	log      io.Writer
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("engram-load bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	adminDefault := os.Getenv("ENGRAM_TEST_DATABASE_URL")
+	if adminDefault == "" {
+		adminDefault = "postgres://127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	cfg := benchConfig{log: stderr}
+	fs.StringVar(&cfg.engram, "engram", "bin/engram", "the engram binary to benchmark")
+	fs.StringVar(&cfg.out, "out", "docs/benchmarks.md", "where to write the report (empty: do not write)")
+	fs.StringVar(&cfg.adminURL, "admin-url", adminDefault, "PostgreSQL database used to create and drop the bench database")
+	fs.StringVar(&cfg.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for the server (empty: in-memory cache)")
+	fs.BoolVar(&cfg.quick, "quick", false, "short windows (about a quarter): to try the benchmark, not to quote it")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, raw := range []string{cfg.adminURL, cfg.redisURL} {
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			fmt.Fprintf(stderr, "engram-load bench: %v\n", err)
+			return 2
+		}
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			fmt.Fprintf(stderr, "engram-load bench: %s is not on a loopback address: the benchmark runs on one machine\n", u.Redacted())
+			return 2
+		}
+	}
+	res, err := (&bench{cfg: cfg}).run(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "engram-load bench:", err)
+	}
+	if res == nil {
+		return 1
+	}
+	printSummary(stdout, res)
+	if cfg.out != "" {
+		if werr := writeBenchmarks(cfg.out, res); werr != nil {
+			fmt.Fprintln(stderr, "engram-load bench:", werr)
+			return 1
+		}
+		fmt.Fprintf(stdout, "\nwrote %s\n", cfg.out)
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// benchResults is everything one benchmark run measured.
+type benchResults struct {
+	Quick      bool
+	Machine    machine
+	LoadBefore string
+	LoadAfter  string
+	Started    time.Time
+	Took       time.Duration
+	Notes      []string
+
+	Pgbench      pgbenchResult
+	PgbenchBatch pgbenchResult
+	Echo         *Report
+
+	IdleRSS         float64
+	Append          *Report
+	AppendCPU       float64 // server CPU seconds in the append window
+	GetConversation *Report
+	GetMessages     *Report
+	Lag             *Report
+	SSE200          *Report
+	SSE1000         *Report
+	SSE1000CPU      float64 // server CPU seconds, window start to drained
+	SSE1000Frames   float64 // frames the server sent in that time
+	Idle            *Report
+	Rebuild         rebuildResult
+}
+
+type pgbenchResult struct {
+	TPS     float64
+	Latency float64 // average, ms
+	Clients int
+	Rows    int // rows per transaction
+	Err     string
+}
+
+type rebuildResult struct {
+	Ran     bool
+	Note    string
+	Events  int64
+	Seconds float64
+}
+
+// bench is one benchmark run.
+type bench struct {
+	cfg      benchConfig
+	res      *benchResults
+	dbURL    string
+	name     string // of the database and Redis prefix
+	srv      *server
+	pprofURL string
+}
+
+// windows are the lengths of the measured windows.
+type windows struct {
+	pgbench, batch, echo, append, getConv, getMsgs, lag, sse, idle time.Duration
+}
+
+func (b *bench) windows() windows {
+	w := windows{pgbench: 20 * time.Second, batch: 10 * time.Second, echo: 15 * time.Second, append: 20 * time.Second,
+		getConv: 15 * time.Second, getMsgs: 10 * time.Second, lag: 15 * time.Second, sse: 20 * time.Second, idle: 5 * time.Second}
+	if b.cfg.quick {
+		w = windows{pgbench: 5 * time.Second, batch: 3 * time.Second, echo: 4 * time.Second, append: 5 * time.Second,
+			getConv: 4 * time.Second, getMsgs: 3 * time.Second, lag: 4 * time.Second, sse: 5 * time.Second, idle: 3 * time.Second}
+	}
+	return w
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.cfg.log, "bench: "+format+"\n", args...)
+}
+
+// appendConcurrency is the number of clients of both the pgbench insert
+// test and the HTTP append test.
+const appendConcurrency = 32
+
+func (b *bench) run(ctx context.Context) (*benchResults, error) {
+	b.res = &benchResults{Quick: b.cfg.quick, Started: time.Now(), Machine: describeMachine(ctx), LoadBefore: loadAverage()}
+	res, w := b.res, b.windows()
+	defer func() {
+		res.Took = time.Since(res.Started)
+		res.LoadAfter = loadAverage()
+	}()
+	if _, err := os.Stat(b.cfg.engram); err != nil {
+		return nil, fmt.Errorf("engram binary: %w (run make build)", err)
+	}
+	b.name = "engram_bench_" + randomHex(6)
+	drop, err := b.createDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	res.Machine.Redis = redisVersion(ctx, b.cfg.redisURL)
+	if err := b.engramCommand(ctx, "migrate"); err != nil {
+		return nil, err
+	}
+
+	// (a) The raw limits.
+	b.logf("pgbench: one-row inserts into a table shaped like events, %d clients, %s", appendConcurrency, w.pgbench)
+	res.Pgbench = b.pgbench(ctx, singleInsert, appendConcurrency, w.pgbench, 1)
+	b.logf("pgbench: %.0f tx/s %s", res.Pgbench.TPS, res.Pgbench.Err)
+	b.logf("pgbench: 100-row inserts, 4 clients, %s", w.batch)
+	res.PgbenchBatch = b.pgbench(ctx, batchInsert, 4, w.batch, 100)
+	b.logf("pgbench: %.0f rows/s %s", res.PgbenchBatch.TPS*100, res.PgbenchBatch.Err)
+	if res.Echo, err = b.echoBaseline(ctx, w.echo); err != nil {
+		return res, err
+	}
+
+	// (b) Engram.
+	if err := b.startServer(ctx); err != nil {
+		return res, err
+	}
+	defer b.srv.stop()
+	b.sleep(ctx, 3*time.Second) // let it settle: the idle RSS is that of a server left alone
+	res.IdleRSS, _ = procRSS(b.srv.pid())
+	b.logf("idle RSS %s", mib(res.IdleRSS))
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"idle SSE connections", func(ctx context.Context) error {
+			var err error
+			res.Idle, err = b.load(ctx, Options{Scenario: scenarioIdle, Subscribers: 1000, Duration: w.idle,
+				Window: b.collectGarbage(ctx)})
+			return err
+		}},
+		{"appends", func(ctx context.Context) error {
+			var err error
+			var cpu cpuWindow
+			res.Append, err = b.load(ctx, Options{Scenario: scenarioAppend, Concurrency: appendConcurrency,
+				Duration: w.append, Window: cpu.hook(b.srv.pid())})
+			res.AppendCPU = cpu.seconds(false)
+			return err
+		}},
+		{"GET conversation", func(ctx context.Context) error {
+			var err error
+			res.GetConversation, err = b.load(ctx, Options{Scenario: scenarioRead, Read: "conversation",
+				Concurrency: appendConcurrency, Duration: w.getConv})
+			return err
+		}},
+		{"GET messages", func(ctx context.Context) error {
+			var err error
+			res.GetMessages, err = b.load(ctx, Options{Scenario: scenarioRead, Read: "messages",
+				Concurrency: appendConcurrency, Duration: w.getMsgs})
+			return err
+		}},
+		{"projection lag at 1,000 events/s", func(ctx context.Context) error {
+			var err error
+			res.Lag, err = b.load(ctx, Options{Scenario: scenarioAppend, Rate: 1000, Concurrency: appendConcurrency,
+				Duration: w.lag, LagSample: 0.2})
+			return err
+		}},
+		{"SSE 200 subscribers × 200 events/s", func(ctx context.Context) error {
+			var err error
+			res.SSE200, err = b.load(ctx, Options{Scenario: scenarioSSE, Subscribers: 200, Rate: 200,
+				Concurrency: 8, Conversations: 8, Duration: w.sse})
+			return err
+		}},
+		{"SSE 1,000 subscribers × 500 events/s", func(ctx context.Context) error {
+			var err error
+			var cpu cpuWindow
+			res.SSE1000, err = b.load(ctx, Options{Scenario: scenarioSSE, Subscribers: 1000, Rate: 500,
+				Concurrency: 8, Conversations: 8, Duration: w.sse, Drain: 20 * time.Second, Window: cpu.hook(b.srv.pid())})
+			res.SSE1000CPU = cpu.seconds(true)
+			if res.SSE1000 != nil {
+				res.SSE1000Frames = res.SSE1000.ServerFramesSent
+				if res.SSE1000Frames <= 0 {
+					res.SSE1000Frames = float64(res.SSE1000.Delivered)
+				}
+			}
+			return err
+		}},
+	}
+	for _, p := range phases {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		b.logf("— %s (load average %s)", p.name, loadAverage())
+		if err := p.fn(ctx); err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s: %v", p.name, err))
+			b.logf("%s failed: %v", p.name, err)
+		}
+		if !b.srv.alive() {
+			return res, fmt.Errorf("the server exited during %q:\n%s", p.name, b.srv.tail())
+		}
+	}
+	b.srv.stop()
+	res.Rebuild = b.rebuild(ctx)
+	b.cleanRedis(ctx)
+	return res, nil
+}
+
+// load runs one scenario against the server, logging its report.
+func (b *bench) load(ctx context.Context, o Options) (*Report, error) {
+	o.URL = b.srv.url
+	o.Log = prefixed{w: b.cfg.log, prefix: "bench:   "}
+	if o.Subscribers == 0 {
+		o.Subscribers = -1
+	}
+	o.Seed = -1
+	rep, err := Run(ctx, o)
+	if rep != nil {
+		b.printReport(rep)
+	}
+	return rep, err
+}
+
+// printReport logs a scenario's report, indented.
+func (b *bench) printReport(rep *Report) {
+	var buf bytes.Buffer
+	printReport(&buf, rep)
+	_, _ = prefixed{w: b.cfg.log, prefix: "bench:   "}.Write(buf.Bytes())
+}
+
+// prefixed writes every line with a prefix.
+type prefixed struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixed) Write(b []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if _, err := fmt.Fprintf(p.w, "%s%s\n", p.prefix, line); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// cpuWindow reads the server's CPU time at the window's start and end and
+// when deliveries are drained.
+type cpuWindow struct {
+	mu                  sync.Mutex
+	start, end, drained float64
+}
+
+func (c *cpuWindow) hook(pid int) func(string) {
+	return func(event string) {
+		v, err := procCPU(pid)
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch event {
+		case "start":
+			c.start = v
+		case "end":
+			c.end = v
+		case "drained":
+			c.drained = v
+		}
+	}
+}
+
+// seconds is the CPU time of the window, up to the drain when drained.
+func (c *cpuWindow) seconds(drained bool) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if drained {
+		return c.drained - c.start
+	}
+	return c.end - c.start
+}
+
+// collectGarbage returns the hook that makes the server collect its garbage
+// before the memory samples taken after the setup and after the window, so
+// that the memory per connection is live memory, not garbage of the setup
+// (argon2id hashes). It goes through the profiling listener (pprof's heap
+// profile with gc=1).
+func (b *bench) collectGarbage(ctx context.Context) func(string) {
+	return func(event string) {
+		if event != "setup" && event != "drained" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.pprofURL+"/debug/pprof/heap?gc=1", nil)
+		if err != nil {
+			return
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		b.sleep(ctx, 500*time.Millisecond) // let the scavenger return the freed pages
+	}
+}
+
+func (b *bench) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// createDatabase creates the bench database and returns the function that
+// drops it.
+func (b *bench) createDatabase(ctx context.Context) (func(), error) {
+	admin, err := sql.Open("postgres", b.cfg.adminURL)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", redact(b.cfg.adminURL), err)
+	}
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+b.name); err != nil {
+		admin.Close()
+		return nil, fmt.Errorf("create database %s (is PostgreSQL running? make services): %w", b.name, err)
+	}
+	if err := admin.QueryRowContext(ctx, `SHOW server_version`).Scan(&b.res.Machine.Postgres); err != nil {
+		b.res.Machine.Postgres = "unknown"
+	}
+	b.res.Machine.Postgres = "PostgreSQL " + b.res.Machine.Postgres
+	u, _ := url.Parse(b.cfg.adminURL)
+	u.Path = "/" + b.name
+	b.dbURL = u.String()
+	b.logf("database %s", b.name)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+b.name+` WITH (FORCE)`); err != nil {
+			b.logf("drop database %s: %v", b.name, err)
+		} else {
+			b.logf("dropped database %s", b.name)
+		}
+		admin.Close()
+	}, nil
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Redacted()
+}
+
+func redisVersion(ctx context.Context, raw string) string {
+	if raw == "" {
+		return "not used (in-memory cache)"
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return "unknown"
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return "not reachable (the server used its in-memory cache)"
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return "Redis " + v
+		}
+	}
+	return "unknown"
+}
+
+// cleanRedis deletes the keys the server wrote under its prefix.
+func (b *bench) cleanRedis(ctx context.Context) {
+	if b.cfg.redisURL == "" {
+		return
+	}
+	opts, err := redis.ParseURL(b.cfg.redisURL)
+	if err != nil {
+		return
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	iter := c.Scan(ctx, 0, b.name+":*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			c.Del(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		c.Del(ctx, keys...)
+	}
+}
+
+// serverEnv is the environment of every engram command of the run: a
+// production configuration on loopback.
+func (b *bench) serverEnv(extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"ENGRAM_ENV=production",
+		"ENGRAM_DATABASE_URL=" + b.dbURL,
+		"ENGRAM_REDIS_URL=" + b.cfg.redisURL,
+		"ENGRAM_REDIS_PREFIX=" + b.name + ":",
+		"ENGRAM_JWT_SECRET=" + randomHexOnce(),
+		"ENGRAM_LOG_FORMAT=json",
+	}
+	return append(env, extra...)
+}
+
+var (
+	secretOnce sync.Once
+	secret     string
+)
+
+// randomHexOnce is the JWT secret of the run, the same for every command.
+func randomHexOnce() string {
+	secretOnce.Do(func() {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		secret = hex.EncodeToString(b)
+	})
+	return secret
+}
+
+// engramCommand runs engram with args to completion.
+func (b *bench) engramCommand(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, b.cfg.engram, args...)
+	cmd.Env = b.serverEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("engram %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// server is the engram process under test.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *os.File
+	done chan struct{}
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+func (s *server) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM and waits (at most 30s, then kills). It may be called
+// more than once.
+func (s *server) stop() {
+	if !s.alive() {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// tail is the end of the server's log.
+func (s *server) tail() string {
+	b, err := os.ReadFile(s.logs.Name())
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startServer runs engram serve and waits until it is ready.
+func (b *bench) startServer(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	logs, err := os.CreateTemp("", "engram-bench-*.log")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(b.cfg.engram, "serve")
+	cmd.Env = b.serverEnv("ENGRAM_HTTP_ADDR="+addr, "ENGRAM_PPROF_ADDR="+pprofAddr)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start engram serve: %w", err)
+	}
+	b.srv = &server{cmd: cmd, url: "http://" + addr, logs: logs, done: make(chan struct{})}
+	b.pprofURL = "http://" + pprofAddr
+	go func() {
+		_ = cmd.Wait()
+		close(b.srv.done)
+	}()
+	b.logf("engram serve on %s (log %s)", b.srv.url, logs.Name())
+	deadline := time.Now().Add(60 * time.Second)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if !b.srv.alive() {
+			return fmt.Errorf("engram serve exited:\n%s", b.srv.tail())
+		}
+		if resp, err := client.Get(b.srv.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		b.sleep(ctx, 100*time.Millisecond)
+	}
+	b.srv.stop()
+	return fmt.Errorf("engram serve not ready within 60s:\n%s", b.srv.tail())
+}
+
+// echoBaseline measures the bare echo handler, served by a process of its
+// own (as Engram is), with the same client and concurrency as the GETs.
+func (b *bench) echoBaseline(ctx context.Context, window time.Duration) (*Report, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "echo", "-addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the echo server: %w", err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("echo server: %w", err)
+	}
+	base := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	b.logf("echo: GET %s/echo, %d clients, %s", base, appendConcurrency, window)
+	rep, err := Run(ctx, Options{URL: base, Scenario: scenarioGet, Path: "/echo", Concurrency: appendConcurrency,
+		Duration: window, Subscribers: -1, Seed: -1})
+	if rep != nil {
+		b.printReport(rep)
+	}
+	return rep, err
+}
+
+// The pgbench scripts: one event-sized row per transaction, as an HTTP
+// append writes, and 100 rows per statement, as a batch writer would.
+const (
+	singleInsert = `\set n random(1, 2000000000)
+INSERT INTO bench_events (event_id, stream_id, stream_type, stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+VALUES (gen_random_uuid(), 'conversation-' || gen_random_uuid(), 'conversation', 1, 'conversation.message_posted', 1,
+  '{"message_id":"0197a3c2-5d1e-7b44-9a51-2f6f4c1e8d20","author_id":"0197a3c2-5b12-7aa8-b3c4-1e2f3a4b5c6d","role":"user","content":"Could you summarise what we decided about the rollout and list the open questions for tomorrow? (1)","metadata":{"load_run":"bench","load_sent_ns":1750000000000000000}}'::jsonb,
+  '{"request_id":"0197a3c2-5e00-7000-8000-000000000001","correlation_id":"0197a3c2-5e00-7000-8000-000000000001","causation_id":"0197a3c2-5e00-7000-8000-000000000001","actor_id":"0197a3c2-5b12-7aa8-b3c4-1e2f3a4b5c6d"}'::jsonb,
+  now(), sha256(:n::text::bytea), sha256((:n + 1)::text::bytea))
+RETURNING global_position, tx_id::text;
+`
+	batchInsert = `INSERT INTO bench_events (event_id, stream_id, stream_type, stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+SELECT gen_random_uuid(), 'conversation-' || gen_random_uuid(), 'conversation', 1, 'conversation.message_posted', 1,
+  '{"message_id":"0197a3c2-5d1e-7b44-9a51-2f6f4c1e8d20","author_id":"0197a3c2-5b12-7aa8-b3c4-1e2f3a4b5c6d","role":"user","content":"Could you summarise what we decided about the rollout and list the open questions for tomorrow? (1)","metadata":{}}'::jsonb,
+  '{"request_id":"0197a3c2-5e00-7000-8000-000000000001","actor_id":"0197a3c2-5b12-7aa8-b3c4-1e2f3a4b5c6d"}'::jsonb,
+  now(), sha256(g::text::bytea), sha256((g + 1)::text::bytea)
+FROM generate_series(1, 100) AS g;
+`
+)
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+var latencyLine = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
+
+// pgbench runs script with clients for d against a fresh table shaped like
+// events (same columns, defaults, constraints and indexes), then drops it.
+func (b *bench) pgbench(ctx context.Context, script string, clients int, d time.Duration, rows int) pgbenchResult {
+	res := pgbenchResult{Clients: clients, Rows: rows}
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		res.Err = "pgbench is not installed (apt-get install postgresql-contrib or postgresql-client)"
+		return res
+	}
+	db, err := sql.Open("postgres", b.dbURL)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE bench_events (LIKE events INCLUDING ALL)`); err != nil {
+		res.Err = fmt.Sprintf("create bench_events: %v", err)
+		return res
+	}
+	defer func() {
+		_, _ = db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_events`)
+	}()
+	dir, err := os.MkdirTemp("", "engram-pgbench-")
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "insert.sql")
+	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-M", "prepared", "-f", file,
+		"-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(int(d.Seconds())), b.dbURL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		res.Err = fmt.Sprintf("pgbench: %v: %s", err, lastLines(string(out), 5))
+		return res
+	}
+	m := tpsLine.FindStringSubmatch(string(out))
+	if m == nil {
+		res.Err = "pgbench printed no tps: " + lastLines(string(out), 5)
+		return res
+	}
+	res.TPS, _ = strconv.ParseFloat(m[1], 64)
+	if l := latencyLine.FindStringSubmatch(string(out)); l != nil {
+		res.Latency, _ = strconv.ParseFloat(l[1], 64)
+	}
+	return res
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// rebuild times `engram projections rebuild` of the conversations read
+// model over the whole log, when the command exists.
+func (b *bench) rebuild(ctx context.Context) rebuildResult {
+	help := exec.CommandContext(ctx, b.cfg.engram, "projections", "rebuild", "--help")
+	help.Env = b.serverEnv()
+	out, err := help.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rebuild") {
+		return rebuildResult{Note: "`engram projections rebuild` is not in this build: not measured"}
+	}
+	db, err := sql.Open("postgres", b.dbURL)
+	if err != nil {
+		return rebuildResult{Note: err.Error()}
+	}
+	defer db.Close()
+	var events int64
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
+		return rebuildResult{Note: err.Error()}
+	}
+	args := []string{"projections", "rebuild", "conversations"}
+	for _, flag := range []string{"--yes", "--quiet"} {
+		if strings.Contains(string(out), flag) {
+			args = append(args, flag)
+		}
+	}
+	b.logf("rebuild: engram %s over %d events", strings.Join(args, " "), events)
+	cmd := exec.CommandContext(ctx, b.cfg.engram, args...)
+	cmd.Env = b.serverEnv()
+	start := time.Now()
+	out, err = cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		return rebuildResult{Note: fmt.Sprintf("`engram %s` failed: %v: %s", strings.Join(args, " "), err, lastLines(string(out), 3))}
+	}
+	return rebuildResult{Ran: true, Events: events, Seconds: took.Seconds()}
+}

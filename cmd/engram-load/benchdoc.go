@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+)
+
+// verdict is one line of the benchmark's summary: a figure of Engram beside
+// its raw limit and its target.
+type verdict struct {
+	Measure string
+	Engram  string
+	Limit   string
+	Ratio   string
+	Target  string
+	Met     string // yes, no, or n/a when it could not be measured
+	Why     string
+}
+
+// Targets of DESIGN §10.
+const (
+	targetAppendRatio     = 0.60
+	targetGetRatio        = 0.50
+	targetDeliveryP99     = 50 * time.Millisecond
+	targetLagP99          = 250 * time.Millisecond
+	targetRebuildPerSec   = 50_000
+	targetIdleRSS         = 60e6 // bytes (60 MB)
+	targetPerConnection   = 64 << 10
+	boundedRSS            = 256 << 20 // what "memory stays bounded" is taken to mean
+	mercureCPUPerDelivery = 5.7       // µs, DESIGN §10
+)
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f %%", 100*a/b)
+}
+
+// unavailable is the verdict of a figure that could not be measured.
+func unavailable(measure, target, why string) verdict {
+	return verdict{Measure: measure, Engram: "—", Limit: "—", Ratio: "—", Target: target, Met: "n/a", Why: why}
+}
+
+func reportErrors(r *Report) string {
+	var n int64
+	for _, e := range r.Errors {
+		n += e.N
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d failed requests", n)
+}
+
+func verdicts(res *benchResults) []verdict {
+	var out []verdict
+
+	// Appends.
+	const appendMeasure = "Command append via HTTP (POST message, 32 clients)"
+	switch {
+	case res.Append == nil:
+		out = append(out, unavailable(appendMeasure, "≥ 60 % of pgbench", "not measured"))
+	case res.Pgbench.TPS <= 0:
+		out = append(out, verdict{Measure: appendMeasure, Engram: fmt.Sprintf("%.0f/s", res.Append.CommandsPerSec),
+			Limit: "—", Ratio: "—", Target: "≥ 60 % of pgbench", Met: "n/a", Why: "no pgbench figure: " + res.Pgbench.Err})
+	default:
+		r := res.Append.CommandsPerSec / res.Pgbench.TPS
+		v := verdict{Measure: appendMeasure, Engram: fmt.Sprintf("%.0f/s", res.Append.CommandsPerSec),
+			Limit: fmt.Sprintf("%.0f tx/s (pgbench, one-row insert, 32 clients)", res.Pgbench.TPS),
+			Ratio: ratio(res.Append.CommandsPerSec, res.Pgbench.TPS), Target: "≥ 60 %", Met: yesNo(r >= targetAppendRatio)}
+		if r < targetAppendRatio {
+			v.Why = fmt.Sprintf("%.0f %% of the insert rate%s", 100*r, reportErrors(res.Append))
+		}
+		out = append(out, v)
+	}
+
+	// GETs.
+	for _, g := range []struct {
+		name string
+		rep  *Report
+	}{{"GET conversation (read model, 32 clients)", res.GetConversation}, {"GET messages, 20 a page (read model, 32 clients)", res.GetMessages}} {
+		switch {
+		case g.rep == nil:
+			out = append(out, unavailable(g.name, "≥ 50 % of echo", "not measured"))
+		case res.Echo == nil || res.Echo.GetsPerSec <= 0:
+			out = append(out, verdict{Measure: g.name, Engram: fmt.Sprintf("%.0f/s", g.rep.GetsPerSec), Limit: "—", Ratio: "—",
+				Target: "≥ 50 % of echo", Met: "n/a", Why: "no echo baseline"})
+		default:
+			r := g.rep.GetsPerSec / res.Echo.GetsPerSec
+			v := verdict{Measure: g.name, Engram: fmt.Sprintf("%.0f/s", g.rep.GetsPerSec),
+				Limit: fmt.Sprintf("%.0f req/s (bare echo JSON handler)", res.Echo.GetsPerSec),
+				Ratio: ratio(g.rep.GetsPerSec, res.Echo.GetsPerSec), Target: "≥ 50 %", Met: yesNo(r >= targetGetRatio)}
+			if r < targetGetRatio {
+				v.Why = fmt.Sprintf("%.0f %% of the echo rate%s", 100*r, reportErrors(g.rep))
+			}
+			out = append(out, v)
+		}
+	}
+
+	// SSE at 200 × 200.
+	const sse200 = "Command → SSE delivery p99, 200 subscribers × 200 events/s"
+	switch r := res.SSE200; {
+	case r == nil:
+		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", "not measured"))
+	case r.SSE != "":
+		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", r.SSE))
+	default:
+		ok := r.Delivery.P99 <= targetDeliveryP99 && r.Lost == 0 && r.Expected > 0
+		v := verdict{Measure: sse200, Engram: fmt.Sprintf("p99 %s, %d of %d delivered, %d lost", ms(r.Delivery.P99), r.Delivered, r.Expected, r.Lost),
+			Limit: "Mercure p99 ≈ 12 ms (DESIGN §10, not measured here)", Ratio: "—", Target: "p99 ≤ 50 ms, none lost", Met: yesNo(ok)}
+		v.Why = sseWhy(r, targetDeliveryP99)
+		out = append(out, v)
+	}
+
+	// SSE at 1,000 × 500.
+	const sse1000 = "SSE at 1,000 subscribers × 500 events/s: CPU per delivery"
+	switch r := res.SSE1000; {
+	case r == nil:
+		out = append(out, unavailable(sse1000, "none lost, memory bounded", "not measured"))
+	case r.SSE != "":
+		out = append(out, unavailable(sse1000, "none lost, memory bounded", r.SSE))
+	default:
+		cpu := "—"
+		if res.SSE1000Frames > 0 && res.SSE1000CPU > 0 {
+			cpu = fmt.Sprintf("%.1f µs", 1e6*res.SSE1000CPU/res.SSE1000Frames)
+		}
+		ok := r.Lost == 0 && r.Expected > 0 && r.ServerPeakRSS <= boundedRSS
+		v := verdict{Measure: sse1000,
+			Engram: fmt.Sprintf("%s per frame; %.0f deliveries/s; %d lost; peak RSS %s", cpu, r.DeliveriesPerSec, r.Lost, mib(r.ServerPeakRSS)),
+			Limit:  fmt.Sprintf("Mercure ≈ %.1f µs (DESIGN §10, not measured here)", mercureCPUPerDelivery), Ratio: "—",
+			Target: "none lost, memory bounded (peak RSS ≤ 256 MiB)", Met: yesNo(ok)}
+		var why []string
+		if r.Lost > 0 {
+			why = append(why, fmt.Sprintf("%d deliveries lost", r.Lost))
+		}
+		if r.ServerPeakRSS > boundedRSS {
+			why = append(why, "peak RSS "+mib(r.ServerPeakRSS))
+		}
+		if offered := 500.0 * float64(r.Subscribers); r.DeliveriesPerSec < 0.95*offered {
+			why = append(why, fmt.Sprintf("%.0f of the %.0f deliveries/s offered (CPU-bound on %d cores)", r.DeliveriesPerSec, offered, res.Machine.CPUs))
+		}
+		v.Why = strings.Join(why, "; ")
+		out = append(out, v)
+	}
+
+	// Projection lag.
+	const lagMeasure = "Projection lag p99 at 1,000 events/s"
+	switch r := res.Lag; {
+	case r == nil || r.ProjectionLag.Count == 0:
+		out = append(out, unavailable(lagMeasure, "p99 ≤ 250 ms", "not measured"))
+	default:
+		achieved := r.CommandsPerSec >= 0.95*r.Rate
+		ok := r.ProjectionLag.P99 <= targetLagP99 && achieved
+		v := verdict{Measure: lagMeasure, Engram: fmt.Sprintf("p99 %s at %.0f events/s", ms(r.ProjectionLag.P99), r.CommandsPerSec),
+			Limit: "—", Ratio: "—", Target: "p99 ≤ 250 ms", Met: yesNo(ok)}
+		var why []string
+		if r.ProjectionLag.P99 > targetLagP99 {
+			why = append(why, fmt.Sprintf("p99 %s", ms(r.ProjectionLag.P99)))
+		}
+		if !achieved {
+			why = append(why, fmt.Sprintf("the offered %.0f events/s were not reached (%.0f/s)", r.Rate, r.CommandsPerSec))
+		}
+		v.Why = strings.Join(why, "; ")
+		out = append(out, v)
+	}
+
+	// Rebuild.
+	const rebuildMeasure = "Projection rebuild (conversations)"
+	if !res.Rebuild.Ran {
+		out = append(out, unavailable(rebuildMeasure, "≥ 50,000 events/s", res.Rebuild.Note))
+	} else {
+		rate := float64(res.Rebuild.Events) / res.Rebuild.Seconds
+		limit, rt := "—", "—"
+		if res.PgbenchBatch.TPS > 0 {
+			rows := res.PgbenchBatch.TPS * float64(res.PgbenchBatch.Rows)
+			limit = fmt.Sprintf("%.0f rows/s (pgbench, 100-row inserts)", rows)
+			rt = ratio(rate, rows)
+		}
+		v := verdict{Measure: rebuildMeasure, Engram: fmt.Sprintf("%.0f events/s (%d events in %.1fs)", rate, res.Rebuild.Events, res.Rebuild.Seconds),
+			Limit: limit, Ratio: rt, Target: "≥ 50,000 events/s", Met: yesNo(rate >= targetRebuildPerSec)}
+		if rate < targetRebuildPerSec {
+			v.Why = fmt.Sprintf("%.0f events/s", rate)
+		}
+		out = append(out, v)
+	}
+
+	// Memory.
+	if res.IdleRSS > 0 {
+		v := verdict{Measure: "Idle RSS", Engram: mib(res.IdleRSS), Limit: "—", Ratio: "—", Target: "≤ 60 MB", Met: yesNo(res.IdleRSS <= targetIdleRSS)}
+		if res.IdleRSS > targetIdleRSS {
+			v.Why = fmt.Sprintf("%.1f MB", res.IdleRSS/1e6)
+		}
+		out = append(out, v)
+	} else {
+		out = append(out, unavailable("Idle RSS", "≤ 60 MB", "not measured"))
+	}
+	const perConn = "Memory per idle SSE connection (1,000 idle)"
+	switch r := res.Idle; {
+	case r == nil:
+		out = append(out, unavailable(perConn, "≤ 64 KiB", "not measured"))
+	case r.SSE != "":
+		out = append(out, unavailable(perConn, "≤ 64 KiB", r.SSE))
+	case r.Subscribers == 0 || r.MetricsError != "":
+		out = append(out, unavailable(perConn, "≤ 64 KiB", "no connection held or no /metrics"))
+	default:
+		n := float64(r.Subscribers)
+		inuse := (r.ServerInuse - r.ServerInuseBefore) / n
+		rss := (r.ServerRSS - r.ServerRSSBefore) / n
+		worst := max(inuse, rss)
+		v := verdict{Measure: perConn, Engram: fmt.Sprintf("%.1f KiB live (Go heap + stacks), %.1f KiB RSS", inuse/1024, rss/1024),
+			Limit: "—", Ratio: "—", Target: "≤ 64 KiB", Met: yesNo(worst <= targetPerConnection)}
+		if worst > targetPerConnection {
+			v.Why = fmt.Sprintf("%.1f KiB", worst/1024)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func sseWhy(r *Report, p99 time.Duration) string {
+	var why []string
+	if r.Expected == 0 {
+		why = append(why, "nothing was delivered")
+	}
+	if r.Delivery.P99 > p99 {
+		why = append(why, "p99 "+ms(r.Delivery.P99))
+	}
+	if r.Lost > 0 {
+		why = append(why, fmt.Sprintf("%d deliveries lost (%d reconnects)", r.Lost, r.Reconnects))
+		if !r.Drained {
+			why = append(why, "still missing when the drain ended")
+		}
+	}
+	if r.Commands > 0 && r.CommandsPerSec < 0.95*r.Rate {
+		why = append(why, fmt.Sprintf("%.0f of the %.0f events/s offered", r.CommandsPerSec, r.Rate))
+	}
+	return strings.Join(why, "; ")
+}
+
+// printSummary prints the verdicts for the terminal.
+func printSummary(w io.Writer, res *benchResults) {
+	fmt.Fprintf(w, "\nEngram benchmark — %d CPUs (%s), load average %s → %s, %s\n",
+		res.Machine.CPUs, res.Machine.CPUModel, res.LoadBefore, res.LoadAfter, res.Took.Round(time.Second))
+	for _, v := range verdicts(res) {
+		fmt.Fprintf(w, "\n%s\n  Engram %s\n  limit  %s   ratio %s\n  target %s: %s", v.Measure, v.Engram, v.Limit, v.Ratio, v.Target, strings.ToUpper(v.Met))
+		if v.Why != "" {
+			fmt.Fprintf(w, " (%s)", v.Why)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "\nnote: %s\n", n)
+	}
+}
+
+// handWritten starts the part of docs/benchmarks.md that the benchmark
+// keeps as it is when it rewrites the figures above it.
+const handWritten = "<!-- Everything below this line is written by hand; make bench keeps it. -->"
+
+// writeBenchmarks writes the report to path, keeping the hand-written part
+// of the file it replaces.
+func writeBenchmarks(path string, res *benchResults) error {
+	kept := "\n## Analysis\n\nWhere the time goes, and what would close the gaps: to be written after a run.\n"
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if _, rest, ok := bytes.Cut(old, []byte(handWritten)); ok {
+			kept = string(rest)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	var b strings.Builder
+	renderBenchmarks(&b, res)
+	b.WriteString(handWritten)
+	b.WriteString(kept)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func renderBenchmarks(w io.Writer, res *benchResults) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("# Benchmarks\n\n")
+	p("Written by `make bench` on %s; the run took %s.", res.Started.UTC().Format("2006-01-02 15:04 MST"), res.Took.Round(time.Second))
+	if res.Quick {
+		p(" **Quick run** (`-quick`, windows of a few seconds): a trial, not figures to quote.")
+	}
+	p("\nEvery Engram figure stands beside the raw limit measured in the same run, on the same\n")
+	p("machine and the same fresh database, and beside its target from DESIGN §10.\n\n")
+
+	p("## Summary\n\n")
+	p("| Measure | Engram | Raw limit (same run) | Ratio | Target | Met |\n|---|---|---|---|---|---|\n")
+	for _, v := range verdicts(res) {
+		met := v.Met
+		if v.Why != "" {
+			met += " — " + v.Why
+		}
+		p("| %s | %s | %s | %s | %s | %s |\n", v.Measure, cell(v.Engram), cell(v.Limit), v.Ratio, v.Target, cell(met))
+	}
+	for _, n := range res.Notes {
+		p("\nNote: %s\n", cell(n))
+	}
+
+	p("\n## Machine\n\n")
+	m := res.Machine
+	p("| | |\n|---|---|\n")
+	p("| CPUs (`nproc`) | %d |\n| CPU | %s |\n| Memory | %s |\n| Kernel | %s |\n", m.CPUs, m.CPUModel, m.Memory, m.Kernel)
+	p("| Go | %s |\n| PostgreSQL | %s |\n| Redis | %s |\n| pgbench | %s |\n", m.Go, m.Postgres, m.Redis, orDash(m.Pgbench))
+	p("| Load average (1, 5, 15 min) | %s at the start, %s at the end |\n", res.LoadBefore, res.LoadAfter)
+	p("\nEverything runs on this one machine, on loopback: the server, PostgreSQL, Redis and the\n")
+	p("load generator share its cores, as pgbench shares them with PostgreSQL for the raw limit.\n")
+
+	p("\n## Raw limits\n\n")
+	p("| Limit | Figure | Latency |\n|---|---|---|\n")
+	p("| pgbench, one row per transaction into a copy of `events` (`-M prepared -c %d -j 2`) | %s | %s |\n",
+		res.Pgbench.Clients, pgFigure(res.Pgbench, "tx/s"), pgLatency(res.Pgbench))
+	p("| pgbench, 100 rows per statement (`-c %d -j 2`) | %s | %s |\n", res.PgbenchBatch.Clients, pgFigure(res.PgbenchBatch, "rows/s"), pgLatency(res.PgbenchBatch))
+	if res.Echo != nil {
+		p("| bare echo JSON handler, GET, %d clients (same load client) | %.0f req/s | %s |\n", res.Echo.Concurrency, res.Echo.GetsPerSec, latencies(res.Echo.GetLatency))
+	}
+
+	p("\n## Engram\n\n")
+	p("| Run | Throughput | Latency | Errors |\n|---|---|---|---|\n")
+	if r := res.Append; r != nil {
+		cpu := ""
+		if res.AppendCPU > 0 && r.Commands > 0 {
+			cpu = fmt.Sprintf(" (server CPU %.0f µs per command)", 1e6*res.AppendCPU/float64(r.Commands))
+		}
+		p("| POST message, 32 clients, as fast as possible | %.0f commands/s%s | %s | %s |\n", r.CommandsPerSec, cpu, latencies(r.CommandLatency), errorList(r))
+	}
+	if r := res.GetConversation; r != nil {
+		p("| GET conversation, 32 clients | %.0f GET/s | %s | %s |\n", r.GetsPerSec, latencies(r.GetLatency), errorList(r))
+	}
+	if r := res.GetMessages; r != nil {
+		p("| GET messages (20 a page), 32 clients | %.0f GET/s | %s | %s |\n", r.GetsPerSec, latencies(r.GetLatency), errorList(r))
+	}
+	if r := res.Lag; r != nil {
+		p("| POST message at 1,000/s, 32 clients | %.0f commands/s | %s; projection lag %s | %s |\n", r.CommandsPerSec, latencies(r.CommandLatency), latencies(r.ProjectionLag), errorList(r))
+	}
+	for _, s := range []struct {
+		name string
+		r    *Report
+	}{{"200 subscribers × 200 events/s", res.SSE200}, {"1,000 subscribers × 500 events/s", res.SSE1000}} {
+		r := s.r
+		if r == nil {
+			continue
+		}
+		if r.SSE != "" {
+			p("| SSE, %s | %s | — | — |\n", s.name, r.SSE)
+			continue
+		}
+		p("| SSE, %s (%s streams) | %.0f commands/s; %d of %d deliveries (%.0f/s), %d lost, %d duplicates, %d reconnects | POST→SSE %s | %s |\n",
+			s.name, r.Scope, r.CommandsPerSec, r.Delivered, r.Expected, r.DeliveriesPerSec, r.Lost, r.Duplicates, r.Reconnects, latencies(r.Delivery), errorList(r))
+	}
+	if r := res.SSE1000; r != nil && r.SSE == "" {
+		p("\nAt 1,000 × 500 the server used %.1f s of CPU from the start of the window until every delivery was drained, for %.0f frames sent: ",
+			res.SSE1000CPU, res.SSE1000Frames)
+		if res.SSE1000Frames > 0 {
+			p("**%.1f µs per frame**", 1e6*res.SSE1000CPU/res.SSE1000Frames)
+			if res.AppendCPU > 0 && res.Append != nil && res.Append.Commands > 0 {
+				perCmd := res.AppendCPU / float64(res.Append.Commands)
+				net := res.SSE1000CPU - perCmd*float64(r.Commands)
+				p(" (%.1f µs once the %d commands' own cost, measured in the append run, is taken out)", 1e6*max(net, 0)/res.SSE1000Frames, r.Commands)
+			}
+			p(". ")
+		}
+		p("Slow-consumer disconnects: %.0f. Server RSS peaked at %s.\n", max(r.ServerSlowDrops, 0), mib(r.ServerPeakRSS))
+	}
+	p("\nIdle RSS after start: %s.", mib(res.IdleRSS))
+	if r := res.Idle; r != nil && r.SSE == "" && r.Subscribers > 0 {
+		p(" With %d idle live streams (garbage collected before each sample): Go heap + stacks %s → %s, RSS %s → %s.",
+			r.Subscribers, mib(r.ServerInuseBefore), mib(r.ServerInuse), mib(r.ServerRSSBefore), mib(r.ServerRSS))
+	}
+	p("\n")
+	if res.Rebuild.Ran {
+		p("\nRebuild of the conversations read model: %d events in %.2f s.\n", res.Rebuild.Events, res.Rebuild.Seconds)
+	} else if res.Rebuild.Note != "" {
+		p("\nRebuild: %s.\n", strings.TrimSuffix(res.Rebuild.Note, "."))
+	}
+
+	p("\n## How to reproduce\n\n")
+	p("```sh\nmake services   # PostgreSQL (with pgbench) and Redis on loopback\nmake bench      # builds bin/engram and bin/engram-load, runs everything, rewrites this file\n```\n\n")
+	p("`make bench` runs `bin/engram-load bench`, which creates a fresh database `engram_bench_<random>`,\n")
+	p("measures the raw limits (pgbench into a copy of the `events` table; a bare echo handler served by\n")
+	p("`engram-load echo`), starts `engram serve` in production mode on a free loopback port (profiles on a\n")
+	p("second loopback port, `ENGRAM_PPROF_ADDR`), drives it over HTTP and SSE only, then drops the\n")
+	p("database and the Redis keys of the run. It takes about five minutes; `-quick` shortens every window.\n\n")
+	p("Latencies of paced runs (`-rate`) are measured from the scheduled start of each request, so a\n")
+	p("server that falls behind is not flattered (coordinated omission). POST→SSE delivery is timed from\n")
+	p("the send time each message carries in its metadata to the frame's arrival; *lost* counts\n")
+	p("acknowledged messages a connected subscriber never received (subscribers resume with\n")
+	p("`Last-Event-ID` after a disconnect, as EventSource does). Projection lag is the time from a POST's\n")
+	p("answer to the answer of a GET sent with its `Engram-Min-Position`. CPU per frame comes from\n")
+	p("`/proc/<pid>/stat` of the server; memory from `/proc/<pid>/status` and `/metrics`.\n\n")
+	p("Any scenario can be run by hand against a running server:\n\n")
+	p("```sh\nbin/engram-load -scenario mixed -rate 500 -duration 30s -subscribers 100\n")
+	p("bin/engram-load -scenario sse -subscribers 200 -rate 200 -conversations 8\n")
+	p("bin/engram-load -h   # every flag\n```\n\n")
+}
+
+func cell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ") }
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func pgFigure(r pgbenchResult, unit string) string {
+	if r.Err != "" {
+		return "not measured: " + cell(r.Err)
+	}
+	return fmt.Sprintf("%.0f %s", r.TPS*float64(r.Rows), unit)
+}
+
+func pgLatency(r pgbenchResult) string {
+	if r.Err != "" || r.Latency == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("average %.2fms per transaction", r.Latency)
+}
+
+func errorList(r *Report) string {
+	if len(r.Errors) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(r.Errors))
+	for i, e := range r.Errors {
+		parts[i] = fmt.Sprintf("%s ×%d", e.What, e.N)
+	}
+	return cell(strings.Join(parts, ", "))
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/engramhq/engram/test/enginetest"
+)
+
+// The load generator against the real binary: a short mixed run posts,
+// reads and delivers every acknowledged message to every subscriber.
+func TestMixedRunAgainstEngram(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the engram binary")
+	}
+	inst := enginetest.Start(t, enginetest.Options{})
+	rep, err := Run(t.Context(), Options{
+		URL: inst.URL, Scenario: scenarioMixed, Concurrency: 4, Duration: 2 * time.Second,
+		Subscribers: 6, PerUser: 4, LagSample: 0.5, Seed: 2, Drain: 15 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Commands == 0 || rep.Gets == 0 || rep.CommandLatency.Count != rep.Commands || rep.ProjectionLag.Count == 0 {
+		t.Errorf("commands %d (%d timed), GETs %d, lag probes %d", rep.Commands, rep.CommandLatency.Count, rep.Gets, rep.ProjectionLag.Count)
+	}
+	for _, e := range rep.Errors {
+		// A lag probe may time out (Engram-Min-Position waits 5s at most)
+		// on a machine busy with other tests; nothing else may fail.
+		if !strings.HasPrefix(e.What, "GET lag-probe ") {
+			t.Errorf("errors: %v", rep.Errors)
+			break
+		}
+	}
+	if rep.SSE != "" || rep.Subscribers != 6 || len(rep.SubscriberFailed) > 0 {
+		t.Fatalf("SSE %q, %d subscribers, failed %v", rep.SSE, rep.Subscribers, rep.SubscriberFailed)
+	}
+	if want := 6 * rep.Commands; rep.Expected != want || rep.Delivered != want || rep.Lost != 0 || rep.Duplicates != 0 || !rep.Drained {
+		t.Errorf("deliveries %d of %d (want %d), lost %d, duplicates %d, drained %v",
+			rep.Delivered, rep.Expected, want, rep.Lost, rep.Duplicates, rep.Drained)
+	}
+	if rep.Delivery.Count != rep.Delivered || rep.Unmarked != 0 {
+		t.Errorf("%d deliveries timed of %d, %d without a send time", rep.Delivery.Count, rep.Delivered, rep.Unmarked)
+	}
+	if rep.MetricsError != "" || rep.ServerRSS <= 0 || rep.ServerFramesSent < float64(rep.Delivered) {
+		t.Errorf("server metrics: %q, RSS %v, frames sent %v", rep.MetricsError, rep.ServerRSS, rep.ServerFramesSent)
+	}
+}
+
+// The get scenario is the baseline: it needs no account and no setup.
+func TestGetRunAgainstTheEchoServer(t *testing.T) {
+	srv := newEchoServer()
+	ts := httptestServer(t, srv)
+	rep, err := Run(t.Context(), Options{URL: ts, Scenario: scenarioGet, Path: "/echo", Concurrency: 2, Duration: 300 * time.Millisecond, Rate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Gets < 30 || rep.Gets > 70 || len(rep.Errors) > 0 || rep.GetLatency.P99 <= 0 {
+		t.Errorf("GETs %d at 200/s for 300ms (want about 60), errors %v, p99 %v", rep.Gets, rep.Errors, rep.GetLatency.P99)
+	}
+}

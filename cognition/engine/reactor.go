@@ -1,0 +1,239 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/engramhq/engram/cognition"
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/domain/task"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/platform/signals"
+)
+
+// ReactorName is the reactor's consumer group. It is a stable identity:
+// renaming it replays the whole log into the reactor (harmlessly, but
+// slowly).
+const ReactorName = "cognition"
+
+// ReactorConfig configures a Reactor.
+type ReactorConfig struct {
+	Commands commands.Commands
+	Router   cognition.Router
+	// Signals, when set, receives status signals ("Remembered: Ada").
+	Signals cognition.Signals
+	// Submitted, when set, is told of every task the reactor submits, so
+	// that a local worker can start it at once. It must not block.
+	Submitted func(taskID string)
+	// MaxAge is how old a message may be and still be routed: older ones,
+	// met when the log is replayed into a new reactor, are remembered but
+	// not answered (default 10 minutes).
+	MaxAge time.Duration
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Reactor reacts to the events of the log: for every message posted it
+// remembers the message and, when a user posted it, asks the router, records
+// its decision and acts on it (submits a task or remembers an entity); for
+// every completed task it posts the answer. Each reaction is a few appends
+// and takes milliseconds: it runs in a consumer group, and the experts run
+// in a Worker.
+//
+// A Reactor is a projections.Projector so that it is fed, retried and
+// parked like the projectors; it writes nothing through the consumer
+// group's transaction.
+type Reactor struct {
+	cfg ReactorConfig
+	sig signaler
+}
+
+var _ projections.Projector = (*Reactor)(nil)
+
+// NewReactor returns a Reactor. It refuses a missing router or commands.
+func NewReactor(cfg ReactorConfig) (*Reactor, error) {
+	c := cfg.Commands
+	if cfg.Router == nil || c.DecideRouting == nil || c.SubmitTask == nil || c.RememberMessage == nil ||
+		c.RememberEntity == nil || c.PostReply == nil {
+		return nil, errors.New("engine: reactor needs a router and the cognition commands")
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Submitted == nil {
+		cfg.Submitted = func(string) {}
+	}
+	logger := cfg.Logger.With("component", ReactorName)
+	cfg.Logger = logger
+	return &Reactor{cfg: cfg, sig: signaler{signals: cfg.Signals, logger: logger}}, nil
+}
+
+// Name returns the consumer group, "cognition".
+func (r *Reactor) Name() string { return ReactorName }
+
+// Apply reacts to one event. It returns an error only for failures worth
+// retrying (the database is unreachable); an event that cannot be acted on
+// (its conversation was archived meanwhile) is logged and skipped.
+func (r *Reactor) Apply(ctx context.Context, _ projections.Execer, e eventstore.Event) error {
+	var err error
+	switch e.Type {
+	case conversation.EventMessagePosted:
+		err = r.onMessage(ctx, e)
+	case task.EventCompleted:
+		err = r.onCompleted(ctx, e)
+	default:
+		return nil
+	}
+	if code := domain.ErrorCode(err); code != "" {
+		r.cfg.Logger.Warn("event not acted on", "position", e.GlobalPosition, "type", e.Type, "stream_id", e.StreamID,
+			"code", code, "err", err)
+		return nil
+	}
+	return err
+}
+
+// onMessage remembers a message and routes a user's.
+func (r *Reactor) onMessage(ctx context.Context, e eventstore.Event) error {
+	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	m := ev.(conversation.MessagePosted)
+	conversationID := strings.TrimPrefix(e.StreamID, conversation.StreamType+"-")
+	correlation := e.Metadata.CorrelationID
+	if correlation == "" {
+		correlation = e.EventID
+	}
+	ctx = commands.WithMetadata(ctx, eventstore.Metadata{CorrelationID: correlation, CausationID: e.EventID, ActorID: ActorID})
+	isCommand := strings.HasPrefix(strings.TrimSpace(m.Content), "/")
+
+	if m.Role != conversation.RoleUser || r.cfg.Now().Sub(e.RecordedAt) > r.cfg.MaxAge {
+		if isCommand {
+			return nil
+		}
+		return r.remember(ctx, conversationID, m)
+	}
+
+	msg := cognition.Message{ID: m.MessageID, ConversationID: conversationID, AuthorID: m.AuthorID, Role: m.Role,
+		Content: m.Content, Metadata: m.Metadata}
+	d, err := r.cfg.Router.Route(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("route message %s: %w", m.MessageID, err)
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("route message %s: the router decided %+v: %w", m.MessageID, d, err)
+	}
+	routed, err := r.cfg.Commands.DecideRouting.Handle(ctx, commands.DecideRouting{ConversationID: conversationID,
+		MessageID: m.MessageID, Action: d.Action, Expert: d.Expert, Priority: d.Priority, Reason: d.Reason})
+	if err != nil {
+		return err
+	}
+	if routed.AlreadyDecided {
+		// The decision on record wins: a replay acts as the first time did.
+		rec := routed.Decision
+		if rec.Action != d.Action || rec.Expert != d.Expert {
+			d.Input = m.Content
+		}
+		d.Action, d.Expert, d.Priority, d.Reason = rec.Action, rec.Expert, rec.Priority, rec.Reason
+	}
+
+	if d.Action != cognition.ActionProcess && !isCommand {
+		if err := r.remember(ctx, conversationID, m); err != nil {
+			return err
+		}
+	}
+	switch d.Action {
+	case cognition.ActionRespond, cognition.ActionDelegate:
+		return r.submit(ctx, routed.WorkspaceID, conversationID, m, d)
+	case cognition.ActionProcess:
+		return r.rememberEntity(ctx, routed.WorkspaceID, conversationID, m, d.Input)
+	}
+	return nil
+}
+
+func (r *Reactor) remember(ctx context.Context, conversationID string, m conversation.MessagePosted) error {
+	_, err := r.cfg.Commands.RememberMessage.Handle(ctx, commands.RememberMessage{ConversationID: conversationID,
+		MessageID: m.MessageID, ItemID: MessageItemID(m.MessageID), Role: m.Role, AuthorID: m.AuthorID, Content: m.Content})
+	return err
+}
+
+func (r *Reactor) submit(ctx context.Context, workspaceID, conversationID string, m conversation.MessagePosted, d cognition.Decision) error {
+	id := TaskID(m.MessageID)
+	input := d.Input
+	if n := len([]rune(input)); n > task.MaxInputRunes {
+		input = string([]rune(input)[:task.MaxInputRunes])
+	}
+	_, err := r.cfg.Commands.SubmitTask.Handle(ctx, commands.SubmitTask{TaskID: id, WorkspaceID: workspaceID,
+		ConversationID: conversationID, MessageID: m.MessageID, RequestedBy: m.AuthorID, Expert: d.Expert, Input: input,
+		Priority: d.Priority})
+	if domain.ErrorCode(err) == domain.CodeConflict {
+		return nil // submitted before: a redelivery or a replay
+	}
+	if err != nil {
+		return err
+	}
+	r.cfg.Submitted(id)
+	return nil
+}
+
+// rememberEntity carries out "/remember": the input names an entity and
+// says what to remember about it.
+func (r *Reactor) rememberEntity(ctx context.Context, workspaceID, conversationID string, m conversation.MessagePosted, input string) error {
+	name, content := entityOf(input)
+	if name == "" {
+		r.sig.publish(ctx, signals.TypeStatus, workspaceID, conversationID, ActorID,
+			statusData{State: "ignored", Text: "Nothing to remember: write /remember <name>: <what to remember>."})
+		return nil
+	}
+	res, err := r.cfg.Commands.RememberEntity.Handle(ctx, commands.RememberEntity{ConversationID: conversationID,
+		MessageID: m.MessageID, ItemID: EntityItemID(m.MessageID), Name: name, Content: content})
+	if err != nil || res.AlreadyRemembered {
+		return err
+	}
+	r.sig.publish(ctx, signals.TypeStatus, workspaceID, conversationID, ActorID,
+		statusData{State: "remembered", Text: "Remembered: " + name})
+	return nil
+}
+
+// entityOf reads "/remember" input: "<name>: <what>" or "<name> is <what>"
+// name an entity (of at most 60 characters); anything else is remembered
+// under its own first words. The content is the whole statement, so that a
+// search for the name finds it.
+func entityOf(input string) (name, content string) {
+	input = strings.TrimSpace(input)
+	if input == "" {
+		return "", ""
+	}
+	if n, c, ok := strings.Cut(input, ":"); ok && strings.TrimSpace(n) != "" && len([]rune(strings.TrimSpace(n))) <= 60 {
+		if strings.TrimSpace(c) != "" {
+			return strings.TrimSpace(n), input
+		}
+	}
+	for _, verb := range []string{" is ", " are ", " was ", " were "} {
+		if i := strings.Index(strings.ToLower(input), verb); i > 0 && len([]rune(input[:i])) <= 60 {
+			return strings.TrimSpace(input[:i]), input
+		}
+	}
+	return cognition.Excerpt(input, 60), input
+}
+
+// onCompleted posts a completed task's answer.
+func (r *Reactor) onCompleted(ctx context.Context, e eventstore.Event) error {
+	taskID := strings.TrimPrefix(e.StreamID, task.StreamType+"-")
+	_, err := r.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: taskID})
+	return err
+}

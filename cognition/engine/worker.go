@@ -1,0 +1,585 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/engramhq/engram/cognition"
+	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/task"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/signals"
+)
+
+// OpenTasks is where a worker finds work (see postgres.Tasks).
+type OpenTasks interface {
+	// Claimable returns tasks submitted after since that may be claimed at
+	// now, most urgent first.
+	Claimable(ctx context.Context, now, since time.Time, limit int) ([]string, error)
+	// Stale returns tasks submitted at or before since that nobody runs.
+	Stale(ctx context.Context, now, since time.Time, limit int) ([]string, error)
+}
+
+// StreamReader reads a stream of the log (see eventstore.Store).
+type StreamReader interface {
+	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
+}
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	Commands commands.Commands
+	Experts  *cognition.Experts
+	Tasks    OpenTasks
+	Streams  StreamReader
+	// Signals, when set, receives typing, status and delta signals.
+	Signals cognition.Signals
+	// Wake, when set, subscribes to appends (eventstore.Notifier.Subscribe):
+	// a cancellation is then noticed at once instead of at the next check.
+	Wake func() (<-chan struct{}, func())
+	// ID names the worker in task.started; default: host, process and a
+	// random suffix.
+	ID string
+	// Concurrency is how many tasks run at once (default 4).
+	Concurrency int
+	// Timeout bounds one attempt (default 2 minutes).
+	Timeout time.Duration
+	// Attempts is how many attempts a task gets (default 3).
+	Attempts int
+	// Backoff is the wait before the second attempt, doubled before each
+	// next one (default 500ms).
+	Backoff time.Duration
+	// MaxAge is how long after its submission a task may still be started;
+	// older ones are failed, never run (default 10 minutes).
+	MaxAge time.Duration
+	// ScanInterval is how often the open tasks are looked for (default 1s);
+	// tasks submitted by this instance's reactor start at once.
+	ScanInterval time.Duration
+	// CheckInterval is how often running tasks are checked for a
+	// cancellation when no append wakes the worker (default 1s).
+	CheckInterval time.Duration
+	// TypingInterval is how often a typing signal is repeated while an
+	// expert works (default 3s).
+	TypingInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// Worker claims submitted tasks and runs their experts, outside any
+// transaction. Claims go through the task's stream: task.started is
+// appended with the expected version, so of several workers (in one
+// instance or many) exactly one wins a task, and a task that has ended is
+// never started again. Each attempt has a deadline; a task whose worker
+// died is claimed again once it passes.
+type Worker struct {
+	cfg WorkerConfig
+	sig signaler
+
+	queue    chan string
+	stopping chan struct{}
+	stopOnce sync.Once
+
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[string]*run
+}
+
+// run is a task this worker has claimed.
+type run struct {
+	cancel context.CancelCauseFunc
+	seen   int // last version of the task stream checked for a cancellation
+}
+
+// Causes of a run's end other than its expert returning.
+var (
+	errCancelled = errors.New("the task was cancelled")
+	errTakenOver = errors.New("the task was taken over by another worker")
+	errShutdown  = errors.New("the server is shutting down")
+)
+
+// NewWorker returns a Worker. It refuses missing commands, experts, open
+// tasks or stream reader.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	c := cfg.Commands
+	if cfg.Experts == nil || cfg.Tasks == nil || cfg.Streams == nil || c.StartTask == nil || c.CompleteTask == nil ||
+		c.FailTask == nil || c.ReportTaskProgress == nil || c.PostReply == nil {
+		return nil, errors.New("engine: worker needs experts, open tasks, a stream reader and the task commands")
+	}
+	setDefault(&cfg.Concurrency, 4)
+	setDefault(&cfg.Attempts, 3)
+	setDefault(&cfg.Timeout, 2*time.Minute)
+	setDefault(&cfg.Backoff, 500*time.Millisecond)
+	setDefault(&cfg.MaxAge, 10*time.Minute)
+	setDefault(&cfg.ScanInterval, time.Second)
+	setDefault(&cfg.CheckInterval, time.Second)
+	setDefault(&cfg.TypingInterval, 3*time.Second)
+	if cfg.ID == "" {
+		cfg.ID = workerID()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = cfg.Logger.With("component", "worker", "worker", cfg.ID)
+	runCtx, cancel := context.WithCancel(context.Background())
+	return &Worker{cfg: cfg, sig: signaler{signals: cfg.Signals, logger: cfg.Logger},
+		queue: make(chan string, 256), stopping: make(chan struct{}),
+		runCtx: runCtx, cancelRun: cancel, running: map[string]*run{}}, nil
+}
+
+func setDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+func workerID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, host)
+	if len(host) > 64 {
+		host = host[:64]
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// ID returns the worker's name.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Submitted tells the worker of a task just submitted, to start it at once.
+// It never blocks: when the worker is busy the task waits for a scan.
+func (w *Worker) Submitted(taskID string) {
+	select {
+	case w.queue <- taskID:
+	default:
+	}
+}
+
+// Run claims and runs tasks until Shutdown is called or ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	checkDone := make(chan struct{})
+	go func() {
+		defer close(checkDone)
+		w.watchCancellations(ctx)
+	}()
+	defer func() { <-checkDone }()
+	scan := time.NewTicker(w.cfg.ScanInterval)
+	defer scan.Stop()
+	w.scan(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.stopping:
+			return nil
+		case id := <-w.queue:
+			w.start(id)
+		case <-scan.C:
+			w.scan(ctx)
+		}
+	}
+}
+
+// Shutdown stops claiming tasks and waits for the running ones to finish.
+// When ctx ends first, it cancels them (they are left running, to be claimed
+// again once their deadline passes) and waits for their experts to return.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.stopOnce.Do(func() { close(w.stopping) })
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		w.cancelRun()
+		return nil
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	for _, r := range w.running {
+		r.cancel(errShutdown)
+	}
+	w.mu.Unlock()
+	w.cancelRun()
+	<-done
+	return ctx.Err()
+}
+
+func (w *Worker) stopped() bool {
+	select {
+	case <-w.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// scan fails the stale tasks and starts the claimable ones.
+func (w *Worker) scan(ctx context.Context) {
+	now := time.Now()
+	since := now.Add(-w.cfg.MaxAge)
+	stale, err := w.cfg.Tasks.Stale(ctx, now, since, 20)
+	if err != nil && ctx.Err() == nil {
+		w.cfg.Logger.Warn("cannot look for stale tasks", "err", err)
+	}
+	for _, id := range stale {
+		reason := fmt.Sprintf("expired: not run within %s of its submission", w.cfg.MaxAge)
+		_, err := w.cfg.Commands.FailTask.Handle(ctx, commands.FailTask{TaskID: id, Worker: w.cfg.ID, Reason: reason})
+		if err == nil {
+			w.cfg.Logger.Info("stale task failed", "task_id", id)
+		} else if !isLostRace(err) {
+			w.cfg.Logger.Warn("cannot fail a stale task", "task_id", id, "err", err)
+		}
+	}
+	ids, err := w.cfg.Tasks.Claimable(ctx, now, since, 2*w.cfg.Concurrency)
+	if err != nil && ctx.Err() == nil {
+		w.cfg.Logger.Warn("cannot look for tasks", "err", err)
+	}
+	for _, id := range ids {
+		w.start(id)
+	}
+}
+
+// start runs a task in its own goroutine unless it runs already or the
+// worker is full or stopping.
+func (w *Worker) start(id string) {
+	if w.stopped() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.running[id]; ok || len(w.running) >= w.cfg.Concurrency {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(w.runCtx)
+	r := &run{cancel: cancel}
+	w.running[id] = r
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, id)
+			w.mu.Unlock()
+			cancel(nil)
+		}()
+		w.execute(ctx, id, r)
+	}()
+}
+
+// isLostRace reports whether a task command failed because another worker,
+// a cancellation or a concurrent append got there first.
+func isLostRace(err error) bool {
+	code := domain.ErrorCode(err)
+	return code == domain.CodeConflict || code == domain.CodeNotFound || errors.Is(err, eventstore.ErrConcurrency)
+}
+
+// execute claims the task and runs its attempts.
+func (w *Worker) execute(ctx context.Context, id string, r *run) {
+	log := w.cfg.Logger.With("task_id", id)
+	origin, submitted, err := w.origin(ctx, id)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("cannot read a task's submission", "err", err)
+		}
+		return
+	}
+	// Every event of the task is caused by its submission, and correlated
+	// with the request that posted the message.
+	ctx = commands.WithMetadata(ctx, eventstore.Metadata{CorrelationID: origin.Metadata.CorrelationID,
+		CausationID: origin.EventID, ActorID: commands.ExpertAuthor(submitted.Expert)})
+	claim, err := w.claim(ctx, id, r)
+	if err != nil {
+		if !isLostRace(err) && ctx.Err() == nil {
+			log.Warn("cannot claim a task", "err", err)
+		}
+		return
+	}
+	st := claim.Task
+	log = log.With("expert", st.Expert, "conversation_id", st.ConversationID)
+	t := cognition.Task{ID: id, WorkspaceID: st.WorkspaceID, ConversationID: st.ConversationID, MessageID: st.MessageID,
+		RequestedBy: st.RequestedBy, Expert: st.Expert, Input: st.Input, Priority: st.Priority, Attempt: st.Attempts}
+	expert, ok := w.cfg.Experts.Get(st.Expert)
+	if !ok {
+		w.fail(ctx, t, fmt.Sprintf("no expert named %q runs here", st.Expert), log)
+		return
+	}
+	backoff := w.cfg.Backoff
+	for {
+		res, err := w.attempt(ctx, expert, t)
+		if cause := context.Cause(ctx); cause != nil {
+			w.interrupted(ctx, t, cause, log)
+			return
+		}
+		if err == nil {
+			w.complete(ctx, t, res.Output, log)
+			return
+		}
+		log.Info("attempt failed", "attempt", t.Attempt, "err", err)
+		if cognition.IsPermanent(err) || t.Attempt >= w.cfg.Attempts {
+			w.fail(ctx, t, err.Error(), log)
+			return
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			w.interrupted(ctx, t, context.Cause(ctx), log)
+			return
+		}
+		backoff *= 2
+		again, err := w.cfg.Commands.StartTask.Handle(ctx, commands.StartTask{TaskID: id, Worker: w.cfg.ID, Timeout: w.lease()})
+		if err != nil {
+			if !isLostRace(err) {
+				log.Warn("cannot start another attempt", "err", err)
+			}
+			return
+		}
+		t.Attempt = again.Task.Attempts
+	}
+}
+
+// lease is how long an attempt keeps its claim: its timeout and a margin,
+// so that the deadline never passes while the attempt still runs.
+func (w *Worker) lease() time.Duration { return w.cfg.Timeout + w.cfg.Timeout/10 + time.Second }
+
+// claim appends task.started and starts watching the task for a
+// cancellation.
+func (w *Worker) claim(ctx context.Context, id string, r *run) (commands.TaskResult, error) {
+	res, err := w.cfg.Commands.StartTask.Handle(ctx, commands.StartTask{TaskID: id, Worker: w.cfg.ID, Timeout: w.lease()})
+	if err != nil {
+		return res, err
+	}
+	w.mu.Lock()
+	r.seen = res.Version
+	w.mu.Unlock()
+	return res, nil
+}
+
+// origin returns the event that submitted the task, and what it says.
+func (w *Worker) origin(ctx context.Context, id string) (eventstore.Event, task.Submitted, error) {
+	events, err := w.cfg.Streams.ReadStream(ctx, task.StreamID(id), 0)
+	if err != nil {
+		return eventstore.Event{}, task.Submitted{}, err
+	}
+	if len(events) == 0 || events[0].Type != task.EventSubmitted {
+		return eventstore.Event{}, task.Submitted{}, fmt.Errorf("task %s was not submitted", id)
+	}
+	ev, err := task.Decode(events[0].Type, events[0].SchemaVersion, events[0].Data)
+	if err != nil {
+		return eventstore.Event{}, task.Submitted{}, err
+	}
+	return events[0], ev.(task.Submitted), nil
+}
+
+// attempt runs the expert once, with the attempt's timeout, sending typing
+// signals while it works.
+func (w *Worker) attempt(ctx context.Context, expert cognition.Expert, t cognition.Task) (res cognition.Result, err error) {
+	actx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	typing := func(on bool) {
+		w.sig.publish(context.WithoutCancel(ctx), signals.TypeTyping, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
+			typingData{TaskID: t.ID, Expert: t.Expert, Typing: on})
+	}
+	typing(true)
+	stopTyping := make(chan struct{})
+	typingDone := make(chan struct{})
+	go func() {
+		defer close(typingDone)
+		tick := time.NewTicker(w.cfg.TypingInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopTyping:
+				return
+			case <-tick.C:
+				typing(true)
+			}
+		}
+	}()
+	defer func() {
+		close(stopTyping)
+		<-typingDone
+		typing(false)
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("expert %s panicked: %v", t.Expert, p)
+		}
+	}()
+	res, err = expert.Handle(actx, t, &progress{w: w, task: t})
+	if err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("attempt %d timed out after %s", t.Attempt, w.cfg.Timeout)
+	}
+	return res, err
+}
+
+// complete records the answer and posts it as the reply.
+func (w *Worker) complete(ctx context.Context, t cognition.Task, output string, log *slog.Logger) {
+	if utf8.RuneCountInString(output) > task.MaxOutputRunes {
+		output = string([]rune(output)[:task.MaxOutputRunes-1]) + "…"
+	}
+	reply := ""
+	if strings.TrimSpace(output) != "" {
+		reply = ReplyID(t.ID)
+	}
+	_, err := w.cfg.Commands.CompleteTask.Handle(ctx, commands.CompleteTask{TaskID: t.ID, Worker: w.cfg.ID, Output: output, ReplyMessageID: reply})
+	switch {
+	case err == nil:
+		log.Debug("task completed", "attempt", t.Attempt)
+		if reply != "" {
+			// Posting the reply at once saves the reactor's round trip; the
+			// reactor posts it too (the same id: only one is written) when
+			// this instance stops in between.
+			if _, err := w.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: t.ID}); err != nil {
+				log.Debug("reply left to the reactor", "err", err)
+			}
+		}
+	case isLostRace(err):
+		log.Info("answer dropped: the task changed meanwhile", "err", err)
+	default:
+		log.Error("cannot complete a task; it will be claimed again after its deadline", "err", err)
+	}
+}
+
+// fail gives the task up and tells the conversation.
+func (w *Worker) fail(ctx context.Context, t cognition.Task, reason string, log *slog.Logger) {
+	reason = cognition.Excerpt(reason, task.MaxReasonRunes)
+	_, err := w.cfg.Commands.FailTask.Handle(ctx, commands.FailTask{TaskID: t.ID, Worker: w.cfg.ID, Reason: reason})
+	if err != nil {
+		if !isLostRace(err) {
+			log.Error("cannot fail a task", "err", err)
+		}
+		return
+	}
+	log.Info("task failed", "attempts", t.Attempt)
+	w.sig.publish(ctx, signals.TypeStatus, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
+		statusData{TaskID: t.ID, Expert: t.Expert, State: "failed", Text: fmt.Sprintf("The %s expert could not answer: %s", t.Expert, reason)})
+}
+
+// interrupted handles a run that ended for another reason than its expert:
+// cancelled, taken over or shut down.
+func (w *Worker) interrupted(ctx context.Context, t cognition.Task, cause error, log *slog.Logger) {
+	switch {
+	case errors.Is(cause, errCancelled):
+		log.Info("task cancelled while running")
+		w.sig.publish(context.WithoutCancel(ctx), signals.TypeStatus, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
+			statusData{TaskID: t.ID, Expert: t.Expert, State: "cancelled", Text: "Cancelled."})
+	case errors.Is(cause, errTakenOver):
+		log.Info("task taken over by another worker")
+	default:
+		log.Info("task interrupted; it will be claimed again after its deadline", "cause", cause)
+	}
+}
+
+// watchCancellations cancels the runs whose task was cancelled (or taken
+// over) meanwhile. It reads the new events of each running task's stream
+// whenever something is appended, and at least every CheckInterval.
+func (w *Worker) watchCancellations(ctx context.Context) {
+	var wake <-chan struct{}
+	if w.cfg.Wake != nil {
+		ch, stop := w.cfg.Wake()
+		defer stop()
+		wake = ch
+	}
+	tick := time.NewTicker(w.cfg.CheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.runCtx.Done():
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+		w.checkCancellations(ctx)
+	}
+}
+
+func (w *Worker) checkCancellations(ctx context.Context) {
+	w.mu.Lock()
+	runs := make(map[string]*run, len(w.running))
+	seen := make(map[string]int, len(w.running))
+	for id, r := range w.running {
+		if r.seen > 0 {
+			runs[id], seen[id] = r, r.seen
+		}
+	}
+	w.mu.Unlock()
+	for id, r := range runs {
+		events, err := w.cfg.Streams.ReadStream(ctx, task.StreamID(id), seen[id])
+		if err != nil {
+			if ctx.Err() == nil {
+				w.cfg.Logger.Debug("cannot check a task for a cancellation", "task_id", id, "err", err)
+			}
+			continue
+		}
+		for _, e := range events {
+			switch e.Type {
+			case task.EventCancelled:
+				r.cancel(errCancelled)
+			case task.EventStarted:
+				if ev, err := task.Decode(e.Type, e.SchemaVersion, e.Data); err == nil && ev.(task.Started).Worker != w.cfg.ID {
+					r.cancel(errTakenOver)
+				}
+			}
+		}
+		if n := len(events); n > 0 {
+			w.mu.Lock()
+			r.seen = max(r.seen, events[n-1].StreamVersion)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// progress is the Progress of one attempt.
+type progress struct {
+	w    *Worker
+	task cognition.Task
+
+	mu     sync.Mutex
+	deltas int
+}
+
+// Report implements cognition.Progress.
+func (p *progress) Report(ctx context.Context, percent int, note string) error {
+	_, err := p.w.cfg.Commands.ReportTaskProgress.Handle(ctx, commands.ReportTaskProgress{TaskID: p.task.ID, Worker: p.w.cfg.ID,
+		Progress: percent, Note: note})
+	if err != nil {
+		return fmt.Errorf("report progress of task %s: %w", p.task.ID, err)
+	}
+	return nil
+}
+
+// Status implements cognition.Progress.
+func (p *progress) Status(ctx context.Context, text string) {
+	p.w.sig.publish(ctx, signals.TypeStatus, p.task.WorkspaceID, p.task.ConversationID, commands.ExpertAuthor(p.task.Expert),
+		statusData{TaskID: p.task.ID, Expert: p.task.Expert, State: "running", Text: text})
+}
+
+// Delta implements cognition.Progress.
+func (p *progress) Delta(ctx context.Context, text string) {
+	p.mu.Lock()
+	i := p.deltas
+	p.deltas++
+	p.mu.Unlock()
+	p.w.sig.publish(ctx, signals.TypeDelta, p.task.WorkspaceID, p.task.ConversationID, commands.ExpertAuthor(p.task.Expert),
+		deltaData{TaskID: p.task.ID, Expert: p.task.Expert, ReplyMessageID: ReplyID(p.task.ID), Index: i, Text: text})
+}

@@ -1,0 +1,99 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/conversation"
+)
+
+// DecideRouting records how a message is to be handled.
+type DecideRouting struct {
+	ConversationID string
+	MessageID      string
+	Action         string
+	Expert         string
+	Priority       int
+	Reason         string
+}
+
+// RoutingResult is the routing decision on record for a message.
+type RoutingResult struct {
+	Decision    conversation.RoutingDecided
+	WorkspaceID string
+	// AlreadyDecided is true when the message's routing had been decided
+	// before: Decision is that earlier decision and nothing was written.
+	AlreadyDecided bool
+	Written
+}
+
+// DecideRoutingHandler handles DecideRouting.
+type DecideRoutingHandler struct {
+	repos *cognitionRepositories
+}
+
+// Handle records conversation.routing_decided. When the message's routing
+// was already decided it writes nothing and returns the decision on record,
+// so that a redelivered message goes on exactly as the first time. It fails
+// with CodeNotFound when the message is not in the conversation and with
+// CodeConflict when the conversation is archived.
+func (h *DecideRoutingHandler) Handle(ctx context.Context, cmd DecideRouting) (RoutingResult, error) {
+	return retryConcurrent(func() (RoutingResult, error) { return h.handle(ctx, cmd) })
+}
+
+func (h *DecideRoutingHandler) handle(ctx context.Context, cmd DecideRouting) (RoutingResult, error) {
+	if err := validID("conversation_id", cmd.ConversationID); err != nil {
+		return RoutingResult{}, err
+	}
+	c, err := h.repos.conversations.load(ctx, cmd.ConversationID)
+	if err != nil {
+		return RoutingResult{}, err
+	}
+	out := RoutingResult{WorkspaceID: c.WorkspaceID()}
+	if c.Archived() {
+		h.repos.conversations.release(cmd.ConversationID, c)
+		return RoutingResult{}, domain.Errorf(domain.CodeConflict, "conversation is archived")
+	}
+	err = c.DecideRouting(cmd.MessageID, cmd.Action, cmd.Expert, cmd.Priority, cmd.Reason)
+	if domain.ErrorCode(err) == domain.CodeConflict {
+		h.repos.conversations.release(cmd.ConversationID, c)
+		out.Decision, err = h.recorded(ctx, cmd.ConversationID, cmd.MessageID)
+		out.AlreadyDecided = true
+		return out, err
+	}
+	if err != nil {
+		h.repos.conversations.release(cmd.ConversationID, c)
+		return RoutingResult{}, err
+	}
+	pending := c.Pending()
+	out.Decision = pending[len(pending)-1].(conversation.RoutingDecided)
+	version := c.Version()
+	res, err := h.repos.conversations.save(ctx, cmd.ConversationID, c)
+	if err != nil {
+		return RoutingResult{}, err
+	}
+	out.Written = written(res, version)
+	return out, nil
+}
+
+// recorded finds the routing decision stored for a message.
+func (h *DecideRoutingHandler) recorded(ctx context.Context, conversationID, messageID string) (conversation.RoutingDecided, error) {
+	events, err := h.repos.store.ReadStream(ctx, conversation.StreamID(conversationID), 0)
+	if err != nil {
+		return conversation.RoutingDecided{}, fmt.Errorf("read conversation %s: %w", conversationID, err)
+	}
+	for _, e := range events {
+		if e.Type != conversation.EventRoutingDecided {
+			continue
+		}
+		ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			return conversation.RoutingDecided{}, err
+		}
+		if d := ev.(conversation.RoutingDecided); d.MessageID == messageID {
+			return d, nil
+		}
+	}
+	return conversation.RoutingDecided{}, fmt.Errorf("conversation %s: routing of message %s decided but not found", conversationID, messageID)
+}

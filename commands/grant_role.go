@@ -1,0 +1,79 @@
+package commands
+
+import (
+	"context"
+	"strings"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/eventstore"
+)
+
+// GrantRole gives a user, named by e-mail address, one of the global roles
+// user, admin or auditor.
+type GrantRole struct {
+	Email string
+	Role  string
+	// By names who grants the role; it is recorded as the actor of the
+	// event (e.g. "cli:alice" for an operator on the command line).
+	By string
+}
+
+// GrantRoleResult is the user after the grant.
+type GrantRoleResult struct {
+	User UserState
+	Written
+}
+
+// GrantRoleHandler handles GrantRole. It is not part of Commands: roles are
+// granted by the operator on the command line, never by a request.
+type GrantRoleHandler struct {
+	repos *repositories
+}
+
+// NewGrantRoleHandler returns the handler over store.
+func NewGrantRoleHandler(store EventStore) (*GrantRoleHandler, error) {
+	repos, err := newRepositories(store)
+	if err != nil {
+		return nil, err
+	}
+	return &GrantRoleHandler{repos: repos}, nil
+}
+
+// Handle grants the role. An unknown e-mail address is a CodeNotFound error;
+// an unknown role a CodeInvalid one. A role already held records nothing.
+func (h *GrantRoleHandler) Handle(ctx context.Context, cmd GrantRole) (GrantRoleResult, error) {
+	var v domain.Validation
+	v.Check(strings.TrimSpace(cmd.Email) != "", "email", "is required")
+	v.OneOf("role", cmd.Role, user.RoleUser, user.RoleAdmin, user.RoleAuditor)
+	v.ID("by", cmd.By)
+	if err := v.Err(); err != nil {
+		return GrantRoleResult{}, err
+	}
+	owner, err := h.repos.store.ClaimOwner(ctx, eventstore.Claim{Scope: EmailClaimScope, Value: user.NormalizeEmail(cmd.Email)})
+	if err != nil {
+		return GrantRoleResult{}, err
+	}
+	if owner == "" {
+		return GrantRoleResult{}, domain.Errorf(domain.CodeNotFound, "no user has the e-mail address %s", user.NormalizeEmail(cmd.Email))
+	}
+	userID := strings.TrimPrefix(owner, user.StreamType+"-")
+	u, err := h.repos.users.load(ctx, userID)
+	if err != nil {
+		return GrantRoleResult{}, err
+	}
+	if err := u.GrantRole(cmd.Role); err != nil {
+		h.repos.users.release(userID, u)
+		return GrantRoleResult{}, err
+	}
+	state, version := userState(u), u.Version()
+	if len(u.Pending()) == 0 {
+		h.repos.users.release(userID, u)
+		return GrantRoleResult{User: state, Written: Written{Version: version}}, nil
+	}
+	res, err := h.repos.users.save(withActor(ctx, cmd.By), userID, u)
+	if err != nil {
+		return GrantRoleResult{}, err
+	}
+	return GrantRoleResult{User: state, Written: written(res, version)}, nil
+}

@@ -1,0 +1,49 @@
+package commands
+
+import (
+	"context"
+	"errors"
+
+	"github.com/engramhq/engram/domain/memory"
+)
+
+// RememberEntity stores what a message says about a named entity in its
+// workspace's memory (the "/remember" command): a known entity of that name
+// is updated, otherwise a new entity item ItemID is stored.
+type RememberEntity struct {
+	ConversationID string
+	MessageID      string
+	ItemID         string
+	Name           string
+	Content        string
+}
+
+// RememberEntityHandler handles RememberEntity.
+type RememberEntityHandler struct {
+	repos *cognitionRepositories
+}
+
+// Handle records memory.item_stored or memory.item_updated (see
+// memory.Whiteboard.Remember). When the message was already remembered it
+// writes nothing.
+func (h *RememberEntityHandler) Handle(ctx context.Context, cmd RememberEntity) (MemoryItemResult, error) {
+	workspaceID, err := h.repos.workspaceOf(ctx, cmd.ConversationID)
+	if err != nil {
+		return MemoryItemResult{}, err
+	}
+	out := MemoryItemResult{WorkspaceID: workspaceID}
+	w, err := h.repos.changeBoard(ctx, workspaceID, func(w *memory.Whiteboard) error {
+		if w.Remembered(cmd.MessageID) {
+			return errAlreadyRemembered
+		}
+		id, err := w.Remember(cmd.ItemID, cmd.Name, cmd.Content, cmd.MessageID)
+		out.ItemID = id
+		return err
+	})
+	if errors.Is(err, errAlreadyRemembered) {
+		out.AlreadyRemembered = true
+		return out, nil
+	}
+	out.Written = w
+	return out, err
+}

@@ -1,0 +1,84 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/memory"
+)
+
+// RememberMessage stores a posted message in its workspace's memory, as an
+// item of type message. The caller chooses the item's id: a deterministic
+// one (derived from the message) keeps a message from being stored twice.
+type RememberMessage struct {
+	ConversationID string
+	MessageID      string
+	ItemID         string
+	Role           string
+	AuthorID       string
+	Content        string
+}
+
+// MemoryItemResult says which memory item a command stored or changed.
+type MemoryItemResult struct {
+	ItemID      string
+	WorkspaceID string
+	// AlreadyRemembered is true when the message had been remembered
+	// before: nothing was written.
+	AlreadyRemembered bool
+	Written
+}
+
+// RememberMessageHandler handles RememberMessage.
+type RememberMessageHandler struct {
+	repos *cognitionRepositories
+	now   func() time.Time
+}
+
+// Handle records memory.item_stored in the memory of the conversation's
+// workspace, with the metadata {conversation_id, message_id, role,
+// author_id}. When the message was already remembered it writes nothing.
+func (h *RememberMessageHandler) Handle(ctx context.Context, cmd RememberMessage) (MemoryItemResult, error) {
+	workspaceID, err := h.repos.workspaceOf(ctx, cmd.ConversationID)
+	if err != nil {
+		return MemoryItemResult{}, err
+	}
+	metadata, err := json.Marshal(map[string]string{"conversation_id": cmd.ConversationID, "message_id": cmd.MessageID,
+		"role": cmd.Role, "author_id": cmd.AuthorID})
+	if err != nil {
+		return MemoryItemResult{}, err
+	}
+	out := MemoryItemResult{ItemID: cmd.ItemID, WorkspaceID: workspaceID}
+	now := h.now()
+	w, err := h.repos.changeBoard(ctx, workspaceID, func(w *memory.Whiteboard) error {
+		if w.Remembered(cmd.MessageID) {
+			return errAlreadyRemembered
+		}
+		return w.Store(cmd.ItemID, memory.TypeMessage, cmd.Content, metadata, nil, cmd.MessageID, now)
+	})
+	if errors.Is(err, errAlreadyRemembered) {
+		out.AlreadyRemembered = true
+		return out, nil
+	}
+	out.Written = w
+	return out, err
+}
+
+// errAlreadyRemembered stops a memory change that is already on record.
+var errAlreadyRemembered = domain.Errorf(domain.CodeConflict, "message already remembered")
+
+// workspaceOf returns the workspace of a conversation.
+func (r *cognitionRepositories) workspaceOf(ctx context.Context, conversationID string) (string, error) {
+	if err := validID("conversation_id", conversationID); err != nil {
+		return "", err
+	}
+	c, err := r.conversations.load(ctx, conversationID)
+	if err != nil {
+		return "", err
+	}
+	r.conversations.release(conversationID, c)
+	return c.WorkspaceID(), nil
+}

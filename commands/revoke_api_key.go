@@ -1,0 +1,52 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+)
+
+// RevokeAPIKey revokes an API key: it is refused from then on, on every
+// instance.
+type RevokeAPIKey struct {
+	Actor access.Actor
+	KeyID string
+}
+
+// RevokeAPIKeyHandler handles RevokeAPIKey.
+type RevokeAPIKeyHandler struct {
+	repos       *repositories
+	revocations Revocations
+}
+
+// Handle revokes the key. Keys of other users are not found (CodeNotFound),
+// except for admins; only session credentials revoke keys
+// (access.CheckCredentials). Revoking a revoked key changes nothing.
+func (h *RevokeAPIKeyHandler) Handle(ctx context.Context, cmd RevokeAPIKey) (Written, error) {
+	if err := access.CheckCredentials(cmd.Actor); err != nil {
+		return Written{}, err
+	}
+	if err := validID("key_id", cmd.KeyID); err != nil {
+		return Written{}, err
+	}
+	k, err := h.repos.apiKeys.load(ctx, cmd.KeyID)
+	if err != nil {
+		return Written{}, err
+	}
+	if k.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
+		h.repos.apiKeys.release(cmd.KeyID, k)
+		return Written{}, domain.Errorf(domain.CodeNotFound, "API key not found")
+	}
+	if err := k.Revoke(); err != nil {
+		h.repos.apiKeys.release(cmd.KeyID, k)
+		return Written{}, err
+	}
+	version := k.Version()
+	res, err := h.repos.apiKeys.save(withActor(ctx, cmd.Actor.UserID), cmd.KeyID, k)
+	if err != nil {
+		return Written{}, err
+	}
+	h.revocations.RevokeKey(ctx, cmd.KeyID)
+	return written(res, version), nil
+}

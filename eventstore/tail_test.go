@@ -1,0 +1,199 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/engramhq/engram/eventstore"
+)
+
+// receive waits for the next message, failing the test after a deadline.
+func receive(t *testing.T, msgs <-chan *message.Message) eventstore.Event {
+	t.Helper()
+	select {
+	case m, ok := <-msgs:
+		if !ok {
+			t.Fatal("message channel closed")
+		}
+		e, err := eventstore.FromMessage(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Ack()
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+	}
+	return eventstore.Event{}
+}
+
+// quiet fails the test if a message arrives within d.
+func quiet(t *testing.T, msgs <-chan *message.Message, d time.Duration) {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		t.Fatalf("unexpected message at position %s", m.Metadata.Get(eventstore.MetaPosition))
+	case <-time.After(d):
+	}
+}
+
+// Transaction A takes its position first but commits after B: the tailer
+// waits while A is in flight, then delivers A and B in commit order, once each.
+func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.Append(ctx, stream("before"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tailer.Close()
+	msgs, err := tailer.Subscribe(ctx, eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	txA, err := s.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txA.Rollback()
+	var posA int64
+	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
+		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
+		t.Fatal(err)
+	}
+	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	posB := resB.LastPosition()
+	// Nothing is delivered while A is in flight: not the event from before
+	// the head, and not B, which would let A be skipped.
+	quiet(t, msgs, 200*time.Millisecond)
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := receive(t, msgs), receive(t, msgs); a.GlobalPosition != posA || b.GlobalPosition != posB {
+		t.Fatalf("received %d then %d, want %d then %d", a.GlobalPosition, b.GlobalPosition, posA, posB)
+	}
+	quiet(t, msgs, 200*time.Millisecond)
+}
+
+// A wake-up ends the idle wait: with a poll interval of a minute, an append
+// still arrives at once. A nacked message is delivered again.
+func TestTailerWakesAndRedeliversNacked(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	wake := make(chan struct{}, 1)
+	from := eventstore.Cursor{}
+	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{
+		From: &from, PollInterval: time.Minute, RetryInterval: 10 * time.Millisecond,
+		Wake: func() (<-chan struct{}, func()) { return wake, func() {} },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tailer.Close()
+	msgs, err := tailer.Subscribe(ctx, eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, stream("w"), 0, []eventstore.NewEvent{ev("test.created", `{}`), ev("test.changed", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wake <- struct{}{}
+
+	select {
+	case m := <-msgs:
+		if m.UUID != res.Events[0].EventID {
+			t.Fatalf("first message %s, want %s", m.UUID, res.Events[0].EventID)
+		}
+		m.Nack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wake-up did not end the idle wait")
+	}
+	for i, want := range res.Events {
+		if got := receive(t, msgs); got.EventID != want.EventID || got.TxID != want.TxID {
+			t.Fatalf("message %d = %s (tx %d), want %s (tx %d)", i, got.EventID, got.TxID, want.EventID, want.TxID)
+		}
+	}
+}
+
+func TestTailerCloseEndsSubscriptions(t *testing.T) {
+	s := newStore(t)
+	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tailer.Subscribe(context.Background(), "other"); err == nil {
+		t.Error("subscribing to another topic succeeded")
+	}
+	msgs, err := tailer.Subscribe(context.Background(), eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tailer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-msgs:
+		if ok {
+			t.Fatal("message after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("channel not closed by Close")
+	}
+	if _, err := tailer.Subscribe(context.Background(), eventstore.Topic); err == nil {
+		t.Error("Subscribe after Close succeeded")
+	}
+}
+
+func TestCursorOfAndFirstEvent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	st := stream(uuid.NewString())
+	res, err := s.Append(ctx, st, 0, []eventstore.NewEvent{ev("test.created", `{"n":1}`), ev("test.changed", `{"n":2}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := res.Events[1]
+	c, err := s.CursorOf(ctx, second.GlobalPosition)
+	if err != nil || c != (eventstore.Cursor{TxID: second.TxID, Position: second.GlobalPosition}) {
+		t.Fatalf("CursorOf = %+v, %v", c, err)
+	}
+	if c, err := s.CursorOf(ctx, 0); err != nil || c != (eventstore.Cursor{}) {
+		t.Fatalf("CursorOf(0) = %+v, %v", c, err)
+	}
+	for _, p := range []int64{-1, second.GlobalPosition + 1000} {
+		if _, err := s.CursorOf(ctx, p); !errors.Is(err, eventstore.ErrUnknownPosition) {
+			t.Errorf("CursorOf(%d): err = %v, want ErrUnknownPosition", p, err)
+		}
+	}
+	// Resuming from the first event's cursor gives exactly the second.
+	first, _ := s.CursorOf(ctx, res.Events[0].GlobalPosition)
+	rest, err := s.ReadCommitted(ctx, first, 10)
+	if err != nil || len(rest) != 1 || rest[0].EventID != second.EventID {
+		t.Fatalf("ReadCommitted after the first = %d events, %v", len(rest), err)
+	}
+	if !c.After(first) || first.After(c) {
+		t.Error("After does not order the cursors")
+	}
+
+	e, ok, err := s.FirstEvent(ctx, st.ID)
+	if err != nil || !ok || e.EventID != res.Events[0].EventID {
+		t.Fatalf("FirstEvent = %+v, %v, %v", e, ok, err)
+	}
+	if _, ok, err := s.FirstEvent(ctx, "test-missing"); ok || err != nil {
+		t.Fatalf("FirstEvent of a missing stream = %v, %v", ok, err)
+	}
+}

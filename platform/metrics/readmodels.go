@@ -1,0 +1,94 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ReadModelReads counts the reads of the hot read models (the Redis copies
+// of the busiest queries) by where they were answered from: redis, or sql
+// when Redis could not answer exactly as SQL would.
+type ReadModelReads struct {
+	reads *prometheus.CounterVec
+}
+
+// Sources of a hot read, the label values of engram_read_model_reads_total.
+const (
+	ReadFromRedis = "redis"
+	ReadFromSQL   = "sql"
+)
+
+// ReadModelReads registers engram_read_model_reads_total and returns its
+// recorder. Call it once.
+func (m *Metrics) ReadModelReads() *ReadModelReads {
+	if m == nil {
+		return nil
+	}
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "engram_read_model_reads_total",
+		Help: "Reads of the hot read models by model and by where they were answered from (redis or sql).",
+	}, []string{"model", "source"})
+	m.registry.MustRegister(vec)
+	return &ReadModelReads{reads: vec}
+}
+
+// Observe records one read of model, answered from Redis or not.
+func (r *ReadModelReads) Observe(model string, fromRedis bool) {
+	if r == nil {
+		return
+	}
+	source := ReadFromSQL
+	if fromRedis {
+		source = ReadFromRedis
+	}
+	r.reads.WithLabelValues(model, source).Inc()
+}
+
+// RedisReadModelState is the state of one Redis read model when scraped.
+type RedisReadModelState struct {
+	// Name is the consumer group feeding the model.
+	Name string
+	// Live reports whether queries may read it.
+	Live bool
+	// Position is the position of the last event it applied.
+	Position int64
+}
+
+// WatchRedisReadModels exports engram_redis_read_model_live and
+// engram_redis_read_model_position, read through read when scraped (read
+// should be quick and bound its own time).
+func (m *Metrics) WatchRedisReadModels(read func() []RedisReadModelState) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(&redisReadModelCollector{
+		read: read,
+		live: prometheus.NewDesc("engram_redis_read_model_live",
+			"1 when the Redis read model may be read, 0 while it is rebuilt, stale or Redis is out (queries then use SQL).",
+			[]string{"projector"}, nil),
+		position: prometheus.NewDesc("engram_redis_read_model_position",
+			"Global position of the last event the live Redis read model applied.", []string{"projector"}, nil),
+	})
+}
+
+type redisReadModelCollector struct {
+	read           func() []RedisReadModelState
+	live, position *prometheus.Desc
+}
+
+// Describe sends the descriptors of the Redis read model gauges.
+func (c *redisReadModelCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.live
+	ch <- c.position
+}
+
+// Collect reads the states and sends the gauges.
+func (c *redisReadModelCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.read() {
+		live := 0.0
+		if s.Live {
+			live = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, live, s.Name)
+		ch <- prometheus.MustNewConstMetric(c.position, prometheus.GaugeValue, float64(s.Position), s.Name)
+	}
+}

@@ -1,0 +1,52 @@
+package projections
+
+// Kinds of read model.
+const (
+	// KindSQL is a set of SQL tables, rebuilt with a Rebuilder.
+	KindSQL = "sql"
+	// KindRedis is a Redis read model, rebuilt with RedisReadModels.Rebuild.
+	KindRedis = "redis"
+	// KindCache is a cache that refills itself; it is not rebuilt.
+	KindCache = "cache"
+)
+
+// Info describes a projector for operators (engram projections list).
+type Info struct {
+	Name        string   `json:"name"`
+	Kind        string   `json:"kind"`
+	Description string   `json:"description"`
+	Tables      []string `json:"tables,omitempty"`
+	// Rebuildable reports whether engram projections rebuild can rebuild it.
+	Rebuildable bool `json:"rebuildable"`
+}
+
+// Catalogue describes every projector: the SQL ones, the cognition ones,
+// the Redis read models and the revocation cache.
+func Catalogue() []Info {
+	var out []Info
+	for _, p := range append(SQL(), Cognition()...) {
+		info := Info{Name: p.Name(), Kind: KindSQL}
+		if d, ok := p.(Describer); ok {
+			info.Description = d.Description()
+		}
+		if tp, ok := p.(TableProjector); ok {
+			info.Tables, info.Rebuildable = tp.Tables(), true
+		}
+		out = append(out, info)
+	}
+	return append(out,
+		Info{Name: RedisMessagesProjector, Kind: KindRedis, Description: redisMessagesDescription, Rebuildable: true},
+		Info{Name: RedisWorkspacesProjector, Kind: KindRedis, Description: redisWorkspacesDescription, Rebuildable: true},
+		Info{Name: RevocationsProjector, Kind: KindCache, Description: "revoked sessions and API keys, in the cache; refilled from the sessions read model"},
+	)
+}
+
+// SQLProjector returns the SQL projector named name.
+func SQLProjector(name string) (TableProjector, bool) {
+	for _, p := range append(SQL(), Cognition()...) {
+		if tp, ok := p.(TableProjector); ok && p.Name() == name {
+			return tp, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,102 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/engramhq/engram/domain/memory"
+	"github.com/engramhq/engram/domain/task"
+	"github.com/engramhq/engram/eventstore"
+)
+
+// Names of the cognition projectors. They are stable identities: renaming
+// one replays all history into it.
+const (
+	TasksProjector  = "tasks"
+	MemoryProjector = "memory"
+)
+
+// Cognition returns the projectors of the cognition read models: the tasks
+// handed to experts and the workspace memory items.
+func Cognition() []Projector {
+	return []Projector{tasksProjector{}, memoryProjector{}}
+}
+
+type tasksProjector struct{}
+
+func (tasksProjector) Name() string { return TasksProjector }
+
+func (tasksProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	if e.StreamType != task.StreamType {
+		return nil
+	}
+	ev, err := task.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	id := idOf(e, task.StreamType)
+	if ev, ok := ev.(task.Submitted); ok {
+		_, err := insertNew(ctx, tx, `INSERT INTO tasks (id, workspace_id, conversation_id, message_id, requested_by, expert,
+			input, priority, status, submitted_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)`,
+			id, ev.WorkspaceID, ev.ConversationID, ev.MessageID, ev.RequestedBy, ev.Expert, ev.Input, ev.Priority,
+			task.StatusSubmitted, e.RecordedAt, e.StreamVersion)
+		return err
+	}
+	if ok, err := advance(ctx, tx, "tasks", id, e.StreamVersion, e.RecordedAt); !ok || err != nil {
+		return err
+	}
+	switch ev := ev.(type) {
+	case task.Started:
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, attempts = $3, worker = $4, deadline = $5, progress = 0,
+			started_at = coalesce(started_at, $6) WHERE id = $1`, id, task.StatusRunning, ev.Attempt, ev.Worker, ev.Deadline, e.RecordedAt)
+	case task.Progressed:
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET progress = $2, note = $3 WHERE id = $1`, id, ev.Progress, ev.Note)
+	case task.Completed:
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, progress = 100, output = $3, reply_message_id = $4,
+			finished_at = $5 WHERE id = $1`, id, task.StatusCompleted, ev.Output, nullIfEmpty(ev.ReplyMessageID), e.RecordedAt)
+	case task.Failed:
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, reason = $3, attempts = $4, finished_at = $5 WHERE id = $1`,
+			id, task.StatusFailed, ev.Reason, ev.Attempts, e.RecordedAt)
+	case task.Cancelled:
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, reason = $3, finished_at = $4 WHERE id = $1`,
+			id, task.StatusCancelled, ev.Reason, e.RecordedAt)
+	}
+	return err
+}
+
+type memoryProjector struct{}
+
+func (memoryProjector) Name() string { return MemoryProjector }
+
+// Apply keeps one row per item. Rows are guarded by the memory stream's
+// version, so a redelivered event changes nothing; a deleted item keeps its
+// row, marked deleted, so that no older event can bring it back.
+func (memoryProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	if e.StreamType != memory.StreamType {
+		return nil
+	}
+	ev, err := memory.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	workspaceID := idOf(e, memory.StreamType)
+	switch ev := ev.(type) {
+	case memory.ItemStored:
+		_, err = tx.ExecContext(ctx, `INSERT INTO memory_items (id, workspace_id, type, content, metadata, expires_at,
+			source_message_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
+			ON CONFLICT (id) DO NOTHING`, ev.ItemID, workspaceID, ev.Type, ev.Content, jsonOrEmpty(ev.Metadata), ev.ExpiresAt,
+			nullIfEmpty(ev.SourceMessageID), e.RecordedAt, e.StreamVersion)
+	case memory.ItemUpdated:
+		_, err = tx.ExecContext(ctx, `UPDATE memory_items SET content = coalesce($3, content), metadata = coalesce($4::jsonb, metadata),
+			expires_at = coalesce($5, expires_at), updated_at = $6, version = $7 WHERE id = $1 AND workspace_id = $2 AND version < $7`,
+			ev.ItemID, workspaceID, ev.Content, nullJSON(ev.Metadata), ev.ExpiresAt, e.RecordedAt, e.StreamVersion)
+	case memory.ItemDeleted:
+		_, err = tx.ExecContext(ctx, `UPDATE memory_items SET deleted_at = $3, updated_at = $3, version = $4
+			WHERE id = $1 AND workspace_id = $2 AND version < $4`, ev.ItemID, workspaceID, e.RecordedAt, e.StreamVersion)
+	}
+	return err
+}
+
+func nullIfEmpty(s string) sql.NullString {
+	return sql.NullString{String: s, Valid: s != ""}
+}

@@ -1,0 +1,1092 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/domain/workspace"
+	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/cache"
+)
+
+// Names of the Redis projectors. They are stable identities (consumer
+// groups), like the SQL projectors' names.
+const (
+	RedisMessagesProjector   = "redis_messages"
+	RedisWorkspacesProjector = "redis_workspaces"
+)
+
+// MessageWindow is how many of a conversation's latest messages the Redis
+// read model keeps.
+const MessageWindow = 100
+
+// What the Redis read models hold, for operators.
+var (
+	redisMessagesDescription   = fmt.Sprintf("Redis: the latest %d messages of each conversation", MessageWindow)
+	redisWorkspacesDescription = "Redis: each user's workspaces, and each workspace's members"
+)
+
+// Timeouts of the Redis read models' commands: an unavailable Redis must
+// cost a request or a projector transaction little.
+const (
+	redisApplyTimeout = 500 * time.Millisecond
+	redisReadTimeout  = 250 * time.Millisecond
+	redisLockTTL      = 30 * time.Second
+	redisRebuildPage  = 2000
+)
+
+// RedisConn is the Redis behind the cache, as the Redis read models use it
+// (cache.Fallback).
+type RedisConn interface {
+	// Client returns the Redis client, or nil when no Redis is configured.
+	Client() *redis.Client
+	// Backend is cache.BackendRedis while Redis is in use.
+	Backend() string
+	// Failed reports a failed command; it reports whether the error means
+	// that Redis is unavailable.
+	Failed(ctx context.Context, err error) bool
+}
+
+// RedisOptions configure the Redis read models.
+type RedisOptions struct {
+	// Prefix starts every key (the cache's prefix: a cache recovery
+	// deletes the read models with everything else).
+	Prefix string
+	// ResyncInterval is how often a read model that is not live is looked
+	// at, to rebuild it (default 2s).
+	ResyncInterval time.Duration
+	// OnRead, when set, is called after every read with the model's name
+	// and whether Redis answered it (false: the query goes to SQL).
+	OnRead func(model string, fromRedis bool)
+}
+
+// RedisReadModels keeps the hottest reads in Redis: a conversation's latest
+// messages (the last MessageWindow of them) and each user's list of
+// workspaces. Queries read them when they can answer exactly as the SQL read
+// models would, and the SQL read models otherwise.
+//
+// Each read model is fed by its own consumer group (see Projectors). Each
+// event is applied, and the model's checkpoint moved, by one Lua script
+// that skips any event at or before the checkpoint, so redelivery and
+// replay change nothing. The checkpoint is a commit-order cursor
+// (transaction id, position), like the consumer group's; the script also
+// receives the group's previous cursor and declares the model stale when it
+// is past the model's own: an event the model missed (Redis unreachable, or
+// emptied) is a gap, and a model with a gap is never read.
+//
+// A model that is not live (new, emptied when Redis came back, stale) is
+// rebuilt from the log into a new generation of keys, with the same script,
+// by whichever instance takes the model's lock; it goes live when the
+// rebuild has reached the consumer group. Until then queries use SQL. A
+// rebuild asked for while the model is live (engram projections rebuild)
+// builds the new generation while the old one serves.
+type RedisReadModels struct {
+	conn   RedisConn
+	prefix string
+	store  *eventstore.Store
+	db     *sql.DB
+	logger *slog.Logger
+	every  time.Duration
+	onRead func(model string, fromRedis bool)
+
+	messages, workspaces *redisModel
+	logID                atomic.Pointer[string]
+}
+
+// NewRedisReadModels returns the Redis read models over conn, fed from
+// store's log.
+func NewRedisReadModels(conn RedisConn, store *eventstore.Store, logger *slog.Logger, o RedisOptions) (*RedisReadModels, error) {
+	if conn == nil || conn.Client() == nil || store == nil || logger == nil {
+		return nil, errors.New("projections: the Redis read models need Redis, a store and a logger")
+	}
+	if o.Prefix == "" {
+		return nil, errors.New("projections: the Redis read models need a key prefix")
+	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = 2 * time.Second
+	}
+	rm := &RedisReadModels{conn: conn, prefix: o.Prefix, store: store, db: store.DB().DB, logger: logger,
+		every: o.ResyncInterval, onRead: o.OnRead}
+	rm.messages = &redisModel{rm: rm, name: "messages", group: RedisMessagesProjector,
+		description: redisMessagesDescription,
+		plan: messagesPlan, wake: make(chan struct{}, 1)}
+	rm.workspaces = &redisModel{rm: rm, name: "workspaces", group: RedisWorkspacesProjector,
+		description: redisWorkspacesDescription,
+		plan: workspacesPlan, wake: make(chan struct{}, 1)}
+	return rm, nil
+}
+
+// Projectors returns the consumer groups that feed the read models.
+func (rm *RedisReadModels) Projectors() []Projector {
+	return []Projector{redisProjector{rm.messages}, redisProjector{rm.workspaces}}
+}
+
+func (rm *RedisReadModels) models() []*redisModel { return []*redisModel{rm.messages, rm.workspaces} }
+
+func (rm *RedisReadModels) model(group string) (*redisModel, bool) {
+	for _, m := range rm.models() {
+		if m.group == group {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// up reports whether Redis is in use (not the memory fallback).
+func (rm *RedisReadModels) up() bool { return rm.conn.Backend() == cache.BackendRedis }
+
+func (rm *RedisReadModels) client() *redis.Client { return rm.conn.Client() }
+
+// failed reports a Redis error to the cache, which falls back to memory if
+// Redis is unavailable.
+func (rm *RedisReadModels) failed(ctx context.Context, what string, err error) {
+	if rm.conn.Failed(ctx, err) {
+		return // the cache logs the outage once
+	}
+	if ctx.Err() == nil {
+		rm.logger.Warn("redis read model command failed", "op", what, "err", err)
+	}
+}
+
+// log returns the id of the log's first event: it tells this log from
+// another one, so that read models left in Redis by another database are
+// never read. It is "" while the log is empty.
+func (rm *RedisReadModels) log(ctx context.Context) (string, error) {
+	if id := rm.logID.Load(); id != nil {
+		return *id, nil
+	}
+	var id string
+	err := rm.db.QueryRowContext(ctx, `SELECT event_id::text FROM events ORDER BY global_position LIMIT 1`).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("identify the log: %w", err)
+	}
+	rm.logID.Store(&id)
+	return id, nil
+}
+
+// redisModel is one Redis read model.
+type redisModel struct {
+	rm          *RedisReadModels
+	name        string // in key names
+	group       string // the consumer group
+	description string
+	plan        func(e eventstore.Event) (redisPlan, error)
+	wake        chan struct{}
+}
+
+func (m *redisModel) key(suffix string) string { return m.rm.prefix + "rm:" + m.name + ":" + suffix }
+func (m *redisModel) meta() string             { return m.key("meta") }
+func (m *redisModel) lock() string             { return m.key("lock") }
+
+// base starts the keys of a generation: base() + gen + ":".
+func (m *redisModel) base() string { return m.key("g") }
+
+func (m *redisModel) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// redisPlan is what an event does to a read model: the JSON objects to
+// normalise as PostgreSQL's jsonb does (so that answers equal the SQL read
+// models' byte for byte), then the operations, built from them.
+type redisPlan struct {
+	raw   []json.RawMessage
+	build func(norm []string) ([]any, error)
+}
+
+func (p redisPlan) ops(norm []string) ([]any, error) {
+	if p.build == nil {
+		return nil, nil
+	}
+	return p.build(norm)
+}
+
+// op encodes one operation of the apply script: its name, its number of
+// arguments, its arguments.
+func op(name string, args ...any) []any { return append([]any{name, len(args)}, args...) }
+
+// MessageRow is a message as the Redis read model keeps it.
+type MessageRow struct {
+	ID             string          `json:"id"`
+	ConversationID string          `json:"conversation_id"`
+	Role           string          `json:"role"`
+	AuthorID       string          `json:"author_id"`
+	Content        string          `json:"content"`
+	Metadata       json.RawMessage `json:"metadata"`
+	CreatedAt      time.Time       `json:"created_at"`
+	Position       int64           `json:"position"`
+}
+
+func messagesPlan(e eventstore.Event) (redisPlan, error) {
+	if e.StreamType != conversation.StreamType {
+		return redisPlan{}, nil
+	}
+	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return redisPlan{}, err
+	}
+	id := idOf(e, conversation.StreamType)
+	switch ev := ev.(type) {
+	case conversation.Created:
+		return redisPlan{build: func([]string) ([]any, error) { return op("conv", id, ev.WorkspaceID), nil }}, nil
+	case conversation.MessagePosted:
+		return redisPlan{raw: []json.RawMessage{ev.Metadata}, build: func(norm []string) ([]any, error) {
+			doc, err := json.Marshal(MessageRow{ID: ev.MessageID, ConversationID: id, Role: ev.Role, AuthorID: ev.AuthorID,
+				Content: ev.Content, Metadata: json.RawMessage(norm[0]), CreatedAt: e.RecordedAt, Position: e.GlobalPosition})
+			if err != nil {
+				return nil, err
+			}
+			return op("msg", id, e.GlobalPosition, doc), nil
+		}}, nil
+	}
+	return redisPlan{}, nil
+}
+
+// WorkspaceRow is a workspace in a user's list, as the Redis read model
+// keeps it.
+type WorkspaceRow struct {
+	ID          string
+	OwnerID     string
+	Name        string
+	Description string
+	Config      json.RawMessage
+	Archived    bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int
+	// Role is the user's role in the workspace.
+	Role string
+}
+
+func redisTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func workspacesPlan(e eventstore.Event) (redisPlan, error) {
+	if e.StreamType != workspace.StreamType {
+		return redisPlan{}, nil
+	}
+	ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return redisPlan{}, err
+	}
+	id := idOf(e, workspace.StreamType)
+	at := redisTime(e.RecordedAt)
+	if c, ok := ev.(workspace.Created); ok {
+		return redisPlan{raw: []json.RawMessage{c.Config}, build: func(norm []string) ([]any, error) {
+			return op("wscreate", id, c.OwnerID, e.RecordedAt.UnixMicro(), "owner_id", c.OwnerID, "name", c.Name,
+				"description", c.Description, "config", norm[0], "archived", "0", "created_at", at, "updated_at", at,
+				"version", e.StreamVersion), nil
+		}}, nil
+	}
+	// As the SQL projector: every later event moves the version on.
+	set := []any{"version", e.StreamVersion, "updated_at", at}
+	var raw []json.RawMessage
+	var more []any
+	switch ev := ev.(type) {
+	case workspace.Updated:
+		if ev.Name != nil {
+			set = append(set, "name", *ev.Name)
+		}
+		if ev.Description != nil {
+			set = append(set, "description", *ev.Description)
+		}
+		if ev.Config != nil {
+			raw = append(raw, ev.Config)
+		}
+	case workspace.MemberAdded:
+		more = op("wsmember", id, ev.UserID, ev.Role)
+	case workspace.MemberRemoved:
+		more = op("wsremove", id, ev.UserID)
+	case workspace.Archived:
+		set = append(set, "archived", "1")
+	}
+	return redisPlan{raw: raw, build: func(norm []string) ([]any, error) {
+		args := append([]any{id}, set...)
+		if len(norm) > 0 {
+			args = append(args, "config", norm[0])
+		}
+		return append(op("wsset", args...), more...), nil
+	}}, nil
+}
+
+// queryRower runs a query returning one row: a transaction or a pool.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// normalize returns each JSON object as PostgreSQL's jsonb prints it, in
+// one query; the empty object needs none.
+func normalize(ctx context.Context, q queryRower, raws []json.RawMessage) ([]string, error) {
+	out := make([]string, len(raws))
+	var idx []int
+	var pending []string
+	for i, r := range raws {
+		if len(r) == 0 || string(r) == "{}" {
+			out[i] = "{}"
+			continue
+		}
+		idx = append(idx, i)
+		pending = append(pending, string(r))
+	}
+	if len(pending) == 0 {
+		return out, nil
+	}
+	var got []string
+	err := q.QueryRowContext(ctx, `SELECT array_agg(x::text ORDER BY i) FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(x, i)`,
+		pq.Array(pending)).Scan(pq.Array(&got))
+	if err != nil {
+		return nil, fmt.Errorf("normalise JSON: %w", err)
+	}
+	if len(got) != len(pending) {
+		return nil, fmt.Errorf("normalise JSON: %d values for %d", len(got), len(pending))
+	}
+	for k, i := range idx {
+		out[i] = got[k]
+	}
+	return out, nil
+}
+
+// The Lua scripts. Cursors are (transaction id, position) pairs of decimal
+// strings, compared without converting them to Lua's floating-point numbers.
+const luaCursor = `
+local function lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function before(tx1, p1, tx2, p2)
+  if tx1 ~= tx2 then return lt(tx1, tx2) end
+  return lt(p1, p2)
+end
+`
+
+// applyScript applies one event to a read model and moves its checkpoint.
+// KEYS[1] is the meta hash. ARGV: mode (live: from the consumer group;
+// build: from a rebuild), build token, log id, tx, pos, the group's previous
+// tx and pos, the base of the generations' keys, the message window, then
+// the operations (name, number of arguments, arguments).
+//
+// The meta hash holds: log (the log's id), state (live, stale or none),
+// gen, tx and pos (the live generation and its checkpoint), gens (the last
+// generation number given out) and, while a rebuild runs, btoken, bgen, btx
+// and bpos.
+var applyScript = redis.NewScript(luaCursor + `
+local meta = KEYS[1]
+local tx, pos = ARGV[4], ARGV[5]
+local gen
+if ARGV[1] == 'live' then
+  local m = redis.call('HMGET', meta, 'state', 'gen', 'tx', 'pos', 'log')
+  if m[5] and m[5] ~= ARGV[3] then return 'foreign' end
+  local ctx, cpos = m[3] or '0', m[4] or '0'
+  if m[1] ~= 'live' then
+    -- No model to apply to: remember how far the group went, for the
+    -- rebuild to know when it has caught up.
+    if before(ctx, cpos, tx, pos) then redis.call('HSET', meta, 'tx', tx, 'pos', pos) end
+    if not m[1] then redis.call('HSET', meta, 'state', 'none', 'log', ARGV[3]) end
+    return 'skipped'
+  end
+  if not before(ctx, cpos, tx, pos) then return 'duplicate' end
+  if before(ctx, cpos, ARGV[6], ARGV[7]) then
+    redis.call('HSET', meta, 'state', 'stale', 'tx', tx, 'pos', pos)
+    return 'gap'
+  end
+  gen = m[2]
+  redis.call('HSET', meta, 'tx', tx, 'pos', pos)
+else
+  local m = redis.call('HMGET', meta, 'btoken', 'bgen', 'btx', 'bpos')
+  if m[1] ~= ARGV[2] then return 'aborted' end
+  if not before(m[3], m[4], tx, pos) then return 'duplicate' end
+  gen = m[2]
+  redis.call('HSET', meta, 'btx', tx, 'bpos', pos)
+end
+local base = ARGV[8] .. gen .. ':'
+local window = tonumber(ARGV[9])
+local i = 10
+while i <= #ARGV do
+  local name, n = ARGV[i], tonumber(ARGV[i + 1])
+  local a = i + 2
+  if name == 'conv' then
+    redis.call('HSETNX', base .. 'c:' .. ARGV[a], 'ws', ARGV[a + 1])
+  elseif name == 'msg' then
+    local c = base .. 'c:' .. ARGV[a]
+    if redis.call('EXISTS', c) == 1 then
+      local trimmed = tonumber(redis.call('HGET', c, 't') or '0')
+      local p = tonumber(ARGV[a + 1])
+      if p > trimmed then
+        local ms = c .. ':m'
+        redis.call('ZADD', ms, ARGV[a + 1], ARGV[a + 2])
+        local over = redis.call('ZCARD', ms) - window
+        if over > 0 then
+          local popped = redis.call('ZPOPMIN', ms, over)
+          redis.call('HSET', c, 't', popped[#popped])
+        end
+      end
+    end
+  elseif name == 'wscreate' then
+    local w = base .. 'w:' .. ARGV[a]
+    if redis.call('EXISTS', w) == 0 then
+      local owner, score = ARGV[a + 1], ARGV[a + 2]
+      local fields = {'score', score}
+      for j = a + 3, a + n - 1 do fields[#fields + 1] = ARGV[j] end
+      redis.call('HSET', w, unpack(fields))
+      redis.call('HSET', w .. ':members', owner, 'owner')
+      redis.call('ZADD', base .. 'u:' .. owner .. ':w', score, ARGV[a])
+    end
+  elseif name == 'wsset' then
+    local w = base .. 'w:' .. ARGV[a]
+    if redis.call('EXISTS', w) == 1 then
+      local fields = {}
+      for j = a + 1, a + n - 1 do fields[#fields + 1] = ARGV[j] end
+      redis.call('HSET', w, unpack(fields))
+    end
+  elseif name == 'wsmember' then
+    local w = base .. 'w:' .. ARGV[a]
+    if redis.call('EXISTS', w) == 1 then
+      redis.call('HSET', w .. ':members', ARGV[a + 1], ARGV[a + 2])
+      redis.call('ZADD', base .. 'u:' .. ARGV[a + 1] .. ':w', redis.call('HGET', w, 'score'), ARGV[a])
+    end
+  elseif name == 'wsremove' then
+    local w = base .. 'w:' .. ARGV[a]
+    if redis.call('EXISTS', w) == 1 then
+      redis.call('HDEL', w .. ':members', ARGV[a + 1])
+      redis.call('ZREM', base .. 'u:' .. ARGV[a + 1] .. ':w', ARGV[a])
+    end
+  end
+  i = a + n
+end
+return 'applied'
+`)
+
+// beginScript starts a rebuild: a new generation, owned by a token.
+// KEYS[1] is the meta hash; ARGV: token, log id. A meta hash of another log
+// is dropped (its keys are deleted by the rebuild).
+var beginScript = redis.NewScript(`
+local meta = KEYS[1]
+local log = redis.call('HGET', meta, 'log')
+if log and log ~= ARGV[2] then
+  local gens = redis.call('HGET', meta, 'gens') or '0'
+  redis.call('DEL', meta)
+  redis.call('HSET', meta, 'gens', gens)
+end
+local g = redis.call('HINCRBY', meta, 'gens', 1)
+redis.call('HSET', meta, 'btoken', ARGV[1], 'bgen', g, 'btx', '0', 'bpos', '0', 'log', ARGV[2])
+if not redis.call('HGET', meta, 'state') then redis.call('HSET', meta, 'state', 'none') end
+return {g, redis.call('HGET', meta, 'gen') or ''}
+`)
+
+// finishScript makes a rebuilt generation live once it has reached the
+// consumer group's cursor (or, with force, in any case). KEYS[1] is the
+// meta hash; ARGV: token, force ("1" or "0"). It returns {"live", the
+// replaced generation}, {"behind"} or {"aborted"}.
+var finishScript = redis.NewScript(luaCursor + `
+local meta = KEYS[1]
+local m = redis.call('HMGET', meta, 'btoken', 'bgen', 'btx', 'bpos', 'tx', 'pos', 'gen')
+if m[1] ~= ARGV[1] then return {'aborted'} end
+if before(m[3], m[4], m[5] or '0', m[6] or '0') and ARGV[2] ~= '1' then return {'behind'} end
+redis.call('HSET', meta, 'state', 'live', 'gen', m[2], 'tx', m[3], 'pos', m[4])
+redis.call('HDEL', meta, 'btoken', 'bgen', 'btx', 'bpos')
+return {'live', m[7] or ''}
+`)
+
+// refreshScript extends a lock its owner holds; releaseScript drops it.
+var (
+	refreshScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
+	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+)
+
+// readMessagesScript reads a page of a conversation's messages.
+// KEYS: the messages' and the workspaces' meta hashes. ARGV: log id,
+// required tx and pos ("" when none), the messages' and workspaces' bases,
+// conversation id, user id, after (position), count.
+var readMessagesScript = redis.NewScript(luaCursor + `
+local mm = redis.call('HMGET', KEYS[1], 'state', 'gen', 'tx', 'pos', 'log')
+if mm[1] ~= 'live' or mm[5] ~= ARGV[1] then return {'unavailable'} end
+if ARGV[2] ~= '' and before(mm[3], mm[4], ARGV[2], ARGV[3]) then return {'behind'} end
+local mw = redis.call('HMGET', KEYS[2], 'state', 'gen', 'log')
+if mw[1] ~= 'live' or mw[3] ~= ARGV[1] then return {'unavailable'} end
+local c = ARGV[4] .. mm[2] .. ':c:' .. ARGV[6]
+local h = redis.call('HMGET', c, 'ws', 't')
+if not h[1] then return {'missing'} end
+if tonumber(ARGV[8]) < tonumber(h[2] or '0') then return {'window'} end
+local role = redis.call('HGET', ARGV[5] .. mw[2] .. ':w:' .. h[1] .. ':members', ARGV[7]) or ''
+local items = redis.call('ZRANGEBYSCORE', c .. ':m', '(' .. ARGV[8], '+inf', 'LIMIT', 0, tonumber(ARGV[9]))
+local out = {'ok', h[1], role}
+for _, it in ipairs(items) do out[#out + 1] = it end
+return out
+`)
+
+// workspaceFields are the fields of a workspace returned by
+// readWorkspacesScript, in order, after its id.
+var workspaceFields = []string{"owner_id", "name", "description", "config", "archived", "created_at", "updated_at", "version"}
+
+// readWorkspacesScript reads the first page of a user's workspaces, newest
+// first. KEYS[1] is the meta hash. ARGV: log id, required tx and pos,
+// base, user id, count.
+var readWorkspacesScript = redis.NewScript(luaCursor + `
+local mw = redis.call('HMGET', KEYS[1], 'state', 'gen', 'tx', 'pos', 'log')
+if mw[1] ~= 'live' or mw[5] ~= ARGV[1] then return {'unavailable'} end
+if ARGV[2] ~= '' and before(mw[3], mw[4], ARGV[2], ARGV[3]) then return {'behind'} end
+local b = ARGV[4] .. mw[2] .. ':'
+local ids = redis.call('ZREVRANGE', b .. 'u:' .. ARGV[5] .. ':w', 0, tonumber(ARGV[6]) - 1)
+local out = {'ok'}
+for _, id in ipairs(ids) do
+  local w = b .. 'w:' .. id
+  local f = redis.call('HMGET', w, 'owner_id', 'name', 'description', 'config', 'archived', 'created_at', 'updated_at', 'version')
+  out[#out + 1] = id
+  for k = 1, 8 do out[#out + 1] = f[k] or '' end
+  out[#out + 1] = redis.call('HGET', w .. ':members', ARGV[5]) or ''
+end
+return out
+`)
+
+// redisProjector is the consumer group of one Redis read model.
+type redisProjector struct{ m *redisModel }
+
+var _ Projector = redisProjector{}
+
+// Name returns the consumer group's name.
+func (p redisProjector) Name() string { return p.m.group }
+
+// Description says what the read model holds.
+func (p redisProjector) Description() string { return p.m.description }
+
+// Apply applies e to the read model with one script. It first moves the
+// group's checkpoint to e in the subscriber's transaction, which tells the
+// script the cursor of the group's previous event (for gap detection).
+// A Redis failure never fails the consumer: the event is acknowledged, the
+// model misses it, and the next event finds the gap. Only an event the
+// projector cannot decode is an error (and, as for the SQL projectors,
+// parked).
+func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	m := p.m
+	prev, err := advanceCheckpoint(ctx, tx, m.group, e)
+	if err != nil {
+		return err
+	}
+	plan, err := m.plan(e)
+	if err != nil {
+		return err
+	}
+	if !m.rm.up() {
+		return nil // Redis is out: the model will find the gap when it is back.
+	}
+	log, err := m.rm.log(ctx)
+	if err != nil {
+		return err
+	}
+	norm, err := normalize(ctx, tx, plan.raw)
+	if err != nil {
+		return err
+	}
+	ops, err := plan.ops(norm)
+	if err != nil {
+		return err
+	}
+	args := append([]any{"live", "", log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
+		strconv.FormatUint(prev.TxID, 10), strconv.FormatInt(prev.Position, 10), m.base(), MessageWindow}, ops...)
+	rctx, cancel := context.WithTimeout(ctx, redisApplyTimeout)
+	defer cancel()
+	res, err := applyScript.Run(rctx, m.rm.client(), []string{m.meta()}, args...).Text()
+	if err != nil {
+		m.rm.failed(ctx, "apply "+m.name, err)
+		return nil
+	}
+	switch res {
+	case "gap":
+		m.rm.logger.Warn("redis read model missed events; it is stale until rebuilt", "model", m.group, "position", e.GlobalPosition)
+		m.poke()
+	case "skipped", "foreign":
+		m.poke()
+	}
+	return nil
+}
+
+// advanceCheckpoint moves the consumer group's checkpoint to e inside the
+// subscriber's transaction (the subscriber would set it to the batch's last
+// event at its commit anyway) and returns the checkpoint it had: the
+// cursor of the group's previous event.
+func advanceCheckpoint(ctx context.Context, tx Execer, group string, e eventstore.Event) (eventstore.Cursor, error) {
+	var prevTx string
+	var prev eventstore.Cursor
+	err := tx.QueryRowContext(ctx, `UPDATE consumer_offsets c SET offset_acked = $2, last_processed_transaction_id = $3::text::xid8
+		FROM consumer_offsets old WHERE c.consumer_group = $1 AND old.consumer_group = $1
+		RETURNING old.last_processed_transaction_id::text, coalesce(old.offset_acked, 0)`,
+		group, e.GlobalPosition, strconv.FormatUint(e.TxID, 10)).Scan(&prevTx, &prev.Position)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.ExecContext(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
+			VALUES ($1, $2, $3::text::xid8) ON CONFLICT (consumer_group) DO NOTHING`, group, e.GlobalPosition, strconv.FormatUint(e.TxID, 10))
+		return eventstore.Cursor{}, err
+	}
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", group, err)
+	}
+	if prev.TxID, err = strconv.ParseUint(prevTx, 10, 64); err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", group, err)
+	}
+	return prev, nil
+}
+
+// Run rebuilds, until ctx ends, every read model that is not live: when a
+// projector finds it so, and every resync interval. It runs on every
+// instance; the model's lock in Redis lets one rebuild at a time.
+func (rm *RedisReadModels) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, m := range rm.models() {
+		wg.Go(func() { rm.resync(ctx, m) })
+	}
+	wg.Wait()
+}
+
+func (rm *RedisReadModels) resync(ctx context.Context, m *redisModel) {
+	ticker := time.NewTicker(rm.every)
+	defer ticker.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-m.wake:
+		}
+		if !rm.up() {
+			continue
+		}
+		st, err := rm.status(ctx, m)
+		if err != nil || st.State == RedisLive || st.Building {
+			continue
+		}
+		res, err := rm.rebuild(ctx, m, nil)
+		switch {
+		case err == nil:
+			warned = false
+			rm.logger.Info("redis read model rebuilt from the log", "model", m.group, "events", res.Events,
+				"elapsed", res.Elapsed.Round(time.Millisecond).String())
+		case errors.Is(err, ErrRebuildRunning), ctx.Err() != nil:
+		case !warned:
+			warned = true
+			rm.logger.Warn("redis read model rebuild failed; queries use SQL until it succeeds", "model", m.group, "err", err)
+		}
+	}
+}
+
+// errRebuildAborted means another rebuild (or a cache recovery emptying
+// Redis) took the model over.
+var errRebuildAborted = errors.New("the rebuild was taken over or its keys deleted")
+
+// Rebuild rebuilds the Redis read model fed by the consumer group named
+// group from position 0 into a new generation of keys, and makes it live
+// when it has caught up; the live generation, if any, keeps serving until
+// then. It returns ErrRebuildRunning when another rebuild holds the model.
+func (rm *RedisReadModels) Rebuild(ctx context.Context, group string, progress func(RebuildProgress)) (RebuildResult, error) {
+	m, ok := rm.model(group)
+	if !ok {
+		return RebuildResult{}, fmt.Errorf("no Redis read model is fed by %q", group)
+	}
+	return rm.rebuild(ctx, m, progress)
+}
+
+func (rm *RedisReadModels) rebuild(ctx context.Context, m *redisModel, progress func(RebuildProgress)) (RebuildResult, error) {
+	start := time.Now()
+	c := rm.client()
+	token := uuid.NewString()
+	ok, err := c.SetNX(ctx, m.lock(), token, redisLockTTL).Result()
+	if err != nil {
+		rm.failed(ctx, "lock "+m.name, err)
+		return RebuildResult{}, fmt.Errorf("rebuild %s: lock: %w", m.group, err)
+	}
+	if !ok {
+		return RebuildResult{}, fmt.Errorf("rebuild %s: %w", m.group, ErrRebuildRunning)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = releaseScript.Run(ctx, c, []string{m.lock()}, token).Err()
+	}()
+
+	log, err := rm.log(ctx)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	begun, err := beginScript.Run(ctx, c, []string{m.meta()}, token, log).Slice()
+	if err != nil {
+		return RebuildResult{}, fmt.Errorf("rebuild %s: begin: %w", m.group, err)
+	}
+	gen := fmt.Sprint(begun[0])
+	live := fmt.Sprint(begun[1])
+	// Keys of abandoned generations (and any of the new one's) go first.
+	if err := rm.deleteGenerations(ctx, m, func(g string) bool { return g != live }); err != nil {
+		return RebuildResult{}, err
+	}
+
+	var total int64
+	if err := rm.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&total); err != nil {
+		return RebuildResult{}, fmt.Errorf("rebuild %s: count events: %w", m.group, err)
+	}
+	res := RebuildResult{Projector: m.group, Schema: "redis"}
+	var atHeadSince time.Time
+	for {
+		page, err := rm.store.ReadCommitted(ctx, res.Cursor, redisRebuildPage)
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild %s: read the log: %w", m.group, err)
+		}
+		if len(page) > 0 {
+			atHeadSince = time.Time{}
+			if err := rm.applyPage(ctx, m, token, log, page); err != nil {
+				return RebuildResult{}, fmt.Errorf("rebuild %s: %w", m.group, err)
+			}
+			res.Events += int64(len(page))
+			res.Cursor = eventstore.Cursor{TxID: page[len(page)-1].TxID, Position: page[len(page)-1].GlobalPosition}
+			if err := refreshScript.Run(ctx, c, []string{m.lock()}, token, redisLockTTL.Milliseconds()).Err(); err != nil {
+				return RebuildResult{}, fmt.Errorf("rebuild %s: keep the lock: %w", m.group, err)
+			}
+			if progress != nil {
+				total = max(total, res.Events)
+				progress(RebuildProgress{Read: res.Events, Total: total})
+			}
+			if len(page) == redisRebuildPage {
+				continue
+			}
+		}
+		// At the head of the log. The group's cursor can only be ahead if
+		// it came from events we have not read yet, which show up at once;
+		// one that stays ahead while the log shows nothing more is not this
+		// log's (left by an old run), and is overruled.
+		if atHeadSince.IsZero() {
+			atHeadSince = time.Now()
+		}
+		force := "0"
+		if time.Since(atHeadSince) > 2*time.Second {
+			force = "1"
+		}
+		fin, err := finishScript.Run(ctx, c, []string{m.meta()}, token, force).Slice()
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild %s: finish: %w", m.group, err)
+		}
+		switch fin[0] {
+		case "aborted":
+			return RebuildResult{}, fmt.Errorf("rebuild %s: %w", m.group, errRebuildAborted)
+		case "live":
+			replaced := fmt.Sprint(fin[1])
+			if replaced != "" && replaced != gen {
+				if err := rm.deleteGenerations(ctx, m, func(g string) bool { return g == replaced }); err != nil {
+					rm.logger.Warn("could not delete the replaced generation of a redis read model", "model", m.group, "err", err)
+				}
+			}
+			res.Swapped = true
+			res.Elapsed = time.Since(start)
+			return res, nil
+		}
+		select { // behind: the group moved on; read what it saw
+		case <-ctx.Done():
+			return RebuildResult{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// applyPage applies a page of events to the generation being built, in one
+// pipeline of scripts.
+func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, log string, page []eventstore.Event) error {
+	plans := make([]redisPlan, len(page))
+	var raws []json.RawMessage
+	for i, e := range page {
+		p, err := m.plan(e)
+		if err != nil {
+			// The consumer group parks such an event; the rebuild skips it
+			// but moves past it.
+			rm.logger.Warn("redis read model rebuild skips an event it cannot decode", "model", m.group,
+				"position", e.GlobalPosition, "type", e.Type, "err", err)
+			p = redisPlan{}
+		}
+		plans[i] = p
+		raws = append(raws, p.raw...)
+	}
+	norm, err := normalize(ctx, rm.db, raws)
+	if err != nil {
+		return err
+	}
+	c := rm.client()
+	run := func() ([]*redis.Cmd, error) {
+		pipe := c.Pipeline()
+		cmds := make([]*redis.Cmd, len(page))
+		k := 0
+		for i, e := range page {
+			n := len(plans[i].raw)
+			ops, err := plans[i].ops(norm[k : k+n])
+			if err != nil {
+				return nil, err
+			}
+			k += n
+			args := append([]any{"build", token, log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
+				"0", "0", m.base(), MessageWindow}, ops...)
+			cmds[i] = applyScript.EvalSha(ctx, pipe, []string{m.meta()}, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if err := applyScript.Load(ctx, c).Err(); err != nil {
+			return err
+		}
+		cmds, err = run() // the script's cursor check makes the retry harmless
+	}
+	if err != nil {
+		return err
+	}
+	for _, cmd := range cmds {
+		if s, _ := cmd.Text(); s == "aborted" {
+			return errRebuildAborted
+		}
+	}
+	return nil
+}
+
+// deleteGenerations deletes the keys of every generation for which drop
+// says so.
+func (rm *RedisReadModels) deleteGenerations(ctx context.Context, m *redisModel, drop func(gen string) bool) error {
+	c := rm.client()
+	base := m.base()
+	iter := c.Scan(ctx, 0, escapeMatch(base)+"*", 1000).Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := c.Unlink(ctx, batch...).Err()
+		batch = batch[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		key := iter.Val()
+		gen, _, ok := strings.Cut(strings.TrimPrefix(key, base), ":")
+		if !ok || !drop(gen) {
+			continue
+		}
+		batch = append(batch, key)
+		if len(batch) == 1000 {
+			if err := flush(); err != nil {
+				return fmt.Errorf("delete old keys of %s: %w", m.group, err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scan the keys of %s: %w", m.group, err)
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("delete old keys of %s: %w", m.group, err)
+	}
+	return nil
+}
+
+// escapeMatch escapes the characters special to Redis's MATCH patterns.
+func escapeMatch(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// States of a Redis read model.
+const (
+	// RedisLive: queries may read it.
+	RedisLive = "live"
+	// RedisStale: it missed events; it is rebuilt before it is read again.
+	RedisStale = "stale"
+	// RedisNone: nothing is built yet (or Redis was emptied).
+	RedisNone = "none"
+	// RedisUnavailable: Redis cannot be reached (the cache is on memory).
+	RedisUnavailable = "unavailable"
+)
+
+// RedisStatus is the state of one Redis read model.
+type RedisStatus struct {
+	// Name is the consumer group feeding the model.
+	Name string `json:"name"`
+	// State is RedisLive, RedisStale, RedisNone or RedisUnavailable.
+	State string `json:"state"`
+	// Position is the position of the last event the live model applied.
+	Position int64 `json:"position"`
+	// Building reports a rebuild in progress, at BuildPosition.
+	Building      bool  `json:"building"`
+	BuildPosition int64 `json:"build_position,omitempty"`
+}
+
+// Status reports the state of every Redis read model.
+func (rm *RedisReadModels) Status(ctx context.Context) []RedisStatus {
+	out := make([]RedisStatus, 0, 2)
+	for _, m := range rm.models() {
+		st, err := rm.status(ctx, m)
+		if err != nil {
+			st = RedisStatus{Name: m.group, State: RedisUnavailable}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (rm *RedisReadModels) status(ctx context.Context, m *redisModel) (RedisStatus, error) {
+	st := RedisStatus{Name: m.group, State: RedisUnavailable}
+	if !rm.up() {
+		return st, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+	defer cancel()
+	v, err := rm.client().HMGet(ctx, m.meta(), "state", "pos", "btoken", "bpos", "log").Result()
+	if err != nil {
+		rm.failed(ctx, "status "+m.name, err)
+		return st, err
+	}
+	str := func(i int) string { s, _ := v[i].(string); return s }
+	st.State = str(0)
+	if st.State == "" {
+		st.State = RedisNone
+	}
+	if log, _ := rm.log(ctx); st.State == RedisLive && str(4) != log {
+		st.State = RedisStale // another log's
+	}
+	st.Position, _ = strconv.ParseInt(str(1), 10, 64)
+	if str(2) != "" {
+		if held, err := rm.client().Exists(ctx, m.lock()).Result(); err == nil && held == 1 {
+			st.Building = true
+			st.BuildPosition, _ = strconv.ParseInt(str(3), 10, 64)
+		}
+	}
+	return st, nil
+}
+
+// HotMessages is a page of a conversation's messages read from Redis.
+type HotMessages struct {
+	// WorkspaceID is the conversation's workspace.
+	WorkspaceID string
+	// Role is the reader's role in it ("" for none).
+	Role string
+	// Items are the messages after the requested position, oldest first:
+	// up to the count asked for.
+	Items []MessageRow
+}
+
+// Messages reads up to count of a conversation's messages after position
+// after, with the reader's role in its workspace. It reports false when
+// Redis cannot answer as SQL would: Redis out, the model not live or behind
+// minPosition, the conversation unknown to it, or messages before the
+// window asked for.
+func (rm *RedisReadModels) Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (HotMessages, bool) {
+	var out HotMessages
+	ok := rm.read(ctx, rm.messages, minPosition, func(ctx context.Context, log, rtx, rpos string) ([]any, error) {
+		return readMessagesScript.Run(ctx, rm.client(), []string{rm.messages.meta(), rm.workspaces.meta()}, log, rtx, rpos,
+			rm.messages.base(), rm.workspaces.base(), conversationID, userID, after, count).Slice()
+	}, func(res []any) error {
+		out.WorkspaceID, out.Role = fmt.Sprint(res[1]), fmt.Sprint(res[2])
+		out.Items = make([]MessageRow, 0, len(res)-3)
+		for _, raw := range res[3:] {
+			var m MessageRow
+			if err := json.Unmarshal([]byte(fmt.Sprint(raw)), &m); err != nil {
+				return fmt.Errorf("decode a message: %w", err)
+			}
+			out.Items = append(out.Items, m)
+		}
+		return nil
+	})
+	return out, ok
+}
+
+// Workspaces reads the first count workspaces of a user, newest first
+// (created_at, then id, descending), with the user's role in each. It
+// reports false when Redis cannot answer as SQL would.
+func (rm *RedisReadModels) Workspaces(ctx context.Context, userID string, count int, minPosition int64) ([]WorkspaceRow, bool) {
+	var out []WorkspaceRow
+	ok := rm.read(ctx, rm.workspaces, minPosition, func(ctx context.Context, log, rtx, rpos string) ([]any, error) {
+		return readWorkspacesScript.Run(ctx, rm.client(), []string{rm.workspaces.meta()}, log, rtx, rpos,
+			rm.workspaces.base(), userID, count).Slice()
+	}, func(res []any) error {
+		const per = 10 // id, the fields, role
+		rows := res[1:]
+		if len(rows)%per != 0 {
+			return fmt.Errorf("%d values for rows of %d", len(rows), per)
+		}
+		out = make([]WorkspaceRow, 0, len(rows)/per)
+		for i := 0; i < len(rows); i += per {
+			f := func(k int) string { return fmt.Sprint(rows[i+k]) }
+			w := WorkspaceRow{ID: f(0), OwnerID: f(1), Name: f(2), Description: f(3), Config: json.RawMessage(f(4)),
+				Archived: f(5) == "1", Role: f(9)}
+			var err error
+			if w.CreatedAt, err = time.Parse(time.RFC3339Nano, f(6)); err != nil {
+				return fmt.Errorf("workspace %s: created_at: %w", w.ID, err)
+			}
+			if w.UpdatedAt, err = time.Parse(time.RFC3339Nano, f(7)); err != nil {
+				return fmt.Errorf("workspace %s: updated_at: %w", w.ID, err)
+			}
+			if w.Version, err = strconv.Atoi(f(8)); err != nil {
+				return fmt.Errorf("workspace %s: version: %w", w.ID, err)
+			}
+			out = append(out, w)
+		}
+		return nil
+	})
+	return out, ok
+}
+
+// read runs one read script and decodes its answer; it reports whether
+// Redis answered.
+func (rm *RedisReadModels) read(ctx context.Context, m *redisModel, minPosition int64,
+	run func(ctx context.Context, log, rtx, rpos string) ([]any, error), decode func([]any) error) (served bool) {
+	defer func() {
+		if rm.onRead != nil {
+			rm.onRead(m.name, served)
+		}
+	}()
+	if !rm.up() {
+		return false
+	}
+	log, err := rm.log(ctx)
+	if err != nil || log == "" {
+		return false
+	}
+	rtx, rpos := "", ""
+	if minPosition > 0 {
+		var tx string
+		// An unknown position is the SQL path's to report.
+		if err := rm.db.QueryRowContext(ctx, `SELECT tx_id::text FROM events WHERE global_position = $1`, minPosition).Scan(&tx); err != nil {
+			return false
+		}
+		rtx, rpos = tx, strconv.FormatInt(minPosition, 10)
+	}
+	rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+	defer cancel()
+	res, err := run(rctx, log, rtx, rpos)
+	if err != nil {
+		rm.failed(ctx, "read "+m.name, err)
+		return false
+	}
+	if len(res) == 0 || res[0] != "ok" {
+		return false
+	}
+	if err := decode(res); err != nil {
+		rm.logger.Error("redis read model answered something undecodable; using SQL", "model", m.group, "err", err)
+		return false
+	}
+	return true
+}

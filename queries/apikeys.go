@@ -1,0 +1,55 @@
+package queries
+
+import (
+	"context"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/projections"
+)
+
+// APIKey is an API key as its owner sees it: never the key itself, nor its
+// hash, only the short prefix that identifies it.
+type APIKey struct {
+	ID        string         `db:"id"`
+	Name      string         `db:"name"`
+	Prefix    string         `db:"prefix"`
+	Scopes    pq.StringArray `db:"scopes"`
+	CreatedAt time.Time      `db:"created_at"`
+	ExpiresAt *time.Time     `db:"expires_at"`
+	RevokedAt *time.Time     `db:"revoked_at"`
+}
+
+// ListAPIKeysHandler lists the caller's API keys.
+type ListAPIKeysHandler struct{ r *reader }
+
+// Handle returns one page of the caller's keys, revoked ones included, newest
+// first. Only session credentials list keys (access.CheckCredentials).
+func (h *ListAPIKeysHandler) Handle(ctx context.Context, actor access.Actor, page PageRequest, minPosition int64) (Page[APIKey], error) {
+	if err := access.CheckCredentials(actor); err != nil {
+		return Page[APIKey]{}, err
+	}
+	cur, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return Page[APIKey]{}, err
+	}
+	if err := h.r.wait(ctx, projections.SessionsProjector, minPosition); err != nil {
+		return Page[APIKey]{}, err
+	}
+	const columns = `id, name, prefix, scopes, created_at, expires_at, revoked_at`
+	limit := page.limit()
+	var items []APIKey
+	if cur == nil {
+		err = h.r.db.SelectContext(ctx, &items, `SELECT `+columns+` FROM api_keys WHERE user_id = $1
+			ORDER BY created_at DESC, id DESC LIMIT $2`, actor.UserID, limit+1)
+	} else {
+		err = h.r.db.SelectContext(ctx, &items, `SELECT `+columns+` FROM api_keys WHERE user_id = $1
+			AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $2`, actor.UserID, limit+1, cur.T, cur.ID)
+	}
+	if err != nil {
+		return Page[APIKey]{}, err
+	}
+	return pageOf(items, limit, func(k APIKey) timeCursor { return timeCursor{T: k.CreatedAt, ID: k.ID} }), nil
+}

@@ -1,0 +1,470 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/eventstore"
+	httpapi "github.com/engramhq/engram/transport/http"
+)
+
+// replayBatch is the number of events read per query when resuming.
+const replayBatch = 500
+
+// writeBatch is the most frames written between two flushes.
+const writeBatch = 64
+
+// Register adds the live event routes, the ticket route and the typing
+// route to v1, a group of the API server's router under /v1 (behind its
+// authentication middleware).
+func (h *Hub) Register(v1 *echo.Group) {
+	v1.GET("/events", h.streamAll)
+	v1.GET("/users/me/events", h.streamMe)
+	v1.GET("/workspaces/:id/events", h.streamWorkspace)
+	v1.GET("/conversations/:id/events", h.streamConversation)
+	v1.POST("/auth/sse-ticket", h.issueTicket)
+	v1.POST("/conversations/:id/typing", h.typing)
+}
+
+func (h *Hub) streamAll(c echo.Context) error { return h.serve(c, scopeAll) }
+func (h *Hub) streamMe(c echo.Context) error  { return h.serve(c, scopeMe) }
+func (h *Hub) streamWorkspace(c echo.Context) error {
+	return h.serve(c, scopeWorkspace)
+}
+func (h *Hub) streamConversation(c echo.Context) error {
+	return h.serve(c, scopeConversation)
+}
+
+// serve runs one live stream: authenticate, check access, register, write
+// the stream until it ends.
+func (h *Hub) serve(c echo.Context, kind scopeKind) error {
+	ctx := c.Request().Context()
+	actor, expiry, err := h.authenticate(c)
+	if err != nil {
+		return err
+	}
+	sc, err := h.scopeFor(ctx, actor, kind, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	resume, err := h.resumeCursor(c)
+	if err != nil {
+		return err
+	}
+	out := newHTTPSink(c.Response(), h.cfg.WriteTimeout)
+	defer out.finish()
+	s := newSubscriber(actor, sc, h.cfg.Buffer, out.abort)
+	switch err := h.register(s); {
+	case errors.Is(err, errTooManyStreams):
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(h.cfg.Retry.Seconds()+1)))
+		return domain.Errorf(httpapi.CodeTooManyRequests, "at most %d live streams per user; close one first", h.cfg.MaxConnectionsPerUser)
+	case errors.Is(err, errShuttingDown):
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down; reconnect to another instance")
+	case err != nil:
+		return err
+	}
+	defer h.unregister(s)
+	h.metrics.SSEConnected(1)
+	defer h.metrics.SSEConnected(-1)
+	limitSendBuffer(ctx, h.cfg.SendBuffer)
+
+	w := c.Response()
+	hdr := w.Header()
+	hdr.Set(echo.HeaderContentType, "text/event-stream")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	out.start()
+	h.run(ctx, s, resume, out, expiry)
+	return nil
+}
+
+// authenticate returns the request's actor and when its credential expires
+// (zero: no expiry), from the Authorization header or a ticket.
+func (h *Hub) authenticate(c echo.Context) (access.Actor, time.Time, error) {
+	if a, ok := httpapi.ActorOf(c); ok {
+		expiry, _ := httpapi.CredentialExpiry(c)
+		return a, expiry, nil
+	}
+	if ticket := c.QueryParam("ticket"); ticket != "" {
+		a, expiry, err := h.redeem(c.Request().Context(), ticket)
+		if err != nil {
+			return access.Actor{}, time.Time{}, err
+		}
+		if a.UserID == "" {
+			return access.Actor{}, time.Time{}, unauthorized(c, "the ticket is invalid, used or expired; get a new one")
+		}
+		httpapi.SetActor(c, a, expiry)
+		return a, expiry, nil
+	}
+	return access.Actor{}, time.Time{}, unauthorized(c, "authentication required: Authorization: Bearer <token> or ?ticket= from POST /v1/auth/sse-ticket")
+}
+
+func unauthorized(c echo.Context, detail string) error {
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="engram"`)
+	return domain.Errorf(domain.CodeUnauthorized, "%s", detail)
+}
+
+// scopeFor checks that actor may follow the scope and returns it.
+func (h *Hub) scopeFor(ctx context.Context, actor access.Actor, kind scopeKind, id string) (scope, error) {
+	switch kind {
+	case scopeAll, scopeMe:
+		return scope{kind: kind}, access.CheckRead(actor)
+	case scopeWorkspace:
+		if !isUUID(id) {
+			return scope{}, domain.Errorf(domain.CodeNotFound, "workspace not found")
+		}
+		if err := h.checkWorkspace(ctx, actor, access.ReadWorkspace, id, "workspace"); err != nil {
+			return scope{}, err
+		}
+		return scope{kind: kind, id: id, workspaceID: id}, nil
+	}
+	ws, err := h.conversationWorkspace(ctx, id)
+	if err != nil {
+		return scope{}, err
+	}
+	if err := h.checkWorkspace(ctx, actor, access.ReadConversation, ws, "conversation"); err != nil {
+		return scope{}, err
+	}
+	return scope{kind: kind, id: id, workspaceID: ws}, nil
+}
+
+// conversationWorkspace returns the workspace of a conversation, or a not
+// found error.
+func (h *Hub) conversationWorkspace(ctx context.Context, conversationID string) (string, error) {
+	if !isUUID(conversationID) {
+		return "", domain.Errorf(domain.CodeNotFound, "conversation not found")
+	}
+	o, found, err := h.view.owner(ctx, conversation.StreamID(conversationID))
+	if err != nil {
+		return "", err
+	}
+	if !found || o.WorkspaceID == "" {
+		return "", domain.Errorf(domain.CodeNotFound, "conversation not found")
+	}
+	return o.WorkspaceID, nil
+}
+
+// checkWorkspace applies the policy to action on a resource of a workspace
+// (what names the resource in a not found error), with the membership as
+// the log has it now: a member added a moment ago is not refused because
+// the hub has not handled the addition yet.
+func (h *Hub) checkWorkspace(ctx context.Context, actor access.Actor, action access.Action, workspaceID, what string) error {
+	role, exists, err := h.view.currentRole(ctx, workspaceID, actor.UserID)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return domain.Errorf(domain.CodeNotFound, "%s not found", what)
+	}
+	if err := access.CheckWorkspace(actor, action, role); err != nil {
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			return domain.Errorf(domain.CodeNotFound, "%s not found", what)
+		}
+		return err
+	}
+	return nil
+}
+
+// resumeCursor reads Last-Event-ID (or last_event_id): nil when absent, the
+// cursor of that event otherwise, 400 when it is not a stored event's id.
+func (h *Hub) resumeCursor(c echo.Context) (*eventstore.Cursor, error) {
+	raw := c.Request().Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = c.QueryParam("last_event_id")
+	}
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, nil
+	}
+	bad := echo.NewHTTPError(http.StatusBadRequest,
+		"Last-Event-ID must be the id of an event received from a live stream (or 0 for the beginning)")
+	position, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || position < 0 {
+		return nil, bad
+	}
+	cursor, err := h.log.CursorOf(c.Request().Context(), position)
+	if errors.Is(err, eventstore.ErrUnknownPosition) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &cursor, nil
+}
+
+// sink is where a stream's frames go: begin, then writes, then flush.
+type sink interface {
+	// begin starts a batch of writes (and sets its deadline).
+	begin() error
+	write(b []byte) error
+	flush() error
+}
+
+// run writes a registered stream until it ends: the retry: line, the replay
+// of what the client missed (when resume is set), then live frames and
+// heartbeats, until the client leaves, the hub ends the stream, the
+// credential expires or the stream has lived its maximum lifetime.
+func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor, out sink, expiry time.Time) {
+	logFailure := func(err error) {
+		if ctx.Err() == nil {
+			h.logger.Debug("live stream ended by a write error", "user_id", s.actor.UserID, "err", err)
+		}
+	}
+	if err := writeAll(out, retryFrame(h.cfg.Retry)); err != nil {
+		logFailure(err)
+		return
+	}
+	var after eventstore.Cursor
+	if resume != nil {
+		select {
+		case h.replays <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			// Ended before its turn: no live frame may be written without
+			// the replay before it; the client comes back from where it was.
+			if s.final != nil {
+				_ = writeAll(out, s.final)
+			}
+			return
+		}
+		var err error
+		after, err = h.replay(ctx, s, *resume, out)
+		<-h.replays
+		if err != nil {
+			logFailure(err)
+			return
+		}
+	}
+
+	heartbeat := time.NewTicker(h.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	lifetime := time.NewTimer(h.cfg.MaxLifetime - rand.N(h.cfg.MaxLifetime/10+1))
+	defer lifetime.Stop()
+	var expired <-chan time.Time
+	if !expiry.IsZero() {
+		t := time.NewTimer(time.Until(expiry))
+		defer t.Stop()
+		expired = t.C
+	}
+	// send writes f unless the replay already did; it reports frames written.
+	send := func(f *frame) (int, error) {
+		if f.isEvent() && !f.cursor.After(after) {
+			return 0, nil
+		}
+		return 1, out.write(f.data)
+	}
+	for {
+		select {
+		case f := <-s.ch:
+			if err := out.begin(); err != nil {
+				logFailure(err)
+				return
+			}
+			n, err := send(f)
+		batch:
+			for i := 1; i < writeBatch && err == nil; i++ {
+				select {
+				case f := <-s.ch:
+					var k int
+					k, err = send(f)
+					n += k
+				default:
+					break batch
+				}
+			}
+			if err == nil {
+				err = out.flush()
+			}
+			h.metrics.SSEFramesSent(n)
+			if err != nil {
+				logFailure(err)
+				return
+			}
+		case <-heartbeat.C:
+			if err := writeAll(out, pingFrame); err != nil {
+				logFailure(err)
+				return
+			}
+		case <-s.done:
+			if s.final == nil {
+				return // too slow: nothing more is written
+			}
+			if err := out.begin(); err != nil {
+				logFailure(err)
+				return
+			}
+			n := 0
+			for drained := false; !drained; {
+				select {
+				case f := <-s.ch:
+					k, err := send(f)
+					if err != nil {
+						logFailure(err)
+						return
+					}
+					n += k
+				default:
+					drained = true
+				}
+			}
+			h.metrics.SSEFramesSent(n)
+			if err := out.write(s.final); err == nil {
+				err = out.flush()
+			}
+			return
+		case <-expired:
+			_ = writeAll(out, controlFrame("token_expired", struct {
+				Reason string `json:"reason"`
+			}{"token_expired"}))
+			return
+		case <-lifetime.C:
+			_ = writeAll(out, retryFrame(h.cfg.Retry))
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// replay writes what the client missed after from, in commit order, and
+// returns the cursor of the last event read: live frames up to it were
+// written by the replay (or were not for this stream).
+func (h *Hub) replay(ctx context.Context, s *subscriber, from eventstore.Cursor, out sink) (eventstore.Cursor, error) {
+	cursor := from
+	for {
+		events, err := h.log.ReadCommitted(ctx, cursor, replayBatch)
+		if err != nil {
+			return cursor, err
+		}
+		if err := out.begin(); err != nil {
+			return cursor, err
+		}
+		n := 0
+		for _, e := range events {
+			cursor = eventstore.Cursor{TxID: e.TxID, Position: e.GlobalPosition}
+			subj, err := h.view.subject(ctx, e)
+			if err != nil {
+				return cursor, err
+			}
+			role := ""
+			if subj.workspaceID != "" {
+				if role, _, err = h.view.role(ctx, subj.workspaceID, s.actor.UserID); err != nil {
+					return cursor, err
+				}
+			}
+			if !visible(s.actor, s.scope, subj, role) {
+				continue
+			}
+			if f := h.encode(e); f != nil {
+				if err := out.write(f.data); err != nil {
+					return cursor, err
+				}
+				n++
+			}
+		}
+		if err := out.flush(); err != nil {
+			return cursor, err
+		}
+		h.metrics.SSEFramesSent(n)
+		if len(events) < replayBatch {
+			return cursor, nil
+		}
+	}
+}
+
+func writeAll(out sink, b []byte) error {
+	if err := out.begin(); err != nil {
+		return err
+	}
+	if err := out.write(b); err != nil {
+		return err
+	}
+	return out.flush()
+}
+
+// httpSink writes to the client with a deadline per batch of writes.
+type httpSink struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	aborted atomic.Bool
+
+	mu       sync.Mutex
+	finished bool
+}
+
+func newHTTPSink(w http.ResponseWriter, timeout time.Duration) *httpSink {
+	return &httpSink{w: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+// start lifts the server's read and write timeouts, which are for ordinary
+// requests: a stream has no read deadline (the client sends nothing more,
+// and its leaving is noticed at once) and a deadline per write.
+func (s *httpSink) start() {
+	_ = s.rc.SetReadDeadline(time.Time{})
+	_ = s.rc.SetWriteDeadline(time.Time{})
+}
+
+// abort makes a blocked write fail now, and every later one. It may be
+// called from any goroutine; after finish it does nothing, since the
+// connection may already serve another request.
+func (s *httpSink) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	s.aborted.Store(true)
+	_ = s.rc.SetWriteDeadline(time.Now())
+}
+
+// finish marks the end of the stream's handler.
+func (s *httpSink) finish() {
+	s.mu.Lock()
+	s.finished = true
+	s.mu.Unlock()
+}
+
+// begin sets the deadline of the writes up to the next flush, unless the
+// sink was aborted. It checks after setting, so that an abort racing with
+// it always wins: abort sets its flag before its deadline.
+func (s *httpSink) begin() error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	if s.aborted.Load() {
+		_ = s.rc.SetWriteDeadline(time.Now())
+		return errAborted
+	}
+	return nil
+}
+
+// errAborted is the error of writes after abort.
+var errAborted = errors.New("sse: stream aborted")
+
+func (s *httpSink) write(b []byte) error {
+	_, err := s.w.Write(b)
+	return err
+}
+
+func (s *httpSink) flush() error {
+	return s.rc.Flush()
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
