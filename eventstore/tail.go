@@ -191,6 +191,7 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 		case <-ctx.Done():
 		}
 	}()
+	var hotUntil time.Time
 	for {
 		events, err := t.store.ReadCommitted(ctx, cursor, t.cfg.BatchSize)
 		if err != nil {
@@ -212,9 +213,37 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 		if len(events) == t.cfg.BatchSize {
 			continue
 		}
-		if !sleep(ctx, t.cfg.PollInterval, wake) {
+		// After a wake-up the new events may not be readable yet (an older
+		// transaction, such as a consumer group's poll, holds the snapshot
+		// xmin back): keep looking at short intervals for a while.
+		if len(events) == 0 && time.Now().Before(hotUntil) {
+			if !sleep(ctx, hotInterval, nil) {
+				return
+			}
+			continue
+		}
+		woken, ok := sleepOrWake(ctx, t.cfg.PollInterval, wake)
+		if !ok {
 			return
 		}
+		if woken {
+			hotUntil = time.Now().Add(hotWindow)
+		}
+	}
+}
+
+// sleepOrWake waits for d, a wake-up or the end of ctx. It reports whether a
+// wake-up ended the wait, and false as its second result when ctx ended.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) (woken, ok bool) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-timer.C:
+		return false, true
+	case <-wake:
+		return true, true
 	}
 }
 

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/lib/pq"
 )
 
 // Topic is the Watermill topic name under which the events table is consumed.
@@ -227,15 +229,34 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 
 // wakeBackoff is a watermill-sql BackoffManager that, when a poll found
 // nothing, waits for a wake-up or the poll interval, whichever comes first.
+//
+// A wake-up can arrive before the new event is readable: readers stop below
+// the oldest transaction still running, and another consumer group's poll may
+// be that transaction. So after a wake-up the consumer keeps looking at short
+// intervals for a while before it goes back to waiting.
 type wakeBackoff struct {
 	poll, retry time.Duration
 	wake        <-chan struct{}
+	hotUntil    time.Time
 }
+
+// hotWindow is how long a consumer keeps looking after a wake-up, and
+// hotInterval how often.
+const (
+	hotWindow   = time.Second
+	hotInterval = 5 * time.Millisecond
+)
 
 func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return 0
+		}
+		if isSerializationConflict(err) {
+			// Another instance consumed this group's batch first: its
+			// checkpoint row was locked and has moved. Look again at once.
+			logger.Debug("consumer group taken by another instance; retrying", watermill.LogFields{"err": err.Error()})
+			return hotInterval
 		}
 		logger.Error("event subscriber query failed; retrying", err, watermill.LogFields{"retry_in": b.retry.String()})
 		return b.retry
@@ -246,11 +267,27 @@ func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, er
 	if b.wake == nil {
 		return b.poll
 	}
+	if time.Now().Before(b.hotUntil) {
+		return hotInterval
+	}
 	t := time.NewTimer(b.poll)
 	defer t.Stop()
 	select {
 	case <-b.wake:
+		b.hotUntil = time.Now().Add(hotWindow)
 	case <-t.C:
 	}
 	return 0
+}
+
+// isSerializationConflict reports whether err is PostgreSQL refusing a
+// repeatable-read transaction because a concurrent one changed the same row
+// (SQLSTATE 40001) or a deadlock (40P01).
+func isSerializationConflict(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == "40001" || pqErr.Code == "40P01"
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "could not serialize access") || strings.Contains(msg, "deadlock")
 }
