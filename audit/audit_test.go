@@ -481,3 +481,27 @@ func TestStateOfATask(t *testing.T) {
 		}
 	}
 }
+
+func TestStateOfAStreamLongerThanAPage(t *testing.T) {
+	f := newFixture(t)
+	events := [][2]string{{"workspace.created", `{"workspace_id":"w9","owner_id":"o","name":"Big","description":"","config":{}}`}}
+	for i := range 2100 {
+		events = append(events, [2]string{"workspace.member_added", fmt.Sprintf(`{"user_id":"u%d","role":"viewer"}`, i)})
+	}
+	f.append(t, "workspace", "w9", 0, "o", events...)
+	for asked, want := range map[int]struct{ version, members int }{0: {2101, 2101}, 1500: {1500, 1500}, 2101: {2101, 2101}} {
+		s, err := f.svc.State(context.Background(), auditor, "workspace-w9", audit.Point{Version: asked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Members []any `json:"members"`
+		}
+		if err := json.Unmarshal(s.State, &st); err != nil {
+			t.Fatal(err)
+		}
+		if s.Version != want.version || len(st.Members) != want.members {
+			t.Fatalf("asked v%d: state at v%d with %d members, want %+v", asked, s.Version, len(st.Members), want)
+		}
+	}
+}

@@ -88,43 +88,13 @@ func (s *Service) State(ctx context.Context, r Reader, streamID string, p Point)
 	if p.Version > 0 {
 		upTo = p.Version
 	}
-	for after, done := 0, false; !done && after < upTo; {
-		rows, err := s.db.QueryContext(ctx, `SELECT stream_version, global_position, type, schema_version, data, recorded_at
-			FROM events WHERE stream_id = $1 AND stream_version > $2 AND stream_version <= $3
-			ORDER BY stream_version LIMIT $4`, streamID, after, upTo, statePageSize)
+	for after := 0; after < upTo; after = out.Version {
+		n, reachedAt, err := s.foldPage(ctx, streamID, after, upTo, p.At, k, f, &out)
 		if err != nil {
 			return State{}, fmt.Errorf("audit: state of %s: %w", streamID, err)
 		}
-		n := 0
-		done, err = func() (bool, error) {
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					version, schema int
-					position        int64
-					typ             string
-					data            []byte
-					at              time.Time
-				)
-				if err := rows.Scan(&version, &position, &typ, &schema, &data, &at); err != nil {
-					return true, err
-				}
-				n++
-				if !p.At.IsZero() && at.After(p.At) {
-					return true, nil
-				}
-				e, err := k.decode(typ, schema, data)
-				if err != nil {
-					return true, fmt.Errorf("version %d: %w", version, err)
-				}
-				f.apply(e)
-				out.Version, out.GlobalPosition, out.RecordedAt = version, position, at.UTC()
-				after = version
-			}
-			return n < statePageSize, rows.Err()
-		}()
-		if err != nil {
-			return State{}, fmt.Errorf("audit: state of %s: %w", streamID, err)
+		if reachedAt || n < statePageSize {
+			break
 		}
 	}
 	if out.Version == 0 {
@@ -139,6 +109,44 @@ func (s *Service) State(ctx context.Context, r Reader, streamID string, p Point)
 		return State{}, err
 	}
 	return out, nil
+}
+
+// foldPage applies to f the stream's events after version after, up to
+// version upTo and recorded at or before at (when set), one page of them,
+// and moves out to the last event applied. It returns how many events it
+// read and whether it met one recorded after at.
+func (s *Service) foldPage(ctx context.Context, streamID string, after, upTo int, at time.Time, k kind, f fold, out *State) (int, bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT stream_version, global_position, type, schema_version, data, recorded_at
+		FROM events WHERE stream_id = $1 AND stream_version > $2 AND stream_version <= $3
+		ORDER BY stream_version LIMIT $4`, streamID, after, upTo, statePageSize)
+	if err != nil {
+		return 0, false, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			version, schema int
+			position        int64
+			typ             string
+			data            []byte
+			recordedAt      time.Time
+		)
+		if err := rows.Scan(&version, &position, &typ, &schema, &data, &recordedAt); err != nil {
+			return n, false, err
+		}
+		n++
+		if !at.IsZero() && recordedAt.After(at) {
+			return n, true, nil
+		}
+		e, err := k.decode(typ, schema, data)
+		if err != nil {
+			return n, false, fmt.Errorf("version %d: %w", version, err)
+		}
+		f.apply(e)
+		out.Version, out.GlobalPosition, out.RecordedAt = version, position, recordedAt.UTC()
+	}
+	return n, false, rows.Err()
 }
 
 // stateFilter renders the stream id and point of a state read.

@@ -99,10 +99,18 @@ func summarize(c Context, now time.Time) string {
 	}
 	if len(c.Recent) > 0 {
 		latest := c.Recent[0]
-		fmt.Fprintf(&b, "%d recent item(s); the latest, a %s from %s ago: “%s”.", len(c.Recent), latest.Type,
+		fmt.Fprintf(&b, "%d recent item(s); the latest, %s from %s ago: “%s”.", len(c.Recent), withArticle(latest.Type),
 			age(now.Sub(latest.CreatedAt)), Excerpt(latest.Content, summaryRunes))
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// withArticle returns "a message", "an entity" …
+func withArticle(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }
 
 func age(d time.Duration) string {

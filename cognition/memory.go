@@ -133,6 +133,24 @@ func Words(text string) []string {
 	return out
 }
 
+// SearchText returns the words of text (see Words) as a Query.Words that
+// always validates: at most MaxQueryWords words and MaxQueryRunes
+// characters. Experts use it to search the memory for what a message is
+// about, whatever its length.
+func SearchText(text string) string {
+	var b strings.Builder
+	for _, w := range Words(text) {
+		if utf8.RuneCountInString(b.String())+1+utf8.RuneCountInString(w) > MaxQueryRunes {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+	}
+	return b.String()
+}
+
 // Memory is a workspace's whiteboard, as its readers see it. Items get
 // there as memory.* events; each implementation is a projection of them
 // (see the postgres and inmem packages) and must pass the memorytest suite.

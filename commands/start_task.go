@@ -7,12 +7,14 @@ import (
 	"github.com/engramhq/engram/domain/task"
 )
 
-// StartTask claims a task for a worker's next attempt, which the worker
-// gives up after Timeout.
+// StartTask starts a task's next attempt for a worker, which gives it up
+// after Timeout: a claim of a waiting (or abandoned) task, or, with Retry, a
+// new attempt of the task the worker runs.
 type StartTask struct {
 	TaskID  string
 	Worker  string
 	Timeout time.Duration
+	Retry   bool
 }
 
 // StartTaskHandler handles StartTask.
@@ -21,13 +23,16 @@ type StartTaskHandler struct {
 	now   func() time.Time
 }
 
-// Handle records task.started (see task.Task.Start). Only one worker wins a
-// claim: the others fail with CodeConflict (the task runs for another
-// worker or has ended) or eventstore.ErrConcurrency (another claim was
-// appended first).
+// Handle records task.started (see task.Task.Claim and task.Task.Retry).
+// Only one claim wins: the others fail with CodeConflict (the task runs or
+// has ended) or eventstore.ErrConcurrency (another claim was appended
+// first).
 func (h *StartTaskHandler) Handle(ctx context.Context, cmd StartTask) (TaskResult, error) {
 	now := h.now()
 	return changeTask(ctx, h.repos, cmd.TaskID, func(t *task.Task) error {
-		return t.Start(cmd.Worker, now, now.Add(cmd.Timeout))
+		if cmd.Retry {
+			return t.Retry(cmd.Worker, now, now.Add(cmd.Timeout))
+		}
+		return t.Claim(cmd.Worker, now, now.Add(cmd.Timeout))
 	})
 }

@@ -48,10 +48,18 @@ func quiet(t *testing.T, msgs <-chan *message.Message, d time.Duration) {
 func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	if _, err := s.Append(ctx, stream("before"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}); err != nil {
+	before, err := s.Append(ctx, stream("before"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
+	// Start after it. (The head may lag behind it for a moment: the commit
+	// horizon is the whole cluster's, and other databases' transactions
+	// hold it back too.)
+	from, err := s.CursorOf(ctx, before.LastPosition())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{From: &from, PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +84,8 @@ func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	posB := resB.LastPosition()
-	// Nothing is delivered while A is in flight: not the event from before
-	// the head, and not B, which would let A be skipped.
+	// Nothing is delivered while A is in flight: not the event the tailer
+	// started after, and not B, which would let A be skipped.
 	quiet(t, msgs, 200*time.Millisecond)
 	if err := txA.Commit(); err != nil {
 		t.Fatal(err)
@@ -111,16 +119,28 @@ func TestTailerWakesAndRedeliversNacked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wake <- struct{}{}
-
-	select {
-	case m := <-msgs:
-		if m.UUID != res.Events[0].EventID {
-			t.Fatalf("first message %s, want %s", m.UUID, res.Events[0].EventID)
+	// Wake it as appends do. The events become readable once the cluster's
+	// commit horizon passes them, so wake again until they arrive.
+	ticker := time.NewTicker(100 * time.Millisecond)
+	defer ticker.Stop()
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
-		m.Nack()
-	case <-time.After(10 * time.Second):
-		t.Fatal("the wake-up did not end the idle wait")
+		select {
+		case m := <-msgs:
+			if m.UUID != res.Events[0].EventID {
+				t.Fatalf("first message %s, want %s", m.UUID, res.Events[0].EventID)
+			}
+			m.Nack()
+			break wait
+		case <-ticker.C:
+		case <-deadline:
+			t.Fatal("the wake-ups did not end the idle wait")
+		}
 	}
 	for i, want := range res.Events {
 		if got := receive(t, msgs); got.EventID != want.EventID || got.TxID != want.TxID {
@@ -179,11 +199,20 @@ func TestCursorOfAndFirstEvent(t *testing.T) {
 			t.Errorf("CursorOf(%d): err = %v, want ErrUnknownPosition", p, err)
 		}
 	}
-	// Resuming from the first event's cursor gives exactly the second.
+	// Resuming from the first event's cursor gives exactly the second, once
+	// the cluster's commit horizon has passed it.
 	first, _ := s.CursorOf(ctx, res.Events[0].GlobalPosition)
-	rest, err := s.ReadCommitted(ctx, first, 10)
-	if err != nil || len(rest) != 1 || rest[0].EventID != second.EventID {
-		t.Fatalf("ReadCommitted after the first = %d events, %v", len(rest), err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rest, err := s.ReadCommitted(ctx, first, 10)
+		if err != nil || len(rest) > 1 || len(rest) == 1 && rest[0].EventID != second.EventID {
+			t.Fatalf("ReadCommitted after the first = %d events, %v", len(rest), err)
+		}
+		if len(rest) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second event did not become readable within 10s")
+		}
 	}
 	if !c.After(first) || first.After(c) {
 		t.Error("After does not order the cursors")

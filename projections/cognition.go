@@ -26,6 +26,10 @@ type tasksProjector struct{}
 
 func (tasksProjector) Name() string { return TasksProjector }
 
+func (tasksProjector) Tables() []string { return []string{"tasks"} }
+
+func (tasksProjector) Description() string { return "tasks handed to domain experts" }
+
 func (tasksProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	if e.StreamType != task.StreamType {
 		return nil
@@ -67,6 +71,10 @@ func (tasksProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) 
 type memoryProjector struct{}
 
 func (memoryProjector) Name() string { return MemoryProjector }
+
+func (memoryProjector) Tables() []string { return []string{"memory_items"} }
+
+func (memoryProjector) Description() string { return "workspace memory items" }
 
 // Apply keeps one row per item. Rows are guarded by the memory stream's
 // version, so a redelivered event changes nothing; a deleted item keeps its

@@ -691,7 +691,7 @@ func (b *build) trySwap(ctx context.Context) (err error) {
 	if acked.Valid {
 		from = strconv.FormatInt(acked.Int64, 10)
 	}
-	b.r.logger.Info("rebuild swapped in", "projector", name, "checkpoint_before", from, "checkpoint", cursor.Position)
+	b.r.logger.Debug("rebuild swapped in", "projector", name, "checkpoint_before", from, "checkpoint", cursor.Position)
 	b.result.Cursor = cursor
 	b.result.Events = events
 	b.result.Parked = parked

@@ -215,7 +215,7 @@ func equalSums(t *testing.T, what string, got, want map[string]string) {
 // arrived since the live model last moved are applied by the swap.
 func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 1500)
+	f.generate(t, 1000)
 	head, err := f.store.Head(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func joined(ss []string) string {
 // rebuild drops what the interrupted one left.
 func TestRebuildInterruptedLeavesTheLiveModel(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 1500)
+	f.generate(t, 800)
 	p := sqlProjectors(t)[2]
 	f.applyLive(t, p)
 	before := f.checksums(t, p, "public")
@@ -301,7 +301,7 @@ func TestRebuildInterruptedLeavesTheLiveModel(t *testing.T) {
 // whether the point is a position or a time, and leaves the live one alone.
 func TestRebuildAsOf(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 1200)
+	f.generate(t, 800)
 	mid, err := f.store.Head(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func TestRebuildAsOf(t *testing.T) {
 		f.applyLive(t, p)
 		then[p.Name()] = f.checksums(t, p, "public")
 	}
-	f.generate(t, 800)
+	f.generate(t, 500)
 	for _, p := range ps {
 		f.applyLive(t, p)
 	}

@@ -80,13 +80,16 @@ type RedisOptions struct {
 // models would, and the SQL read models otherwise.
 //
 // Each read model is fed by its own consumer group (see Projectors). Each
-// event is applied, and the model's checkpoint moved, by one Lua script
-// that skips any event at or before the checkpoint, so redelivery and
-// replay change nothing. The checkpoint is a commit-order cursor
-// (transaction id, position), like the consumer group's; the script also
-// receives the group's previous cursor and declares the model stale when it
-// is past the model's own: an event the model missed (Redis unreachable, or
-// emptied) is a gap, and a model with a gap is never read.
+// event that changes the model is applied, and the model's checkpoint
+// moved, by one Lua script that skips any event at or before the
+// checkpoint, so redelivery and replay change nothing; events that change
+// nothing cost nothing. The checkpoint is a commit-order cursor
+// (transaction id, position), like the consumer group's. The group keeps,
+// in its own transaction, the cursor of the last event it sent to Redis
+// (table redis_read_model_cursors) and passes it to the script, which
+// declares the model stale when that cursor is past the model's own: an
+// event the model missed (Redis unreachable, or emptied) is a gap, and a
+// model with a gap is never read.
 //
 // A model that is not live (new, emptied when Redis came back, stale) is
 // rebuilt from the log into a new generation of keys, with the same script,
@@ -122,11 +125,9 @@ func NewRedisReadModels(conn RedisConn, store *eventstore.Store, logger *slog.Lo
 	rm := &RedisReadModels{conn: conn, prefix: o.Prefix, store: store, db: store.DB().DB, logger: logger,
 		every: o.ResyncInterval, onRead: o.OnRead}
 	rm.messages = &redisModel{rm: rm, name: "messages", group: RedisMessagesProjector,
-		description: redisMessagesDescription,
-		plan: messagesPlan, wake: make(chan struct{}, 1)}
+		description: redisMessagesDescription, plan: messagesPlan, wake: make(chan struct{}, 1)}
 	rm.workspaces = &redisModel{rm: rm, name: "workspaces", group: RedisWorkspacesProjector,
-		description: redisWorkspacesDescription,
-		plan: workspacesPlan, wake: make(chan struct{}, 1)}
+		description: redisWorkspacesDescription, plan: workspacesPlan, wake: make(chan struct{}, 1)}
 	return rm, nil
 }
 
@@ -212,6 +213,9 @@ type redisPlan struct {
 	raw   []json.RawMessage
 	build func(norm []string) ([]any, error)
 }
+
+// changes reports whether the event changes the read model.
+func (p redisPlan) changes() bool { return p.build != nil }
 
 func (p redisPlan) ops(norm []string) ([]any, error) {
 	if p.build == nil {
@@ -511,22 +515,25 @@ var (
 	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 )
 
-// readMessagesScript reads a page of a conversation's messages.
-// KEYS: the messages' and the workspaces' meta hashes. ARGV: log id,
-// required tx and pos ("" when none), the messages' and workspaces' bases,
-// conversation id, user id, after (position), count.
+// readMessagesScript reads a page of a conversation's messages, with the
+// reader's role from the workspaces model. KEYS: the messages' and the
+// workspaces' meta hashes. ARGV: log id, the cursors each model must have
+// reached (tx and pos of the messages', then of the workspaces'; "" when
+// none), the messages' and workspaces' bases, conversation id, user id,
+// after (position), count.
 var readMessagesScript = redis.NewScript(luaCursor + `
 local mm = redis.call('HMGET', KEYS[1], 'state', 'gen', 'tx', 'pos', 'log')
 if mm[1] ~= 'live' or mm[5] ~= ARGV[1] then return {'unavailable'} end
 if ARGV[2] ~= '' and before(mm[3], mm[4], ARGV[2], ARGV[3]) then return {'behind'} end
-local mw = redis.call('HMGET', KEYS[2], 'state', 'gen', 'log')
-if mw[1] ~= 'live' or mw[3] ~= ARGV[1] then return {'unavailable'} end
-local c = ARGV[4] .. mm[2] .. ':c:' .. ARGV[6]
+local mw = redis.call('HMGET', KEYS[2], 'state', 'gen', 'tx', 'pos', 'log')
+if mw[1] ~= 'live' or mw[5] ~= ARGV[1] then return {'unavailable'} end
+if ARGV[4] ~= '' and before(mw[3], mw[4], ARGV[4], ARGV[5]) then return {'behind'} end
+local c = ARGV[6] .. mm[2] .. ':c:' .. ARGV[8]
 local h = redis.call('HMGET', c, 'ws', 't')
 if not h[1] then return {'missing'} end
-if tonumber(ARGV[8]) < tonumber(h[2] or '0') then return {'window'} end
-local role = redis.call('HGET', ARGV[5] .. mw[2] .. ':w:' .. h[1] .. ':members', ARGV[7]) or ''
-local items = redis.call('ZRANGEBYSCORE', c .. ':m', '(' .. ARGV[8], '+inf', 'LIMIT', 0, tonumber(ARGV[9]))
+if tonumber(ARGV[10]) < tonumber(h[2] or '0') then return {'window'} end
+local role = redis.call('HGET', ARGV[7] .. mw[2] .. ':w:' .. h[1] .. ':members', ARGV[9]) or ''
+local items = redis.call('ZRANGEBYSCORE', c .. ':m', '(' .. ARGV[10], '+inf', 'LIMIT', 0, tonumber(ARGV[11]))
 local out = {'ok', h[1], role}
 for _, it in ipairs(items) do out[#out + 1] = it end
 return out
@@ -567,20 +574,20 @@ func (p redisProjector) Name() string { return p.m.group }
 // Description says what the read model holds.
 func (p redisProjector) Description() string { return p.m.description }
 
-// Apply applies e to the read model with one script. It first moves the
-// group's checkpoint to e in the subscriber's transaction, which tells the
-// script the cursor of the group's previous event (for gap detection).
-// A Redis failure never fails the consumer: the event is acknowledged, the
-// model misses it, and the next event finds the gap. Only an event the
-// projector cannot decode is an error (and, as for the SQL projectors,
-// parked).
+// Apply applies e to the read model with one script, if e changes it. It
+// first records e, in the subscriber's transaction, as the last event the
+// group sent to Redis, which gives the script the previous one's cursor
+// (for gap detection). A Redis failure never fails the consumer: the event
+// is acknowledged, the model misses it, and the next event finds the gap.
+// Only an event the projector cannot decode is an error (and, as for the
+// SQL projectors, parked).
 func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	m := p.m
-	prev, err := advanceCheckpoint(ctx, tx, m.group, e)
-	if err != nil {
+	plan, err := m.plan(e)
+	if err != nil || !plan.changes() {
 		return err
 	}
-	plan, err := m.plan(e)
+	prev, err := advanceCursor(ctx, tx, m.group, e)
 	if err != nil {
 		return err
 	}
@@ -618,27 +625,24 @@ func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event
 	return nil
 }
 
-// advanceCheckpoint moves the consumer group's checkpoint to e inside the
-// subscriber's transaction (the subscriber would set it to the batch's last
-// event at its commit anyway) and returns the checkpoint it had: the
-// cursor of the group's previous event.
-func advanceCheckpoint(ctx context.Context, tx Execer, group string, e eventstore.Event) (eventstore.Cursor, error) {
+// advanceCursor records e as the last event the group sent to Redis, in
+// the subscriber's transaction, and returns the one recorded before.
+func advanceCursor(ctx context.Context, tx Execer, group string, e eventstore.Event) (eventstore.Cursor, error) {
 	var prevTx string
 	var prev eventstore.Cursor
-	err := tx.QueryRowContext(ctx, `UPDATE consumer_offsets c SET offset_acked = $2, last_processed_transaction_id = $3::text::xid8
-		FROM consumer_offsets old WHERE c.consumer_group = $1 AND old.consumer_group = $1
-		RETURNING old.last_processed_transaction_id::text, coalesce(old.offset_acked, 0)`,
+	err := tx.QueryRowContext(ctx, `WITH old AS (
+			SELECT tx_id, global_position FROM redis_read_model_cursors WHERE consumer_group = $1 FOR UPDATE
+		), saved AS (
+			INSERT INTO redis_read_model_cursors (consumer_group, tx_id, global_position) VALUES ($1, $3::text::xid8, $2)
+			ON CONFLICT (consumer_group) DO UPDATE SET tx_id = excluded.tx_id, global_position = excluded.global_position
+		)
+		SELECT coalesce((SELECT tx_id::text FROM old), '0'), coalesce((SELECT global_position FROM old), 0)`,
 		group, e.GlobalPosition, strconv.FormatUint(e.TxID, 10)).Scan(&prevTx, &prev.Position)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = tx.ExecContext(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
-			VALUES ($1, $2, $3::text::xid8) ON CONFLICT (consumer_group) DO NOTHING`, group, e.GlobalPosition, strconv.FormatUint(e.TxID, 10))
-		return eventstore.Cursor{}, err
-	}
 	if err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", group, err)
+		return eventstore.Cursor{}, fmt.Errorf("redis cursor of %s: %w", group, err)
 	}
 	if prev.TxID, err = strconv.ParseUint(prevTx, 10, 64); err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", group, err)
+		return eventstore.Cursor{}, fmt.Errorf("redis cursor of %s: %w", group, err)
 	}
 	return prev, nil
 }
@@ -825,9 +829,12 @@ func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, 
 	c := rm.client()
 	run := func() ([]*redis.Cmd, error) {
 		pipe := c.Pipeline()
-		cmds := make([]*redis.Cmd, len(page))
+		cmds := make([]*redis.Cmd, 0, len(page))
 		k := 0
 		for i, e := range page {
+			if !plans[i].changes() {
+				continue
+			}
 			n := len(plans[i].raw)
 			ops, err := plans[i].ops(norm[k : k+n])
 			if err != nil {
@@ -836,7 +843,10 @@ func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, 
 			k += n
 			args := append([]any{"build", token, log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
 				"0", "0", m.base(), MessageWindow}, ops...)
-			cmds[i] = applyScript.EvalSha(ctx, pipe, []string{m.meta()}, args...)
+			cmds = append(cmds, applyScript.EvalSha(ctx, pipe, []string{m.meta()}, args...))
+		}
+		if len(cmds) == 0 {
+			return nil, nil
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err
@@ -927,7 +937,8 @@ type RedisStatus struct {
 	Name string `json:"name"`
 	// State is RedisLive, RedisStale, RedisNone or RedisUnavailable.
 	State string `json:"state"`
-	// Position is the position of the last event the live model applied.
+	// Position is the position of the last event that changed the live
+	// model.
 	Position int64 `json:"position"`
 	// Building reports a rebuild in progress, at BuildPosition.
 	Building      bool  `json:"building"`
@@ -996,7 +1007,16 @@ type HotMessages struct {
 func (rm *RedisReadModels) Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (HotMessages, bool) {
 	var out HotMessages
 	ok := rm.read(ctx, rm.messages, minPosition, func(ctx context.Context, log, rtx, rpos string) ([]any, error) {
-		return readMessagesScript.Run(ctx, rm.client(), []string{rm.messages.meta(), rm.workspaces.meta()}, log, rtx, rpos,
+		// The reader's membership comes from the workspaces model, which
+		// must have reached minPosition too.
+		wtx, wpos := "", ""
+		if minPosition > 0 {
+			var ok bool
+			if wtx, wpos, ok = rm.required(ctx, rm.workspaces, minPosition); !ok {
+				return []any{"behind"}, nil
+			}
+		}
+		return readMessagesScript.Run(ctx, rm.client(), []string{rm.messages.meta(), rm.workspaces.meta()}, log, rtx, rpos, wtx, wpos,
 			rm.messages.base(), rm.workspaces.base(), conversationID, userID, after, count).Slice()
 	}, func(res []any) error {
 		out.WorkspaceID, out.Role = fmt.Sprint(res[1]), fmt.Sprint(res[2])
@@ -1049,6 +1069,27 @@ func (rm *RedisReadModels) Workspaces(ctx context.Context, userID string, count 
 	return out, ok
 }
 
+// required returns the cursor the model must have reached to have applied
+// everything up to position: once the consumer group has handled that
+// position, the last event it sent to Redis. It reports false when the
+// group has not handled it yet (or the position is unknown: the SQL path
+// reports that).
+func (rm *RedisReadModels) required(ctx context.Context, m *redisModel, position int64) (string, string, bool) {
+	var covered bool
+	var tx string
+	var pos int64
+	err := rm.db.QueryRowContext(ctx, `SELECT (o.last_processed_transaction_id, o.offset_acked) >= (e.tx_id, e.global_position),
+			coalesce(r.tx_id::text, '0'), coalesce(r.global_position, 0)
+		FROM events e
+		JOIN consumer_offsets o ON o.consumer_group = $2
+		LEFT JOIN redis_read_model_cursors r ON r.consumer_group = $2
+		WHERE e.global_position = $1`, position, m.group).Scan(&covered, &tx, &pos)
+	if err != nil || !covered {
+		return "", "", false
+	}
+	return tx, strconv.FormatInt(pos, 10), true
+}
+
 // read runs one read script and decodes its answer; it reports whether
 // Redis answered.
 func (rm *RedisReadModels) read(ctx context.Context, m *redisModel, minPosition int64,
@@ -1067,18 +1108,20 @@ func (rm *RedisReadModels) read(ctx context.Context, m *redisModel, minPosition 
 	}
 	rtx, rpos := "", ""
 	if minPosition > 0 {
-		var tx string
-		// An unknown position is the SQL path's to report.
-		if err := rm.db.QueryRowContext(ctx, `SELECT tx_id::text FROM events WHERE global_position = $1`, minPosition).Scan(&tx); err != nil {
+		var ok bool
+		if rtx, rpos, ok = rm.required(ctx, m, minPosition); !ok {
 			return false
 		}
-		rtx, rpos = tx, strconv.FormatInt(minPosition, 10)
 	}
 	rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
 	defer cancel()
 	res, err := run(rctx, log, rtx, rpos)
 	if err != nil {
-		rm.failed(ctx, "read "+m.name, err)
+		// A slow answer sends this read to SQL; only a failure says that
+		// Redis is gone (a consumer group finds a Redis that hangs).
+		if !errors.Is(err, context.DeadlineExceeded) {
+			rm.failed(ctx, "read "+m.name, err)
+		}
 		return false
 	}
 	if len(res) == 0 || res[0] != "ok" {

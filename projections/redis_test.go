@@ -223,7 +223,7 @@ func (f *redisFixture) resetCheckpoints(t *testing.T) {
 
 func TestRedisReadModels(t *testing.T) {
 	f := newRedisFixture(t)
-	f.generate(t, 400)
+	f.generate(t, 300)
 
 	t.Run("nothing is read before the first rebuild", func(t *testing.T) {
 		f.project(t)
@@ -240,10 +240,35 @@ func TestRedisReadModels(t *testing.T) {
 		if n := f.compare(t); n == 0 {
 			t.Fatal("Redis answered no read")
 		}
-		f.generate(t, 300)
+		f.generate(t, 200)
 		f.project(t)
 		if n := f.compare(t, queries.PageRequest{}, queries.PageRequest{Limit: 7}, queries.PageRequest{Limit: 7, Cursor: "400"}); n == 0 {
 			t.Fatal("Redis answered no read")
+		}
+	})
+
+	t.Run("Engram-Min-Position is honoured", func(t *testing.T) {
+		ctx := t.Context()
+		last, err := f.store.LastPosition(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv := f.gen.Conversations()[0]
+		if _, ok := f.rm.Workspaces(ctx, f.gen.Users()[0], 5, last); !ok {
+			t.Error("Redis did not answer at a position its group has handled")
+		}
+		// A position the group has not handled yet: SQL, which waits.
+		f.generate(t, 10)
+		later, _ := f.store.LastPosition(ctx)
+		if _, ok := f.rm.Messages(ctx, conv, "nobody", later, 5, later); ok {
+			t.Error("Redis answered at a position its group has not handled")
+		}
+		if _, ok := f.rm.Workspaces(ctx, f.gen.Users()[0], 5, later+1000); ok {
+			t.Error("Redis answered at a position that does not exist")
+		}
+		f.project(t)
+		if _, ok := f.rm.Workspaces(ctx, f.gen.Users()[0], 5, later); !ok {
+			t.Error("Redis did not answer once its group handled the position")
 		}
 	})
 

@@ -194,7 +194,7 @@ func (sessionsProjector) Name() string { return SessionsProjector }
 func (sessionsProjector) Tables() []string { return []string{"sessions", "api_keys"} }
 
 // Description says what the projector builds.
-func (sessionsProjector) Description() string { return "sessions and API keys (credentials checks, session lists)" }
+func (sessionsProjector) Description() string { return "sessions and API keys" }
 
 func (sessionsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	switch e.StreamType {

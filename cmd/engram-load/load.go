@@ -118,7 +118,10 @@ type Report struct {
 	ServerInuse       float64 `json:"server_inuse_bytes"`
 	ServerInuseBefore float64 `json:"server_inuse_before_bytes"`
 	ServerCPU         float64 `json:"server_cpu_seconds"`
-	MetricsError      string  `json:"metrics_error,omitempty"`
+	// ServerEvents is the events the server appended in the window, its
+	// own (the assistant's replies, routing decisions) included.
+	ServerEvents float64 `json:"server_events"`
+	MetricsError string  `json:"metrics_error,omitempty"`
 
 	Errors []Count `json:"errors,omitempty"`
 }

@@ -16,8 +16,8 @@ func TestMixedRunAgainstEngram(t *testing.T) {
 	}
 	inst := enginetest.Start(t, enginetest.Options{})
 	rep, err := Run(t.Context(), Options{
-		URL: inst.URL, Scenario: scenarioMixed, Concurrency: 4, Duration: 2 * time.Second,
-		Subscribers: 6, PerUser: 4, LagSample: 0.5, Seed: 2, Drain: 15 * time.Second,
+		URL: inst.URL, Scenario: scenarioMixed, Concurrency: 3, Duration: time.Second,
+		Subscribers: 4, PerUser: 3, LagSample: 0.5, Seed: 2, Drain: 15 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -33,15 +33,17 @@ func TestMixedRunAgainstEngram(t *testing.T) {
 			break
 		}
 	}
-	if rep.SSE != "" || rep.Subscribers != 6 || len(rep.SubscriberFailed) > 0 {
+	if rep.SSE != "" || rep.Subscribers != 4 || len(rep.SubscriberFailed) > 0 {
 		t.Fatalf("SSE %q, %d subscribers, failed %v", rep.SSE, rep.Subscribers, rep.SubscriberFailed)
 	}
-	if want := 6 * rep.Commands; rep.Expected != want || rep.Delivered != want || rep.Lost != 0 || rep.Duplicates != 0 || !rep.Drained {
+	if want := 4 * rep.Commands; rep.Expected != want || rep.Delivered != want || rep.Lost != 0 || rep.Duplicates != 0 || !rep.Drained {
 		t.Errorf("deliveries %d of %d (want %d), lost %d, duplicates %d, drained %v",
 			rep.Delivered, rep.Expected, want, rep.Lost, rep.Duplicates, rep.Drained)
 	}
-	if rep.Delivery.Count != rep.Delivered || rep.Unmarked != 0 {
-		t.Errorf("%d deliveries timed of %d, %d without a send time", rep.Delivery.Count, rep.Delivered, rep.Unmarked)
+	// Messages the load did not post (the assistant's replies) carry no send
+	// time; every acknowledged one is timed.
+	if rep.Delivery.Count != rep.Delivered {
+		t.Errorf("%d deliveries timed of %d", rep.Delivery.Count, rep.Delivered)
 	}
 	if rep.MetricsError != "" || rep.ServerRSS <= 0 || rep.ServerFramesSent < float64(rep.Delivered) {
 		t.Errorf("server metrics: %q, RSS %v, frames sent %v", rep.MetricsError, rep.ServerRSS, rep.ServerFramesSent)

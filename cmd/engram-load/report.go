@@ -43,7 +43,7 @@ func printReport(w io.Writer, r *Report) {
 				fmt.Fprintf(w, "           the drain ended before every delivery arrived: lost counts those still missing then\n")
 			}
 			if r.Unmarked > 0 {
-				fmt.Fprintf(w, "           %d message frames carried no send time (metadata missing from the frame)\n", r.Unmarked)
+				fmt.Fprintf(w, "           %d message frames not posted by this run (e.g. the assistant's replies)\n", r.Unmarked)
 			}
 		}
 		if r.ServerFramesSent >= 0 {
@@ -60,6 +60,9 @@ func printReport(w io.Writer, r *Report) {
 			fmt.Fprintf(w, ", CPU %.2fs in the window", r.ServerCPU)
 		}
 		fmt.Fprintln(w)
+		if r.ServerEvents > 0 && r.Commands > 0 {
+			fmt.Fprintf(w, "server     %.0f events appended in the window (%.2f per command)\n", r.ServerEvents, r.ServerEvents/float64(r.Commands))
+		}
 	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "errors     none")

@@ -99,6 +99,7 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 	rep.ServerCPU = diff(famCPU)
 	rep.ServerFramesSent = diff(famFramesSent)
 	rep.ServerSlowDrops = diff(famSlowDisc)
+	rep.ServerEvents = diff(famAppendsTotal)
 	rep.ServerSSEConns, _ = after.get(famSSEConns)
 	rep.ServerRSS, _ = after.get(famRSS)
 	rep.ServerRSSBefore, _ = before.get(famRSS)

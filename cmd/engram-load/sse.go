@@ -37,7 +37,7 @@ type subscriber struct {
 	conv int
 
 	// Read by others while the stream runs.
-	messages   atomic.Int64 // distinct message events received
+	messages   atomic.Int64 // distinct messages of this run received
 	reconnects atomic.Int64
 
 	// Owned by the stream goroutine until it returns.
@@ -45,7 +45,7 @@ type subscriber struct {
 	seen       bitset
 	duplicates int64
 	delivery   histogram
-	unmarked   int64 // message events without a send time
+	unmarked   int64 // message events this run did not post
 	firstErr   error
 }
 
@@ -178,9 +178,15 @@ func (s *subscriber) read(ctx context.Context, body io.Reader) {
 	}
 }
 
-// message records one message event received at t.
+// message records one message event received at t. Messages this run did
+// not post (no send time: the assistant's replies) are only counted.
 func (s *subscriber) message(id int64, data []byte, t time.Time) {
 	if id <= s.base {
+		return
+	}
+	sent, ok := sentTime(data)
+	if !ok {
+		s.unmarked++
 		return
 	}
 	if !s.seen.set(uint64(id - s.base)) {
@@ -188,11 +194,6 @@ func (s *subscriber) message(id int64, data []byte, t time.Time) {
 		return
 	}
 	s.messages.Add(1)
-	sent, ok := sentTime(data)
-	if !ok {
-		s.unmarked++
-		return
-	}
 	s.delivery.record(t.Sub(time.Unix(0, sent)))
 }
 

@@ -55,7 +55,7 @@ func TestSubscriberReadsFramesAndResumes(t *testing.T) {
 		s.run(ctx, func(c connectResult) { first = c })
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.messages.Load() < 4 && time.Now().Before(deadline) {
+	for s.messages.Load() < 3 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
@@ -64,16 +64,16 @@ func TestSubscriberReadsFramesAndResumes(t *testing.T) {
 	if first.err != nil || first.status != http.StatusOK {
 		t.Fatalf("first connection: %d, %v", first.status, first.err)
 	}
-	for _, id := range []uint64{1, 3, 4, 5} {
+	for _, id := range []uint64{1, 3, 5} {
 		if !s.seen.has(id) {
 			t.Errorf("message %d not recorded", 10+id)
 		}
 	}
-	if s.seen.has(2) {
-		t.Error("a conversation.updated frame was counted as a message")
+	if s.seen.has(2) || s.seen.has(4) {
+		t.Error("a conversation.updated frame or a message of another writer was counted as this run's")
 	}
-	if s.messages.Load() != 4 || s.duplicates != 1 || s.unmarked != 1 || s.delivery.n != 3 {
-		t.Errorf("messages %d, duplicates %d, unmarked %d, timed %d; want 4, 1, 1, 3",
+	if s.messages.Load() != 3 || s.duplicates != 1 || s.unmarked != 1 || s.delivery.n != 3 {
+		t.Errorf("messages %d, duplicates %d, unmarked %d, timed %d; want 3, 1, 1, 3",
 			s.messages.Load(), s.duplicates, s.unmarked, s.delivery.n)
 	}
 	if d := s.delivery.quantile(0); d < 5*time.Millisecond {

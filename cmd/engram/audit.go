@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
+	"io"
 	"os"
 	"os/user"
 	"strconv"
@@ -51,7 +51,6 @@ func newAuditVerifyCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withAudit(cmd, func(ctx context.Context, svc *audit.Service, r audit.Reader) error {
 				out := bufio.NewWriter(cmd.OutOrStdout())
-				defer out.Flush()
 				report, err := svc.Verify(ctx, r, streamID, func(b eventstore.Break) error {
 					_, err := fmt.Fprintf(out, "BREAK stream=%s version=%d position=%d reason=%q\n", b.StreamID, b.Version, b.Position, b.Reason)
 					return err
@@ -59,13 +58,20 @@ func newAuditVerifyCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "checked %d streams, %d events: ", report.Streams, report.Events)
-				if report.Breaks == 0 {
-					fmt.Fprintln(out, "no breaks, the log is intact")
-					return nil
+				summary := "no breaks, the log is intact"
+				if report.Breaks > 0 {
+					summary = fmt.Sprintf("%d breaks", report.Breaks)
 				}
-				fmt.Fprintf(out, "%d breaks\n", report.Breaks)
-				return &exitError{code: 1, err: fmt.Errorf("the event log has %d breaks", report.Breaks)}
+				if _, err := fmt.Fprintf(out, "checked %d streams, %d events: %s\n", report.Streams, report.Events, summary); err != nil {
+					return err
+				}
+				if err := out.Flush(); err != nil {
+					return err
+				}
+				if report.Breaks > 0 {
+					return &exitError{code: 1, err: fmt.Errorf("the event log has %d breaks", report.Breaks)}
+				}
+				return nil
 			})
 		},
 	}
@@ -156,12 +162,13 @@ func positionOrTime(v *domain.Validation, flag, raw string) (int64, time.Time) {
 
 func export(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit.Reader, q audit.Query, f exportFlags) error {
 	w := cmd.OutOrStdout()
+	var file *os.File
 	if f.output != "" {
-		file, err := os.Create(f.output)
-		if err != nil {
+		var err error
+		if file, err = os.Create(f.output); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
-		defer file.Close()
+		defer func() { _ = file.Close() }() // synced below; a close error loses nothing
 		w = file
 	}
 	out := bufio.NewWriterSize(w, 64<<10)
@@ -204,22 +211,31 @@ func export(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit
 	if err == nil {
 		err = out.Flush()
 	}
+	if err == nil && file != nil {
+		err = file.Sync()
+	}
 	if bar != nil {
 		if pending > 0 {
 			_ = bar.Add(pending)
 		}
 		_ = bar.Finish()
-		fmt.Fprintln(cmd.ErrOrStderr())
+		note(cmd.ErrOrStderr(), "\n")
 	}
 	if err != nil {
 		return fmt.Errorf("export stopped after %d events: %w", n, err)
 	}
 	if n == 0 {
-		fmt.Fprintln(cmd.ErrOrStderr(), "exported 0 events")
+		note(cmd.ErrOrStderr(), "exported 0 events\n")
 	} else {
-		fmt.Fprintf(cmd.ErrOrStderr(), "exported %d events, positions %d to %d\n", n, first, last)
+		note(cmd.ErrOrStderr(), "exported %d events, positions %d to %d\n", n, first, last)
 	}
 	return nil
+}
+
+// note writes a message for the operator on standard error; a failure to
+// write it changes nothing of the outcome.
+func note(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
 }
 
 func newAuditStateCommand() *cobra.Command {
@@ -284,7 +300,7 @@ func withAudit(cmd *cobra.Command, fn func(ctx context.Context, svc *audit.Servi
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	store, err := eventstore.New(db)
 	if err != nil {
 		return err

@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// and feeds its SSE hub; ephemeral signals travel over Redis pub/sub.
 	bus, closeBus := newSignalBus(ctx, caches, cfg.RedisPrefix, logger)
 	defer closeBus()
-	hub, err := sse.NewHub(sse.Config{
+	hub, err := sse.NewHub(ctx, sse.Config{
 		Heartbeat: cfg.SSEHeartbeat, MaxConnectionsPerUser: cfg.SSEMaxConnectionsPerUser,
 		Buffer: cfg.SSEBuffer, MaxLifetime: cfg.SSEMaxLifetime,
 	}, sse.Dependencies{

@@ -33,9 +33,9 @@ import (
 
 type fakeHasher struct{}
 
-func (fakeHasher) Hash(p string) (string, error)         { return "h:" + p, nil }
-func (fakeHasher) Verify(p, h string) (bool, error)      { return h == "h:"+p, nil }
-func (fakeHasher) VerifyDummy(string)                    {}
+func (fakeHasher) Hash(p string) (string, error)    { return "h:" + p, nil }
+func (fakeHasher) Verify(p, h string) (bool, error) { return h == "h:"+p, nil }
+func (fakeHasher) VerifyDummy(string)               {}
 func (fakeHasher) Issue(string, string, []string) (string, time.Time, error) {
 	return "token", time.Now().Add(time.Hour), nil
 }
@@ -66,13 +66,31 @@ func (r *recorder) find(typ, text string) bool {
 	return false
 }
 
+// wait waits until a signal of type typ whose data holds text was sent.
+func (r *recorder) wait(t *testing.T, typ, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !r.find(typ, text) {
+		if time.Now().After(deadline) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			var got []string
+			for _, s := range r.got {
+				got = append(got, s.Type+" "+string(s.Data))
+			}
+			t.Fatalf("no %s signal with %q; got %q", typ, text, got)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // openTasks is an OpenTasks that lists what the test puts in it.
 type openTasks struct {
 	mu           sync.Mutex
 	claim, stale []string
 }
 
-func (o *openTasks) Claimable(context.Context, time.Time, time.Time, int) ([]string, error) {
+func (o *openTasks) Claimable(context.Context, []string, time.Time, time.Time, int) ([]string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.claim), nil
@@ -316,9 +334,8 @@ func testLoopRepliesOnce(t *testing.T, h *harness) {
 		msgs[1].AuthorID != "expert:echo" || msgs[1].MessageID != ReplyID(id) {
 		t.Fatalf("messages = %+v", msgs)
 	}
-	if !h.sig.find(signals.TypeStatus, "Processing your request...") || !h.sig.find(signals.TypeTyping, `"typing":false`) {
-		t.Fatalf("signals = %+v", h.sig.got)
-	}
+	h.sig.wait(t, signals.TypeStatus, "Processing your request...")
+	h.sig.wait(t, signals.TypeTyping, `"state":"stop"`)
 
 	// Metadata: everything is correlated with the user's message and caused
 	// by it (the reply) or by the task's submission (the task's events).
@@ -369,9 +386,7 @@ func testRememberAndRecall(t *testing.T, h *harness) {
 	h.post("/remember Ada: a mathematician")
 	h.post("Lunch is at noon")
 	h.feed()
-	if !h.sig.find(signals.TypeStatus, "Remembered: Ada") {
-		t.Fatalf("signals = %+v", h.sig.got)
-	}
+	h.sig.wait(t, signals.TypeStatus, "Remembered: Ada")
 	events, err := h.store.ReadStream(context.Background(), "memory-"+h.ws, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -481,9 +496,7 @@ func testRetries(t *testing.T, h *harness) {
 		if failed.Attempts != 3 || failed.Reason != "flaky failure 3" {
 			t.Fatalf("failed = %+v", failed)
 		}
-		if !h.sig.find(signals.TypeStatus, "The flaky expert could not answer: flaky failure 3") {
-			t.Fatalf("no failure status signal: %+v", h.sig.got)
-		}
+		h.sig.wait(t, signals.TypeStatus, "The flaky expert could not answer: flaky failure 3")
 		h.feed()
 		for _, m := range h.messages() {
 			if m.MessageID == ReplyID(id) {
@@ -536,13 +549,7 @@ func testCancelMidTask(t *testing.T, h *harness) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the expert was not stopped")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !h.sig.find(signals.TypeStatus, `"state":"cancelled"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no cancelled status: %+v", h.sig.got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.sig.wait(t, signals.TypeStatus, `"state":"cancelled"`)
 	if events := h.taskEvents(id); types(events) != "submitted,started,progressed,cancelled" {
 		t.Fatalf("events = %s", types(events))
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/projections"
 )
 
 // ReactorName is the reactor's consumer group. It is a stable identity:

@@ -41,11 +41,12 @@ type statusData struct {
 	Text  string `json:"text"`
 }
 
-// typingData is the body of a typing signal.
+// typingData is the body of a typing signal: State is "start" or "stop",
+// as for people typing.
 type typingData struct {
+	State  string `json:"state"`
 	TaskID string `json:"task_id"`
 	Expert string `json:"expert"`
-	Typing bool   `json:"typing"`
 }
 
 // deltaData is the body of a delta signal: the Index-th piece of the answer

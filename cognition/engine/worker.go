@@ -23,9 +23,9 @@ import (
 
 // OpenTasks is where a worker finds work (see postgres.Tasks).
 type OpenTasks interface {
-	// Claimable returns tasks submitted after since that may be claimed at
-	// now, most urgent first.
-	Claimable(ctx context.Context, now, since time.Time, limit int) ([]string, error)
+	// Claimable returns tasks for the given experts, submitted after since,
+	// that may be claimed at now, most urgent first.
+	Claimable(ctx context.Context, experts []string, now, since time.Time, limit int) ([]string, error)
 	// Stale returns tasks submitted at or before since that nobody runs.
 	Stale(ctx context.Context, now, since time.Time, limit int) ([]string, error)
 }
@@ -248,7 +248,7 @@ func (w *Worker) scan(ctx context.Context) {
 			w.cfg.Logger.Warn("cannot fail a stale task", "task_id", id, "err", err)
 		}
 	}
-	ids, err := w.cfg.Tasks.Claimable(ctx, now, since, 2*w.cfg.Concurrency)
+	ids, err := w.cfg.Tasks.Claimable(ctx, w.cfg.Experts.Names(), now, since, 2*w.cfg.Concurrency)
 	if err != nil && ctx.Err() == nil {
 		w.cfg.Logger.Warn("cannot look for tasks", "err", err)
 	}
@@ -301,6 +301,12 @@ func (w *Worker) execute(ctx context.Context, id string, r *run) {
 		}
 		return
 	}
+	expert, ok := w.cfg.Experts.Get(submitted.Expert)
+	if !ok {
+		// Another instance may run it; if none does, it expires.
+		log.Debug("task left to an instance that runs its expert", "expert", submitted.Expert)
+		return
+	}
 	// Every event of the task is caused by its submission, and correlated
 	// with the request that posted the message.
 	ctx = commands.WithMetadata(ctx, eventstore.Metadata{CorrelationID: origin.Metadata.CorrelationID,
@@ -316,11 +322,6 @@ func (w *Worker) execute(ctx context.Context, id string, r *run) {
 	log = log.With("expert", st.Expert, "conversation_id", st.ConversationID)
 	t := cognition.Task{ID: id, WorkspaceID: st.WorkspaceID, ConversationID: st.ConversationID, MessageID: st.MessageID,
 		RequestedBy: st.RequestedBy, Expert: st.Expert, Input: st.Input, Priority: st.Priority, Attempt: st.Attempts}
-	expert, ok := w.cfg.Experts.Get(st.Expert)
-	if !ok {
-		w.fail(ctx, t, fmt.Sprintf("no expert named %q runs here", st.Expert), log)
-		return
-	}
 	backoff := w.cfg.Backoff
 	for {
 		res, err := w.attempt(ctx, expert, t)
@@ -344,7 +345,7 @@ func (w *Worker) execute(ctx context.Context, id string, r *run) {
 			return
 		}
 		backoff *= 2
-		again, err := w.cfg.Commands.StartTask.Handle(ctx, commands.StartTask{TaskID: id, Worker: w.cfg.ID, Timeout: w.lease()})
+		again, err := w.cfg.Commands.StartTask.Handle(ctx, commands.StartTask{TaskID: id, Worker: w.cfg.ID, Timeout: w.lease(), Retry: true})
 		if err != nil {
 			if !isLostRace(err) {
 				log.Warn("cannot start another attempt", "err", err)
@@ -394,8 +395,12 @@ func (w *Worker) attempt(ctx context.Context, expert cognition.Expert, t cogniti
 	actx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	typing := func(on bool) {
+		state := "stop"
+		if on {
+			state = "start"
+		}
 		w.sig.publish(context.WithoutCancel(ctx), signals.TypeTyping, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
-			typingData{TaskID: t.ID, Expert: t.Expert, Typing: on})
+			typingData{State: state, TaskID: t.ID, Expert: t.Expert})
 	}
 	typing(true)
 	stopTyping := make(chan struct{})

@@ -75,7 +75,7 @@ func TestRecall(t *testing.T) {
 	}
 
 	got := ask("Ada")
-	if !strings.Contains(got, "[entity] Ada: Ada is a mathematician") || !strings.Contains(got, "[message] Ada lives in London") {
+	if !strings.Contains(got, "[entity] Ada is a mathematician") || !strings.Contains(got, "[message] Ada lives in London") {
 		t.Fatalf("recall Ada = %q", got)
 	}
 	if strings.Contains(got, "ECHO") || strings.Contains(got, "/recall") {

@@ -52,7 +52,7 @@ func (r *Recall) Handle(ctx context.Context, t cognition.Task, p cognition.Progr
 		}
 		return cognition.Result{Output: c.Summary}, nil
 	}
-	items, err := r.search(ctx, t, cognition.Query{Words: question, Now: now})
+	items, err := r.search(ctx, t, cognition.Query{Words: cognition.SearchText(question), Now: now})
 	if err == nil && len(items) == 0 {
 		if words := significant(question); words != "" {
 			items, err = r.search(ctx, t, cognition.Query{Words: words, AnyWord: true, Now: now})
@@ -110,5 +110,5 @@ func significant(question string) string {
 			out = append(out, w)
 		}
 	}
-	return strings.Join(out, " ")
+	return cognition.SearchText(strings.Join(out, " "))
 }

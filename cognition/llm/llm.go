@@ -153,7 +153,7 @@ func (e *Expert) prompt(ctx context.Context, t cognition.Task) ([]openai.ChatCom
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	relevant, err := e.memory.Search(ctx, t.WorkspaceID, cognition.Query{Words: t.Input, AnyWord: true, Limit: 5, Now: now})
+	relevant, err := e.memory.Search(ctx, t.WorkspaceID, cognition.Query{Words: cognition.SearchText(t.Input), AnyWord: true, Limit: 5, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}

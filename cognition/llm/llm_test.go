@@ -78,7 +78,9 @@ func streamChunks(pieces ...string) func(http.ResponseWriter, *http.Request) {
 
 type history []cognition.Turn
 
-func (h history) Recent(context.Context, string, string, int) ([]cognition.Turn, error) { return h, nil }
+func (h history) Recent(context.Context, string, string, int) ([]cognition.Turn, error) {
+	return h, nil
+}
 
 type progress struct {
 	mu     sync.Mutex
@@ -146,7 +148,7 @@ func TestStreamsTheAnswer(t *testing.T) {
 		t.Fatalf("roles = %v", roles)
 	}
 	system := req.Messages[0].Content
-	if !strings.Contains(system, "Known entities: Ada.") || !strings.Contains(system, "- Ada: Ada is a mathematician") {
+	if !strings.Contains(system, "Known entities: Ada.") || !strings.Contains(system, "\n- Ada is a mathematician") {
 		t.Fatalf("system prompt lacks the memory: %q", system)
 	}
 	if req.Messages[1].Content != "Hi, I am Grace." || req.Messages[3].Content != "Who is Ada?" {

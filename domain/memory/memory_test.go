@@ -131,7 +131,10 @@ func TestCommands(t *testing.T) {
 			when: func(w *Whiteboard) error { _, err := w.Remember(i2, "Ada", "Ada again", m2); return err },
 			then: []domain.Event{entity(i2, "Ada", "Ada again", m2)}},
 		{name: "remember invalid",
-			when: func(w *Whiteboard) error { _, err := w.Remember("", strings.Repeat("n", MaxNameRunes+1), "", ""); return err },
+			when: func(w *Whiteboard) error {
+				_, err := w.Remember("", strings.Repeat("n", MaxNameRunes+1), "", "")
+				return err
+			},
 			code: domain.CodeInvalid, fields: []string{"item_id", "name", "content", "source_message_id"}},
 		// Delete
 		{name: "delete", given: []domain.Event{stored(i1)},

@@ -102,23 +102,46 @@ func Submit(id, workspaceID, conversationID, messageID, requestedBy, expert, inp
 	return t, nil
 }
 
-// Start claims the task for worker's next attempt, which it gives up at
-// deadline (after now). A submitted task may be claimed by any worker; a
-// running one only by its own worker (to retry) or, once the running
-// attempt's deadline has passed, by any worker. It fails with CodeConflict
-// otherwise, and when the task has ended.
-func (t *Task) Start(worker string, now, deadline time.Time) error {
-	var v domain.Validation
-	v.ID("worker", worker)
-	v.Check(deadline.After(now), "deadline", "must be after now")
-	if err := v.Err(); err != nil {
+// Claim starts the task's next attempt for worker, which gives it up at
+// deadline (after now). A task may be claimed when it is submitted, or when
+// it runs and the running attempt's deadline has passed (its worker died);
+// otherwise Claim fails with CodeConflict, as it does when the task has
+// ended. Of two claims loaded at the same version, the expected-version
+// check lets one be stored.
+func (t *Task) Claim(worker string, now, deadline time.Time) error {
+	if err := checkStart(worker, now, deadline); err != nil {
 		return err
 	}
-	if err := t.checkWorker(worker, now); err != nil {
+	switch {
+	case t.Ended():
+		return domain.Errorf(domain.CodeConflict, "task is already %s", t.status)
+	case t.status == StatusRunning && now.Before(t.deadline):
+		return domain.Errorf(domain.CodeConflict, "task is running")
+	}
+	t.record(Started{Worker: worker, Attempt: t.attempts + 1, Deadline: deadline.UTC()})
+	return nil
+}
+
+// Retry starts another attempt of the task for the worker that runs it,
+// after an attempt failed; the new attempt is given up at deadline. It fails
+// with CodeConflict when the task is not running or runs for another worker
+// (it was cancelled, or taken over).
+func (t *Task) Retry(worker string, now, deadline time.Time) error {
+	if err := checkStart(worker, now, deadline); err != nil {
+		return err
+	}
+	if err := t.checkRunningFor(worker); err != nil {
 		return err
 	}
 	t.record(Started{Worker: worker, Attempt: t.attempts + 1, Deadline: deadline.UTC()})
 	return nil
+}
+
+func checkStart(worker string, now, deadline time.Time) error {
+	var v domain.Validation
+	v.ID("worker", worker)
+	v.Check(deadline.After(now), "deadline", "must be after now")
+	return v.Err()
 }
 
 // Progress records how far worker's running attempt has come: percent is
@@ -204,7 +227,7 @@ func (t *Task) Cancel(reason string) error {
 	return nil
 }
 
-// checkWorker allows worker to claim or give up the task at now (see Start).
+// checkWorker allows worker to give the task up at now (see Fail).
 func (t *Task) checkWorker(worker string, now time.Time) error {
 	switch {
 	case t.Ended():

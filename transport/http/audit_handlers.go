@@ -22,8 +22,9 @@ import (
 
 // The audit API reads the event log itself (package audit), not read
 // models. Its routes answer only to whom access.CheckAudit allows — admins
-// and auditors, or their API keys with the audit scope — and not found to
-// everyone else. audit.Item and audit.State are the wire shapes of its
+// and auditors, or their API keys with the audit scope — and everyone else
+// as that policy says (not found, or forbidden for an auditor's key without
+// the scope). audit.Item and audit.State are the wire shapes of its
 // answers: the same records are written by `engram audit export`.
 
 // mediaNDJSON is the media type of streamed answers: one JSON event a line.

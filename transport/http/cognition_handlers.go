@@ -219,8 +219,8 @@ func (s *Server) deleteMemoryItem(c echo.Context) error {
 
 // memorySearch reads the filters of GET /v1/workspaces/{id}/memory: type
 // (repeated or comma-separated), q, match (all or any), from, to,
-// metadata.<key>, include_expired, limit and cursor. Every bad parameter is
-// reported at once.
+// metadata.<key> (or metadata[<key>]), include_expired, limit and cursor.
+// Every bad parameter is reported at once.
 func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 	var (
 		s      queries.MemorySearch
@@ -259,12 +259,14 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		}
 	}
 	for key, values := range params {
-		if k, ok := strings.CutPrefix(key, "metadata."); ok && len(values) > 0 {
-			if s.Metadata == nil {
-				s.Metadata = map[string]string{}
-			}
-			s.Metadata[k] = values[0]
+		k, ok := metadataKey(key)
+		if !ok || len(values) == 0 {
+			continue
 		}
+		if s.Metadata == nil {
+			s.Metadata = map[string]string{}
+		}
+		s.Metadata[k] = values[0]
 	}
 	switch c.QueryParam("include_expired") {
 	case "", "false":
@@ -284,6 +286,18 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		return s, invalid(fields...)
 	}
 	return s, nil
+}
+
+// metadataKey reads a metadata filter's parameter name: metadata.<key> or
+// metadata[<key>] (OpenAPI's deepObject style).
+func metadataKey(param string) (string, bool) {
+	if k, ok := strings.CutPrefix(param, "metadata."); ok {
+		return k, true
+	}
+	if k, ok := strings.CutPrefix(param, "metadata["); ok && strings.HasSuffix(k, "]") {
+		return strings.TrimSuffix(k, "]"), true
+	}
+	return "", false
 }
 
 func (s *Server) searchMemory(c echo.Context) error {

@@ -64,9 +64,13 @@ type Config struct {
 	// MaxConnectionsPerUser caps one user's streams on this instance
 	// (default 16).
 	MaxConnectionsPerUser int
-	// Buffer is how many frames a stream may fall behind before it is
-	// disconnected (default 256).
+	// Buffer is how many frames a stream may stay behind for longer than
+	// SlowGrace, or fall 16 times behind at all, before it is disconnected
+	// as too slow (default 256).
 	Buffer int
+	// SlowGrace is how long a stream may stay more than Buffer frames
+	// behind, to absorb a burst (default 3s).
+	SlowGrace time.Duration
 	// MaxLifetime closes a stream after this long, less up to a tenth of
 	// it at random, so that clients do not all reconnect at once (default 1h).
 	MaxLifetime time.Duration
@@ -94,6 +98,9 @@ func (c *Config) defaults() {
 	}
 	if c.Buffer <= 0 {
 		c.Buffer = 256
+	}
+	if c.SlowGrace <= 0 {
+		c.SlowGrace = 3 * time.Second
 	}
 	if c.MaxLifetime <= 0 {
 		c.MaxLifetime = time.Hour
@@ -161,9 +168,9 @@ type Hub struct {
 	signalsDone chan struct{}
 }
 
-// NewHub returns a hub; it starts listening to deps.Signals at once. Close
-// stops it.
-func NewHub(cfg Config, deps Dependencies) (*Hub, error) {
+// NewHub returns a hub; it starts relaying deps.Signals at once, in the
+// background (ctx gives the relay its values; Close stops it).
+func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 	if deps.Log == nil || deps.Tickets == nil {
 		return nil, errors.New("sse: a log and a ticket store are required")
 	}
@@ -185,7 +192,7 @@ func NewHub(cfg Config, deps Dependencies) (*Hub, error) {
 	}
 	if h.bus != nil {
 		ch, stop := h.bus.Subscribe()
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		h.stopSignals = func() { cancel(); stop() }
 		go h.relaySignals(ctx, ch)
 	} else {
@@ -202,9 +209,9 @@ func (h *Hub) Close() {
 
 // subscriber is one live stream.
 type subscriber struct {
-	actor access.Actor
-	scope scope
-	ch    chan *frame
+	actor   access.Actor
+	scope   scope
+	pending *backlog
 	// done is closed by the hub when it ends the stream; final, set before,
 	// is the last frame to write (nil: close without one).
 	done  chan struct{}
@@ -216,11 +223,12 @@ type subscriber struct {
 	abort func()
 }
 
-func newSubscriber(actor access.Actor, sc scope, buffer int, abort func()) *subscriber {
+func (h *Hub) newSubscriber(actor access.Actor, sc scope, abort func()) *subscriber {
 	if abort == nil {
 		abort = func() {}
 	}
-	return &subscriber{actor: actor, scope: sc, ch: make(chan *frame, buffer), done: make(chan struct{}), abort: abort}
+	return &subscriber{actor: actor, scope: sc, pending: newBacklog(h.cfg.Buffer, h.cfg.SlowGrace),
+		done: make(chan struct{}), abort: abort}
 }
 
 // Errors of register.
@@ -464,10 +472,10 @@ type revocation struct {
 
 // fanOut offers the frame to every stream that may see subj. The frame is
 // built (by build) only if some stream takes it; build may return nil.
-// Buffers are filled without blocking: a stream whose buffer is full is
-// ended as too slow.
+// Backlogs are filled without waiting: a stream found too slow is ended.
 func (h *Hub) fanOut(subj subject, build func() *frame) {
 	var slow []*subscriber
+	now := time.Now()
 	offer := func(s *subscriber, role string) {
 		if !visible(s.actor, s.scope, subj, role) {
 			return
@@ -476,12 +484,8 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 		if f == nil {
 			return
 		}
-		select {
-		case s.ch <- f:
-		default:
-			if s.slow.CompareAndSwap(false, true) {
-				slow = append(slow, s)
-			}
+		if !s.pending.add(f, now) && s.slow.CompareAndSwap(false, true) {
+			slow = append(slow, s)
 		}
 	}
 	roleOf := func(s *subscriber) string {

@@ -143,7 +143,7 @@ func newTestHub(t testing.TB, log Log, cfg Config, bus signals.Bus) (*Hub, *coun
 	m := &countingMetrics{}
 	memory := cache.NewMemory()
 	t.Cleanup(func() { _ = memory.Close() })
-	h, err := NewHub(cfg, Dependencies{Log: log, Decoders: decoders, Tickets: memory, Signals: bus, Metrics: m})
+	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Decoders: decoders, Tickets: memory, Signals: bus, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func handle(t *testing.T, h *Hub, events ...eventstore.Event) {
 
 func subscribe(t *testing.T, h *Hub, actor access.Actor, sc scope) *subscriber {
 	t.Helper()
-	s := newSubscriber(actor, sc, 64, nil)
+	s := h.newSubscriber(actor, sc, nil)
 	if err := h.register(s); err != nil {
 		t.Fatal(err)
 	}
@@ -172,17 +172,13 @@ func subscribe(t *testing.T, h *Hub, actor access.Actor, sc scope) *subscriber {
 }
 
 // buffered returns the ids (positions) or event names of the frames
-// waiting in s's buffer, emptying it.
+// waiting in s's backlog, emptying it.
 func buffered(s *subscriber) []string {
 	var out []string
-	for {
-		select {
-		case f := <-s.ch:
-			out = append(out, frameName(f.data))
-		default:
-			return out
-		}
+	for _, f := range s.pending.take() {
+		out = append(out, frameName(f.data))
 	}
+	return out
 }
 
 // frameName is "id" for an event frame and "event" otherwise.
@@ -301,7 +297,7 @@ func TestHubFramesAreRedactedEnvelopes(t *testing.T) {
 	refreshed := w.log.add("session", w.bobSession, session.EventRefreshed, session.Refreshed{RefreshTokenHash: "another-secret"})
 	handle(t, h, refreshed)
 
-	f := <-bob.ch
+	f := bob.pending.take()[0]
 	want := "id: " + strconv.FormatInt(refreshed.GlobalPosition, 10) + "\nevent: session.refreshed\ndata: "
 	if !bytes.HasPrefix(f.data, []byte(want)) || !bytes.HasSuffix(f.data, []byte("\n\n")) || bytes.Count(f.data, []byte("\n")) != 4 {
 		t.Fatalf("frame = %q", f.data)
@@ -425,23 +421,26 @@ func TestHubReadsWhatItMissedFromTheLog(t *testing.T) {
 	}
 }
 
-// A slow stream is ended when its buffer is full, without holding back a
-// fast one.
+// A slow stream is ended when it stays behind, without holding back a fast
+// one.
 func TestHubEndsSlowSubscribers(t *testing.T) {
 	w := newWorld()
-	h, m := newTestHub(t, w.log, Config{}, nil)
+	h, m := newTestHub(t, w.log, Config{Buffer: 2, SlowGrace: time.Nanosecond}, nil)
 	var aborted atomic.Bool
-	slow := newSubscriber(w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w}, 2, func() { aborted.Store(true) })
+	slow := h.newSubscriber(w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w}, func() { aborted.Store(true) })
 	if err := h.register(slow); err != nil {
 		t.Fatal(err)
 	}
 	defer h.unregister(slow)
 	fast := subscribe(t, h, w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w})
-	var events []eventstore.Event
 	for i := range 5 {
-		events = append(events, w.post(w.c1, strconv.Itoa(i)))
+		e := w.post(w.c1, strconv.Itoa(i))
+		handle(t, h, e)
+		if got := buffered(fast); !slices.Equal(got, ids(e)) { // the fast reader keeps up
+			t.Fatalf("fast stream received %v, want %v", got, ids(e))
+		}
+		time.Sleep(time.Microsecond) // past the grace period of a nanosecond
 	}
-	handle(t, h, events...)
 	select {
 	case <-slow.done:
 	default:
@@ -450,8 +449,39 @@ func TestHubEndsSlowSubscribers(t *testing.T) {
 	if slow.final != nil || !aborted.Load() || m.slow.Load() != 1 {
 		t.Errorf("final %q, aborted %v, slow disconnects %d", slow.final, aborted.Load(), m.slow.Load())
 	}
-	if got := buffered(fast); !slices.Equal(got, ids(events...)) {
-		t.Errorf("fast stream received %v", got)
+}
+
+// A burst above the soft limit is absorbed for the grace period; staying
+// behind longer, or falling behind the hard limit, is too slow.
+func TestBacklog(t *testing.T) {
+	t0 := time.Now()
+	f := &frame{data: []byte("x")}
+	b := newBacklog(2, time.Second)
+	for i := range 10 {
+		if !b.add(f, t0.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("frame %d of a burst refused", i)
+		}
+	}
+	if b.add(f, t0.Add(2*time.Second)) {
+		t.Fatal("still behind after the grace period, but not too slow")
+	}
+	if got := len(b.take()); got != 10 {
+		t.Fatalf("took %d frames, want 10", got)
+	}
+	// Once the writer has caught up, the grace period starts afresh.
+	for i := range 5 {
+		if !b.add(f, t0.Add(3*time.Second)) {
+			t.Fatalf("frame %d after catching up refused", i)
+		}
+	}
+	b.take()
+	for i := range 32 {
+		if !b.add(f, t0.Add(4*time.Second)) {
+			t.Fatalf("frame %d refused below the hard limit", i)
+		}
+	}
+	if b.add(f, t0.Add(4*time.Second)) || b.len() != 32 {
+		t.Fatalf("hard limit not enforced: %d waiting", b.len())
 	}
 }
 
@@ -459,13 +489,13 @@ func TestHubCapsConnectionsPerUser(t *testing.T) {
 	w := newWorld()
 	h, _ := newTestHub(t, w.log, Config{MaxConnectionsPerUser: 2}, nil)
 	a, b := subscribe(t, h, w.ada, scope{kind: scopeAll}), subscribe(t, h, w.ada, scope{kind: scopeMe})
-	if err := h.register(newSubscriber(w.ada, scope{kind: scopeAll}, 1, nil)); err != errTooManyStreams {
+	if err := h.register(h.newSubscriber(w.ada, scope{kind: scopeAll}, nil)); err != errTooManyStreams {
 		t.Fatalf("third stream: err = %v, want errTooManyStreams", err)
 	}
 	subscribe(t, h, w.bob, scope{kind: scopeAll}) // another user is not limited by Ada's streams
 	// An ended stream counts until its handler returns.
 	h.end(a, nil)
-	if err := h.register(newSubscriber(w.ada, scope{kind: scopeAll}, 1, nil)); err != errTooManyStreams {
+	if err := h.register(h.newSubscriber(w.ada, scope{kind: scopeAll}, nil)); err != errTooManyStreams {
 		t.Fatalf("err = %v while the ended stream's handler runs", err)
 	}
 	if n := h.Connections(); n != 3 {
@@ -487,7 +517,7 @@ func TestHubCapsConnectionsPerUser(t *testing.T) {
 	default:
 		t.Fatal("Shutdown did not end the streams")
 	}
-	if err := h.register(newSubscriber(w.eve, scope{kind: scopeAll}, 1, nil)); err != errShuttingDown {
+	if err := h.register(h.newSubscriber(w.eve, scope{kind: scopeAll}, nil)); err != errShuttingDown {
 		t.Fatalf("register after Shutdown: err = %v", err)
 	}
 }
@@ -561,7 +591,7 @@ func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
 	live := l.addTx(504, "conversation", w.c1, conversation.EventMessagePosted, conversation.MessagePosted{Metadata: json.RawMessage(`{}`), Content: "after the replay"})
 	l.visible = len(l.events) - 1 // the replay sees everything but the last
 
-	s := newSubscriber(w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w}, 64, nil)
+	s := h.newSubscriber(w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w}, nil)
 	if err := h.register(s); err != nil {
 		t.Fatal(err)
 	}
@@ -620,7 +650,8 @@ func TestHubRelaysSignals(t *testing.T) {
 	}
 	for name, s := range map[string]*subscriber{"conversation": conv, "workspace": ws, "global": all} {
 		select {
-		case f := <-s.ch:
+		case <-s.pending.ready:
+			f := s.pending.take()[0]
 			if f.isEvent() || !bytes.HasPrefix(f.data, []byte("event: typing\ndata: {")) || bytes.Contains(f.data, []byte("id:")) ||
 				!bytes.Contains(f.data, []byte(`"workspace_id":"`+w.w+`"`)) {
 				t.Errorf("%s frame = %q", name, f.data)

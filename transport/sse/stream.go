@@ -66,7 +66,7 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	}
 	out := newHTTPSink(c.Response(), h.cfg.WriteTimeout)
 	defer out.finish()
-	s := newSubscriber(actor, sc, h.cfg.Buffer, out.abort)
+	s := h.newSubscriber(actor, sc, out.abort)
 	switch err := h.register(s); {
 	case errors.Is(err, errTooManyStreams):
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(h.cfg.Retry.Seconds()+1)))
@@ -219,36 +219,12 @@ type sink interface {
 // heartbeats, until the client leaves, the hub ends the stream, the
 // credential expires or the stream has lived its maximum lifetime.
 func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor, out sink, expiry time.Time) {
-	logFailure := func(err error) {
-		if ctx.Err() == nil {
-			h.logger.Debug("live stream ended by a write error", "user_id", s.actor.UserID, "err", err)
-		}
-	}
-	if err := writeAll(out, retryFrame(h.cfg.Retry)); err != nil {
-		logFailure(err)
+	w := &streamWriter{hub: h, ctx: ctx, s: s, out: out}
+	if !w.writeAll(retryFrame(h.cfg.Retry)) {
 		return
 	}
-	var after eventstore.Cursor
-	if resume != nil {
-		select {
-		case h.replays <- struct{}{}:
-		case <-ctx.Done():
-			return
-		case <-s.done:
-			// Ended before its turn: no live frame may be written without
-			// the replay before it; the client comes back from where it was.
-			if s.final != nil {
-				_ = writeAll(out, s.final)
-			}
-			return
-		}
-		var err error
-		after, err = h.replay(ctx, s, *resume, out)
-		<-h.replays
-		if err != nil {
-			logFailure(err)
-			return
-		}
+	if resume != nil && !w.catchUp(*resume) {
+		return
 	}
 
 	heartbeat := time.NewTicker(h.cfg.Heartbeat)
@@ -261,84 +237,110 @@ func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor,
 		defer t.Stop()
 		expired = t.C
 	}
-	// send writes f unless the replay already did; it reports frames written.
-	send := func(f *frame) (int, error) {
-		if f.isEvent() && !f.cursor.After(after) {
-			return 0, nil
-		}
-		return 1, out.write(f.data)
-	}
 	for {
 		select {
-		case f := <-s.ch:
-			if err := out.begin(); err != nil {
-				logFailure(err)
-				return
-			}
-			n, err := send(f)
-		batch:
-			for i := 1; i < writeBatch && err == nil; i++ {
-				select {
-				case f := <-s.ch:
-					var k int
-					k, err = send(f)
-					n += k
-				default:
-					break batch
-				}
-			}
-			if err == nil {
-				err = out.flush()
-			}
-			h.metrics.SSEFramesSent(n)
-			if err != nil {
-				logFailure(err)
+		case <-s.pending.ready:
+			if !w.writeFrames() {
 				return
 			}
 		case <-heartbeat.C:
-			if err := writeAll(out, pingFrame); err != nil {
-				logFailure(err)
+			if !w.writeAll(pingFrame) {
 				return
 			}
 		case <-s.done:
-			if s.final == nil {
-				return // too slow: nothing more is written
-			}
-			if err := out.begin(); err != nil {
-				logFailure(err)
-				return
-			}
-			n := 0
-			for drained := false; !drained; {
-				select {
-				case f := <-s.ch:
-					k, err := send(f)
-					if err != nil {
-						logFailure(err)
-						return
-					}
-					n += k
-				default:
-					drained = true
-				}
-			}
-			h.metrics.SSEFramesSent(n)
-			if err := out.write(s.final); err == nil {
-				err = out.flush()
+			// Ended by the hub: too slow (nothing more), or with a reason
+			// after what is buffered.
+			if s.final != nil && w.writeFrames() {
+				w.writeAll(s.final)
 			}
 			return
 		case <-expired:
-			_ = writeAll(out, controlFrame("token_expired", struct {
+			w.writeAll(controlFrame("token_expired", struct {
 				Reason string `json:"reason"`
 			}{"token_expired"}))
 			return
 		case <-lifetime.C:
-			_ = writeAll(out, retryFrame(h.cfg.Retry))
+			w.writeAll(retryFrame(h.cfg.Retry))
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// streamWriter writes one stream's frames.
+type streamWriter struct {
+	hub *Hub
+	ctx context.Context
+	s   *subscriber
+	out sink
+	// after is the cursor the replay reached: live frames up to it were
+	// written by the replay (or were not for this stream).
+	after eventstore.Cursor
+}
+
+// catchUp replays what the client missed after from, once a replay slot is
+// free. It reports whether the stream goes on.
+func (w *streamWriter) catchUp(from eventstore.Cursor) bool {
+	select {
+	case w.hub.replays <- struct{}{}:
+	case <-w.ctx.Done():
+		return false
+	case <-w.s.done:
+		// Ended before its turn: no live frame may be written without the
+		// replay before it; the client comes back from where it was.
+		if w.s.final != nil {
+			w.writeAll(w.s.final)
+		}
+		return false
+	}
+	after, err := w.hub.replay(w.ctx, w.s, from, w.out)
+	<-w.hub.replays
+	w.after = after
+	return w.ok(err)
+}
+
+// writeFrames writes every waiting frame, flushing every writeBatch
+// frames and at the end. It reports whether the stream goes on.
+func (w *streamWriter) writeFrames() bool {
+	frames := w.s.pending.take()
+	defer w.s.pending.recycle(frames)
+	n := 0
+	defer func() { w.hub.metrics.SSEFramesSent(n) }()
+	for len(frames) > 0 {
+		batch := frames[:min(len(frames), writeBatch)]
+		frames = frames[len(batch):]
+		if !w.ok(w.out.begin()) {
+			return false
+		}
+		for _, f := range batch {
+			if f.isEvent() && !f.cursor.After(w.after) {
+				continue // the replay wrote it
+			}
+			if !w.ok(w.out.write(f.data)) {
+				return false
+			}
+			n++
+		}
+		if !w.ok(w.out.flush()) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeAll writes one frame on its own and reports whether the stream goes on.
+func (w *streamWriter) writeAll(b []byte) bool {
+	return w.ok(writeAll(w.out, b))
+}
+
+// ok reports whether err is nil; a write error ends the stream (the client
+// has gone or does not read), which is logged at debug level only.
+func (w *streamWriter) ok(err error) bool {
+	if err != nil && w.ctx.Err() == nil {
+		w.hub.logger.Debug("live stream ended by a write error", "user_id", w.s.actor.UserID, "err", err)
+	}
+	return err == nil
 }
 
 // replay writes what the client missed after from, in commit order, and
