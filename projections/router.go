@@ -11,6 +11,17 @@ import (
 	"github.com/engramhq/engram/eventstore"
 )
 
+// BatchSize is the number of events a projector applies per transaction.
+//
+// A consumer group's transaction holds a transaction id while it applies its
+// batch, and every gap-safe reader (the other groups, live streams) waits
+// below the oldest running transaction: a long batch delays them all. Each
+// event is applied in a savepoint, and PostgreSQL keeps at most 64
+// subtransactions per backend in shared memory before every snapshot in the
+// cluster gets slower ("suboverflow"). 32 keeps batches short and well below
+// that limit.
+const BatchSize = 32
+
 // RouterConfig says how projectors subscribe to the log.
 type RouterConfig struct {
 	DB           *sql.DB
@@ -27,7 +38,7 @@ func AddToRouter(router *message.Router, cfg RouterConfig, projectors ...Project
 	var cleanups []func()
 	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	for _, p := range projectors {
-		sc := eventstore.SubscriberConfig{ConsumerGroup: p.Name(), PollInterval: cfg.PollInterval}
+		sc := eventstore.SubscriberConfig{ConsumerGroup: p.Name(), PollInterval: cfg.PollInterval, BatchSize: BatchSize}
 		if cfg.Wake != nil {
 			ch, stop := cfg.Wake()
 			sc.Wake = ch
