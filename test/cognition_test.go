@@ -62,11 +62,13 @@ type frame struct {
 		CausationID   string `json:"causation_id"`
 	} `json:"metadata"`
 	EventID string `json:"event_id"`
+	// received is when the test read the frame.
+	received time.Time
 }
 
 func decodeFrame(t *testing.T, f enginetest.Frame) frame {
 	t.Helper()
-	out := frame{Frame: f}
+	out := frame{Frame: f, received: time.Now()}
 	if f.ID != "" {
 		f.JSON(t, &out)
 	}
@@ -89,6 +91,24 @@ func (w *cogWorld) untilReply(t *testing.T, messageID string) []frame {
 		return d.Type == "conversation.message_posted" && d.Data.MessageID == reply
 	})
 	return out
+}
+
+// untilSettled is untilReply, and then reads on until the expert's typing
+// has stopped: signals travel apart from events, so the last of them may
+// come after the reply. Frames after the reply are events of other work.
+func (w *cogWorld) untilSettled(t *testing.T, messageID, expert string) (events, signals []frame) {
+	t.Helper()
+	stopped := func(f enginetest.Frame) bool {
+		return f.Event == "typing" && strings.Contains(f.Data, `"state":"stop"`) && strings.Contains(f.Data, "expert:"+expert)
+	}
+	frames := w.untilReply(t, messageID)
+	signals = slices.Clone(frames)
+	if !slices.ContainsFunc(frames, func(f frame) bool { return stopped(f.Frame) }) {
+		for _, f := range w.stream.Until(stopped) {
+			signals = append(signals, decodeFrame(t, f))
+		}
+	}
+	return frames, signals
 }
 
 type memoryItem struct {
@@ -144,31 +164,22 @@ func TestCognitionEndToEnd(t *testing.T) {
 
 	start := time.Now()
 	msg := w.post(t, "hello")
-	frames := w.untilReply(t, msg)
-	latency := time.Since(start)
+	frames, signalFrames := w.untilSettled(t, msg, "echo")
+	latency := frames[len(frames)-1].received.Sub(start)
 	t.Logf("ECHO reply on the live stream %s after the post", latency.Round(time.Millisecond))
 	if latency > time.Second {
 		t.Errorf("the reply took %s, want under a second", latency)
 	}
 
-	// Signals travel apart from events: read on to the expert's last one
-	// unless it came first.
-	typingStopped := func(f enginetest.Frame) bool {
-		return f.Event == "typing" && strings.Contains(f.Data, `"state":"stop"`) && strings.Contains(f.Data, "expert:echo")
-	}
-	signalFrames := frames
-	if !slices.ContainsFunc(frames, func(f frame) bool { return typingStopped(f.Frame) }) {
-		for _, f := range w.stream.Until(typingStopped) {
-			signalFrames = append(signalFrames, decodeFrame(t, f))
-		}
-	}
-
 	// Events in order, each caused by what came before; signals between.
-	var types []string
-	var sawStatus, sawTyping bool
+	var (
+		events               []frame
+		types                []string
+		sawStatus, sawTyping bool
+	)
 	for _, f := range frames {
 		if f.ID != "" {
-			types = append(types, f.Type)
+			events, types = append(events, f), append(types, f.Type)
 		}
 	}
 	for _, f := range signalFrames {
@@ -186,12 +197,6 @@ func TestCognitionEndToEnd(t *testing.T) {
 	}
 	if !sawStatus || !sawTyping {
 		t.Errorf("signals: status %v, typing %v", sawStatus, sawTyping)
-	}
-	var events []frame
-	for _, f := range frames {
-		if f.ID != "" {
-			events = append(events, f)
-		}
 	}
 	user, routing, reply := events[0], events[1], events[len(events)-1]
 	for _, f := range events {
@@ -489,9 +494,9 @@ func TestCognitionLLM(t *testing.T) {
 	}
 
 	msg := w.post(t, "hi there")
-	frames := w.untilReply(t, msg)
+	frames, signalFrames := w.untilSettled(t, msg, "llm")
 	var deltas []string
-	for _, f := range frames {
+	for _, f := range signalFrames {
 		if f.Event == "delta" {
 			var d struct {
 				Data struct {

@@ -409,7 +409,7 @@ func TestProjectionsCrashSafety(t *testing.T) {
 	gen := eventgen.New(store, 3)
 	gen.Roles = []string{"assistant", "system"} // nothing for cognition to answer
 	start := time.Now()
-	if _, err := gen.Append(t.Context(), 2000); err != nil {
+	if _, err := gen.Append(t.Context(), 1500); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("appended in %s", time.Since(start))
