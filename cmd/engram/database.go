@@ -24,8 +24,8 @@ func openDatabase(ctx context.Context, cfg config.Config, migrate bool, logger *
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
-	db.SetMaxOpenConns(64)
-	db.SetMaxIdleConns(64)
+	db.SetMaxOpenConns(cfg.DatabaseMaxConns)
+	db.SetMaxIdleConns(cfg.DatabaseMaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 
 	err = ping(ctx, db)

@@ -82,6 +82,9 @@ type Config struct {
 	// DatabaseURL is the PostgreSQL connection URL. It may hold a password:
 	// log it only through LogValue.
 	DatabaseURL string `env:"ENGRAM_DATABASE_URL" envDefault:"postgres://127.0.0.1:5432/engram?sslmode=disable"`
+	// DatabaseMaxConns caps the connection pool (PostgreSQL allows 100
+	// connections by default, shared by every instance).
+	DatabaseMaxConns int `env:"ENGRAM_DATABASE_MAX_CONNS" envDefault:"32"`
 	// AutoMigrate applies pending migrations at start (default: true unless
 	// production).
 	AutoMigrate bool `env:"ENGRAM_AUTO_MIGRATE"`
@@ -391,6 +394,7 @@ func (v *validator) validate(cfg *Config) {
 	}{
 		{"ENGRAM_BODY_LIMIT", cfg.BodyLimit},
 		{"ENGRAM_LOGIN_MAX_ATTEMPTS", int64(cfg.LoginMaxAttempts)},
+		{"ENGRAM_DATABASE_MAX_CONNS", int64(cfg.DatabaseMaxConns)},
 		{"ENGRAM_SSE_MAX_CONNECTIONS_PER_USER", int64(cfg.SSEMaxConnectionsPerUser)},
 		{"ENGRAM_SSE_BUFFER", int64(cfg.SSEBuffer)},
 		{"ENGRAM_PROJECTION_MAX_LAG", cfg.ProjectionMaxLag},
@@ -570,6 +574,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
 		slog.Int("login_max_attempts", c.LoginMaxAttempts),
+		slog.Int("database_max_conns", c.DatabaseMaxConns),
 		slog.Duration("login_window", c.LoginWindow),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),

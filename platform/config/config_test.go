@@ -33,6 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout:          20 * time.Second,
 		BodyLimit:                1 << 20,
 		DatabaseURL:              "postgres://127.0.0.1:5432/engram?sslmode=disable",
+		DatabaseMaxConns:         32,
 		AutoMigrate:              true,
 		RedisURL:                 "redis://127.0.0.1:6379/0",
 		RedisPrefix:              "engram:",

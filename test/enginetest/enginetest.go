@@ -135,6 +135,7 @@ func (inst *Instance) start(t testing.TB, addr string) {
 		"ENGRAM_LOG_LEVEL=info",
 		"ENGRAM_PROJECTION_POLL_INTERVAL=50ms",
 		"ENGRAM_SHUTDOWN_TIMEOUT=10s",
+		"ENGRAM_DATABASE_MAX_CONNS=16",
 	}
 	switch {
 	case o.NoRedis:
