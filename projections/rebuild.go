@@ -28,6 +28,13 @@ type TableProjector interface {
 	Tables() []string
 }
 
+// StreamLocal is a projector whose writes for an event depend only on the
+// earlier events of the same stream, so that a rebuild may apply different
+// streams in parallel.
+type StreamLocal interface {
+	StreamLocal() bool
+}
+
 // Describer is a projector that says in a few words what it builds.
 type Describer interface {
 	Description() string
@@ -84,11 +91,10 @@ type RebuildOptions struct {
 	// PageSize is the number of events read per query and applied per
 	// transaction (default 10,000).
 	PageSize int
-	// Workers is the number of connections applying events in parallel
-	// (default 1). Events are split between them by stream, which keeps
-	// every stream in order: use more than one only for a projector whose
-	// writes for an event depend on nothing but its own stream's earlier
-	// events (all of Engram's SQL projectors).
+	// Workers is the number of connections applying events in parallel,
+	// each taking the events of its share of the streams, in order. It
+	// applies to StreamLocal projectors only (default 2); the others get
+	// one.
 	Workers int
 	// Progress, when set, is called after every page.
 	Progress func(RebuildProgress)
@@ -207,8 +213,10 @@ func (r *Rebuilder) Rebuild(ctx context.Context, p TableProjector, o RebuildOpti
 	if o.PageSize <= 0 {
 		o.PageSize = 10_000
 	}
-	if o.Workers <= 0 {
+	if sl, ok := p.(StreamLocal); !ok || !sl.StreamLocal() {
 		o.Workers = 1
+	} else if o.Workers <= 0 {
+		o.Workers = 2
 	}
 
 	unlock, err := r.lock(ctx, name)

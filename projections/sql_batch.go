@@ -20,7 +20,14 @@ type BatchProjector interface {
 	ApplyBatch(ctx context.Context, tx Execer, events []eventstore.Event) error
 }
 
-var _ BatchProjector = conversationsProjector{}
+var (
+	_ BatchProjector = conversationsProjector{}
+	_ StreamLocal    = conversationsProjector{}
+)
+
+// StreamLocal reports true: a conversation's rows (and its messages)
+// depend on its own stream only.
+func (conversationsProjector) StreamLocal() bool { return true }
 
 // ApplyBatch implements BatchProjector: runs of messages and routing
 // decisions (which only move their conversation on) are written with two

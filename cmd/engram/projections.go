@@ -194,7 +194,7 @@ live one once it has caught up.`,
 	cmd.Flags().StringVar(&asOf, "as-of", "", "build the read model as it stood at this position or RFC 3339 time (needs --into)")
 	cmd.Flags().StringVar(&into, "into", "", "build into this new schema and leave the live read model alone")
 	cmd.Flags().IntVar(&pageSize, "page-size", 10_000, "events read and applied per transaction")
-	cmd.Flags().IntVar(&workers, "workers", 1, "connections applying events in parallel, split by stream")
+	cmd.Flags().IntVar(&workers, "workers", 0, "connections applying events in parallel, split by stream, for projectors that allow it (0: 2 for those)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }
