@@ -229,17 +229,25 @@ func (r *Rebuilder) Rebuild(ctx context.Context, p TableProjector, o RebuildOpti
 	if b.schema == "" {
 		b.schema = ShadowSchema(name)
 	}
-	if err := b.prepare(ctx); err != nil {
+	phase := func(what string, fn func(context.Context) error) error {
+		t := time.Now()
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		r.logger.Debug("rebuild phase done", "projector", name, "phase", what, "elapsed", time.Since(t).String())
+		return nil
+	}
+	if err := phase("prepare", b.prepare); err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuild %s: %w", name, err)
 	}
-	if err := b.replay(ctx); err != nil {
+	if err := phase("replay", b.replay); err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuild %s: %w", name, err)
 	}
-	if err := b.finishTables(ctx); err != nil {
+	if err := phase("finish tables", b.finishTables); err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	if o.Into == "" {
-		if err := b.swap(ctx); err != nil {
+		if err := phase("swap", b.swap); err != nil {
 			return RebuildResult{}, fmt.Errorf("rebuild %s: swap: %w", name, err)
 		}
 	}
@@ -639,7 +647,7 @@ func (b *build) trySwap(ctx context.Context) (err error) {
 		if len(page) == 0 {
 			break
 		}
-		if err := w.applyEach(ctx, page, AsOf{}); err != nil {
+		if err := w.applyInSwap(ctx, page); err != nil {
 			return err
 		}
 		cursor = eventstore.Cursor{TxID: page[len(page)-1].TxID, Position: page[len(page)-1].GlobalPosition}
@@ -813,14 +821,24 @@ func (w *worker) page(ctx context.Context, db *sql.DB, schema string, events []e
 			return ctx.Err()
 		}
 		// Some event failed: the transaction is lost. Apply the page again,
-		// each event in a savepoint, parking those that fail.
+		// each event in a savepoint, parking those that fail, in short
+		// transactions: past 64 subtransactions a transaction slows every
+		// snapshot in the cluster (see BatchSize).
 		_ = w.tx.Rollback()
-		if err := begin(); err != nil {
-			return err
+		for len(events) > 0 {
+			n := min(len(events), BatchSize)
+			if err := begin(); err != nil {
+				return err
+			}
+			if err := w.applyEach(ctx, events[:n], asOf); err != nil {
+				return err
+			}
+			if err := w.tx.Commit(); err != nil {
+				return err
+			}
+			events = events[n:]
 		}
-		if err := w.applyEach(ctx, events, asOf); err != nil {
-			return err
-		}
+		return nil
 	}
 	return w.tx.Commit()
 }
@@ -849,6 +867,18 @@ func (w *worker) applyAll(ctx context.Context, events []eventstore.Event, asOf A
 		}
 	}
 	return nil
+}
+
+// applyInSwap applies the swap's last events in one savepoint; should one
+// fail, it applies them again one savepoint each, parking those that fail.
+// The swap transaction stays clear of many subtransactions unless an event
+// fails.
+func (w *worker) applyInSwap(ctx context.Context, events []eventstore.Event) error {
+	err := inSavepoint(ctx, w.tx, func() error { return w.applyAll(ctx, events, AsOf{}) })
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	return w.applyEach(ctx, events, AsOf{})
 }
 
 // applyEach applies events one savepoint each, parking those that fail.
@@ -897,7 +927,7 @@ func (p *preparedExecer) stmt(ctx context.Context, query string) (*sql.Stmt, err
 
 // ExecContext implements Execer.
 func (p *preparedExecer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	s, err := p.stmt(ctx, query)
+	s, err := p.stmt(ctx, query) //nolint:sqlclosecheck // a transaction's statements close with it
 	if err != nil {
 		return nil, err
 	}
@@ -906,7 +936,7 @@ func (p *preparedExecer) ExecContext(ctx context.Context, query string, args ...
 
 // QueryRowContext implements Execer.
 func (p *preparedExecer) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	s, err := p.stmt(ctx, query)
+	s, err := p.stmt(ctx, query) //nolint:sqlclosecheck // a transaction's statements close with it
 	if err != nil {
 		return p.tx.QueryRowContext(ctx, query, args...) // reports the same error
 	}

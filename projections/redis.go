@@ -539,10 +539,6 @@ for _, it in ipairs(items) do out[#out + 1] = it end
 return out
 `)
 
-// workspaceFields are the fields of a workspace returned by
-// readWorkspacesScript, in order, after its id.
-var workspaceFields = []string{"owner_id", "name", "description", "config", "archived", "created_at", "updated_at", "version"}
-
 // readWorkspacesScript reads the first page of a user's workspaces, newest
 // first. KEYS[1] is the meta hash. ARGV: log id, required tx and pos,
 // base, user id, count.

@@ -105,6 +105,8 @@ type benchResults struct {
 	IdleRSS         float64
 	Append          *Report
 	AppendCPU       float64 // server CPU seconds in the append window
+	AppendMuted     *Report // appends with the router ignoring every message
+	AppendMutedCPU  float64
 	GetConversation *Report
 	GetMessages     *Report
 	Lag             *Report
@@ -276,6 +278,22 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 		}
 	}
 	b.srv.stop()
+
+	// The same appends with the assistant muted: the router ignores every
+	// message, so a POST costs the command and its routing decision only.
+	b.logf("— appends with the assistant muted (load average %s)", loadAverage())
+	if err := b.startServer(ctx, "ENGRAM_ROUTER=patterns", "ENGRAM_ROUTER_RULES="+muteRules); err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("appends with the assistant muted: %v", err))
+	} else {
+		var cpu cpuWindow
+		res.AppendMuted, err = b.load(ctx, Options{Scenario: scenarioAppend, Concurrency: appendConcurrency,
+			Duration: w.append, Window: cpu.hook(b.srv.pid())})
+		res.AppendMutedCPU = cpu.seconds(false)
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("appends with the assistant muted: %v", err))
+		}
+		b.srv.stop()
+	}
 	res.Rebuild = b.rebuild(ctx)
 	b.cleanRedis(ctx)
 	return res, nil
@@ -573,8 +591,13 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startServer runs engram serve and waits until it is ready.
-func (b *bench) startServer(ctx context.Context) error {
+// muteRules make the patterns router ignore every message: no task, no
+// reply.
+const muteRules = `{"patterns":[{"pattern":"(?s).*","action":"ignore","reason":"benchmark: assistant muted"}]}`
+
+// startServer runs engram serve (with extra environment) and waits until it
+// is ready.
+func (b *bench) startServer(ctx context.Context, extra ...string) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -588,7 +611,7 @@ func (b *bench) startServer(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(b.cfg.engram, "serve")
-	cmd.Env = b.serverEnv("ENGRAM_HTTP_ADDR="+addr, "ENGRAM_PPROF_ADDR="+pprofAddr)
+	cmd.Env = b.serverEnv(append([]string{"ENGRAM_HTTP_ADDR=" + addr, "ENGRAM_PPROF_ADDR=" + pprofAddr}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start engram serve: %w", err)

@@ -88,6 +88,19 @@ func verdicts(res *benchResults) []verdict {
 		out = append(out, v)
 	}
 
+	// Appends with the assistant muted: the command path alone.
+	const mutedMeasure = "Command append via HTTP, assistant muted (router ignores every message)"
+	if r := res.AppendMuted; r != nil && res.Pgbench.TPS > 0 {
+		rt := r.CommandsPerSec / res.Pgbench.TPS
+		v := verdict{Measure: mutedMeasure, Engram: fmt.Sprintf("%.0f/s", r.CommandsPerSec),
+			Limit: fmt.Sprintf("%.0f tx/s (same pgbench figure)", res.Pgbench.TPS),
+			Ratio: ratio(r.CommandsPerSec, res.Pgbench.TPS), Target: "≥ 60 %", Met: yesNo(rt >= targetAppendRatio)}
+		if rt < targetAppendRatio {
+			v.Why = fmt.Sprintf("%.0f %% of the insert rate%s", 100*rt, reportErrors(r))
+		}
+		out = append(out, v)
+	}
+
 	// GETs.
 	for _, g := range []struct {
 		name string
@@ -340,9 +353,24 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 	if r := res.Append; r != nil {
 		cpu := ""
 		if res.AppendCPU > 0 && r.Commands > 0 {
-			cpu = fmt.Sprintf(" (server CPU %.0f µs per command)", 1e6*res.AppendCPU/float64(r.Commands))
+			cpu = fmt.Sprintf(" (server CPU %.0f µs per command", 1e6*res.AppendCPU/float64(r.Commands))
+			if r.ServerEvents > 0 {
+				cpu += fmt.Sprintf("; %.1f events appended per command", r.ServerEvents/float64(r.Commands))
+			}
+			cpu += ")"
 		}
 		p("| POST message, 32 clients, as fast as possible | %.0f commands/s%s | %s | %s |\n", r.CommandsPerSec, cpu, latencies(r.CommandLatency), errorList(r))
+	}
+	if r := res.AppendMuted; r != nil {
+		cpu := ""
+		if res.AppendMutedCPU > 0 && r.Commands > 0 {
+			cpu = fmt.Sprintf(" (server CPU %.0f µs per command", 1e6*res.AppendMutedCPU/float64(r.Commands))
+			if r.ServerEvents > 0 {
+				cpu += fmt.Sprintf("; %.1f events appended per command", r.ServerEvents/float64(r.Commands))
+			}
+			cpu += ")"
+		}
+		p("| POST message, assistant muted, 32 clients, as fast as possible | %.0f commands/s%s | %s | %s |\n", r.CommandsPerSec, cpu, latencies(r.CommandLatency), errorList(r))
 	}
 	if r := res.GetConversation; r != nil {
 		p("| GET conversation, 32 clients | %.0f GET/s | %s | %s |\n", r.GetsPerSec, latencies(r.GetLatency), errorList(r))
@@ -399,8 +427,14 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 	p("`make bench` runs `bin/engram-load bench`, which creates a fresh database `engram_bench_<random>`,\n")
 	p("measures the raw limits (pgbench into a copy of the `events` table; a bare echo handler served by\n")
 	p("`engram-load echo`), starts `engram serve` in production mode on a free loopback port (profiles on a\n")
-	p("second loopback port, `ENGRAM_PPROF_ADDR`), drives it over HTTP and SSE only, then drops the\n")
-	p("database and the Redis keys of the run. It takes about five minutes; `-quick` shortens every window.\n\n")
+	p("second loopback port, `ENGRAM_PPROF_ADDR`), drives it over HTTP and SSE only, restarts it with\n")
+	p("the assistant muted (`ENGRAM_ROUTER=patterns`, one rule ignoring every message) for a second\n")
+	p("append run, times `engram projections rebuild conversations`, then drops the database and the\n")
+	p("Redis keys of the run. It takes about six minutes; `-quick` shortens every window.\n\n")
+	p("With the default configuration every posted message is routed and answered by the `echo`\n")
+	p("expert (a task submitted, started and completed, an assistant message, a memory item): one\n")
+	p("POST makes several events, each applied by every consumer group. The muted run shows the\n")
+	p("command path alone.\n\n")
 	p("Latencies of paced runs (`-rate`) are measured from the scheduled start of each request, so a\n")
 	p("server that falls behind is not flattered (coordinated omission). POST→SSE delivery is timed from\n")
 	p("the send time each message carries in its metadata to the frame's arrival; *lost* counts\n")

@@ -49,8 +49,7 @@ func newProjectionsListCommand() *cobra.Command {
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(infos)
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tKIND\tREBUILD\tDESCRIPTION")
+			w := newTable(cmd.OutOrStdout(), "NAME", "KIND", "REBUILD", "DESCRIPTION")
 			for _, p := range infos {
 				rebuild := "-"
 				if p.Rebuildable {
@@ -60,7 +59,7 @@ func newProjectionsListCommand() *cobra.Command {
 				if len(p.Tables) > 0 {
 					desc += " (tables " + strings.Join(p.Tables, ", ") + ")"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, p.Kind, rebuild, desc)
+				w.row(p.Name, p.Kind, rebuild, desc)
 			}
 			return w.Flush()
 		},
@@ -100,10 +99,10 @@ func newProjectionsStatusCommand() *cobra.Command {
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(statuses)
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tKIND\tCHECKPOINT\tLAG (EVENTS)\tLAG (SECONDS)\tPARKED\tSTATE")
+			w := newTable(cmd.OutOrStdout(), "NAME", "KIND", "CHECKPOINT", "LAG (EVENTS)", "LAG (SECONDS)", "PARKED", "STATE")
 			for _, s := range statuses {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.1f\t%d\t%s\n", s.Name, s.Kind, s.Position, s.LagEvents, s.LagSeconds, s.Parked, s.State)
+				w.row(s.Name, s.Kind, strconv.FormatInt(s.Position, 10), strconv.FormatInt(s.LagEvents, 10),
+					strconv.FormatFloat(s.LagSeconds, 'f', 1, 64), strconv.FormatInt(s.Parked, 10), s.State)
 			}
 			return w.Flush()
 		},
@@ -166,10 +165,10 @@ live one once it has caught up.`,
 					return &exitError{code: 2, err: errors.New("--into and --as-of apply to SQL read models only")}
 				}
 				if env.redis == nil {
-					return &exitError{code: 1, err: errors.New("Redis is not configured (ENGRAM_REDIS_URL)")}
+					return &exitError{code: 1, err: errors.New("no Redis is configured (ENGRAM_REDIS_URL)")}
 				}
 				if env.caches.Backend() != cache.BackendRedis {
-					return &exitError{code: 1, err: errors.New("Redis is unreachable")}
+					return &exitError{code: 1, err: errors.New("cannot reach Redis (ENGRAM_REDIS_URL)")}
 				}
 				res, err = env.redis.Rebuild(cmd.Context(), name, bar.update)
 				if err != nil {
@@ -183,10 +182,10 @@ live one once it has caught up.`,
 			if !res.Swapped {
 				where = "built into schema " + res.Schema
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d events in %s (%.0f events/s), %s, checkpoint %d, %d parked\n",
+			note(cmd.OutOrStdout(), "%s: %d events in %s (%.0f events/s), %s, checkpoint %d, %d parked\n",
 				name, res.Events, res.Elapsed.Round(time.Millisecond), res.Rate(), where, res.Cursor.Position, len(res.Parked))
 			for _, p := range res.Parked {
-				fmt.Fprintf(cmd.OutOrStdout(), "  parked: position %d (%s): %s\n", p.Position, p.Type, p.Err)
+				note(cmd.OutOrStdout(), "  parked: position %d (%s): %s\n", p.Position, p.Type, p.Err)
 			}
 			return nil
 		},
@@ -265,8 +264,20 @@ func (b *rebuildBar) finish() {
 		return
 	}
 	_ = b.bar.Finish()
-	fmt.Fprintln(b.w)
+	note(b.w, "\n")
 }
+
+// table writes aligned columns; Flush reports any failure to write.
+type table struct{ *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) table {
+	t := table{tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+// row buffers one line; a failure to write shows at Flush.
+func (t table) row(cells ...string) { _, _ = io.WriteString(t.Writer, strings.Join(cells, "\t")+"\n") }
 
 // projectionsEnv is what the projections commands work with.
 type projectionsEnv struct {

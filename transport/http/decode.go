@@ -86,7 +86,11 @@ func jsonProblem(err error) domain.FieldError {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return domain.FieldError{Field: "body", Message: "is truncated JSON"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return domain.FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Message: "is not a known field"}
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if name == "" {
+			return domain.FieldError{Field: "body", Message: "has a field with an empty name"}
+		}
+		return domain.FieldError{Field: name, Message: "is not a known field"}
 	}
 	return domain.FieldError{Field: "body", Message: "is not valid JSON"}
 }
