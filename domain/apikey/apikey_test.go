@@ -3,6 +3,7 @@ package apikey
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
 	"slices"
 	"strings"
@@ -33,30 +34,6 @@ func load(events ...domain.Event) *APIKey {
 		k.Apply(e)
 	}
 	return k
-}
-
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
 }
 
 func TestIssue(t *testing.T) {
@@ -112,7 +89,7 @@ func TestIssue(t *testing.T) {
 			if !slices.Equal(in, tt.scopes) {
 				t.Fatalf("Issue modified the caller's scopes: %v", tt.scopes)
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 }
@@ -135,7 +112,7 @@ func TestCommands(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k := load(tt.given...)
 			err := tt.when(k)
-			checkOutcome(t, err, tt.code, nil, k.Pending(), tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, nil, k.Pending(), tt.then)
 			if k.Version() != len(tt.given)+len(tt.then) || !k.Revoked() {
 				t.Fatalf("version = %d, revoked %v", k.Version(), k.Revoked())
 			}

@@ -3,8 +3,8 @@ package conversation
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
@@ -35,30 +35,6 @@ func load(events ...domain.Event) *Conversation {
 		c.Apply(e)
 	}
 	return c
-}
-
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
 }
 
 func TestNew(t *testing.T) {
@@ -110,7 +86,7 @@ func TestNew(t *testing.T) {
 			} else if err == nil {
 				t.Fatal("nil conversation without error")
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 }
@@ -259,7 +235,7 @@ func TestCommands(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := load(tt.given...)
 			err := tt.when(c)
-			checkOutcome(t, err, tt.code, tt.fields, c.Pending(), tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, c.Pending(), tt.then)
 			if c.Version() != len(tt.given)+len(tt.then) {
 				t.Fatalf("version = %d, want %d", c.Version(), len(tt.given)+len(tt.then))
 			}

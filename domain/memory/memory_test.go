@@ -3,8 +3,8 @@ package memory
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,30 +40,6 @@ func stored(id string) ItemStored {
 
 func entity(id, name, content, source string) ItemStored {
 	return ItemStored{ItemID: id, Type: TypeEntity, Content: content, Metadata: nameObject(name), SourceMessageID: source}
-}
-
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
 }
 
 func TestCommands(t *testing.T) {
@@ -159,7 +135,7 @@ func TestCommands(t *testing.T) {
 			if w.Version() != before+len(got) {
 				t.Fatalf("version %d after %d events from %d", w.Version(), len(got), before)
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 }

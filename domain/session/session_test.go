@@ -3,8 +3,8 @@ package session
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,30 +35,6 @@ func load(events ...domain.Event) *Session {
 		s.Apply(e)
 	}
 	return s
-}
-
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
 }
 
 func TestStart(t *testing.T) {
@@ -109,7 +85,7 @@ func TestStart(t *testing.T) {
 			} else if err == nil {
 				t.Fatal("nil session without error")
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 }
@@ -190,7 +166,7 @@ func TestCommands(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := load(tt.given...)
 			err := tt.when(s)
-			checkOutcome(t, err, tt.code, tt.fields, s.Pending(), tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, s.Pending(), tt.then)
 			if s.Version() != len(tt.given)+len(tt.then) {
 				t.Fatalf("version = %d, want %d", s.Version(), len(tt.given)+len(tt.then))
 			}

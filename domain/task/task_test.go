@@ -3,6 +3,7 @@ package task
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
 	"slices"
 	"strings"
@@ -44,30 +45,6 @@ func load(events ...domain.Event) *Task {
 	return t
 }
 
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
-}
-
 func TestSubmit(t *testing.T) {
 	tests := []struct {
 		name                      string
@@ -101,7 +78,7 @@ func TestSubmit(t *testing.T) {
 					t.Fatalf("status %q version %d id %q", task.Status(), task.Version(), task.ID())
 				}
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 }
@@ -238,7 +215,7 @@ func TestCommands(t *testing.T) {
 			if task.Version() != before+len(got) {
 				t.Fatalf("version %d after %d events from %d", task.Version(), len(got), before)
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 }

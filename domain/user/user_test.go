@@ -3,6 +3,7 @@ package user
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
 	"slices"
 	"strings"
@@ -30,29 +31,6 @@ func load(events ...domain.Event) *User {
 }
 
 // checkOutcome asserts the error code, the invalid fields and the recorded events.
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
-}
 
 func TestRegister(t *testing.T) {
 	tests := []struct {
@@ -103,7 +81,7 @@ func TestRegister(t *testing.T) {
 			} else if err == nil {
 				t.Fatal("nil user without error")
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 	if email := "254@" + strings.Repeat("b", 246) + ".com"; len(email) != 254 {
@@ -160,7 +138,7 @@ func TestCommands(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			u := load(tt.given...)
 			err := tt.when(u)
-			checkOutcome(t, err, tt.code, tt.fields, u.Pending(), tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, u.Pending(), tt.then)
 			if u.Version() != len(tt.given)+len(tt.then) {
 				t.Fatalf("version = %d, want %d", u.Version(), len(tt.given)+len(tt.then))
 			}

@@ -3,8 +3,8 @@ package workspace
 import (
 	"encoding/json"
 	"errors"
+	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
@@ -30,30 +30,6 @@ func load(events ...domain.Event) *Workspace {
 		w.Apply(e)
 	}
 	return w
-}
-
-func checkOutcome(t *testing.T, err error, code string, fields []string, got, want []domain.Event) {
-	t.Helper()
-	if gotCode := domain.ErrorCode(err); gotCode != code {
-		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
-	}
-	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
-			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
-		}
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %#v, want %#v", got, want)
-	}
 }
 
 func TestCreate(t *testing.T) {
@@ -110,7 +86,7 @@ func TestCreate(t *testing.T) {
 			} else if err == nil {
 				t.Fatal("nil workspace without error")
 			}
-			checkOutcome(t, err, tt.code, tt.fields, got, tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
 		})
 	}
 	// whitespace does not count: a padded config that is small once compact is accepted
@@ -214,7 +190,7 @@ func TestCommands(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := load(tt.given...)
 			err := tt.when(w)
-			checkOutcome(t, err, tt.code, tt.fields, w.Pending(), tt.then)
+			domaintest.CheckOutcome(t, err, tt.code, tt.fields, w.Pending(), tt.then)
 			if w.Version() != len(tt.given)+len(tt.then) {
 				t.Fatalf("version = %d, want %d", w.Version(), len(tt.given)+len(tt.then))
 			}
