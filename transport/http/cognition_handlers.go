@@ -190,20 +190,10 @@ func (s *Server) storeMemoryItem(c echo.Context) error {
 		}
 		expiresAt = &t
 	}
-	render := func(res eventstore.AppendResult) (int, any, bool) {
-		item, ok := memoryItemFromEvents(res.Events)
-		return http.StatusCreated, item, ok
-	}
-	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+	return create(s, c, memoryItemFromEvents, func(ctx context.Context) (commands.Written, string, error) {
 		res, err := s.app.Commands.StoreMemoryItem.Handle(ctx, commands.StoreMemoryItem{Actor: actor(c), WorkspaceID: c.Param("id"),
 			Type: req.Type, Content: req.Content, Metadata: nullAsAbsent(req.Metadata), ExpiresAt: expiresAt})
-		if err != nil {
-			return 0, nil, err
-		}
-		positionHeaders(c, res.Version, res.Position)
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/workspaces/"+res.WorkspaceID+"/memory/"+res.ItemID)
-		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
-		return status, body, nil
+		return res.Written, "/v1/workspaces/" + res.WorkspaceID + "/memory/" + res.ItemID, err
 	})
 }
 

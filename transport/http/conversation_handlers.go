@@ -8,7 +8,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
 )
 
@@ -26,21 +25,11 @@ func (s *Server) createConversation(c echo.Context) error {
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
 		return err
 	}
-	render := func(res eventstore.AppendResult) (int, any, bool) {
-		conv, ok := conversationFromEvents(res.Events)
-		return http.StatusCreated, conv, ok
-	}
-	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+	return create(s, c, conversationFromEvents, func(ctx context.Context) (commands.Written, string, error) {
 		res, err := s.app.Commands.CreateConversation.Handle(ctx, commands.CreateConversation{
 			Actor: actor(c), WorkspaceID: c.Param("id"), Title: req.Title, Modality: req.Modality, Metadata: nullAsAbsent(req.Metadata),
 		})
-		if err != nil {
-			return 0, nil, err
-		}
-		positionHeaders(c, res.Version, res.Position)
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/conversations/"+res.Conversation.ID)
-		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
-		return status, body, nil
+		return res.Written, "/v1/conversations/" + res.Conversation.ID, err
 	})
 }
 
@@ -146,21 +135,11 @@ func (s *Server) postMessage(c echo.Context) error {
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
 		return err
 	}
-	render := func(res eventstore.AppendResult) (int, any, bool) {
-		m, ok := messageFromEvents(res.Events)
-		return http.StatusCreated, m, ok
-	}
-	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+	return create(s, c, messageFromEvents, func(ctx context.Context) (commands.Written, string, error) {
 		res, err := s.app.Commands.PostMessage.Handle(ctx, commands.PostMessage{
 			Actor: actor(c), ConversationID: c.Param("id"), Content: req.Content, Role: req.Role, Metadata: nullAsAbsent(req.Metadata),
 		})
-		if err != nil {
-			return 0, nil, err
-		}
-		positionHeaders(c, res.Version, res.Position)
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/conversations/"+res.ConversationID+"/messages")
-		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
-		return status, body, nil
+		return res.Written, "/v1/conversations/" + res.ConversationID + "/messages", err
 	})
 }
 

@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/commands"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/eventstore"
@@ -96,4 +99,27 @@ func requestHash(c echo.Context) []byte {
 	h.Write([]byte{0})
 	h.Write(rawBody(c))
 	return h.Sum(nil)
+}
+
+// create runs a creating command (idempotently, see idempotent) and answers
+// 201 with the resource built from the events the command wrote, its ETag,
+// Engram-Position and Location.
+func create[T any](s *Server, c echo.Context, fromEvents func([]eventstore.Event) (T, bool),
+	run func(ctx context.Context) (written commands.Written, location string, err error)) error {
+	render := func(res eventstore.AppendResult) (int, any, bool) {
+		body, ok := fromEvents(res.Events)
+		return http.StatusCreated, body, ok
+	}
+	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+		w, location, err := run(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		positionHeaders(c, w.Version, w.Position)
+		if location != "" {
+			c.Response().Header().Set(echo.HeaderLocation, location)
+		}
+		status, body, _ := render(eventstore.AppendResult{Events: w.Events})
+		return status, body, nil
+	})
 }

@@ -26,21 +26,11 @@ func (s *Server) createWorkspace(c echo.Context) error {
 	if err := objectField("config", req.Config); err != nil {
 		return err
 	}
-	render := func(res eventstore.AppendResult) (int, any, bool) {
-		w, ok := workspaceFromEvents(res.Events)
-		return http.StatusCreated, w, ok
-	}
-	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+	return create(s, c, workspaceFromEvents, func(ctx context.Context) (commands.Written, string, error) {
 		res, err := s.app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 			Actor: actor(c), Name: req.Name, Description: req.Description, Config: nullAsAbsent(req.Config),
 		})
-		if err != nil {
-			return 0, nil, err
-		}
-		positionHeaders(c, res.Version, res.Position)
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/workspaces/"+res.Workspace.ID)
-		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
-		return status, body, nil
+		return res.Written, "/v1/workspaces/" + res.Workspace.ID, err
 	})
 }
 
@@ -158,20 +148,12 @@ func (s *Server) addMember(c echo.Context) error {
 		return err
 	}
 	workspaceID := c.Param("id")
-	render := func(res eventstore.AppendResult) (int, any, bool) {
-		m, ok := memberFromEvents(workspaceID, res.Events)
-		return http.StatusCreated, m, ok
-	}
-	return s.idempotent(c, render, func(ctx context.Context) (int, any, error) {
+	fromEvents := func(events []eventstore.Event) (memberJSON, bool) { return memberFromEvents(workspaceID, events) }
+	return create(s, c, fromEvents, func(ctx context.Context) (commands.Written, string, error) {
 		res, err := s.app.Commands.AddMember.Handle(ctx, commands.AddMember{
 			Actor: actor(c), WorkspaceID: workspaceID, UserID: req.UserID, Email: req.Email, Role: req.Role,
 		})
-		if err != nil {
-			return 0, nil, err
-		}
-		positionHeaders(c, res.Version, res.Position)
-		status, body, _ := render(eventstore.AppendResult{Events: res.Events})
-		return status, body, nil
+		return res.Written, "", err
 	})
 }
 
