@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func TestRebuildRate(t *testing.T) {
 	}
 	t.Logf("appended %d events in %s", written, time.Since(start).Round(time.Millisecond))
 
+	debug.SetGCPercent(400) // as engram projections rebuild does
 	r, err := projections.NewRebuilder(store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,9 @@ import (
 )
 
 // BatchProjector is a projector that can apply many events at once. Rebuilds
-// use it: a conversation's messages are most of the log, and one statement
-// per page beats several per event. ApplyBatch must leave the read model
-// exactly as applying each event in order with Apply would.
+// use it: a conversation's messages are most of the log, and a few
+// statements per page beat several per event. ApplyBatch must leave the read
+// model exactly as applying each event in order with Apply would.
 type BatchProjector interface {
 	Projector
 	ApplyBatch(ctx context.Context, tx Execer, events []eventstore.Event) error
@@ -29,106 +29,203 @@ var (
 // depend on its own stream only.
 func (conversationsProjector) StreamLocal() bool { return true }
 
-// ApplyBatch implements BatchProjector: runs of messages and routing
-// decisions (which only move their conversation on) are written with two
-// statements per run; every other event goes through Apply.
+// ApplyBatch implements BatchProjector with three statements whatever the
+// events: one inserts the conversations created, one moves every other
+// conversation on (version, counts, title, metadata, archived: what its
+// events do, in order), one inserts the messages. A conversation the move
+// cannot take (missing, or already past its first event here) gets its
+// events one by one through Apply, which decides.
 func (p conversationsProjector) ApplyBatch(ctx context.Context, tx Execer, events []eventstore.Event) error {
-	run := &messageRun{p: p, streams: map[string]*runStream{}}
+	b := &conversationBatch{p: p, streams: map[string]*batchStream{}}
 	for _, e := range events {
 		if e.StreamType != conversation.StreamType {
 			continue
 		}
-		if e.Type == conversation.EventMessagePosted || e.Type == conversation.EventRoutingDecided {
-			if err := run.add(e); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := run.flush(ctx, tx); err != nil {
-			return err
-		}
-		if err := p.Apply(ctx, tx, e); err != nil {
+		if err := b.add(e); err != nil {
 			return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
 		}
 	}
-	return run.flush(ctx, tx)
+	if len(b.order) == 0 {
+		return nil
+	}
+	if err := b.create(ctx, tx); err != nil {
+		return err
+	}
+	moved, err := b.move(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return b.insertMessages(ctx, tx, moved)
 }
 
-// messageRun gathers consecutive messages and routing decisions.
-type messageRun struct {
+// conversationBatch is what a page of events does to each conversation.
+type conversationBatch struct {
 	p       conversationsProjector
 	order   []string // conversation ids, first seen first
-	streams map[string]*runStream
+	streams map[string]*batchStream
 }
 
-// runStream is what a run does to one conversation.
-type runStream struct {
-	events   []eventstore.Event
+// batchStream is one conversation's events of the page.
+type batchStream struct {
+	created      *conversation.Created // its first event, when it is the creation
+	createdEvent eventstore.Event
+	// one is set when the stream must go through Apply event by event (a
+	// creation that is not its first event here).
+	one bool
+
+	events   []eventstore.Event // after the creation, in order
 	messages []conversation.MessagePosted
 	msgAt    []time.Time
-	first    int // stream version of the first event of the run
+	title    *string
+	metadata []byte
+	archived bool
 }
 
-func (r *messageRun) add(e eventstore.Event) error {
+func (b *conversationBatch) add(e eventstore.Event) error {
 	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
 	if err != nil {
-		return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
+		return err
 	}
 	id := idOf(e, conversation.StreamType)
-	s := r.streams[id]
+	s := b.streams[id]
 	if s == nil {
-		s = &runStream{first: e.StreamVersion}
-		r.streams[id] = s
-		r.order = append(r.order, id)
+		s = &batchStream{}
+		b.streams[id] = s
+		b.order = append(b.order, id)
+		if c, ok := ev.(conversation.Created); ok {
+			s.created, s.createdEvent = &c, e
+			return nil
+		}
 	}
 	s.events = append(s.events, e)
-	if m, ok := ev.(conversation.MessagePosted); ok {
-		s.messages = append(s.messages, m)
+	switch ev := ev.(type) {
+	case conversation.Created:
+		s.one = true
+	case conversation.MessagePosted:
+		s.messages = append(s.messages, ev)
 		s.msgAt = append(s.msgAt, e.RecordedAt)
+	case conversation.Updated:
+		if ev.Title != nil {
+			s.title = ev.Title
+		}
+		if ev.Metadata != nil {
+			s.metadata = ev.Metadata
+		}
+	case conversation.Archived:
+		s.archived = true
 	}
 	return nil
 }
 
-// flush writes the run: one UPDATE moves every conversation on (guarded by
-// its version, as Apply is), one INSERT adds the messages of those it moved.
-// The conversations it could not move (missing, or already past the run's
-// first event) get their events one by one through Apply, which decides.
-func (r *messageRun) flush(ctx context.Context, tx Execer) error {
-	if len(r.order) == 0 {
+// create inserts the conversations created in the page, as Apply does.
+func (b *conversationBatch) create(ctx context.Context, tx Execer) error {
+	var ids, ws, by, titles, modalities, metadata, at []string
+	var versions []int64
+	for _, id := range b.order {
+		s := b.streams[id]
+		if s.created == nil || s.one {
+			continue
+		}
+		c := s.created
+		ids, ws, by, titles, modalities = append(ids, id), append(ws, c.WorkspaceID), append(by, c.CreatedBy), append(titles, c.Title), append(modalities, c.Modality)
+		metadata, at, versions = append(metadata, jsonOrEmpty(c.Metadata)), append(at, timestamp(s.createdEvent.RecordedAt)), append(versions, int64(s.createdEvent.StreamVersion))
+	}
+	if len(ids) == 0 {
 		return nil
 	}
-	defer func() {
-		r.order = r.order[:0]
-		clear(r.streams)
-	}()
-	n := len(r.order)
-	ids, firsts, lasts, lastAt, counts, lastMsgAt := make([]string, n), make([]int64, n), make([]int64, n),
-		make([]string, n), make([]int64, n), make([]string, n)
-	for i, id := range r.order {
-		s := r.streams[id]
+	_, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, workspace_id, created_by, title, modality, metadata,
+			created_at, updated_at, last_activity_at, version)
+		SELECT id, ws, by, title, modality, metadata, at, at, at, version
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::int[])
+			AS v(id, ws, by, title, modality, metadata, at, version)
+		ON CONFLICT (id) DO NOTHING`,
+		pq.Array(ids), pq.Array(ws), pq.Array(by), pq.Array(titles), pq.Array(modalities), pq.Array(metadata), pq.Array(at), pq.Array(versions))
+	if err != nil {
+		return fmt.Errorf("insert %d conversations: %w", len(ids), err)
+	}
+	return nil
+}
+
+// move advances the conversations with events after their creation and
+// returns the workspace of each one it advanced; the others get their
+// events through Apply.
+func (b *conversationBatch) move(ctx context.Context, tx Execer) (map[string]string, error) {
+	var ids, lastAt, lastMsgAt, titles, metadata []any
+	var firsts, lasts, counts []int64
+	var archived []bool
+	for _, id := range b.order {
+		s := b.streams[id]
+		if s.one || len(s.events) == 0 {
+			continue
+		}
 		last := s.events[len(s.events)-1]
-		ids[i], firsts[i], lasts[i], lastAt[i] = id, int64(s.first), int64(last.StreamVersion), timestamp(last.RecordedAt)
-		counts[i] = int64(len(s.messages))
-		if len(s.msgAt) > 0 {
-			lastMsgAt[i] = timestamp(s.msgAt[len(s.msgAt)-1])
+		ids, lastAt = append(ids, id), append(lastAt, timestamp(last.RecordedAt))
+		firsts, lasts, counts = append(firsts, int64(s.events[0].StreamVersion)), append(lasts, int64(last.StreamVersion)), append(counts, int64(len(s.messages)))
+		lastMsgAt, titles, metadata, archived = append(lastMsgAt, nil), append(titles, nil), append(metadata, nil), append(archived, s.archived)
+		if n := len(s.msgAt); n > 0 {
+			lastMsgAt[len(lastMsgAt)-1] = timestamp(s.msgAt[n-1])
+		}
+		if s.title != nil {
+			titles[len(titles)-1] = *s.title
+		}
+		if s.metadata != nil {
+			metadata[len(metadata)-1] = string(s.metadata)
 		}
 	}
-	moved, err := r.move(ctx, tx, ids, firsts, lasts, lastAt, counts, lastMsgAt)
-	if err != nil {
-		return err
+	moved := map[string]string{}
+	if len(ids) > 0 {
+		// A one-row answer keeps this within Execer: the moved
+		// conversations come back as two arrays.
+		var movedIDs, movedWS []string
+		err := tx.QueryRowContext(ctx, `WITH moved AS (
+				UPDATE conversations c SET version = v.last_version, updated_at = v.last_at,
+					message_count = c.message_count + v.messages,
+					last_activity_at = CASE WHEN v.messages > 0 THEN v.last_message_at ELSE c.last_activity_at END,
+					title = coalesce(v.title, c.title), metadata = coalesce(v.metadata, c.metadata),
+					archived = c.archived OR v.archived
+				FROM unnest($1::uuid[], $2::int[], $3::int[], $4::timestamptz[], $5::int[], $6::timestamptz[], $7::text[],
+					$8::jsonb[], $9::bool[])
+					AS v(id, first_version, last_version, last_at, messages, last_message_at, title, metadata, archived)
+				WHERE c.id = v.id AND c.version < v.first_version
+				RETURNING c.id::text AS id, c.workspace_id::text AS workspace_id)
+			SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(workspace_id), '{}') FROM moved`,
+			pq.Array(ids), pq.Array(firsts), pq.Array(lasts), pq.Array(lastAt), pq.Array(counts), pq.Array(lastMsgAt),
+			pq.Array(titles), pq.Array(metadata), pq.Array(archived),
+		).Scan(pq.Array(&movedIDs), pq.Array(&movedWS))
+		if err != nil {
+			return nil, fmt.Errorf("advance %d conversations: %w", len(ids), err)
+		}
+		for i, id := range movedIDs {
+			moved[id] = movedWS[i]
+		}
 	}
+	for _, id := range b.order {
+		s := b.streams[id]
+		if _, ok := moved[id]; ok || len(s.events) == 0 && !s.one {
+			continue
+		}
+		if s.one && s.created != nil {
+			if err := b.p.Apply(ctx, tx, s.createdEvent); err != nil {
+				return nil, fmt.Errorf("event %d (%s): %w", s.createdEvent.GlobalPosition, s.createdEvent.Type, err)
+			}
+		}
+		for _, e := range s.events {
+			if err := b.p.Apply(ctx, tx, e); err != nil {
+				return nil, fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
+			}
+		}
+	}
+	return moved, nil
+}
 
+// insertMessages adds the messages of the conversations moved.
+func (b *conversationBatch) insertMessages(ctx context.Context, tx Execer, moved map[string]string) error {
 	var mIDs, mConv, mWS, mAuthor, mRole, mContent, mMeta, mAt []string
 	var mPos, mVersion []int64
-	for _, id := range r.order {
-		s := r.streams[id]
+	for _, id := range b.order {
+		s := b.streams[id]
 		ws, ok := moved[id]
 		if !ok {
-			for _, e := range s.events {
-				if err := r.p.Apply(ctx, tx, e); err != nil {
-					return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
-				}
-			}
 			continue
 		}
 		k := 0
@@ -146,7 +243,7 @@ func (r *messageRun) flush(ctx context.Context, tx Execer) error {
 	if len(mIDs) == 0 {
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata,
+	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata,
 			created_at, position, stream_version)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
 			$8::timestamptz[], $9::bigint[], $10::int[])
@@ -159,44 +256,5 @@ func (r *messageRun) flush(ctx context.Context, tx Execer) error {
 	return nil
 }
 
-// move advances the conversations of the run and returns the workspace of
-// each one it advanced.
-func (r *messageRun) move(ctx context.Context, tx Execer, ids []string, firsts, lasts []int64, lastAt []string,
-	counts []int64, lastMsgAt []string) (map[string]string, error) {
-	// A one-row function result keeps this within Execer: the moved
-	// conversations come back as two arrays.
-	var movedIDs, movedWS []string
-	err := tx.QueryRowContext(ctx, `WITH moved AS (
-			UPDATE conversations c SET version = v.last_version, updated_at = v.last_at,
-				message_count = c.message_count + v.messages,
-				last_activity_at = CASE WHEN v.messages > 0 THEN v.last_message_at ELSE c.last_activity_at END
-			FROM unnest($1::uuid[], $2::int[], $3::int[], $4::timestamptz[], $5::int[], $6::timestamptz[])
-				AS v(id, first_version, last_version, last_at, messages, last_message_at)
-			WHERE c.id = v.id AND c.version < v.first_version
-			RETURNING c.id::text AS id, c.workspace_id::text AS workspace_id)
-		SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(workspace_id), '{}') FROM moved`,
-		pq.Array(ids), pq.Array(firsts), pq.Array(lasts), pq.Array(lastAt), pq.Array(counts), pq.Array(nullable(lastMsgAt)),
-	).Scan(pq.Array(&movedIDs), pq.Array(&movedWS))
-	if err != nil {
-		return nil, fmt.Errorf("advance %d conversations: %w", len(ids), err)
-	}
-	moved := make(map[string]string, len(movedIDs))
-	for i, id := range movedIDs {
-		moved[id] = movedWS[i]
-	}
-	return moved, nil
-}
-
 // timestamp renders t for a timestamptz array, to the microsecond.
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
-
-// nullable turns empty strings into SQL NULLs inside an array.
-func nullable(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		if s != "" {
-			out[i] = s
-		}
-	}
-	return out
-}
