@@ -26,6 +26,8 @@ type tasksProjector struct{}
 
 func (tasksProjector) Name() string { return TasksProjector }
 
+func (tasksProjector) Wants(e eventstore.Event) bool { return e.StreamType == task.StreamType }
+
 func (tasksProjector) Tables() []string { return []string{"tasks"} }
 
 func (tasksProjector) Description() string { return "tasks handed to domain experts" }
@@ -71,6 +73,8 @@ func (tasksProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) 
 type memoryProjector struct{}
 
 func (memoryProjector) Name() string { return MemoryProjector }
+
+func (memoryProjector) Wants(e eventstore.Event) bool { return e.StreamType == memory.StreamType }
 
 func (memoryProjector) Tables() []string { return []string{"memory_items"} }
 

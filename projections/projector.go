@@ -30,6 +30,15 @@ type Projector interface {
 	Apply(ctx context.Context, tx Execer, e eventstore.Event) error
 }
 
+// Selective is implemented by projectors that apply only some events. The
+// others are acknowledged without a savepoint or any other round trip to the
+// database: most projectors care about one or two stream types, and every
+// group sees every event.
+type Selective interface {
+	// Wants reports whether Apply would change anything for e.
+	Wants(e eventstore.Event) bool
+}
+
 // HandlerOptions tune how a projector's handler retries.
 type HandlerOptions struct {
 	// MaxRetries before an event is parked (default 3).
@@ -54,6 +63,9 @@ func Handler(p Projector, db *sql.DB, logger *slog.Logger, o HandlerOptions) mes
 		e, err := eventstore.FromMessage(msg)
 		if err != nil {
 			return nil, err
+		}
+		if sel, ok := p.(Selective); ok && !sel.Wants(e) {
+			return nil, nil
 		}
 		return nil, withTx(msg.Context(), db, func(tx *sql.Tx) error {
 			return inSavepoint(msg.Context(), tx, func() error { return p.Apply(msg.Context(), tx, e) })

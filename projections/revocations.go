@@ -98,6 +98,12 @@ func (r *Revocations) Description() string {
 	return "revoked sessions and API keys, in the cache (refilled from the sessions read model by a warm-up)"
 }
 
+// Wants reports whether e revokes a session or an API key.
+func (r *Revocations) Wants(e eventstore.Event) bool {
+	return e.StreamType == session.StreamType && e.Type == session.EventRevoked ||
+		e.StreamType == apikey.StreamType && e.Type == apikey.EventRevoked
+}
+
 // Apply caches the revocation that e records, if it records one that still
 // matters. Writing an entry twice changes nothing, so replays are harmless.
 func (r *Revocations) Apply(ctx context.Context, _ Execer, e eventstore.Event) error {

@@ -60,6 +60,8 @@ type usersProjector struct{}
 
 func (usersProjector) Name() string { return UsersProjector }
 
+func (usersProjector) Wants(e eventstore.Event) bool { return e.StreamType == user.StreamType }
+
 // Tables returns the read-model tables the projector writes.
 func (usersProjector) Tables() []string { return []string{"users"} }
 
@@ -95,6 +97,10 @@ func (usersProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) 
 type workspacesProjector struct{}
 
 func (workspacesProjector) Name() string { return WorkspacesProjector }
+
+func (workspacesProjector) Wants(e eventstore.Event) bool {
+	return e.StreamType == workspace.StreamType
+}
 
 // Tables returns the read-model tables the projector writes.
 func (workspacesProjector) Tables() []string { return []string{"workspaces", "workspace_members"} }
@@ -143,6 +149,10 @@ type conversationsProjector struct{}
 
 func (conversationsProjector) Name() string { return ConversationsProjector }
 
+func (conversationsProjector) Wants(e eventstore.Event) bool {
+	return e.StreamType == conversation.StreamType
+}
+
 // Tables returns the read-model tables the projector writes.
 func (conversationsProjector) Tables() []string { return []string{"conversations", "messages"} }
 
@@ -189,6 +199,10 @@ func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore
 type sessionsProjector struct{}
 
 func (sessionsProjector) Name() string { return SessionsProjector }
+
+func (sessionsProjector) Wants(e eventstore.Event) bool {
+	return e.StreamType == session.StreamType || e.StreamType == apikey.StreamType
+}
 
 // Tables returns the read-model tables the projector writes.
 func (sessionsProjector) Tables() []string { return []string{"sessions", "api_keys"} }
