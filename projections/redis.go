@@ -125,9 +125,9 @@ func NewRedisReadModels(conn RedisConn, store *eventstore.Store, logger *slog.Lo
 	rm := &RedisReadModels{conn: conn, prefix: o.Prefix, store: store, db: store.DB().DB, logger: logger,
 		every: o.ResyncInterval, onRead: o.OnRead}
 	rm.messages = &redisModel{rm: rm, name: "messages", group: RedisMessagesProjector,
-		description: redisMessagesDescription, plan: messagesPlan, wake: make(chan struct{}, 1)}
+		description: redisMessagesDescription, plan: messagesPlan, wants: messagesWants, wake: make(chan struct{}, 1)}
 	rm.workspaces = &redisModel{rm: rm, name: "workspaces", group: RedisWorkspacesProjector,
-		description: redisWorkspacesDescription, plan: workspacesPlan, wake: make(chan struct{}, 1)}
+		description: redisWorkspacesDescription, plan: workspacesPlan, wants: workspacesWants, wake: make(chan struct{}, 1)}
 	return rm, nil
 }
 
@@ -189,6 +189,7 @@ type redisModel struct {
 	group       string // the consumer group
 	description string
 	plan        func(e eventstore.Event) (redisPlan, error)
+	wants       func(e eventstore.Event) bool
 	wake        chan struct{}
 }
 
@@ -240,6 +241,12 @@ type MessageRow struct {
 	Position       int64           `json:"position"`
 }
 
+// messagesWants: conversations and their messages are all the model keeps.
+func messagesWants(e eventstore.Event) bool {
+	return e.StreamType == conversation.StreamType &&
+		(e.Type == conversation.EventCreated || e.Type == conversation.EventMessagePosted)
+}
+
 func messagesPlan(e eventstore.Event) (redisPlan, error) {
 	if e.StreamType != conversation.StreamType {
 		return redisPlan{}, nil
@@ -282,6 +289,8 @@ type WorkspaceRow struct {
 }
 
 func redisTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func workspacesWants(e eventstore.Event) bool { return e.StreamType == workspace.StreamType }
 
 func workspacesPlan(e eventstore.Event) (redisPlan, error) {
 	if e.StreamType != workspace.StreamType {
@@ -562,13 +571,21 @@ return out
 // redisProjector is the consumer group of one Redis read model.
 type redisProjector struct{ m *redisModel }
 
-var _ Projector = redisProjector{}
+var (
+	_ Projector = redisProjector{}
+	_ Selective = redisProjector{}
+	_ Describer = redisProjector{}
+)
 
 // Name returns the consumer group's name.
 func (p redisProjector) Name() string { return p.m.group }
 
 // Description says what the read model holds.
 func (p redisProjector) Description() string { return p.m.description }
+
+// Wants reports whether e may change the read model: its consumer group
+// acknowledges the other events without a round trip.
+func (p redisProjector) Wants(e eventstore.Event) bool { return p.m.wants(e) }
 
 // Apply applies e to the read model with one script, if e changes it. It
 // first records e, in the subscriber's transaction, as the last event the

@@ -21,11 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/test/enginetest"
@@ -116,6 +118,21 @@ func quietCognition() map[string]string {
 		"ENGRAM_ROUTER":       "patterns",
 		"ENGRAM_ROUTER_RULES": `{"patterns":[{"pattern":"(?s).*","action":"ignore","reason":"read-model tests"}]}`,
 	}
+}
+
+// startQuiet starts an instance with quietCognition, on the shared Redis
+// under a prefix of its own, emptied when the test ends (after the
+// instance has stopped).
+func startQuiet(t *testing.T) *enginetest.Instance {
+	t.Helper()
+	prefix := "engramtest:" + uuid.NewString() + ":"
+	client := newRedisConn(t, testRedisURL()).client
+	t.Cleanup(func() {
+		if err := cache.NewRedis(client, prefix).Clear(context.Background()); err != nil {
+			t.Errorf("empty the Redis prefix %s: %v", prefix, err)
+		}
+	})
+	return enginetest.Start(t, enginetest.Options{Env: quietCognition(), RedisPrefix: prefix})
 }
 
 // quiesce waits until every consumer group of the instance (projectors,
@@ -273,7 +290,7 @@ func (w *workload) run(n int) {
 // takes writes) equals the one the live projectors built, and the API
 // answers correctly during and after the swaps.
 func TestRebuildEqualsLive(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{Env: quietCognition()})
+	inst := startQuiet(t)
 	db := openDB(t, inst.DatabaseURL)
 	w := newWorkload(t, inst, 1, 3)
 	w.run(220)
@@ -309,13 +326,21 @@ func TestRebuildEqualsLive(t *testing.T) {
 			res := ada.Do("POST", "/v1/conversations/"+c.id+"/messages", map[string]any{"content": fmt.Sprintf("during %d", i)})
 			page := ada.Do("GET", "/v1/conversations/"+c.id+"/messages?limit=200", nil, "Engram-Min-Position: "+res.Position())
 			list := ada.Do("GET", "/v1/workspaces", nil)
+			// Answered from the SQL read models only.
+			one := ada.Do("GET", "/v1/conversations/"+c.id, nil, "Engram-Min-Position: "+res.Position())
+			members := ada.Do("GET", "/v1/workspaces/"+w.spaces[c.space].id+"/members", nil, "Engram-Min-Position: "+res.Position())
 			mu.Lock()
-			if res.Status != http.StatusCreated || page.Status != http.StatusOK || list.Status != http.StatusOK {
-				failures = append(failures, fmt.Sprintf("post %d, list %d, workspaces %d", res.Status, page.Status, list.Status))
+			if res.Status != http.StatusCreated || page.Status != http.StatusOK || list.Status != http.StatusOK ||
+				one.Status != http.StatusOK || members.Status != http.StatusOK {
+				failures = append(failures, fmt.Sprintf("post %d, list %d, workspaces %d, conversation %d, members %d",
+					res.Status, page.Status, list.Status, one.Status, members.Status))
+			} else if count := decode[struct {
+				MessageCount int `json:"message_count"`
+			}](one).MessageCount; count < len(posted)+1 {
+				failures = append(failures, fmt.Sprintf("the conversation counts %d messages after %d posted during the rebuilds", count, len(posted)+1))
 			} else {
-				posted = append(posted, res.Map(t)["id"].(string))
-				var p struct{ Items []struct{ ID string } }
-				page.JSON(t, &p)
+				posted = append(posted, decode[struct{ ID string }](res).ID)
+				p := decode[struct{ Items []struct{ ID string } }](page)
 				seen := map[string]bool{}
 				for _, it := range p.Items {
 					seen[it.ID] = true
@@ -329,7 +354,9 @@ func TestRebuildEqualsLive(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	for _, name := range sqlReadModelNames() {
+	// The read models the reads above depend on.
+	underLoad := []string{"workspaces", "conversations"}
+	for _, name := range underLoad {
 		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--page-size", "50")
 	}
 	projectionsCLI(t, inst, testRedisURL(), "rebuild", projections.RedisMessagesProjector)
@@ -342,11 +369,11 @@ func TestRebuildEqualsLive(t *testing.T) {
 		t.Fatal("no write went through during the rebuilds")
 	}
 	quiesce(t, db)
-	for _, name := range sqlReadModelNames() {
+	for _, name := range underLoad {
 		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--into", "fresh_"+name, "--quiet")
 	}
 	equalChecksums(t, "live after rebuilds under load vs fresh rebuilds",
-		checksums(t, db, sqlReadModelNames(), live), checksums(t, db, sqlReadModelNames(), func(n string) string { return "fresh_" + n }))
+		checksums(t, db, underLoad, live), checksums(t, db, underLoad, func(n string) string { return "fresh_" + n }))
 	var p struct{ Items []struct{ ID string } }
 	ada.Must(http.StatusOK, "GET", "/v1/conversations/"+c.id+"/messages?limit=200", nil).JSON(t, &p)
 	if got := len(p.Items); got < len(posted) {
@@ -370,7 +397,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 // Point in time: a read model rebuilt as of a position, or a time, in the
 // middle of a workload equals the live read model captured at that moment.
 func TestPointInTimeRebuild(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{Env: quietCognition()})
+	inst := startQuiet(t)
 	db := openDB(t, inst.DatabaseURL)
 	w := newWorkload(t, inst, 2, 3)
 	w.run(120)
@@ -399,7 +426,7 @@ func TestPointInTimeRebuild(t *testing.T) {
 // restarted, it catches up, and every read model equals a clean rebuild (SQL)
 // or answers as SQL does (Redis).
 func TestProjectionsCrashSafety(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{Env: quietCognition()})
+	inst := startQuiet(t)
 	db := openDB(t, inst.DatabaseURL)
 	xdb := sqlx.NewDb(db, "postgres")
 	store, err := eventstore.New(xdb)
@@ -478,6 +505,14 @@ func TestProjectionsCrashSafety(t *testing.T) {
 	if served.Load() == 0 {
 		t.Error("Redis answered none of the reads: the comparison compared SQL with itself")
 	}
+}
+
+// decode reads a JSON answer, off the test's goroutine (a body that does not
+// decode gives the zero value, which the checks then refuse).
+func decode[T any](r *enginetest.Response) T {
+	var v T
+	_ = json.Unmarshal(r.Body, &v)
+	return v
 }
 
 func sameAnswer(t *testing.T, what string, got, want any) {
@@ -610,6 +645,7 @@ func TestRedisOutageKeepsAnswersCorrect(t *testing.T) {
 		step(i)
 	}
 
+	t.Logf("before the outage: %d steps, %d reads answered from Redis", i, redisServed(t, inst))
 	rs.stop()
 	for end := i + 12; i < end; i++ {
 		step(i)
@@ -623,15 +659,20 @@ func TestRedisOutageKeepsAnswersCorrect(t *testing.T) {
 	}
 
 	rs.start()
-	deadline := time.Now().Add(45 * time.Second)
+	back := time.Now()
+	deadline := back.Add(45 * time.Second)
 	for ; redisServed(t, inst) == outage; i++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("Redis answers no read after it came back\n%s", inst.Client(t).Do("GET", "/readyz", nil).Body)
 		}
 		step(i)
 	}
+	t.Logf("Redis answers again %s after it came back", time.Since(back).Round(time.Millisecond))
 	for end := i + 10; i < end; i++ {
 		step(i)
+	}
+	if got := redisServed(t, inst); got == outage {
+		t.Error("no read answered from Redis after it came back")
 	}
 }
 
@@ -770,7 +811,7 @@ func (rs *redisServer) stop() {
 // The same Idempotency-Key sent 20 times at once appends once, and every
 // answer is the same; the key with another body is refused.
 func TestIdempotencyKeyConcurrentRetries(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{Env: quietCognition()})
+	inst := startQuiet(t)
 	ada := inst.Signup(t, "Ada")
 	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Keys"}).Map(t)["id"].(string)
 	conv := ada.Must(http.StatusCreated, "POST", "/v1/workspaces/"+ws+"/conversations", map[string]any{"title": "t"}).Map(t)["id"].(string)

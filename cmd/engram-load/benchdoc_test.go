@@ -33,15 +33,15 @@ func TestVerdictsJudgeTargets(t *testing.T) {
 		got[v.Measure] = v
 	}
 	for measure, met := range map[string]string{
-		"Command append via HTTP (POST message, 32 clients)":         "yes", // 70 %
-		"GET conversation (read model, 32 clients)":                  "no",  // 30 %
-		"GET messages, 20 a page (read model, 32 clients)":           "yes", // 62 %
-		"Command → SSE delivery p99, 200 subscribers × 200 events/s": "no",  // 10 lost
-		"SSE at 1,000 subscribers × 500 events/s: CPU per delivery":  "n/a",
-		"Projection lag p99 at 1,000 events/s":                       "yes",
-		"Projection rebuild (conversations)":                         "n/a",
-		"Idle RSS":                                                   "yes",
-		"Memory per idle SSE connection (1,000 idle)":                "yes", // 41 KiB live, 31 KiB RSS
+		"Command append via HTTP (POST message, 32 clients, assistant muted)": "yes", // 70 %
+		"GET conversation (read model, 32 clients)":                           "no",  // 30 %
+		"GET messages, 20 a page (read model, 32 clients)":                    "yes", // 62 %
+		"Command → SSE delivery p99, 200 subscribers × 200 events/s":          "no",  // 10 lost
+		"SSE at 1,000 subscribers × 500 events/s: CPU per delivery":           "n/a",
+		"Projection lag p99 at 1,000 events/s":                                "yes",
+		"Projection rebuild (conversations)":                                  "n/a",
+		"Idle RSS":                                                            "yes",
+		"Memory per idle SSE connection (1,000 idle)":                         "yes", // 41 KiB live, 31 KiB RSS
 	} {
 		v, ok := got[measure]
 		if !ok {

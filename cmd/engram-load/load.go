@@ -332,7 +332,7 @@ func (r *runner) seed(ctx context.Context) error {
 // that the window does not start with GETs of conversations they do not
 // hold yet: it reads with Engram-Min-Position until the answer is 200.
 func (r *runner) awaitReadModels(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	last := len(r.convs) - 1
 	paths := []string{"/v1/workspaces/" + r.ws, "/v1/conversations/" + r.convs[last] + "/messages?limit=1"}
