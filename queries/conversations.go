@@ -44,7 +44,7 @@ func (h *ListConversationsHandler) Handle(ctx context.Context, actor access.Acto
 	if err != nil {
 		return Page[Conversation]{}, err
 	}
-	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
+	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return Page[Conversation]{}, err
 	}
 	if _, err := h.r.authorize(ctx, actor, access.ReadWorkspace, workspaceID); err != nil {
@@ -74,7 +74,7 @@ func (h *GetConversationHandler) Handle(ctx context.Context, actor access.Actor,
 	if !isUUID(id) {
 		return Conversation{}, notFound("conversation")
 	}
-	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
+	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return Conversation{}, err
 	}
 	return h.r.conversation(ctx, actor, id)

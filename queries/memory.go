@@ -50,7 +50,7 @@ func (h *SearchMemoryHandler) Handle(ctx context.Context, actor access.Actor, wo
 	if cur != nil {
 		q.Before = &cognition.Cursor{CreatedAt: cur.T, ID: cur.ID}
 	}
-	if err := h.r.wait(ctx, projections.MemoryProjector, minPosition); err != nil {
+	if err := h.r.wait(ctx, projections.MemoryProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return Page[cognition.Item]{}, err
 	}
 	if _, err := h.r.authorize(ctx, actor, access.ReadWorkspace, workspaceID); err != nil {
@@ -84,7 +84,7 @@ func (h *MemoryContextHandler) Handle(ctx context.Context, actor access.Actor, w
 	if !isUUID(workspaceID) {
 		return cognition.Context{}, notFound("workspace")
 	}
-	if err := h.r.wait(ctx, projections.MemoryProjector, minPosition); err != nil {
+	if err := h.r.wait(ctx, projections.MemoryProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return cognition.Context{}, err
 	}
 	if _, err := h.r.authorize(ctx, actor, access.ReadWorkspace, workspaceID); err != nil {

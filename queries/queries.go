@@ -76,9 +76,17 @@ type reader struct {
 	hot    HotReads
 }
 
-// wait applies read-your-writes for one read model.
-func (r *reader) wait(ctx context.Context, projector string, minPosition int64) error {
+// wait applies read-your-writes: it waits until the projector, and every
+// other projector named (such as the memberships that authorize the read),
+// has applied minPosition.
+func (r *reader) wait(ctx context.Context, projector string, minPosition int64, also ...string) error {
 	err := r.waiter.WaitFor(ctx, projector, minPosition)
+	for _, p := range also {
+		if err != nil {
+			break
+		}
+		err = r.waiter.WaitFor(ctx, p, minPosition)
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -47,7 +47,7 @@ func (h *GetTaskHandler) Handle(ctx context.Context, actor access.Actor, id stri
 	if !isUUID(id) {
 		return Task{}, notFound("task")
 	}
-	if err := h.r.wait(ctx, projections.TasksProjector, minPosition); err != nil {
+	if err := h.r.wait(ctx, projections.TasksProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return Task{}, err
 	}
 	var t Task
