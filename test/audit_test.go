@@ -175,9 +175,10 @@ func TestAuditAccess(t *testing.T) {
 		m := r.Map(t)
 		keyClient := inst.Client(t)
 		keyClient.Token, keyClient.UserID = m["key"].(string), aud.UserID
-		// The key authenticates once its read model has it.
+		// The key authenticates once its read model has it, and carries the
+		// auditor role once the users read model has applied the grant.
 		deadline := time.Now().Add(10 * time.Second)
-		for keyClient.Do("GET", "/v1/audit/streams/none-0/state", nil).Status == http.StatusUnauthorized {
+		for st := keyClient.Do("GET", "/v1/audit/events?limit=1", nil).Status; st == http.StatusUnauthorized || st == http.StatusNotFound; st = keyClient.Do("GET", "/v1/audit/events?limit=1", nil).Status {
 			if time.Now().After(deadline) {
 				t.Fatal("the API key never authenticated")
 			}
