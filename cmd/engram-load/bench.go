@@ -106,19 +106,18 @@ type benchResults struct {
 	IdleRSS   float64
 	Append    *Report
 	AppendCPU float64 // server CPU seconds in the append window
-	// AppendAnswered is the append run in the default configuration, where
-	// the assistant answers every message; the other runs mute it.
-	AppendAnswered    *Report
-	AppendAnsweredCPU float64
-	GetConversation   *Report
-	GetMessages       *Report
-	Lag               *Report
-	SSE200            *Report
-	SSE1000           *Report
-	SSE1000CPU        float64 // server CPU seconds, window start to drained
-	SSE1000Frames     float64 // frames the server sent in that time
-	Idle              *Report
-	Rebuild           rebuildResult
+	// Answered is the run in the default configuration, where the
+	// assistant answers every message; the other runs mute it.
+	Answered        answeredResult
+	GetConversation *Report
+	GetMessages     *Report
+	Lag             *Report
+	SSE200          *Report
+	SSE1000         *Report
+	SSE1000CPU      float64 // server CPU seconds, window start to drained
+	SSE1000Frames   float64 // frames the server sent in that time
+	Idle            *Report
+	Rebuild         rebuildResult
 }
 
 type pgbenchResult struct {
@@ -127,6 +126,20 @@ type pgbenchResult struct {
 	Clients int
 	Rows    int // rows per transaction
 	Err     string
+}
+
+// answeredResult is what messages cost when the assistant answers them.
+type answeredResult struct {
+	Report *Report
+	// CPU is the server's CPU time from the start of the window until every
+	// answer was in (or the wait ended).
+	CPU float64
+	// Events is the events appended in that time.
+	Events float64
+	// Settled is how long after the window the last answer came; Done is
+	// false when the wait ended first.
+	Settled time.Duration
+	Done    bool
 }
 
 type rebuildResult struct {
@@ -148,14 +161,14 @@ type bench struct {
 
 // windows are the lengths of the measured windows.
 type windows struct {
-	pgbench, batch, echo, append, getConv, getMsgs, lag, sse, idle time.Duration
+	pgbench, batch, echo, answered, append, getConv, getMsgs, lag, sse, idle time.Duration
 }
 
 func (b *bench) windows() windows {
-	w := windows{pgbench: 20 * time.Second, batch: 10 * time.Second, echo: 15 * time.Second, append: 20 * time.Second,
+	w := windows{pgbench: 20 * time.Second, batch: 10 * time.Second, echo: 15 * time.Second, answered: 10 * time.Second, append: 20 * time.Second,
 		getConv: 15 * time.Second, getMsgs: 10 * time.Second, lag: 15 * time.Second, sse: 20 * time.Second, idle: 5 * time.Second}
 	if b.cfg.quick {
-		w = windows{pgbench: 5 * time.Second, batch: 3 * time.Second, echo: 4 * time.Second, append: 5 * time.Second,
+		w = windows{pgbench: 5 * time.Second, batch: 3 * time.Second, echo: 4 * time.Second, answered: 3 * time.Second, append: 5 * time.Second,
 			getConv: 4 * time.Second, getMsgs: 3 * time.Second, lag: 4 * time.Second, sse: 5 * time.Second, idle: 3 * time.Second}
 	}
 	return w
@@ -207,18 +220,28 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 		return res, err
 	}
 
-	// (b) Engram, with the assistant muted: every phase measures the
-	// command, read and live paths, not the replies to earlier phases'
-	// messages (each would be answered minutes later, while the next phase
-	// runs).
-	if err := b.startServer(ctx, muted...); err != nil {
+	// (b) Engram, first in the default configuration: its idle memory, and
+	// what a message costs when the assistant answers it, at a moderate
+	// rate, until every answer is in.
+	if err := b.startServer(ctx); err != nil {
 		return res, err
 	}
 	defer func() { b.srv.stop() }()
 	b.sleep(ctx, 3*time.Second) // let it settle: the idle RSS is that of a server left alone
 	res.IdleRSS, _ = procRSS(b.srv.pid())
 	b.logf("idle RSS %s", mib(res.IdleRSS))
+	b.answered(ctx, w.answered)
+	b.srv.stop()
 
+	// Then with the assistant muted: every run measures the command, read
+	// and live paths, not the answers to the previous run's messages (which
+	// come minutes later when a run posts thousands).
+	if err := b.startServer(ctx, muted...); err != nil {
+		return res, err
+	}
+
+	// The runs that write most come last: each leaves the read models
+	// behind for a while, and the next run waits (bounded) for them.
 	phases := []struct {
 		name string
 		fn   func(context.Context) error
@@ -227,14 +250,6 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 			var err error
 			res.Idle, err = b.load(ctx, Options{Scenario: scenarioIdle, Subscribers: 1000, Duration: w.idle,
 				Window: b.collectGarbage(ctx)})
-			return err
-		}},
-		{"appends", func(ctx context.Context) error {
-			var err error
-			var cpu cpuWindow
-			res.Append, err = b.load(ctx, Options{Scenario: scenarioAppend, Concurrency: appendConcurrency,
-				Duration: w.append, Window: cpu.hook(b.srv.pid())})
-			res.AppendCPU = cpu.seconds(false)
 			return err
 		}},
 		{"GET conversation", func(ctx context.Context) error {
@@ -247,12 +262,6 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 			var err error
 			res.GetMessages, err = b.load(ctx, Options{Scenario: scenarioRead, Read: "messages",
 				Concurrency: appendConcurrency, Duration: w.getMsgs})
-			return err
-		}},
-		{"projection lag at 1,000 events/s", func(ctx context.Context) error {
-			var err error
-			res.Lag, err = b.load(ctx, Options{Scenario: scenarioAppend, Rate: 1000, Concurrency: appendConcurrency,
-				Duration: w.lag, LagSample: 0.2})
 			return err
 		}},
 		{"SSE 200 subscribers × 200 events/s", func(ctx context.Context) error {
@@ -275,6 +284,20 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 			}
 			return err
 		}},
+		{"projection lag at 1,000 events/s", func(ctx context.Context) error {
+			var err error
+			res.Lag, err = b.load(ctx, Options{Scenario: scenarioAppend, Rate: 1000, Concurrency: appendConcurrency,
+				Duration: w.lag, LagSample: 0.2})
+			return err
+		}},
+		{"appends", func(ctx context.Context) error {
+			var err error
+			var cpu cpuWindow
+			res.Append, err = b.load(ctx, Options{Scenario: scenarioAppend, Concurrency: appendConcurrency,
+				Duration: w.append, Window: cpu.hook(b.srv.pid())})
+			res.AppendCPU = cpu.seconds(false)
+			return err
+		}},
 	}
 	for _, p := range phases {
 		if ctx.Err() != nil {
@@ -291,33 +314,109 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 			b.logf("%s failed: %v", p.name, err)
 		}
 		b.logf("%s took %s", p.name, time.Since(began).Round(time.Second))
+		if note := b.awaitProjections(ctx, 30*time.Second); note != "" {
+			res.Notes = append(res.Notes, fmt.Sprintf("after %s: %s", p.name, note))
+		}
 		if !b.srv.alive() {
 			b.logf("the server exited; the end of its log:\n%s", b.srv.tail())
 			return res, fmt.Errorf("the server exited during %q (its log is above)", p.name)
 		}
 	}
 	b.srv.stop()
-
-	// The same appends in the default configuration: the echo expert
-	// answers every message (routing decision, task, reply, memory item).
-	b.logf("— appends with the assistant answering (load average %s)", loadAverage())
-	if b.overBudget() {
-		res.Notes = append(res.Notes, fmt.Sprintf("appends with the assistant answering: skipped, the run had used its time budget (%s)", budget))
-	} else if err := b.startServer(ctx); err != nil {
-		res.Notes = append(res.Notes, fmt.Sprintf("appends with the assistant answering: %v", err))
-	} else {
-		var cpu cpuWindow
-		res.AppendAnswered, err = b.load(ctx, Options{Scenario: scenarioAppend, Concurrency: appendConcurrency,
-			Duration: w.append, Window: cpu.hook(b.srv.pid())})
-		res.AppendAnsweredCPU = cpu.seconds(false)
-		if err != nil {
-			res.Notes = append(res.Notes, fmt.Sprintf("appends with the assistant answering: %v", err))
-		}
-		b.srv.stop()
-	}
 	res.Rebuild = b.rebuild(ctx)
 	b.cleanRedis(ctx)
 	return res, nil
+}
+
+// answeredRate is the rate of the run whose messages the assistant answers.
+const answeredRate = 100
+
+// answered posts messages at answeredRate for window in the default
+// configuration, then waits (at most a minute) until the assistant has
+// answered them all: no projector behind and no new event for a second.
+func (b *bench) answered(ctx context.Context, window time.Duration) {
+	res := b.res
+	b.logf("— messages answered by the assistant, %d/s (load average %s)", answeredRate, loadAverage())
+	client := &http.Client{Timeout: 5 * time.Second}
+	pid := b.srv.pid()
+	var (
+		cpuStart float64
+		before   serverSample
+		ended    time.Time
+	)
+	hook := func(event string) {
+		switch event {
+		case "start":
+			cpuStart, _ = procCPU(pid)
+			before, _ = scrape(ctx, client, b.srv.url)
+		case "end":
+			ended = time.Now()
+		}
+	}
+	rep, err := b.load(ctx, Options{Scenario: scenarioAppend, Rate: answeredRate, Concurrency: 8, Conversations: 8,
+		Duration: window, Window: hook})
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("messages answered by the assistant: %v", err))
+	}
+	if rep == nil {
+		return
+	}
+	a := answeredResult{Report: rep}
+	deadline := time.Now().Add(time.Minute)
+	last := -1.0
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		s, err := scrape(ctx, client, b.srv.url)
+		if err != nil {
+			break
+		}
+		lag, _ := s.get(famLagEvents)
+		events, _ := s.get(famAppendsTotal)
+		if lag == 0 && events == last {
+			a.Done = true
+			break
+		}
+		last = events
+		b.sleep(ctx, time.Second)
+	}
+	cpuEnd, _ := procCPU(pid)
+	after, _ := scrape(ctx, client, b.srv.url)
+	a.CPU = cpuEnd - cpuStart
+	e1, _ := after.get(famAppendsTotal)
+	e0, _ := before.get(famAppendsTotal)
+	a.Events = e1 - e0
+	a.Settled = time.Since(ended)
+	if a.Done {
+		a.Settled -= time.Second // the quiet second that showed it
+	}
+	res.Answered = a
+	b.logf("answered: %.0f events for %d messages, server CPU %.0f µs per message, settled %s after the window (done %v)",
+		a.Events, rep.Commands, 1e6*a.CPU/float64(max(rep.Commands, 1)), a.Settled.Round(100*time.Millisecond), a.Done)
+}
+
+// awaitProjections waits, at most within, until no projector lags behind
+// the log, and says how long that took or how far behind they still are.
+func (b *bench) awaitProjections(ctx context.Context, within time.Duration) string {
+	client := &http.Client{Timeout: 5 * time.Second}
+	start := time.Now()
+	for {
+		s, err := scrape(ctx, client, b.srv.url)
+		if err != nil {
+			return ""
+		}
+		lag, _ := s.get(famLagEvents)
+		if lag == 0 {
+			if d := time.Since(start); d > time.Second {
+				b.logf("read models caught up in %s", d.Round(100*time.Millisecond))
+			}
+			return ""
+		}
+		if time.Since(start) > within || ctx.Err() != nil {
+			note := fmt.Sprintf("the projectors were still %.0f events behind the log %s later (the next run started anyway)", lag, within)
+			b.logf("%s", note)
+			return note
+		}
+		b.sleep(ctx, 250*time.Millisecond)
+	}
 }
 
 // load runs one scenario against the server, logging its report.
@@ -527,6 +626,9 @@ func (b *bench) serverEnv(extra ...string) []string {
 		"ENGRAM_REDIS_PREFIX=" + b.name + ":",
 		"ENGRAM_JWT_SECRET=" + randomHexOnce(),
 		"ENGRAM_LOG_FORMAT=json",
+		// Readiness must not wait for read models a previous run left
+		// behind: the lag is measured, not a condition of the start.
+		"ENGRAM_PROJECTION_MAX_LAG=1000000000",
 	}
 	return append(env, extra...)
 }

@@ -94,6 +94,11 @@ type Report struct {
 	// ProjectionLag is the time from a POST's answer to the answer of a
 	// read that asked for its position (Engram-Min-Position).
 	ProjectionLag Summary `json:"projection_lag"`
+	// LagSkipped is the probes not sent because 64 were in flight;
+	// LagFailed those that failed (the server's wait timed out). Either
+	// makes ProjectionLag a lower bound.
+	LagSkipped int64 `json:"lag_skipped"`
+	LagFailed  int64 `json:"lag_failed"`
 
 	// SSE is empty when the streams worked, else why they did not.
 	SSE               string  `json:"sse,omitempty"`
@@ -223,7 +228,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, api: newAPI(strings.TrimRight(o.URL, "/"), o.Concurrency), run: randomHex(6)}
+	r := &runner{o: o, api: newAPI(strings.TrimRight(o.URL, "/"), o.Concurrency), run: randomHex(6), lag: newLagProbes(64)}
 	r.report = &Report{Scenario: o.Scenario, Rate: o.Rate, Concurrency: o.Concurrency, Scope: o.Scope}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancelSetup()
@@ -241,6 +246,7 @@ type runner struct {
 	api    *api
 	run    string
 	report *Report
+	lag    *lagProbes
 
 	users []user
 	ws    string
@@ -303,7 +309,10 @@ func (r *runner) setup(ctx context.Context) error {
 	if err := r.seed(ctx); err != nil {
 		return err
 	}
-	return r.awaitReadModels(ctx)
+	if r.o.Scenario == scenarioRead || r.o.Scenario == scenarioMixed {
+		return r.awaitReadModels(ctx) // the window's GETs need them
+	}
+	return nil
 }
 
 // seed posts o.Seed messages to each conversation.

@@ -25,6 +25,10 @@ func printReport(w io.Writer, r *Report) {
 	}
 	if r.ProjectionLag.Count > 0 {
 		fmt.Fprintf(w, "projection lag (POST answer → read at its position, %d probes): %s\n", r.ProjectionLag.Count, latencies(r.ProjectionLag))
+		if r.LagSkipped > 0 || r.LagFailed > 0 {
+			fmt.Fprintf(w, "           %d probes failed (the wait timed out) and %d were not sent (64 waiting already): the figures are lower bounds\n",
+				r.LagFailed, r.LagSkipped)
+		}
 	}
 	switch {
 	case r.SSE != "":

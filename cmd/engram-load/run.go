@@ -20,7 +20,7 @@ type ack struct {
 
 // workerResult is what one worker measured; merged after the window.
 type workerResult struct {
-	cmd, get, lag  histogram
+	cmd, get       histogram
 	acked          []ack
 	commands, gets int64
 	unsent         int64 // scheduled operations left when the window ended
@@ -62,12 +62,12 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 	rep.Window = time.Since(windowStart)
 	hook("end")
 
+	rep.ProjectionLag, rep.LagSkipped, rep.LagFailed = r.lag.wait()
 	var acked []ack
-	var cmd, get, lag histogram
+	var cmd, get histogram
 	for _, w := range results {
 		cmd.merge(&w.cmd)
 		get.merge(&w.get)
-		lag.merge(&w.lag)
 		acked = append(acked, w.acked...)
 		rep.Commands += w.commands
 		rep.Gets += w.gets
@@ -83,7 +83,7 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 	secs := rep.Window.Seconds()
 	rep.CommandsPerSec = float64(rep.Commands) / secs
 	rep.GetsPerSec = float64(rep.Gets) / secs
-	rep.CommandLatency, rep.GetLatency, rep.ProjectionLag = cmd.summary(), get.summary(), lag.summary()
+	rep.CommandLatency, rep.GetLatency = cmd.summary(), get.summary()
 	r.deliveries(subs, acked)
 	rep.DeliveriesPerSec = float64(rep.Delivered) / secs
 	rep.Errors = r.api.errors.snapshot()
@@ -248,12 +248,59 @@ func (r *runner) post(ctx context.Context, conv int, scheduled time.Time, res *w
 	pos := ans.position()
 	res.acked = append(res.acked, ack{pos: pos, conv: conv})
 	if r.o.LagSample > 0 && mrand.Float64() < r.o.LagSample {
-		probe, err := r.api.call(ctx, "GET lag-probe", http.MethodGet, path+"?limit=1", r.writer(conv).token, nil,
-			"Engram-Min-Position", strconv.FormatInt(pos, 10))
-		if err == nil && probe.status == http.StatusOK {
-			res.lag.record(time.Since(answered))
-		}
+		r.lag.probe(ctx, r.api, path+"?limit=1", r.writer(conv).token, pos, answered)
 	}
+}
+
+// lagProbes measure projection lag beside the workers, so that a read
+// model falling behind does not slow the rate of the POSTs: each reads a
+// conversation's messages with Engram-Min-Position set to a POST's position
+// and times the answer from the POST's answer.
+type lagProbes struct {
+	slots   chan struct{} // probes in flight, at most its capacity
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	lag     histogram
+	skipped int64 // probes not sent: too many in flight
+	failed  int64 // probes answered with an error (the wait timed out)
+}
+
+func newLagProbes(inFlight int) *lagProbes {
+	return &lagProbes{slots: make(chan struct{}, inFlight)}
+}
+
+func (l *lagProbes) probe(ctx context.Context, a *api, path, token string, pos int64, answered time.Time) {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		l.mu.Lock()
+		l.skipped++
+		l.mu.Unlock()
+		return
+	}
+	l.wg.Go(func() {
+		defer func() { <-l.slots }()
+		ans, err := a.call(ctx, "GET lag-probe", http.MethodGet, path, token, nil, "Engram-Min-Position", strconv.FormatInt(pos, 10))
+		if err != nil || ans.status != http.StatusOK {
+			l.mu.Lock()
+			l.failed++
+			l.mu.Unlock()
+			return
+		}
+		d := time.Since(answered)
+		l.mu.Lock()
+		l.lag.record(d)
+		l.mu.Unlock()
+	})
+}
+
+// wait waits for the probes in flight and returns what they measured, how
+// many were not sent and how many failed.
+func (l *lagProbes) wait() (Summary, int64, int64) {
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lag.summary(), l.skipped, l.failed
 }
 
 func (r *runner) read(ctx context.Context, conv int, what string, scheduled time.Time, res *workerResult) {

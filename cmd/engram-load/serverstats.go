@@ -25,6 +25,7 @@ const (
 	famSlowDisc     = "engram_sse_slow_disconnects_total"
 	famSSEConns     = "engram_sse_connections"
 	famLagSeconds   = "engram_projection_lag_seconds"
+	famLagEvents    = "engram_projection_lag_events"
 	famAppendsTotal = "engram_events_appended_total"
 )
 
