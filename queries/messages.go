@@ -42,10 +42,7 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, actor access.Actor, co
 		return p, nil
 	}
 	// The answer depends on the conversation and on the caller's membership.
-	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition); err != nil {
-		return Page[Message]{}, err
-	}
-	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
+	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return Page[Message]{}, err
 	}
 	if _, err := h.r.conversation(ctx, actor, conversationID); err != nil {
