@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/domain/conversation"
@@ -128,6 +127,9 @@ func NewRedisReadModels(conn RedisConn, store *eventstore.Store, logger *slog.Lo
 		description: redisMessagesDescription, plan: messagesPlan, wants: messagesWants, wake: make(chan struct{}, 1)}
 	rm.workspaces = &redisModel{rm: rm, name: "workspaces", group: RedisWorkspacesProjector,
 		description: redisWorkspacesDescription, plan: workspacesPlan, wants: workspacesWants, wake: make(chan struct{}, 1)}
+	for _, m := range rm.models() {
+		m.writer = newRedisWriter(m)
+	}
 	return rm, nil
 }
 
@@ -191,6 +193,7 @@ type redisModel struct {
 	plan        func(e eventstore.Event) (redisPlan, error)
 	wants       func(e eventstore.Event) bool
 	wake        chan struct{}
+	writer      *redisWriter
 }
 
 func (m *redisModel) key(suffix string) string { return m.rm.prefix + "rm:" + m.name + ":" + suffix }
@@ -207,23 +210,33 @@ func (m *redisModel) poke() {
 	}
 }
 
-// redisPlan is what an event does to a read model: the JSON objects to
-// normalise as PostgreSQL's jsonb does (so that answers equal the SQL read
-// models' byte for byte), then the operations, built from them.
-type redisPlan struct {
-	raw   []json.RawMessage
-	build func(norm []string) ([]any, error)
+// redisPlan is what an event does to a read model: the operations of the
+// apply script, none when the event changes nothing.
+//
+// JSON values (a message's metadata, a workspace's config) are copied as
+// the event's data holds them (see jsonMember), which is how the SQL read
+// models' jsonb columns print them: answers from Redis equal the SQL read
+// models' byte for byte without a round trip to PostgreSQL.
+type redisPlan []any
+
+// jsonMember returns the member name of the JSON object data as written
+// there, or "{}" when it is missing or null. Events are read from a jsonb
+// column, so data is as PostgreSQL prints jsonb (keys in jsonb's order);
+// the domain's decoders re-serialise objects in their own canonical order,
+// which is why the member is taken from data itself.
+func jsonMember(data []byte, name string) (string, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return "", err
+	}
+	if v := members[name]; len(v) > 0 && string(v) != "null" {
+		return string(v), nil
+	}
+	return "{}", nil
 }
 
 // changes reports whether the event changes the read model.
-func (p redisPlan) changes() bool { return p.build != nil }
-
-func (p redisPlan) ops(norm []string) ([]any, error) {
-	if p.build == nil {
-		return nil, nil
-	}
-	return p.build(norm)
-}
+func (p redisPlan) changes() bool { return len(p) > 0 }
 
 // op encodes one operation of the apply script: its name, its number of
 // arguments, its arguments.
@@ -249,27 +262,29 @@ func messagesWants(e eventstore.Event) bool {
 
 func messagesPlan(e eventstore.Event) (redisPlan, error) {
 	if e.StreamType != conversation.StreamType {
-		return redisPlan{}, nil
+		return nil, nil
 	}
 	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
 	if err != nil {
-		return redisPlan{}, err
+		return nil, err
 	}
 	id := idOf(e, conversation.StreamType)
 	switch ev := ev.(type) {
 	case conversation.Created:
-		return redisPlan{build: func([]string) ([]any, error) { return op("conv", id, ev.WorkspaceID), nil }}, nil
+		return op("conv", id, ev.WorkspaceID), nil
 	case conversation.MessagePosted:
-		return redisPlan{raw: []json.RawMessage{ev.Metadata}, build: func(norm []string) ([]any, error) {
-			doc, err := json.Marshal(MessageRow{ID: ev.MessageID, ConversationID: id, Role: ev.Role, AuthorID: ev.AuthorID,
-				Content: ev.Content, Metadata: json.RawMessage(norm[0]), CreatedAt: e.RecordedAt, Position: e.GlobalPosition})
-			if err != nil {
-				return nil, err
-			}
-			return op("msg", id, e.GlobalPosition, doc), nil
-		}}, nil
+		metadata, err := jsonMember(e.Data, "metadata")
+		if err != nil {
+			return nil, err
+		}
+		doc, err := json.Marshal(MessageRow{ID: ev.MessageID, ConversationID: id, Role: ev.Role, AuthorID: ev.AuthorID,
+			Content: ev.Content, Metadata: json.RawMessage(metadata), CreatedAt: e.RecordedAt, Position: e.GlobalPosition})
+		if err != nil {
+			return nil, err
+		}
+		return op("msg", id, e.GlobalPosition, doc), nil
 	}
-	return redisPlan{}, nil
+	return nil, nil
 }
 
 // WorkspaceRow is a workspace in a user's list, as the Redis read model
@@ -294,24 +309,25 @@ func workspacesWants(e eventstore.Event) bool { return e.StreamType == workspace
 
 func workspacesPlan(e eventstore.Event) (redisPlan, error) {
 	if e.StreamType != workspace.StreamType {
-		return redisPlan{}, nil
+		return nil, nil
 	}
 	ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
 	if err != nil {
-		return redisPlan{}, err
+		return nil, err
 	}
 	id := idOf(e, workspace.StreamType)
 	at := redisTime(e.RecordedAt)
 	if c, ok := ev.(workspace.Created); ok {
-		return redisPlan{raw: []json.RawMessage{c.Config}, build: func(norm []string) ([]any, error) {
-			return op("wscreate", id, c.OwnerID, e.RecordedAt.UnixMicro(), "owner_id", c.OwnerID, "name", c.Name,
-				"description", c.Description, "config", norm[0], "archived", "0", "created_at", at, "updated_at", at,
-				"version", e.StreamVersion), nil
-		}}, nil
+		config, err := jsonMember(e.Data, "config")
+		if err != nil {
+			return nil, err
+		}
+		return op("wscreate", id, c.OwnerID, e.RecordedAt.UnixMicro(), "owner_id", c.OwnerID, "name", c.Name,
+			"description", c.Description, "config", config, "archived", "0", "created_at", at, "updated_at", at,
+			"version", e.StreamVersion), nil
 	}
 	// As the SQL projector: every later event moves the version on.
-	set := []any{"version", e.StreamVersion, "updated_at", at}
-	var raw []json.RawMessage
+	set := []any{id, "version", e.StreamVersion, "updated_at", at}
 	var more []any
 	switch ev := ev.(type) {
 	case workspace.Updated:
@@ -322,7 +338,11 @@ func workspacesPlan(e eventstore.Event) (redisPlan, error) {
 			set = append(set, "description", *ev.Description)
 		}
 		if ev.Config != nil {
-			raw = append(raw, ev.Config)
+			config, err := jsonMember(e.Data, "config")
+			if err != nil {
+				return nil, err
+			}
+			set = append(set, "config", config)
 		}
 	case workspace.MemberAdded:
 		more = op("wsmember", id, ev.UserID, ev.Role)
@@ -331,50 +351,7 @@ func workspacesPlan(e eventstore.Event) (redisPlan, error) {
 	case workspace.Archived:
 		set = append(set, "archived", "1")
 	}
-	return redisPlan{raw: raw, build: func(norm []string) ([]any, error) {
-		args := append([]any{id}, set...)
-		if len(norm) > 0 {
-			args = append(args, "config", norm[0])
-		}
-		return append(op("wsset", args...), more...), nil
-	}}, nil
-}
-
-// queryRower runs a query returning one row: a transaction or a pool.
-type queryRower interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// normalize returns each JSON object as PostgreSQL's jsonb prints it, in
-// one query; the empty object needs none.
-func normalize(ctx context.Context, q queryRower, raws []json.RawMessage) ([]string, error) {
-	out := make([]string, len(raws))
-	var idx []int
-	var pending []string
-	for i, r := range raws {
-		if len(r) == 0 || string(r) == "{}" {
-			out[i] = "{}"
-			continue
-		}
-		idx = append(idx, i)
-		pending = append(pending, string(r))
-	}
-	if len(pending) == 0 {
-		return out, nil
-	}
-	var got []string
-	err := q.QueryRowContext(ctx, `SELECT array_agg(x::text ORDER BY i) FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(x, i)`,
-		pq.Array(pending)).Scan(pq.Array(&got))
-	if err != nil {
-		return nil, fmt.Errorf("normalise JSON: %w", err)
-	}
-	if len(got) != len(pending) {
-		return nil, fmt.Errorf("normalise JSON: %d values for %d", len(got), len(pending))
-	}
-	for k, i := range idx {
-		out[i] = got[k]
-	}
-	return out, nil
+	return append(op("wsset", set...), more...), nil
 }
 
 // The Lua scripts. Cursors are (transaction id, position) pairs of decimal
@@ -587,17 +564,18 @@ func (p redisProjector) Description() string { return p.m.description }
 // acknowledges the other events without a round trip.
 func (p redisProjector) Wants(e eventstore.Event) bool { return p.m.wants(e) }
 
-// Apply applies e to the read model with one script, if e changes it. It
-// first records e, in the subscriber's transaction, as the last event the
-// group sent to Redis, which gives the script the previous one's cursor
-// (for gap detection). A Redis failure never fails the consumer: the event
-// is acknowledged, the model misses it, and the next event finds the gap.
-// Only an event the projector cannot decode is an error (and, as for the
-// SQL projectors, parked).
+// Apply hands e to the model's writer, if e changes the model. It first
+// records e, in the subscriber's transaction, as the last event the group
+// sent to Redis, which gives the apply script the previous one's cursor
+// (for gap detection). Redis itself is never called here: the writer sends
+// the script after, and outside, the transaction (see redisWriter). A Redis
+// failure never fails the consumer: the model misses the event, and the
+// next event finds the gap. Only an event the projector cannot decode is an
+// error (and, as for the SQL projectors, parked).
 func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
 	m := p.m
-	plan, err := m.plan(e)
-	if err != nil || !plan.changes() {
+	ops, err := m.plan(e)
+	if err != nil || !ops.changes() {
 		return err
 	}
 	prev, err := advanceCursor(ctx, tx, m.group, e)
@@ -611,30 +589,9 @@ func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event
 	if err != nil {
 		return err
 	}
-	norm, err := normalize(ctx, tx, plan.raw)
-	if err != nil {
-		return err
-	}
-	ops, err := plan.ops(norm)
-	if err != nil {
-		return err
-	}
 	args := append([]any{"live", "", log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
 		strconv.FormatUint(prev.TxID, 10), strconv.FormatInt(prev.Position, 10), m.base(), MessageWindow}, ops...)
-	rctx, cancel := context.WithTimeout(ctx, redisApplyTimeout)
-	defer cancel()
-	res, err := applyScript.Run(rctx, m.rm.client(), []string{m.meta()}, args...).Text()
-	if err != nil {
-		m.rm.failed(ctx, "apply "+m.name, err)
-		return nil
-	}
-	switch res {
-	case "gap":
-		m.rm.logger.Warn("redis read model missed events; it is stale until rebuilt", "model", m.group, "position", e.GlobalPosition)
-		m.poke()
-	case "skipped", "foreign":
-		m.poke()
-	}
+	m.writer.add(redisWrite{args: args, position: e.GlobalPosition})
 	return nil
 }
 
@@ -822,7 +779,6 @@ func (rm *RedisReadModels) rebuild(ctx context.Context, m *redisModel, progress 
 // pipeline of scripts.
 func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, log string, page []eventstore.Event) error {
 	plans := make([]redisPlan, len(page))
-	var raws []json.RawMessage
 	for i, e := range page {
 		p, err := m.plan(e)
 		if err != nil {
@@ -830,32 +786,20 @@ func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, 
 			// but moves past it.
 			rm.logger.Warn("redis read model rebuild skips an event it cannot decode", "model", m.group,
 				"position", e.GlobalPosition, "type", e.Type, "err", err)
-			p = redisPlan{}
+			p = nil
 		}
 		plans[i] = p
-		raws = append(raws, p.raw...)
-	}
-	norm, err := normalize(ctx, rm.db, raws)
-	if err != nil {
-		return err
 	}
 	c := rm.client()
 	run := func() ([]*redis.Cmd, error) {
 		pipe := c.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(page))
-		k := 0
 		for i, e := range page {
 			if !plans[i].changes() {
 				continue
 			}
-			n := len(plans[i].raw)
-			ops, err := plans[i].ops(norm[k : k+n])
-			if err != nil {
-				return nil, err
-			}
-			k += n
 			args := append([]any{"build", token, log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
-				"0", "0", m.base(), MessageWindow}, ops...)
+				"0", "0", m.base(), MessageWindow}, plans[i]...)
 			cmds = append(cmds, applyScript.EvalSha(ctx, pipe, []string{m.meta()}, args...))
 		}
 		if len(cmds) == 0 {
@@ -865,7 +809,7 @@ func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, 
 		return cmds, err
 	}
 	cmds, err := run()
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+	if isNoScript(err) {
 		if err := applyScript.Load(ctx, c).Err(); err != nil {
 			return err
 		}

@@ -108,8 +108,18 @@ func (f *redisFixture) project(t *testing.T) {
 	for _, p := range sqlProjectors(t)[:3] {
 		f.applyLive(t, p)
 	}
+	f.applyRedis(t)
+}
+
+// applyRedis runs the Redis read models' consumer groups to the head of the
+// log and waits until their writers have sent everything to Redis.
+func (f *redisFixture) applyRedis(t *testing.T) {
+	t.Helper()
 	for _, p := range f.rm.Projectors() {
 		f.applyLive(t, p)
+	}
+	if err := f.rm.Flush(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -275,9 +285,7 @@ func TestRedisReadModels(t *testing.T) {
 	t.Run("redelivery and replay change nothing", func(t *testing.T) {
 		before := f.dump(t)
 		f.resetCheckpoints(t)
-		for _, p := range f.rm.Projectors() {
-			f.applyLive(t, p)
-		}
+		f.applyRedis(t)
 		after := f.dump(t)
 		if len(after) != len(before) {
 			t.Fatalf("%d keys after a replay, %d before", len(after), len(before))
@@ -360,9 +368,7 @@ func TestRedisReadModels(t *testing.T) {
 				default:
 				}
 				f.generate(t, 20)
-				for _, p := range f.rm.Projectors() {
-					f.applyLive(t, p)
-				}
+				f.applyRedis(t)
 			}
 		})
 		f.rebuildRedis(t)

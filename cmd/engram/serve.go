@@ -337,6 +337,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := router.Close(); err != nil {
 		logger.Warn("event router did not close cleanly", "err", err)
 	}
+	if readModels != nil {
+		// What the consumer groups handed to Redis goes out before the exit;
+		// anything lost would be a gap, repaired by a rebuild.
+		if err := readModels.Flush(shutdownCtx); err != nil {
+			logger.Warn("redis read models not flushed; they will be rebuilt", "err", err)
+		}
+	}
 	stopBackground()
 	<-notifierDone
 	logger.Info("engram stopped")
