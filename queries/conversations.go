@@ -80,20 +80,26 @@ func (h *GetConversationHandler) Handle(ctx context.Context, actor access.Actor,
 	return h.r.conversation(ctx, actor, id)
 }
 
-// conversation loads a conversation the actor may read.
+// conversation loads a conversation the actor may read, with the actor's
+// membership of its workspace in the same query.
 func (r *reader) conversation(ctx context.Context, actor access.Actor, id string) (Conversation, error) {
-	var c Conversation
-	err := r.db.GetContext(ctx, &c, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id)
+	var row struct {
+		Conversation
+		MemberRole string `db:"member_role"`
+	}
+	err := r.db.GetContext(ctx, &row, `SELECT `+conversationColumns+`,
+			coalesce((SELECT m.role FROM workspace_members m WHERE m.workspace_id = c.workspace_id AND m.user_id = $2), '') AS member_role
+		FROM conversations c WHERE c.id = $1`, id, actor.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Conversation{}, notFound("conversation")
 	}
 	if err != nil {
 		return Conversation{}, err
 	}
-	if _, err := r.authorize(ctx, actor, access.ReadConversation, c.WorkspaceID); err != nil {
+	if err := access.CheckWorkspace(actor, access.ReadConversation, row.MemberRole); err != nil {
 		return Conversation{}, err
 	}
-	return c, nil
+	return row.Conversation, nil
 }
 
 func isUUID(s string) bool {

@@ -90,16 +90,21 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
 		return Workspace{}, err
 	}
-	role, err := h.r.authorize(ctx, actor, access.ReadWorkspace, id)
-	if err != nil {
-		return Workspace{}, err
-	}
+	// The workspace and the caller's membership, in one query.
 	var w Workspace
-	err = h.r.db.GetContext(ctx, &w, `SELECT `+workspaceColumns+`, $2::text AS role FROM workspaces w WHERE w.id = $1`, id, role)
+	err := h.r.db.GetContext(ctx, &w, `SELECT `+workspaceColumns+`,
+			coalesce((SELECT m.role FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = $2), '') AS role
+		FROM workspaces w WHERE w.id = $1`, id, actor.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Workspace{}, notFound("workspace")
 	}
-	return w, err
+	if err != nil {
+		return Workspace{}, err
+	}
+	if err := access.CheckWorkspace(actor, access.ReadWorkspace, w.Role); err != nil {
+		return Workspace{}, err
+	}
+	return w, nil
 }
 
 // Member is one member of a workspace.
