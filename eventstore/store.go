@@ -146,7 +146,7 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, 
 		}
 		values.WriteString(")")
 		args = append(args, e.EventID, e.StreamID, e.StreamType, e.StreamVersion, e.Type,
-			e.SchemaVersion, []byte(e.Data), mdJSON, e.RecordedAt, nullBytes(e.PrevHash), e.Hash)
+			e.SchemaVersion, string(e.Data), string(mdJSON), e.RecordedAt, nullBytes(e.PrevHash), e.Hash)
 	}
 	insert := `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type,
 		schema_version, data, metadata, recorded_at, prev_hash, hash)

@@ -285,7 +285,7 @@ func copyLog(t *testing.T, from *eventstore.Store, to *sqlx.DB) {
 		md, _ := json.Marshal(e.Metadata)
 		if _, err := to.Exec(`INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`, e.EventID, e.StreamID, e.StreamType, e.StreamVersion, e.Type, e.SchemaVersion,
-			[]byte(e.Data), md, e.RecordedAt, e.PrevHash, e.Hash); err != nil {
+			string(e.Data), string(md), e.RecordedAt, e.PrevHash, e.Hash); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/migrations"
 	"github.com/engramhq/engram/platform/config"
 )
@@ -20,7 +21,7 @@ import (
 // openDatabase connects to PostgreSQL. Outside production, a missing database
 // is created. Pending migrations are applied when migrate is true.
 func openDatabase(ctx context.Context, cfg config.Config, migrate bool, logger *slog.Logger) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", cfg.DatabaseURL)
+	db, err := sqlx.Open("postgres", eventstore.DSN(cfg.DatabaseURL))
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // PostgreSQL driver
 
+	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/migrations"
 )
 
@@ -83,7 +84,7 @@ func NewURL(t testing.TB) string {
 func New(t testing.TB) *sqlx.DB {
 	t.Helper()
 	u := NewURL(t)
-	db, err := sqlx.Open("postgres", u)
+	db, err := sqlx.Open("postgres", eventstore.DSN(u))
 	if err != nil {
 		t.Fatalf("pgtest: open: %v", err)
 	}
