@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -58,9 +59,10 @@ func newRepository[T aggregate](store EventStore, streamType string, streamID fu
 // its stream is empty. The caller owns the returned aggregate; it goes back to
 // the cache through save or release.
 func (r *repository[T]) load(ctx context.Context, id string) (T, error) {
-	agg := r.begin(id)
+	agg := r.begin(ctx, id)
 	events, err := r.store.ReadStream(ctx, r.streamID(id), agg.Version())
 	if err != nil {
+		r.cache.drop(r.streamID(id))
 		var zero T
 		return zero, fmt.Errorf("load %s: %w", r.streamID(id), err)
 	}
@@ -68,8 +70,8 @@ func (r *repository[T]) load(ctx context.Context, id string) (T, error) {
 }
 
 // begin takes the cached aggregate, or a new empty one.
-func (r *repository[T]) begin(id string) T {
-	agg, ok := r.cache.take(r.streamID(id))
+func (r *repository[T]) begin(ctx context.Context, id string) T {
+	agg, ok := r.cache.take(ctx, r.streamID(id))
 	if !ok {
 		agg = r.newEmpty()
 	}
@@ -82,11 +84,13 @@ func (r *repository[T]) finish(id string, agg T, events []eventstore.Event) (T, 
 	for _, e := range events {
 		de, err := r.decode(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
+			r.cache.drop(r.streamID(id))
 			return zero, fmt.Errorf("load %s version %d: %w", r.streamID(id), e.StreamVersion, err)
 		}
 		agg.Apply(de)
 	}
 	if agg.Version() == 0 {
+		r.cache.drop(r.streamID(id))
 		return zero, domain.Errorf(domain.CodeNotFound, "%s not found", r.streamType)
 	}
 	return agg, nil
@@ -103,18 +107,22 @@ func loadTwo[A, B aggregate](ctx context.Context, store EventStore, ra *reposito
 		zeroA A
 		zeroB B
 	)
-	a, b := ra.begin(idA), rb.begin(idB)
+	a, b := ra.begin(ctx, idA), rb.begin(ctx, idB)
 	tails, err := store.ReadStreams(ctx, []eventstore.StreamTail{
 		{StreamID: ra.streamID(idA), AfterVersion: a.Version()},
 		{StreamID: rb.streamID(idB), AfterVersion: b.Version()},
 	})
 	if err != nil {
+		ra.cache.drop(ra.streamID(idA))
+		rb.cache.drop(rb.streamID(idB))
 		return zeroA, zeroB, err
 	}
 	if a, err = ra.finish(idA, a, tails[ra.streamID(idA)]); err != nil {
+		rb.cache.drop(rb.streamID(idB))
 		return zeroA, zeroB, err
 	}
 	if b, err = rb.finish(idB, b, tails[rb.streamID(idB)]); err != nil {
+		ra.release(idA, a)
 		return zeroA, zeroB, err
 	}
 	return a, b, nil
@@ -124,7 +132,9 @@ func loadTwo[A, B aggregate](ctx context.Context, store EventStore, ra *reposito
 func (r *repository[T]) release(id string, agg T) {
 	if len(agg.Pending()) == 0 {
 		r.cache.put(r.streamID(id), agg)
+		return
 	}
+	r.cache.drop(r.streamID(id))
 }
 
 // save appends the aggregate's pending events, expecting the stream to be at
@@ -146,6 +156,7 @@ func (r *repository[T]) save(ctx context.Context, id string, agg T, opts ...even
 	expected := agg.Version() - len(pending)
 	res, err := r.store.Append(ctx, eventstore.Stream{ID: streamID, Type: r.streamType}, expected, events, metadataFrom(ctx), opts...)
 	if err != nil {
+		r.cache.drop(streamID)
 		if errors.Is(err, eventstore.ErrConcurrency) {
 			return eventstore.AppendResult{}, err
 		}
@@ -163,26 +174,63 @@ func newID() string {
 
 // aggregateCache is a bounded map of aggregates that callers take out while
 // they work on them, so that no two commands ever share one instance.
+//
+// A command that finds an aggregate taken by another waits a moment for it
+// to come back (put, or dropped) instead of reading the whole stream again:
+// two commands on one stream cannot both append anyway, and a long stream (a
+// busy conversation) is costly to read. The wait is bounded, so an
+// aggregate that never comes back costs a caller at most takeWait.
 type aggregateCache[T any] struct {
 	mu  sync.Mutex
 	max int
 	m   map[string]T
+	out map[string]chan struct{} // taken: closed when it comes back or is dropped
 }
+
+// takeWait bounds how long take waits for an aggregate another command has.
+const takeWait = 100 * time.Millisecond
 
 func newAggregateCache[T any](max int) *aggregateCache[T] {
-	return &aggregateCache[T]{max: max, m: make(map[string]T)}
+	return &aggregateCache[T]{max: max, m: make(map[string]T), out: make(map[string]chan struct{})}
 }
 
-func (c *aggregateCache[T]) take(key string) (T, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[key]
-	if ok {
-		delete(c.m, key)
+// take removes and returns the cached aggregate of key, waiting up to
+// takeWait (or until ctx ends) when another caller has it out. It reports
+// false when there is none: the caller builds it from the stream.
+func (c *aggregateCache[T]) take(ctx context.Context, key string) (T, bool) {
+	var zero T
+	var timeout <-chan time.Time
+	for {
+		c.mu.Lock()
+		v, ok := c.m[key]
+		back, taken := c.out[key]
+		if ok || !taken {
+			if ok {
+				delete(c.m, key)
+				c.returned(key) // a marker left by a caller that stopped waiting
+			}
+			c.out[key] = make(chan struct{})
+			c.mu.Unlock()
+			return v, ok
+		}
+		c.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(takeWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-back:
+		case <-timeout:
+			return zero, false
+		case <-ctx.Done():
+			return zero, false
+		}
 	}
-	return v, ok
 }
 
+// peek calls fn with the cached aggregate of key, if there is one, without
+// taking it.
 func (c *aggregateCache[T]) peek(key string, fn func(T)) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -193,6 +241,7 @@ func (c *aggregateCache[T]) peek(key string, fn func(T)) bool {
 	return ok
 }
 
+// put caches v as the aggregate of key, and wakes a caller waiting for it.
 func (c *aggregateCache[T]) put(key string, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -203,4 +252,20 @@ func (c *aggregateCache[T]) put(key string, v T) {
 		}
 	}
 	c.m[key] = v
+	c.returned(key)
+}
+
+// drop says that the aggregate of key taken out will not come back (it
+// failed, or changed without being saved).
+func (c *aggregateCache[T]) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.returned(key)
+}
+
+func (c *aggregateCache[T]) returned(key string) {
+	if ch, ok := c.out[key]; ok {
+		close(ch)
+		delete(c.out, key)
+	}
 }
