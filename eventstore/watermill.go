@@ -221,7 +221,8 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 		PollInterval:   cfg.PollInterval,
 		ResendInterval: 10 * time.Millisecond,
 		RetryInterval:  time.Second,
-		BackoffManager: &wakeBackoff{poll: cfg.PollInterval, retry: time.Second, wake: cfg.Wake},
+		BackoffManager: &wakeBackoff{poll: cfg.PollInterval, retry: time.Second, wake: cfg.Wake,
+			pending: pendingCheck(db, cfg.ConsumerGroup)},
 		SchemaAdapter:  SchemaAdapter{BatchSize: cfg.BatchSize},
 		OffsetsAdapter: OffsetsAdapter,
 	}, logger)
@@ -231,19 +232,31 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 // nothing, waits for a wake-up or the poll interval, whichever comes first.
 //
 // A wake-up can arrive before the new event is readable: readers stop below
-// the oldest transaction still running, and another consumer group's poll may
-// be that transaction. So after a wake-up the consumer keeps looking at short
-// intervals for a while before it goes back to waiting.
+// the oldest transaction still running (an append in flight, another
+// group's batch). So after a wake-up the consumer keeps looking for a
+// while, at growing intervals. It looks with pending, one read-only
+// statement, rather than with a poll: a poll is a repeatable-read
+// transaction that locks the group's checkpoint row, which gives it a
+// transaction id, and every transaction id in flight holds back what all
+// gap-safe readers (the other groups, live streams) may read. Polls are
+// kept for when there is something to read, and for the poll interval.
 type wakeBackoff struct {
 	poll, retry time.Duration
 	wake        <-chan struct{}
-	hotUntil    time.Time
+	// pending reports whether the group has an event to read now; nil
+	// means "poll to find out".
+	pending  func(context.Context) (bool, error)
+	hotUntil time.Time
 }
 
-// hotWindow is how long a consumer keeps looking after a wake-up, and
-// hotInterval how often.
+// After a wake-up a consumer keeps looking for hotWindow, first after
+// hotFirst, then at intervals doubling up to hotMax.
 const (
-	hotWindow   = time.Second
+	hotWindow = time.Second
+	hotFirst  = time.Millisecond
+	hotMax    = 32 * time.Millisecond
+	// hotInterval is how soon a group looks again after another instance
+	// took its batch.
 	hotInterval = 5 * time.Millisecond
 )
 
@@ -267,17 +280,58 @@ func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, er
 	if b.wake == nil {
 		return b.poll
 	}
-	if time.Now().Before(b.hotUntil) {
-		return hotInterval
+	// Back to the subscriber (and a poll) within the poll interval: it
+	// notices that it is closing only between polls.
+	deadline := time.Now().Add(b.poll)
+	delay := hotFirst
+	for {
+		hot := time.Now().Before(b.hotUntil)
+		wait := time.Until(deadline)
+		if hot {
+			wait = min(wait, delay)
+		}
+		if wait <= 0 {
+			return 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-b.wake:
+			b.hotUntil = time.Now().Add(hotWindow)
+			delay = hotFirst
+		case <-t.C:
+			if !hot {
+				return 0
+			}
+			delay = min(2*delay, hotMax)
+		}
+		t.Stop()
+		if b.pending == nil {
+			return 0
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.poll)
+		found, err := b.pending(ctx)
+		cancel()
+		if err != nil || found {
+			return 0 // a poll reads it, or reports the error
+		}
 	}
-	t := time.NewTimer(b.poll)
-	defer t.Stop()
-	select {
-	case <-b.wake:
-		b.hotUntil = time.Now().Add(hotWindow)
-	case <-t.C:
+}
+
+// pendingCheck returns a check of whether consumerGroup has an event to
+// read: the condition of SchemaAdapter.SelectQuery, in one read-only
+// statement that takes no transaction id. A group without a checkpoint row
+// always has.
+func pendingCheck(db *sql.DB, consumerGroup string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		var found bool
+		err := db.QueryRowContext(ctx, `SELECT coalesce((
+				SELECT EXISTS (SELECT 1 FROM events e
+					WHERE ((e.tx_id = o.last_processed_transaction_id AND e.global_position > o.offset_acked)
+						OR e.tx_id > o.last_processed_transaction_id)
+					AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()))
+				FROM consumer_offsets o WHERE o.consumer_group = $1), true)`, consumerGroup).Scan(&found)
+		return found, err
 	}
-	return 0
 }
 
 // isSerializationConflict reports whether err is PostgreSQL refusing a
