@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
@@ -59,6 +60,7 @@ func Handler(p Projector, db *sql.DB, logger *slog.Logger, o HandlerOptions) mes
 	}
 	logger = logger.With("projector", p.Name())
 
+	var sp savepoints
 	apply := func(msg *message.Message) ([]*message.Message, error) {
 		e, err := eventstore.FromMessage(msg)
 		if err != nil {
@@ -68,7 +70,7 @@ func Handler(p Projector, db *sql.DB, logger *slog.Logger, o HandlerOptions) mes
 			return nil, nil
 		}
 		return nil, withTx(msg.Context(), db, func(tx *sql.Tx) error {
-			return inSavepoint(msg.Context(), tx, func() error { return p.Apply(msg.Context(), tx, e) })
+			return sp.run(msg.Context(), tx, func() error { return p.Apply(msg.Context(), tx, e) })
 		})
 	}
 	retry := middleware.Retry{
@@ -119,22 +121,39 @@ func withTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// inSavepoint runs fn so that a failed statement does not abort the
-// surrounding transaction: its writes are rolled back and the transaction can
-// go on (to retry, to park, to acknowledge).
-func inSavepoint(ctx context.Context, tx *sql.Tx, fn func() error) error {
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT projector_apply`); err != nil {
+// savepoints runs each event of a consumer group's batch in a savepoint,
+// so that a failed statement does not abort the surrounding transaction:
+// the event's writes are rolled back and the transaction can go on (to
+// retry, to park, to acknowledge).
+//
+// The savepoint of an event that succeeded is released by the next event's
+// round trip ("RELEASE …; SAVEPOINT …") or by the commit, which spares a
+// round trip per event. Handlers run one message at a time per consumer
+// group; the mutex only makes that assumption safe.
+type savepoints struct {
+	mu   sync.Mutex
+	open *sql.Tx // the transaction holding an unreleased savepoint
+}
+
+func (s *savepoints) run(ctx context.Context, tx *sql.Tx, fn func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	begin := `SAVEPOINT projector_apply`
+	if s.open == tx {
+		begin = `RELEASE SAVEPOINT projector_apply; SAVEPOINT projector_apply`
+	}
+	s.open = nil
+	if _, err := tx.ExecContext(ctx, begin); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
 	if err := fn(); err != nil {
 		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projector_apply`); rbErr != nil {
 			return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
 		}
+		s.open = tx // rolled back, still there
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT projector_apply`); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
-	}
+	s.open = tx
 	return nil
 }
 
@@ -147,6 +166,19 @@ func park(ctx context.Context, tx *sql.Tx, group string, e eventstore.Event, uui
 		group, e.GlobalPosition, e.EventID, e.Type, cause.Error())
 	if err != nil {
 		return fmt.Errorf("park event %d for %s: %w", e.GlobalPosition, group, err)
+	}
+	return nil
+}
+
+// inSavepoint runs fn in a savepoint of its own, released at once: a failed
+// statement rolls back fn's writes without aborting tx.
+func inSavepoint(ctx context.Context, tx *sql.Tx, fn func() error) error {
+	var s savepoints
+	if err := s.run(ctx, tx, fn); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT projector_apply`); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
 	}
 	return nil
 }
