@@ -25,7 +25,7 @@ func newCognitionRepositories(repos *repositories) *cognitionRepositories {
 		tasks: newRepository(repos.store, task.StreamType, task.StreamID,
 			func() *task.Task { return &task.Task{} }, task.Decode),
 		whiteboards: newRepository(repos.store, memory.StreamType, memory.StreamID,
-			func() *memory.Whiteboard { return &memory.Whiteboard{} }, memory.Decode),
+			func() *memory.Whiteboard { return &memory.Whiteboard{} }, memory.Decode).waiting(),
 	}
 }
 

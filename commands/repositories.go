@@ -37,7 +37,7 @@ func newRepositories(store EventStore) (*repositories, error) {
 		workspaces: newRepository(store, workspace.StreamType, workspace.StreamID,
 			func() *workspace.Workspace { return &workspace.Workspace{} }, workspace.Decode),
 		conversations: newRepository(store, conversation.StreamType, conversation.StreamID,
-			func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode),
+			func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode).waiting(),
 		sessions: newRepository(store, session.StreamType, session.StreamID,
 			func() *session.Session { return &session.Session{} }, session.Decode),
 		apiKeys: newRepository(store, apikey.StreamType, apikey.StreamID,

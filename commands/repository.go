@@ -47,6 +47,17 @@ type repository[T aggregate] struct {
 	newEmpty   func() T
 	decode     decodeFunc
 	cache      *aggregateCache[T]
+	// wait: a load waits for an aggregate another command has out (see
+	// aggregateCache) rather than reading its stream. Worth it for long
+	// streams that are changed, not for short ones that are mostly read:
+	// there, waiting would only serialise readers.
+	wait bool
+}
+
+// waiting makes loads wait for an aggregate that is out.
+func (r *repository[T]) waiting() *repository[T] {
+	r.wait = true
+	return r
 }
 
 func newRepository[T aggregate](store EventStore, streamType string, streamID func(string) string,
@@ -71,7 +82,7 @@ func (r *repository[T]) load(ctx context.Context, id string) (T, error) {
 
 // begin takes the cached aggregate, or a new empty one.
 func (r *repository[T]) begin(ctx context.Context, id string) T {
-	agg, ok := r.cache.take(ctx, r.streamID(id))
+	agg, ok := r.cache.take(ctx, r.streamID(id), r.wait)
 	if !ok {
 		agg = r.newEmpty()
 	}
@@ -194,16 +205,21 @@ func newAggregateCache[T any](max int) *aggregateCache[T] {
 	return &aggregateCache[T]{max: max, m: make(map[string]T), out: make(map[string]chan struct{})}
 }
 
-// take removes and returns the cached aggregate of key, waiting up to
-// takeWait (or until ctx ends) when another caller has it out. It reports
-// false when there is none: the caller builds it from the stream.
-func (c *aggregateCache[T]) take(ctx context.Context, key string) (T, bool) {
+// take removes and returns the cached aggregate of key, waiting, when wait
+// is set, up to takeWait (or until ctx ends) if another caller has it out.
+// It reports false when there is none: the caller builds it from the
+// stream.
+func (c *aggregateCache[T]) take(ctx context.Context, key string, wait bool) (T, bool) {
 	var zero T
 	var timeout <-chan time.Time
 	for {
 		c.mu.Lock()
 		v, ok := c.m[key]
 		back, taken := c.out[key]
+		if !ok && taken && !wait {
+			c.mu.Unlock()
+			return zero, false
+		}
 		if ok || !taken {
 			if ok {
 				delete(c.m, key)

@@ -12,18 +12,18 @@ func TestAggregateCacheTake(t *testing.T) {
 	ctx := t.Context()
 	c := newAggregateCache[int](10)
 
-	if _, ok := c.take(ctx, "s"); ok {
+	if _, ok := c.take(ctx, "s", true); ok {
 		t.Fatal("take from an empty cache found an aggregate")
 	}
 	c.put("s", 7) // the first caller built it and saved it
-	v, ok := c.take(ctx, "s")
+	v, ok := c.take(ctx, "s", true)
 	if !ok || v != 7 {
 		t.Fatalf("take = %d, %v; want 7, true", v, ok)
 	}
 
 	got := make(chan int, 1)
 	go func() {
-		v, ok := c.take(ctx, "s")
+		v, ok := c.take(ctx, "s", true)
 		if !ok {
 			v = -1
 		}
@@ -41,7 +41,7 @@ func TestAggregateCacheTake(t *testing.T) {
 
 	// Dropped: the waiter builds its own at once.
 	go func() {
-		_, ok := c.take(ctx, "s")
+		_, ok := c.take(ctx, "s", true)
 		got <- map[bool]int{true: 1, false: 0}[ok]
 	}()
 	time.Sleep(10 * time.Millisecond)
@@ -56,17 +56,26 @@ func TestAggregateCacheTake(t *testing.T) {
 
 	// Never returned: the wait is bounded. The "s" taken just above is out.
 	start = time.Now()
-	if _, ok := c.take(ctx, "s"); ok {
+	if _, ok := c.take(ctx, "s", true); ok {
 		t.Fatal("take found an aggregate that is out")
 	}
 	if waited := time.Since(start); waited < takeWait {
 		t.Fatalf("take gave up after %v, before takeWait", waited)
 	}
 
+	// A caller that does not wait builds its own at once.
+	start = time.Now()
+	if _, ok := c.take(ctx, "s", false); ok {
+		t.Fatal("take without waiting found an aggregate that is out")
+	}
+	if waited := time.Since(start); waited > takeWait/2 {
+		t.Fatalf("take without waiting took %v", waited)
+	}
+
 	// A caller whose context ends stops waiting.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, ok := c.take(cctx, "s"); ok {
+	if _, ok := c.take(cctx, "s", true); ok {
 		t.Fatal("take with an ended context found an aggregate that is out")
 	}
 }

@@ -324,12 +324,17 @@ func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, er
 func pendingCheck(db *sql.DB, consumerGroup string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
 		var found bool
-		err := db.QueryRowContext(ctx, `SELECT coalesce((
-				SELECT EXISTS (SELECT 1 FROM events e
-					WHERE ((e.tx_id = o.last_processed_transaction_id AND e.global_position > o.offset_acked)
-						OR e.tx_id > o.last_processed_transaction_id)
-					AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot()))
-				FROM consumer_offsets o WHERE o.consumer_group = $1), true)`, consumerGroup).Scan(&found)
+		// The first pending event, in the consumer's order, as a scalar
+		// sub-select with ORDER BY … LIMIT 1: so written, the planner walks
+		// the (tx_id, global_position) index from the checkpoint; an EXISTS
+		// over the same condition is planned as a sequential scan.
+		err := db.QueryRowContext(ctx, `WITH o AS (
+				SELECT offset_acked, last_processed_transaction_id FROM consumer_offsets WHERE consumer_group = $1)
+			SELECT NOT EXISTS (SELECT 1 FROM o) OR (
+				SELECT global_position FROM events
+				WHERE (tx_id, global_position) > ((SELECT last_processed_transaction_id FROM o), (SELECT offset_acked FROM o))
+				AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+				ORDER BY tx_id, global_position LIMIT 1) IS NOT NULL`, consumerGroup).Scan(&found)
 		return found, err
 	}
 }

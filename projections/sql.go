@@ -174,26 +174,33 @@ func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore
 			id, ev.WorkspaceID, ev.CreatedBy, ev.Title, ev.Modality, jsonOrEmpty(ev.Metadata), e.RecordedAt, e.StreamVersion)
 		return err
 	}
-	if ok, err := advance(ctx, tx, "conversations", id, e.StreamVersion, e.RecordedAt); !ok || err != nil {
-		return err
-	}
+	// One statement per event: the version guard and the event's changes
+	// in the same UPDATE. A conversation's row is the hottest row of the
+	// read models; each extra UPDATE would leave one more row version for
+	// the next to step over until vacuum.
 	switch ev := ev.(type) {
 	case conversation.Updated:
-		_, err = tx.ExecContext(ctx, `UPDATE conversations SET title = coalesce($2, title), metadata = coalesce($3::jsonb, metadata)
-			WHERE id = $1`, id, ev.Title, nullJSON(ev.Metadata))
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET version = $2, updated_at = $3,
+				title = coalesce($4, title), metadata = coalesce($5::jsonb, metadata)
+			WHERE id = $1 AND version < $2`, id, e.StreamVersion, e.RecordedAt, ev.Title, nullJSON(ev.Metadata))
 	case conversation.MessagePosted:
-		var workspaceID string
-		if err = tx.QueryRowContext(ctx, `UPDATE conversations SET message_count = message_count + 1, last_activity_at = $2
-			WHERE id = $1 RETURNING workspace_id`, id, e.RecordedAt).Scan(&workspaceID); err != nil {
-			return fmt.Errorf("conversation %s: %w", id, err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata,
-			created_at, position, stream_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
-			ev.MessageID, id, workspaceID, ev.AuthorID, ev.Role, ev.Content, jsonOrEmpty(ev.Metadata), e.RecordedAt, e.GlobalPosition, e.StreamVersion)
+		_, err = tx.ExecContext(ctx, `WITH moved AS (
+				UPDATE conversations SET version = $2, updated_at = $3, message_count = message_count + 1, last_activity_at = $3
+				WHERE id = $1 AND version < $2 RETURNING workspace_id)
+			INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata, created_at, position, stream_version)
+			SELECT $4, $1, workspace_id, $5, $6, $7, $8, $3, $9, $2 FROM moved
+			ON CONFLICT (id) DO NOTHING`,
+			id, e.StreamVersion, e.RecordedAt, ev.MessageID, ev.AuthorID, ev.Role, ev.Content, jsonOrEmpty(ev.Metadata), e.GlobalPosition)
 	case conversation.Archived:
-		_, err = tx.ExecContext(ctx, `UPDATE conversations SET archived = true WHERE id = $1`, id)
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET version = $2, updated_at = $3, archived = true
+			WHERE id = $1 AND version < $2`, id, e.StreamVersion, e.RecordedAt)
+	default:
+		_, err = advance(ctx, tx, "conversations", id, e.StreamVersion, e.RecordedAt)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("conversation %s: %w", id, err)
+	}
+	return nil
 }
 
 type sessionsProjector struct{}
