@@ -75,19 +75,20 @@ func (a SchemaAdapter) SelectQuery(topic, consumerGroup string, offsets wsql.Off
 	if batch <= 0 {
 		batch = 100
 	}
-	// The sub-select keeps the planner from choosing a slow index scan for the
-	// ORDER BY … LIMIT (see watermill-sql's DefaultPostgreSQLSchema). tx_id is
-	// also selected raw as tx_order, because eventColumns renders it as text.
-	q := `SELECT * FROM (
-		WITH last_processed AS (` + next.Query + `)
+	// The row comparison with ORDER BY … LIMIT is walked on the
+	// (tx_id, global_position) index from the checkpoint and stops after the
+	// batch, whatever the group's backlog. (Written as watermill-sql's
+	// PostgreSQL schema does, "(tx_id = $x AND position > $y) OR tx_id > $x",
+	// it is planned as a bitmap scan that reads and sorts the whole backlog
+	// on every poll, so that a group that falls behind falls further behind.)
+	// tx_id is also selected raw as tx_order, because eventColumns renders
+	// it as text.
+	q := `WITH last_processed AS (` + next.Query + `)
 		SELECT tx_id AS tx_order, ` + eventColumns + ` FROM events
-		WHERE (
-			(tx_id = (SELECT last_processed_transaction_id FROM last_processed)
-			 AND global_position > (SELECT offset_acked FROM last_processed))
-			OR tx_id > (SELECT last_processed_transaction_id FROM last_processed)
-		)
+		WHERE (tx_id, global_position) > (
+			(SELECT last_processed_transaction_id FROM last_processed), (SELECT offset_acked FROM last_processed))
 		AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-	) AS batch ORDER BY tx_order ASC, global_position ASC LIMIT ` + strconv.Itoa(batch)
+		ORDER BY tx_id, global_position LIMIT ` + strconv.Itoa(batch)
 	return wsql.Query{Query: q, Args: next.Args}
 }
 
@@ -196,7 +197,9 @@ type SubscriberConfig struct {
 	BatchSize int
 	// AckDeadline is how long a handler may take with one event.
 	AckDeadline time.Duration
-	// Wake, when set, ends an idle wait early (see Notifier).
+	// Wake, when set, tells the group that it has events to read
+	// (Dispatcher.Subscribe); the group then polls only when told, or after
+	// idlePolls poll intervals without a word.
 	Wake <-chan struct{}
 }
 
@@ -221,40 +224,25 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 		PollInterval:   cfg.PollInterval,
 		ResendInterval: 10 * time.Millisecond,
 		RetryInterval:  time.Second,
-		BackoffManager: &wakeBackoff{poll: cfg.PollInterval, retry: time.Second, wake: cfg.Wake,
-			pending: pendingCheck(db, cfg.ConsumerGroup)},
+		BackoffManager: &wakeBackoff{poll: cfg.PollInterval, retry: time.Second, wake: cfg.Wake},
 		SchemaAdapter:  SchemaAdapter{BatchSize: cfg.BatchSize},
 		OffsetsAdapter: OffsetsAdapter,
 	}, logger)
 }
 
-// wakeBackoff is a watermill-sql BackoffManager that, when a poll found
-// nothing, waits for a wake-up or the poll interval, whichever comes first.
-//
-// A wake-up can arrive before the new event is readable: readers stop below
-// the oldest transaction still running (an append in flight, another
-// group's batch). So after a wake-up the consumer keeps looking for a
-// while, at growing intervals. It looks with pending, one read-only
-// statement, rather than with a poll: a poll is a repeatable-read
-// transaction that locks the group's checkpoint row, which gives it a
-// transaction id, and every transaction id in flight holds back what all
-// gap-safe readers (the other groups, live streams) may read. Polls are
-// kept for when there is something to read, and for the poll interval.
+// wakeBackoff is a watermill-sql BackoffManager. After a poll that found
+// events the group polls again at once; after an empty one it waits to be
+// told that there is something to read (see Dispatcher), polling anyway
+// after idlePolls poll intervals in case a word was lost. Without a wake
+// channel it polls every poll interval.
 type wakeBackoff struct {
 	poll, retry time.Duration
 	wake        <-chan struct{}
-	// pending reports whether the group has an event to read now; nil
-	// means "poll to find out".
-	pending  func(context.Context) (bool, error)
-	hotUntil time.Time
 }
 
-// After a wake-up a consumer keeps looking for hotWindow, first after
-// hotFirst, then at intervals doubling up to hotMax.
 const (
-	hotWindow = time.Second
-	hotFirst  = time.Millisecond
-	hotMax    = 32 * time.Millisecond
+	// idlePolls is how many poll intervals a told group waits at most.
+	idlePolls = 5
 	// hotInterval is how soon a group looks again after another instance
 	// took its batch.
 	hotInterval = 5 * time.Millisecond
@@ -280,63 +268,15 @@ func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, er
 	if b.wake == nil {
 		return b.poll
 	}
-	// Back to the subscriber (and a poll) within the poll interval: it
-	// notices that it is closing only between polls.
-	deadline := time.Now().Add(b.poll)
-	delay := hotFirst
-	for {
-		hot := time.Now().Before(b.hotUntil)
-		wait := time.Until(deadline)
-		if hot {
-			wait = min(wait, delay)
-		}
-		if wait <= 0 {
-			return 0
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-b.wake:
-			b.hotUntil = time.Now().Add(hotWindow)
-			delay = hotFirst
-		case <-t.C:
-			if !hot {
-				return 0
-			}
-			delay = min(2*delay, hotMax)
-		}
-		t.Stop()
-		if b.pending == nil {
-			return 0
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.poll)
-		found, err := b.pending(ctx)
-		cancel()
-		if err != nil || found {
-			return 0 // a poll reads it, or reports the error
-		}
+	// The subscriber notices that it is closing only between polls: it is
+	// closed while no more than idlePolls intervals go by.
+	t := time.NewTimer(idlePolls * b.poll)
+	defer t.Stop()
+	select {
+	case <-b.wake:
+	case <-t.C:
 	}
-}
-
-// pendingCheck returns a check of whether consumerGroup has an event to
-// read: the condition of SchemaAdapter.SelectQuery, in one read-only
-// statement that takes no transaction id. A group without a checkpoint row
-// always has.
-func pendingCheck(db *sql.DB, consumerGroup string) func(context.Context) (bool, error) {
-	return func(ctx context.Context) (bool, error) {
-		var found bool
-		// The first pending event, in the consumer's order, as a scalar
-		// sub-select with ORDER BY … LIMIT 1: so written, the planner walks
-		// the (tx_id, global_position) index from the checkpoint; an EXISTS
-		// over the same condition is planned as a sequential scan.
-		err := db.QueryRowContext(ctx, `WITH o AS (
-				SELECT offset_acked, last_processed_transaction_id FROM consumer_offsets WHERE consumer_group = $1)
-			SELECT NOT EXISTS (SELECT 1 FROM o) OR (
-				SELECT global_position FROM events
-				WHERE (tx_id, global_position) > ((SELECT last_processed_transaction_id FROM o), (SELECT offset_acked FROM o))
-				AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-				ORDER BY tx_id, global_position LIMIT 1) IS NOT NULL`, consumerGroup).Scan(&found)
-		return found, err
-	}
+	return 0
 }
 
 // isSerializationConflict reports whether err is PostgreSQL refusing a

@@ -27,9 +27,11 @@ type RouterConfig struct {
 	DB           *sql.DB
 	Logger       *slog.Logger
 	PollInterval time.Duration
-	// Wake, when set, returns a channel that wakes an idle consumer early
-	// (eventstore.Notifier.Subscribe).
-	Wake func() (<-chan struct{}, func())
+	// Wake, when set, returns the channel on which a consumer group is told
+	// that it has events to read, and a function that releases it
+	// (eventstore.Dispatcher.Subscribe). Without it, groups poll every
+	// PollInterval.
+	Wake func(consumerGroup string) (<-chan struct{}, func())
 }
 
 // AddToRouter registers each projector as a consumer group handler of router.
@@ -40,7 +42,7 @@ func AddToRouter(router *message.Router, cfg RouterConfig, projectors ...Project
 	for _, p := range projectors {
 		sc := eventstore.SubscriberConfig{ConsumerGroup: p.Name(), PollInterval: cfg.PollInterval, BatchSize: BatchSize}
 		if cfg.Wake != nil {
-			ch, stop := cfg.Wake()
+			ch, stop := cfg.Wake(p.Name())
 			sc.Wake = ch
 			cleanups = append(cleanups, stop)
 		}

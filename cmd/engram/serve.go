@@ -103,6 +103,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		defer stopPprof()
 	}
 	notifier := eventstore.NewNotifier(db.DB, cfg.DatabaseURL, logger)
+	// Consumer groups poll only when the dispatcher finds events for them.
+	dispatcher := eventstore.NewDispatcher(db.DB, cfg.ProjectionPollInterval, logger)
 	store, err := eventstore.New(db,
 		eventstore.WithAppendHook(notifier.Appended),
 		eventstore.WithAppendHook(func(r eventstore.AppendResult) { m.ObserveAppend(len(r.Events)) }))
@@ -157,7 +159,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		projectors = append(projectors, readModels.Projectors()...)
 	}
 	cleanups, err := projections.AddToRouter(router, projections.RouterConfig{
-		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: notifier.Subscribe,
+		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: dispatcher.Subscribe,
 	}, projectors...)
 	if err != nil {
 		return err
@@ -196,7 +198,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	cogCleanups, err := projections.AddToRouter(router, projections.RouterConfig{
-		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: notifier.Subscribe,
+		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: dispatcher.Subscribe,
 	}, cog.reactor)
 	cleanups = append(cleanups, cogCleanups...)
 	if err != nil {
@@ -210,6 +212,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() {
 		defer close(notifierDone)
 		_ = notifier.Run(bgCtx)
+	}()
+	dispatcherDone := make(chan struct{})
+	go func() {
+		defer close(dispatcherDone)
+		wake, stop := notifier.Subscribe()
+		defer stop()
+		dispatcher.Run(bgCtx, wake)
 	}()
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- router.Run(bgCtx) }()
@@ -346,6 +355,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	stopBackground()
 	<-notifierDone
+	<-dispatcherDone
 	logger.Info("engram stopped")
 	return nil
 }
