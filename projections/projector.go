@@ -60,7 +60,7 @@ func Handler(p Projector, db *sql.DB, logger *slog.Logger, o HandlerOptions) mes
 	}
 	logger = logger.With("projector", p.Name())
 
-	var sp savepoints
+	sp := savepoints{async: true}
 	apply := func(msg *message.Message) ([]*message.Message, error) {
 		e, err := eventstore.FromMessage(msg)
 		if err != nil {
@@ -130,9 +130,19 @@ func withTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 // round trip ("RELEASE …; SAVEPOINT …") or by the commit, which spares a
 // round trip per event. Handlers run one message at a time per consumer
 // group; the mutex only makes that assumption safe.
+//
+// With async, the first round trip of a transaction also turns off waiting
+// for its commit to reach the disk (synchronous_commit): a consumer group's
+// transaction holds only what the log can rebuild, its read-model rows
+// together with its checkpoint, so a crash can lose both at once and the
+// events are applied again. It ends sooner, and so holds back less what the
+// gap-safe readers may read.
 type savepoints struct {
+	async bool
+
 	mu   sync.Mutex
 	open *sql.Tx // the transaction holding an unreleased savepoint
+	seen *sql.Tx // the last transaction seen
 }
 
 func (s *savepoints) run(ctx context.Context, tx *sql.Tx, fn func() error) error {
@@ -142,7 +152,10 @@ func (s *savepoints) run(ctx context.Context, tx *sql.Tx, fn func() error) error
 	if s.open == tx {
 		begin = `RELEASE SAVEPOINT projector_apply; SAVEPOINT projector_apply`
 	}
-	s.open = nil
+	if s.async && s.seen != tx {
+		begin = `SET LOCAL synchronous_commit = off; ` + begin
+	}
+	s.open, s.seen = nil, tx
 	if _, err := tx.ExecContext(ctx, begin); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}

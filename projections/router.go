@@ -18,9 +18,17 @@ import (
 // below the oldest running transaction: a long batch delays them all. Each
 // event is applied in a savepoint, and PostgreSQL keeps at most 64
 // subtransactions per backend in shared memory before every snapshot in the
-// cluster gets slower ("suboverflow"). 32 keeps batches short and well below
-// that limit.
-const BatchSize = 32
+// cluster gets slower ("suboverflow"). Eight events keep a batch to a few
+// milliseconds; measured at 200 appends a second with 200 live streams,
+// going from 32 to 8 halved the POST→SSE delivery time.
+const BatchSize = 8
+
+// Batcher is implemented by projectors whose events take long to handle
+// (they run commands, as the cognition reactor does): such a projector's
+// group reads BatchSize() events per transaction instead of BatchSize.
+type Batcher interface {
+	BatchSize() int
+}
 
 // RouterConfig says how projectors subscribe to the log.
 type RouterConfig struct {
@@ -41,6 +49,9 @@ func AddToRouter(router *message.Router, cfg RouterConfig, projectors ...Project
 	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	for _, p := range projectors {
 		sc := eventstore.SubscriberConfig{ConsumerGroup: p.Name(), PollInterval: cfg.PollInterval, BatchSize: BatchSize}
+		if b, ok := p.(Batcher); ok && b.BatchSize() > 0 {
+			sc.BatchSize = b.BatchSize()
+		}
 		if cfg.Wake != nil {
 			ch, stop := cfg.Wake(p.Name())
 			sc.Wake = ch

@@ -56,7 +56,10 @@ type Reactor struct {
 	sig signaler
 }
 
-var _ projections.Projector = (*Reactor)(nil)
+var (
+	_ projections.Projector = (*Reactor)(nil)
+	_ projections.Batcher   = (*Reactor)(nil)
+)
 
 // NewReactor returns a Reactor. It refuses a missing router or commands.
 func NewReactor(cfg ReactorConfig) (*Reactor, error) {
@@ -84,6 +87,12 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 
 // Name returns the consumer group, "cognition".
 func (r *Reactor) Name() string { return ReactorName }
+
+// BatchSize is 1: a reaction runs commands (appends of their own) for
+// milliseconds, and the consumer group's transaction, which holds back what
+// every gap-safe reader may read until it ends, should last one reaction,
+// not several.
+func (r *Reactor) BatchSize() int { return 1 }
 
 // Apply reacts to one event. It returns an error only for failures worth
 // retrying (the database is unreachable); an event that cannot be acted on
