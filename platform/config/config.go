@@ -144,7 +144,8 @@ type Config struct {
 	// ReadYourWritesTimeout bounds how long a query sent with
 	// Engram-Min-Position waits for its read model.
 	ReadYourWritesTimeout time.Duration `env:"ENGRAM_READ_YOUR_WRITES_TIMEOUT" envDefault:"5s"`
-	// ProjectionPollInterval is how often projectors poll for new events.
+	// ProjectionPollInterval is how often the dispatcher looks for new events
+	// when no notification arrives; a group told nothing polls every five.
 	ProjectionPollInterval time.Duration `env:"ENGRAM_PROJECTION_POLL_INTERVAL" envDefault:"100ms"`
 	// ProjectionMaxLag is how many events a projection may lag behind the
 	// log before /readyz reports not ready.
