@@ -75,10 +75,17 @@ func (r *cognitionRepositories) workspaceOf(ctx context.Context, conversationID 
 	if err := validID("conversation_id", conversationID); err != nil {
 		return "", err
 	}
+	// A conversation never changes workspace: once known, the answer is
+	// kept, so that the reactor does not wait for a conversation that a
+	// command (a message being posted) has out.
+	if ws, ok := r.workspaceOfConversation.get(conversationID); ok {
+		return ws, nil
+	}
 	c, err := r.conversations.load(ctx, conversationID)
 	if err != nil {
 		return "", err
 	}
 	r.conversations.release(conversationID, c)
+	r.workspaceOfConversation.put(conversationID, c.WorkspaceID())
 	return c.WorkspaceID(), nil
 }

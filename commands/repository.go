@@ -153,6 +153,7 @@ func (r *repository[T]) release(id string, agg T) {
 func (r *repository[T]) save(ctx context.Context, id string, agg T, opts ...eventstore.AppendOption) (eventstore.AppendResult, error) {
 	pending := agg.Pending()
 	if len(pending) == 0 {
+		r.cache.put(r.streamID(id), agg) // nothing to write: back to the cache, unchanged
 		return eventstore.AppendResult{}, nil
 	}
 	events := make([]eventstore.NewEvent, len(pending))
@@ -225,7 +226,11 @@ func (c *aggregateCache[T]) take(ctx context.Context, key string, wait bool) (T,
 				delete(c.m, key)
 				c.returned(key) // a marker left by a caller that stopped waiting
 			}
-			c.out[key] = make(chan struct{})
+			if wait {
+				// Only waiting repositories mark what is out: no one waits
+				// for the others' aggregates.
+				c.out[key] = make(chan struct{})
+			}
 			c.mu.Unlock()
 			return v, ok
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/engramhq/engram/domain"
 )
 
 // A command that finds an aggregate taken waits for it instead of reading
@@ -79,3 +81,32 @@ func TestAggregateCacheTake(t *testing.T) {
 		t.Fatal("take with an ended context found an aggregate that is out")
 	}
 }
+
+// Saving an aggregate that recorded nothing returns it, so that the next
+// command does not wait for it.
+func TestSaveWithNothingToWriteReturnsTheAggregate(t *testing.T) {
+	r := &repository[*fakeAggregate]{streamType: "fake", streamID: func(id string) string { return "fake-" + id },
+		cache: newAggregateCache[*fakeAggregate](10), wait: true}
+	ctx := t.Context()
+	if _, ok := r.cache.take(ctx, "fake-1", true); ok {
+		t.Fatal("empty cache")
+	}
+	if _, err := r.save(ctx, "1", &fakeAggregate{version: 3}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, ok := r.cache.take(ctx, "fake-1", true)
+	if !ok || got.version != 3 {
+		t.Fatalf("take after an empty save = %v, %v", got, ok)
+	}
+	if waited := time.Since(start); waited > takeWait/2 {
+		t.Fatalf("take waited %v", waited)
+	}
+}
+
+type fakeAggregate struct{ version int }
+
+func (f *fakeAggregate) Apply(domain.Event)      {}
+func (f *fakeAggregate) Version() int            { return f.version }
+func (f *fakeAggregate) Pending() []domain.Event { return nil }
+func (f *fakeAggregate) ClearPending()           {}
