@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/memory"
@@ -20,35 +19,7 @@ type cognitionRepositories struct {
 	whiteboards *repository[*memory.Whiteboard]
 	// workspaceOfConversation remembers each conversation's workspace,
 	// which never changes.
-	workspaceOfConversation *facts
-}
-
-// facts is a bounded map of values that never change once known.
-type facts struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]string
-}
-
-func newFacts(max int) *facts { return &facts{max: max, m: make(map[string]string)} }
-
-func (f *facts) get(key string) (string, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	v, ok := f.m[key]
-	return v, ok
-}
-
-func (f *facts) put(key, value string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.m) >= f.max {
-		for k := range f.m {
-			delete(f.m, k)
-			break
-		}
-	}
-	f.m[key] = value
+	workspaceOfConversation *aggregateCache[string]
 }
 
 func newCognitionRepositories(repos *repositories) *cognitionRepositories {
@@ -58,7 +29,7 @@ func newCognitionRepositories(repos *repositories) *cognitionRepositories {
 			func() *task.Task { return &task.Task{} }, task.Decode),
 		whiteboards: newRepository(repos.store, memory.StreamType, memory.StreamID,
 			func() *memory.Whiteboard { return &memory.Whiteboard{} }, memory.Decode).waiting(),
-		workspaceOfConversation: newFacts(10_000),
+		workspaceOfConversation: newAggregateCache[string](10_000),
 	}
 }
 

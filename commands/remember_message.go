@@ -78,8 +78,9 @@ func (r *cognitionRepositories) workspaceOf(ctx context.Context, conversationID 
 	// A conversation never changes workspace: once known, the answer is
 	// kept, so that the reactor does not wait for a conversation that a
 	// command (a message being posted) has out.
-	if ws, ok := r.workspaceOfConversation.get(conversationID); ok {
-		return ws, nil
+	var known string
+	if r.workspaceOfConversation.peek(conversationID, func(ws string) { known = ws }) {
+		return known, nil
 	}
 	c, err := r.conversations.load(ctx, conversationID)
 	if err != nil {
