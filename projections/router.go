@@ -23,11 +23,13 @@ import (
 // going from 32 to 8 halved the POST→SSE delivery time.
 const BatchSize = 8
 
-// Batcher is implemented by projectors whose events take long to handle
-// (they run commands, as the cognition reactor does): such a projector's
-// group reads BatchSize() events per transaction instead of BatchSize.
-type Batcher interface {
-	BatchSize() int
+// LockFree is implemented by consumers that write nothing through the
+// consumer group's transaction and whose effects are idempotent (the
+// cognition reactor): their group does not lock its checkpoint row for the
+// batch, so its transaction holds no id until it acknowledges
+// (eventstore.SubscriberConfig.LockFree).
+type LockFree interface {
+	LockFree() bool
 }
 
 // RouterConfig says how projectors subscribe to the log.
@@ -49,8 +51,8 @@ func AddToRouter(router *message.Router, cfg RouterConfig, projectors ...Project
 	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	for _, p := range projectors {
 		sc := eventstore.SubscriberConfig{ConsumerGroup: p.Name(), PollInterval: cfg.PollInterval, BatchSize: BatchSize}
-		if b, ok := p.(Batcher); ok && b.BatchSize() > 0 {
-			sc.BatchSize = b.BatchSize()
+		if l, ok := p.(LockFree); ok {
+			sc.LockFree = l.LockFree()
 		}
 		if cfg.Wake != nil {
 			ch, stop := cfg.Wake(p.Name())

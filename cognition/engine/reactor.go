@@ -58,7 +58,8 @@ type Reactor struct {
 
 var (
 	_ projections.Projector = (*Reactor)(nil)
-	_ projections.Batcher   = (*Reactor)(nil)
+	_ projections.Selective = (*Reactor)(nil)
+	_ projections.LockFree  = (*Reactor)(nil)
 )
 
 // NewReactor returns a Reactor. It refuses a missing router or commands.
@@ -88,11 +89,18 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 // Name returns the consumer group, "cognition".
 func (r *Reactor) Name() string { return ReactorName }
 
-// BatchSize is 1: a reaction runs commands (appends of their own) for
-// milliseconds, and the consumer group's transaction, which holds back what
-// every gap-safe reader may read until it ends, should last one reaction,
-// not several.
-func (r *Reactor) BatchSize() int { return 1 }
+// LockFree is true: the reactor writes nothing through its consumer group's
+// transaction (its reactions are commands of their own) and a reaction
+// repeated is harmless (deterministic ids), so its batches need not lock
+// the checkpoint row, and its transaction holds no id while it reacts.
+func (r *Reactor) LockFree() bool { return true }
+
+// Wants reports whether the reactor reacts to e: a message posted or a task
+// completed. Its consumer group acknowledges the other events without a
+// round trip.
+func (r *Reactor) Wants(e eventstore.Event) bool {
+	return e.Type == conversation.EventMessagePosted || e.Type == task.EventCompleted
+}
 
 // Apply reacts to one event. It returns an error only for failures worth
 // retrying (the database is unreachable); an event that cannot be acted on
