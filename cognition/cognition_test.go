@@ -3,6 +3,7 @@ package cognition_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,9 +79,7 @@ func TestQueryValidate(t *testing.T) {
 }
 
 func asDomain(err error, de **domain.Error) bool {
-	e, ok := err.(*domain.Error)
-	*de = e
-	return ok && e.Code == domain.CodeInvalid
+	return errors.As(err, de) && (*de).Code == domain.CodeInvalid
 }
 
 func TestDecisionValidate(t *testing.T) {

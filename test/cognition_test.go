@@ -504,7 +504,7 @@ func TestCognitionLLM(t *testing.T) {
 					Index int    `json:"index"`
 				} `json:"data"`
 			}
-			f.Frame.JSON(t, &d)
+			f.JSON(t, &d)
 			if d.Data.Index != len(deltas) {
 				t.Fatalf("delta %d has index %d", len(deltas), d.Data.Index)
 			}

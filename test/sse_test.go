@@ -14,17 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/engramhq/engram/test/enginetest"
 )
 
 // liveWorld is what most live event tests start from: Ada owns workspace W
 // with conversations C1 and C2.
 type liveWorld struct {
-	inst       *enginetest.Instance
-	ada        *enginetest.Client
-	w, c1, c2  string
-	positions  map[string]string // position → label of the action that wrote it
-	labelOrder []string
+	inst      *enginetest.Instance
+	ada       *enginetest.Client
+	w, c1, c2 string
+	positions map[string]string // position → label of the action that wrote it
 }
 
 func newLiveWorld(t *testing.T, inst *enginetest.Instance) *liveWorld {
@@ -627,17 +628,15 @@ func TestLiveEventsMeasure(t *testing.T) {
 			if err := db.QueryRow(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&now); err != nil {
 				return
 			}
-			rows, err := db.Query(`SELECT global_position::text FROM events WHERE tx_id >= $1::xid8 AND tx_id < $2::xid8`, last, now)
-			if err != nil {
+			var seen []string
+			if err := db.QueryRow(`SELECT coalesce(array_agg(global_position::text), '{}') FROM events
+				WHERE tx_id >= $1::xid8 AND tx_id < $2::xid8`, last, now).Scan(pq.Array(&seen)); err != nil {
 				return
 			}
 			at := time.Now()
-			for rows.Next() {
-				var p string
-				_ = rows.Scan(&p)
+			for _, p := range seen {
 				visibleAt[p] = at
 			}
-			rows.Close()
 			last = now
 			time.Sleep(2 * time.Millisecond) // the sampling period of this probe
 		}

@@ -849,7 +849,7 @@ func (b *bench) pgbench(ctx context.Context, script string, clients int, d time.
 		res.Err = err.Error()
 		return res
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	file := filepath.Join(dir, "insert.sql")
 	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
 		res.Err = err.Error()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -95,7 +96,7 @@ func TestSubscriberReportsMissingStreams(t *testing.T) {
 	s := &subscriber{client: srv.Client(), url: srv.URL + "/v1/workspaces/x/events", token: "tok"}
 	var got connectResult
 	s.run(t.Context(), func(c connectResult) { got = c })
-	if got.status != http.StatusNotFound || got.err != errSSEUnavailable {
+	if got.status != http.StatusNotFound || !errors.Is(got.err, errSSEUnavailable) {
 		t.Fatalf("connect = %d, %v; want 404, %v", got.status, got.err, errSSEUnavailable)
 	}
 }

@@ -328,7 +328,7 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 		"%v":    fmt.Sprintf("%v", cfg),
 		"%+v":   fmt.Sprintf("%+v", cfg),
 		"%#v":   fmt.Sprintf("%#v", cfg),
-		"%s":    fmt.Sprintf("%s", cfg.JWTSecret),
+		"%s":    fmt.Sprintf("%s", cfg.JWTSecret), //nolint:staticcheck // the %s verb itself is under test
 		"%q":    fmt.Sprintf("%q", cfg.JWTSecret),
 		"slogs": slogString(cfg.JWTSecret),
 	}

@@ -70,7 +70,7 @@ func New(o Options) (*slog.Logger, io.Closer, error) {
 	var handlers []slog.Handler
 	switch strings.ToLower(o.Format) {
 	case "", FormatText:
-		handlers = append(handlers, tint.NewHandler(console, &tint.Options{
+		handlers = append(handlers, tint.NewTextHandler(console, &tint.Options{
 			Level:      level,
 			TimeFormat: "15:04:05.000",
 			NoColor:    !isTerminal(console),

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -266,7 +267,7 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		fields = append(fields, domain.FieldError{Field: "include_expired", Message: "must be true or false"})
 	}
 	page, err := pageRequest(c)
-	if de, ok := err.(*domain.Error); ok {
+	if de := (*domain.Error)(nil); errors.As(err, &de) {
 		fields = append(fields, de.Fields...)
 	} else if err != nil {
 		return s, err

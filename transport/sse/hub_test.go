@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,7 +214,6 @@ type world struct {
 	log                                   *fakeLog
 	ada, bob, eve, root, audrey           access.Actor
 	w, w2, c1, c2, c3, bobSession         string
-	history                               []eventstore.Event
 	wsCreated, memberAdded, c1c, c2c, c3c eventstore.Event
 }
 
@@ -489,13 +489,13 @@ func TestHubCapsConnectionsPerUser(t *testing.T) {
 	w := newWorld()
 	h, _ := newTestHub(t, w.log, Config{MaxConnectionsPerUser: 2}, nil)
 	a, b := subscribe(t, h, w.ada, scope{kind: scopeAll}), subscribe(t, h, w.ada, scope{kind: scopeMe})
-	if err := h.register(h.newSubscriber(w.ada, scope{kind: scopeAll}, nil)); err != errTooManyStreams {
+	if err := h.register(h.newSubscriber(w.ada, scope{kind: scopeAll}, nil)); !errors.Is(err, errTooManyStreams) {
 		t.Fatalf("third stream: err = %v, want errTooManyStreams", err)
 	}
 	subscribe(t, h, w.bob, scope{kind: scopeAll}) // another user is not limited by Ada's streams
 	// An ended stream counts until its handler returns.
 	h.end(a, nil)
-	if err := h.register(h.newSubscriber(w.ada, scope{kind: scopeAll}, nil)); err != errTooManyStreams {
+	if err := h.register(h.newSubscriber(w.ada, scope{kind: scopeAll}, nil)); !errors.Is(err, errTooManyStreams) {
 		t.Fatalf("err = %v while the ended stream's handler runs", err)
 	}
 	if n := h.Connections(); n != 3 {
@@ -517,7 +517,7 @@ func TestHubCapsConnectionsPerUser(t *testing.T) {
 	default:
 		t.Fatal("Shutdown did not end the streams")
 	}
-	if err := h.register(h.newSubscriber(w.eve, scope{kind: scopeAll}, nil)); err != errShuttingDown {
+	if err := h.register(h.newSubscriber(w.eve, scope{kind: scopeAll}, nil)); !errors.Is(err, errShuttingDown) {
 		t.Fatalf("register after Shutdown: err = %v", err)
 	}
 }
