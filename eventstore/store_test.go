@@ -364,19 +364,7 @@ func TestTailingSurvivesOutOfOrderCommits(t *testing.T) {
 	}
 
 	// A Watermill consumer group over the events table.
-	sub, err := eventstore.NewSubscriber(db.DB, eventstore.SubscriberConfig{
-		ConsumerGroup: "test", PollInterval: 20 * time.Millisecond,
-	}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	subCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs, err := sub.Subscribe(subCtx, eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := subscribeGroup(t, db.DB, eventstore.SubscriberConfig{ConsumerGroup: "test", PollInterval: 20 * time.Millisecond})
 	select {
 	case m := <-msgs:
 		t.Fatalf("consumer received %s while A is in flight", m.Metadata.Get(eventstore.MetaPosition))
@@ -448,19 +436,8 @@ func TestLockFreeConsumerGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sub, err := eventstore.NewSubscriber(db.DB, eventstore.SubscriberConfig{
-		ConsumerGroup: "lockfree", PollInterval: 20 * time.Millisecond, LockFree: true,
-	}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	subCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs, err := sub.Subscribe(subCtx, eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := subscribeGroup(t, db.DB, eventstore.SubscriberConfig{
+		ConsumerGroup: "lockfree", PollInterval: 20 * time.Millisecond, LockFree: true})
 	receive := func() *message.Message {
 		t.Helper()
 		select {
@@ -509,4 +486,20 @@ func TestLockFreeConsumerGroup(t *testing.T) {
 		t.Fatalf("after the lock was released: %s", m.Metadata.Get(eventstore.MetaStreamID))
 	}
 	m.Ack()
+}
+
+// subscribeGroup subscribes a consumer group over the events table for the
+// length of the test.
+func subscribeGroup(t *testing.T, db *sql.DB, cfg eventstore.SubscriberConfig) <-chan *message.Message {
+	t.Helper()
+	sub, err := eventstore.NewSubscriber(db, cfg, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	msgs, err := sub.Subscribe(t.Context(), eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
 }
