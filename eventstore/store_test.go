@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
@@ -421,71 +420,6 @@ func TestMessageRoundTrip(t *testing.T) {
 		got.Metadata != e.Metadata || !got.RecordedAt.Equal(e.RecordedAt) || string(got.Data) != string(e.Data) {
 		t.Fatalf("round trip: got %+v, want %+v", got, e)
 	}
-}
-
-// A lock-free consumer group (for idempotent consumers that write nothing
-// through the subscriber's transaction) takes an advisory lock instead of
-// locking its checkpoint row: its transaction has no id while a batch is
-// handled, and while another holds the lock it reads nothing.
-func TestLockFreeConsumerGroup(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	db := s.DB()
-	for i := range 3 {
-		if _, err := s.Append(ctx, stream(fmt.Sprint("lf", i)), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	msgs := subscribeGroup(t, db.DB, eventstore.SubscriberConfig{
-		ConsumerGroup: "lockfree", PollInterval: 20 * time.Millisecond, LockFree: true})
-	receive := func() *message.Message {
-		t.Helper()
-		select {
-		case m := <-msgs:
-			return m
-		case <-time.After(10 * time.Second):
-			t.Fatal("no message")
-			return nil
-		}
-	}
-	for i := range 3 {
-		m := receive()
-		var xid sql.NullString
-		tx, _ := wsql.TxFromContext(m.Context())
-		if err := tx.QueryRowContext(m.Context(), `SELECT pg_current_xact_id_if_assigned()::text`).Scan(&xid); err != nil {
-			t.Fatal(err)
-		}
-		if xid.Valid {
-			t.Fatalf("message %d: the consumer's transaction holds transaction id %s while it handles the batch", i, xid.String)
-		}
-		m.Ack()
-	}
-
-	// Another holder of the group's lock keeps it from reading.
-	holder, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback()
-	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('engram.consumer_group:lockfree', 0))`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(ctx, stream("lf-late"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case m := <-msgs:
-		t.Fatalf("consumer read %s while another held its lock", m.Metadata.Get(eventstore.MetaPosition))
-	case <-time.After(300 * time.Millisecond):
-	}
-	if err := holder.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	m := receive()
-	if m.Metadata.Get(eventstore.MetaStreamID) != "test-lf-late" {
-		t.Fatalf("after the lock was released: %s", m.Metadata.Get(eventstore.MetaStreamID))
-	}
-	m.Ack()
 }
 
 // subscribeGroup subscribes a consumer group over the events table for the

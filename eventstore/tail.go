@@ -58,6 +58,10 @@ func (c Cursor) After(d Cursor) bool {
 	return c.TxID > d.TxID || c.TxID == d.TxID && c.Position > d.Position
 }
 
+// hotWindow is how long a reader keeps looking at short intervals after a
+// wake-up that found nothing readable yet.
+const hotWindow = time.Second
+
 // Defaults of TailerConfig.
 const (
 	DefaultTailPollInterval  = 200 * time.Millisecond
@@ -288,3 +292,6 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	}
 	return true
 }
+
+// Before reports whether c comes before d in commit order.
+func (c Cursor) Before(d Cursor) bool { return d.After(c) }

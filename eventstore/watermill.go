@@ -56,33 +56,6 @@ var OffsetsAdapter = wsql.DefaultPostgreSQLOffsetsAdapter{
 	GenerateMessagesOffsetsTableName: func(string) string { return "consumer_offsets" },
 }
 
-// lockFreeOffsets is OffsetsAdapter for consumers that write nothing
-// through the subscriber's transaction and whose effects are idempotent
-// (SubscriberConfig.LockFree): instead of locking the group's checkpoint row,
-// which gives the transaction an id for as long as it runs, a batch takes a
-// transaction-scoped advisory lock, which does not. The transaction gets an
-// id only when it acknowledges, at its end, so a long batch does not hold
-// back what the gap-safe readers may read.
-//
-// The price: an instance whose snapshot was taken before another instance
-// acknowledged a batch, but which gets the lock after it, reads that batch
-// again. Its effects repeat (harmlessly: they are idempotent), and its
-// acknowledgement fails on the row the other changed (serialization
-// failure) and is retried.
-type lockFreeOffsets struct {
-	wsql.DefaultPostgreSQLOffsetsAdapter
-}
-
-// NextOffsetQuery reads the checkpoint if the group's advisory lock is free,
-// and nothing otherwise.
-func (a lockFreeOffsets) NextOffsetQuery(_, consumerGroup string) wsql.Query {
-	return wsql.Query{
-		Query: `SELECT offset_acked, last_processed_transaction_id FROM consumer_offsets
-			WHERE consumer_group = $1 AND pg_try_advisory_xact_lock(hashtextextended('engram.consumer_group:' || $1, 0))`,
-		Args: []any{consumerGroup},
-	}
-}
-
 // SchemaInitializingQueries returns nothing: the schema belongs to the migrations.
 func (SchemaAdapter) SchemaInitializingQueries(string) []wsql.Query { return nil }
 
@@ -224,12 +197,8 @@ type SubscriberConfig struct {
 	BatchSize int
 	// AckDeadline is how long a handler may take with one event.
 	AckDeadline time.Duration
-	// LockFree: the consumer writes nothing through the subscriber's
-	// transaction and its effects are idempotent, so a batch need not lock
-	// the checkpoint row (see lockFreeOffsets).
-	LockFree bool
-	// Wake, when set, tells the group that it has events to read
-	// (Dispatcher.Subscribe); the group then polls only when told, or after
+	// Wake, when set, tells the group that it has events to read (e.g.
+	// Notifier.Subscribe); the group then polls only when told, or after
 	// idlePolls poll intervals without a word.
 	Wake <-chan struct{}
 }
@@ -249,10 +218,6 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 	if deadline <= 0 {
 		deadline = 30 * time.Second
 	}
-	var offsets wsql.OffsetsAdapter = OffsetsAdapter
-	if cfg.LockFree {
-		offsets = lockFreeOffsets{OffsetsAdapter}
-	}
 	return wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  cfg.ConsumerGroup,
 		AckDeadline:    &deadline,
@@ -261,13 +226,13 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 		RetryInterval:  time.Second,
 		BackoffManager: &wakeBackoff{poll: cfg.PollInterval, retry: time.Second, wake: cfg.Wake},
 		SchemaAdapter:  SchemaAdapter{BatchSize: cfg.BatchSize},
-		OffsetsAdapter: offsets,
+		OffsetsAdapter: OffsetsAdapter,
 	}, logger)
 }
 
 // wakeBackoff is a watermill-sql BackoffManager. After a poll that found
 // events the group polls again at once; after an empty one it waits to be
-// told that there is something to read (see Dispatcher), polling anyway
+// told that there is something to read, polling anyway
 // after idlePolls poll intervals in case a word was lost. Without a wake
 // channel it polls every poll interval.
 type wakeBackoff struct {

@@ -5,12 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/alexedwards/argon2id"
 	"github.com/jmoiron/sqlx"
 
@@ -155,9 +152,10 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	}
 }
 
-// The consumer groups build the same read models as a direct application,
-// and replaying the whole log through them (checkpoints reset) changes nothing.
-func TestConsumerGroupsBuildAndReplayIdempotently(t *testing.T) {
+// The projectors' agent builds the same read models as a direct
+// application, and replaying the whole log through it (checkpoints reset)
+// changes nothing.
+func TestAgentBuildsAndReplaysIdempotently(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
 	store, _ := eventstore.New(db)
@@ -171,19 +169,8 @@ func TestConsumerGroupsBuildAndReplayIdempotently(t *testing.T) {
 
 	run := func() {
 		t.Helper()
-		logger := slog.New(slog.DiscardHandler)
-		router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := projections.AddToRouter(router, projections.RouterConfig{DB: db.DB, Logger: logger, PollInterval: 20 * time.Millisecond}, projections.SQL()...); err != nil {
-			t.Fatal(err)
-		}
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { _ = router.Run(runCtx); close(done) }()
-		defer func() { cancel(); <-done }()
-		<-router.Running()
+		stop := runProjectors(t, db, store, projections.SQL()...)
+		defer stop()
 		last, _ := store.LastPosition(ctx)
 		cp := projections.NewCheckpoints(db.DB, 20*time.Second)
 		for _, p := range projections.SQL() {
@@ -194,7 +181,7 @@ func TestConsumerGroupsBuildAndReplayIdempotently(t *testing.T) {
 	}
 	run()
 	if got := snapshot(t, db); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("consumer groups built different read models:\ngot:  %v\nwant: %v", got, want)
+		t.Fatalf("the agent built different read models:\ngot:  %v\nwant: %v", got, want)
 	}
 	if _, err := db.Exec(`UPDATE consumer_offsets SET offset_acked = 0, last_processed_transaction_id = '0'`); err != nil {
 		t.Fatal(err)
@@ -210,7 +197,8 @@ func TestConsumerGroupsBuildAndReplayIdempotently(t *testing.T) {
 }
 
 // A projector that fails on an event retries, then parks it with its
-// position and goes on with the next events.
+// position and goes on with the next events; its failed writes are rolled
+// back.
 func TestFailingEventIsParkedNotSkipped(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
@@ -226,14 +214,8 @@ func TestFailingEventIsParkedNotSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := failingProjector{}
-	router, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if _, err := projections.AddToRouter(router, projections.RouterConfig{DB: db.DB, Logger: slog.New(slog.DiscardHandler), PollInterval: 20 * time.Millisecond}, p); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = router.Run(runCtx); close(done) }()
-	defer func() { cancel(); <-done }()
+	stop := runProjectors(t, db, store, p)
+	defer stop()
 	last, _ := store.LastPosition(ctx)
 	if err := projections.NewCheckpoints(db.DB, 20*time.Second).WaitFor(ctx, p.Name(), last); err != nil {
 		t.Fatal(err)

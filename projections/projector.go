@@ -5,13 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
-	"time"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/engramhq/engram/eventstore"
 )
@@ -38,87 +33,6 @@ type Projector interface {
 type Selective interface {
 	// Wants reports whether Apply would change anything for e.
 	Wants(e eventstore.Event) bool
-}
-
-// HandlerOptions tune how a projector's handler retries.
-type HandlerOptions struct {
-	// MaxRetries before an event is parked (default 3).
-	MaxRetries int
-	// InitialInterval between retries (default 20ms), doubled each time.
-	InitialInterval time.Duration
-}
-
-// Handler returns the Watermill handler that feeds p. db is used only when
-// the delivering subscriber offers no transaction of its own (a subscriber
-// other than watermill-sql's).
-func Handler(p Projector, db *sql.DB, logger *slog.Logger, o HandlerOptions) message.NoPublishHandlerFunc {
-	if o.MaxRetries <= 0 {
-		o.MaxRetries = 3
-	}
-	if o.InitialInterval <= 0 {
-		o.InitialInterval = 20 * time.Millisecond
-	}
-	logger = logger.With("projector", p.Name())
-
-	sp := savepoints{async: true}
-	apply := func(msg *message.Message) ([]*message.Message, error) {
-		e, err := eventstore.FromMessage(msg)
-		if err != nil {
-			return nil, err
-		}
-		if sel, ok := p.(Selective); ok && !sel.Wants(e) {
-			return nil, nil
-		}
-		return nil, withTx(msg.Context(), db, func(tx *sql.Tx) error {
-			return sp.run(msg.Context(), tx, func() error { return p.Apply(msg.Context(), tx, e) })
-		})
-	}
-	retry := middleware.Retry{
-		MaxRetries:      o.MaxRetries,
-		InitialInterval: o.InitialInterval,
-		Multiplier:      2,
-		MaxInterval:     time.Second,
-	}.Middleware(apply)
-
-	return func(msg *message.Message) error {
-		_, err := retry(msg)
-		if err == nil {
-			return nil
-		}
-		if msg.Context().Err() != nil {
-			return err // shutting down: the event will be delivered again
-		}
-		e, decodeErr := eventstore.FromMessage(msg)
-		if decodeErr != nil {
-			logger.Error("undecodable event message; parking it", "uuid", msg.UUID, "err", decodeErr)
-		} else {
-			logger.Error("projector failed on an event; parking it", "position", e.GlobalPosition,
-				"type", e.Type, "stream_id", e.StreamID, "err", err)
-		}
-		return withTx(msg.Context(), db, func(tx *sql.Tx) error {
-			return park(msg.Context(), tx, p.Name(), e, msg.UUID, err)
-		})
-	}
-}
-
-// withTx runs fn in the subscriber's transaction when there is one, and in a
-// transaction of its own otherwise.
-func withTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	if tx, ok := wsql.TxFromContext(ctx); ok {
-		return fn(tx)
-	}
-	if db == nil {
-		return errors.New("projections: no transaction in the message context and no database")
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // savepoints runs each event of a consumer group's batch in a savepoint,

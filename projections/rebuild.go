@@ -717,6 +717,11 @@ func (b *build) trySwap(ctx context.Context) (err error) {
 	return nil
 }
 
+// savepointBatch is how many events a rebuild applies per transaction when
+// each needs a savepoint of its own: PostgreSQL keeps at most 64
+// subtransactions per backend in shared memory.
+const savepointBatch = 32
+
 // workers apply pages of events to the build's tables on several
 // connections, each event on the worker its stream hashes to.
 type workers struct {
@@ -823,10 +828,10 @@ func (w *worker) page(ctx context.Context, db *sql.DB, schema string, events []e
 		// Some event failed: the transaction is lost. Apply the page again,
 		// each event in a savepoint, parking those that fail, in short
 		// transactions: past 64 subtransactions a transaction slows every
-		// snapshot in the cluster (see BatchSize).
+		// snapshot in the cluster ("suboverflow").
 		_ = w.tx.Rollback()
 		for len(events) > 0 {
-			n := min(len(events), BatchSize)
+			n := min(len(events), savepointBatch)
 			if err := begin(); err != nil {
 				return err
 			}

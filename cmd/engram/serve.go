@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -103,8 +104,6 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		defer stopPprof()
 	}
 	notifier := eventstore.NewNotifier(db.DB, cfg.DatabaseURL, logger)
-	// Consumer groups poll only when the dispatcher finds events for them.
-	dispatcher := eventstore.NewDispatcher(db.DB, cfg.ProjectionPollInterval, logger)
 	store, err := eventstore.New(db,
 		eventstore.WithAppendHook(notifier.Appended),
 		eventstore.WithAppendHook(func(r eventstore.AppendResult) { m.ObserveAppend(len(r.Events)) }))
@@ -147,7 +146,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	// Consumers: the SQL projectors, each a consumer group over the log.
+	// The event pipeline: one gap-safe tail of the log per instance feeds
+	// the SSE hub and queues every event for two agents: the projectors
+	// (every read model in one transaction per batch) and the cognition
+	// reactions. Each agent works on one instance at a time (a lease).
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 15 * time.Second},
 		watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	if err != nil {
@@ -158,20 +160,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if readModels != nil {
 		projectors = append(projectors, readModels.Projectors()...)
 	}
-	cleanups, err := projections.AddToRouter(router, projections.RouterConfig{
-		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: dispatcher.Subscribe,
-	}, projectors...)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, fn := range cleanups {
-			fn()
-		}
-	}()
 
-	// Live events: this instance tails the log by itself (no consumer group)
-	// and feeds its SSE hub; ephemeral signals travel over Redis pub/sub.
+	// Live events: the hub relays the tail to this instance's SSE clients;
+	// ephemeral signals travel over Redis pub/sub.
 	bus, closeBus := newSignalBus(ctx, caches, cfg.RedisPrefix, logger)
 	defer closeBus()
 	hub, err := sse.NewHub(ctx, sse.Config{
@@ -184,26 +175,24 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer hub.Close()
+
+	// Cognition: the reactor routes messages (short commands only); the
+	// worker runs the experts outside any transaction.
+	cog, err := newCognition(cfg, db, store, cmds, bus, notifier, logger)
+	if err != nil {
+		return err
+	}
+	agents, err := newAgents(db.DB, store, cfg, logger, m, projectors, cog.reactor)
+	if err != nil {
+		return err
+	}
 	tailer, err := eventstore.NewTailer(store, eventstore.TailerConfig{Wake: notifier.Subscribe},
 		watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	if err != nil {
 		return err
 	}
-	router.AddConsumerHandler("sse", eventstore.Topic, tailer, hub.Handle)
-
-	// Cognition: the reactor routes messages in its consumer group (short
-	// handlers only); the worker runs the experts outside any transaction.
-	cog, err := newCognition(cfg, db, store, cmds, bus, notifier, logger)
-	if err != nil {
-		return err
-	}
-	cogCleanups, err := projections.AddToRouter(router, projections.RouterConfig{
-		DB: db.DB, Logger: logger, PollInterval: cfg.ProjectionPollInterval, Wake: dispatcher.Subscribe,
-	}, cog.reactor)
-	cleanups = append(cleanups, cogCleanups...)
-	if err != nil {
-		return err
-	}
+	pipeline := projections.NewPipeline(logger, agents, hub.Handle)
+	router.AddConsumerHandler("pipeline", eventstore.Topic, tailer, pipeline.Handle)
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -213,13 +202,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		defer close(notifierDone)
 		_ = notifier.Run(bgCtx)
 	}()
-	dispatcherDone := make(chan struct{})
-	go func() {
-		defer close(dispatcherDone)
-		wake, stop := notifier.Subscribe()
-		defer stop()
-		dispatcher.Run(bgCtx, wake)
-	}()
+	agentsCtx, stopAgents := context.WithCancel(bgCtx)
+	defer stopAgents()
+	var agentsDone sync.WaitGroup
+	for _, a := range agents {
+		agentsDone.Go(func() { a.Run(agentsCtx) })
+	}
+	defer func() { stopAgents(); agentsDone.Wait() }()
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- router.Run(bgCtx) }()
 	select {
@@ -346,8 +335,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := router.Close(); err != nil {
 		logger.Warn("event router did not close cleanly", "err", err)
 	}
+	// The agents finish the batch under way and stop.
+	stopAgents()
+	agentsDone.Wait()
 	if readModels != nil {
-		// What the consumer groups handed to Redis goes out before the exit;
+		// What the projectors handed to Redis goes out before the exit;
 		// anything lost would be a gap, repaired by a rebuild.
 		if err := readModels.Flush(shutdownCtx); err != nil {
 			logger.Warn("redis read models not flushed; they will be rebuilt", "err", err)
@@ -355,7 +347,6 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	stopBackground()
 	<-notifierDone
-	<-dispatcherDone
 	logger.Info("engram stopped")
 	return nil
 }

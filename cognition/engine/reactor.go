@@ -18,7 +18,7 @@ import (
 	"github.com/engramhq/engram/projections"
 )
 
-// ReactorName is the reactor's consumer group. It is a stable identity:
+// ReactorName is the name of the reactor's checkpoint. It is a stable identity:
 // renaming it replays the whole log into the reactor (harmlessly, but
 // slowly).
 const ReactorName = "cognition"
@@ -45,22 +45,18 @@ type ReactorConfig struct {
 // remembers the message and, when a user posted it, asks the router, records
 // its decision and acts on it (submits a task or remembers an entity); for
 // every completed task it posts the answer. Each reaction is a few appends
-// and takes milliseconds: it runs in a consumer group, and the experts run
+// and takes milliseconds: it runs in projections.Reactions (concurrently
+// across conversations, in order within one), and the experts run
 // in a Worker.
 //
-// A Reactor is a projections.Projector so that it is fed, retried and
-// parked like the projectors; it writes nothing through the consumer
-// group's transaction.
+// A Reactor is a projections.Reactor so that it is fed, retried and
+// parked like the projectors; its reactions are commands of their own.
 type Reactor struct {
 	cfg ReactorConfig
 	sig signaler
 }
 
-var (
-	_ projections.Projector = (*Reactor)(nil)
-	_ projections.Selective = (*Reactor)(nil)
-	_ projections.LockFree  = (*Reactor)(nil)
-)
+var _ projections.Reactor = (*Reactor)(nil)
 
 // NewReactor returns a Reactor. It refuses a missing router or commands.
 func NewReactor(cfg ReactorConfig) (*Reactor, error) {
@@ -86,18 +82,16 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 	return &Reactor{cfg: cfg, sig: signaler{signals: cfg.Signals, logger: logger}}, nil
 }
 
-// Name returns the consumer group, "cognition".
+// Name returns the checkpoint's name, "cognition".
 func (r *Reactor) Name() string { return ReactorName }
 
-// LockFree is true: the reactor writes nothing through its consumer group's
-// transaction (its reactions are commands of their own) and a reaction
-// repeated is harmless (deterministic ids), so its batches need not lock
-// the checkpoint row, and its transaction holds no id while it reacts.
-func (r *Reactor) LockFree() bool { return true }
+// OrderKey orders reactions by stream: the messages of one conversation are
+// reacted to in order, those of different conversations (and tasks) at the
+// same time.
+func (r *Reactor) OrderKey(e eventstore.Event) string { return e.StreamID }
 
 // Wants reports whether the reactor reacts to e: a message posted or a task
-// completed. Its consumer group acknowledges the other events without a
-// round trip.
+// completed. The other events are passed over.
 func (r *Reactor) Wants(e eventstore.Event) bool {
 	return e.Type == conversation.EventMessagePosted || e.Type == task.EventCompleted
 }

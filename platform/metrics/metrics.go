@@ -10,6 +10,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,9 @@ type Metrics struct {
 	sseConnections    prometheus.Gauge
 	sseFrames         prometheus.Counter
 	sseSlowDisconnect prometheus.Counter
+
+	pipelineOnce    sync.Once
+	pipelineBatches *PipelineBatches
 }
 
 // latencyBuckets suit requests and appends on loopback: 0.5 ms to 5 s.

@@ -1,0 +1,312 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/eventstore"
+)
+
+// ProjectorsName is the name of the consumer that applies the projectors
+// (and of its lease).
+const ProjectorsName = "projectors"
+
+// DefaultMaxRetries is how many times a batch is tried again after a
+// projector failed on one of its events, before the event is parked.
+const DefaultMaxRetries = 3
+
+// Projectors is the Consumer that applies every projector of the instance
+// to each batch of events in one transaction, which also moves each
+// projector's checkpoint in consumer_offsets.
+//
+// A checkpoint per projector keeps status, rebuild and parking per
+// projector: a projector whose checkpoint is past a batch (a rebuild swapped
+// it in) skips it; one that is behind (a reset, a new projector) is left out
+// of the batch and gets its events from the log. The transaction starts by
+// locking the projectors' checkpoint rows, so a rebuild's swap, or another
+// instance that believes it holds the lease, waits and then sees where
+// every projector really is.
+//
+// Each projector's share of a batch runs in a savepoint. When it fails, the
+// savepoint is rolled back and the batch is tried again (the whole
+// transaction, after a pause); after DefaultMaxRetries failures of the same
+// event, that event alone is parked for that projector alone, and the
+// batch goes on.
+type Projectors struct {
+	db         *sql.DB
+	projectors []Projector
+	names      []string
+	logger     *slog.Logger
+	maxRetries int
+
+	mu       sync.Mutex
+	failures map[failure]int
+	ensured  bool
+}
+
+type failure struct {
+	projector string
+	position  int64
+}
+
+var _ Consumer = (*Projectors)(nil)
+
+// NewProjectors returns the consumer of ps. Their names must be unique.
+func NewProjectors(db *sql.DB, logger *slog.Logger, ps ...Projector) (*Projectors, error) {
+	if db == nil {
+		return nil, errors.New("projections: projectors need a database")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if seen[p.Name()] {
+			return nil, fmt.Errorf("projections: two projectors are called %q", p.Name())
+		}
+		seen[p.Name()] = true
+	}
+	return &Projectors{db: db, projectors: ps, names: Names(ps), logger: logger, maxRetries: DefaultMaxRetries,
+		failures: map[failure]int{}}, nil
+}
+
+// Name returns ProjectorsName.
+func (c *Projectors) Name() string { return ProjectorsName }
+
+// Checkpoint returns the least checkpoint of the projectors, creating the
+// missing ones (at the start of the log).
+func (c *Projectors) Checkpoint(ctx context.Context) (eventstore.Cursor, error) {
+	if err := c.ensure(ctx); err != nil {
+		return eventstore.Cursor{}, err
+	}
+	var cur eventstore.Cursor
+	var tx string
+	err := c.db.QueryRowContext(ctx, `SELECT last_processed_transaction_id::text, coalesce(offset_acked, 0)
+		FROM consumer_offsets WHERE consumer_group = ANY($1)
+		ORDER BY last_processed_transaction_id, coalesce(offset_acked, 0) LIMIT 1`, pq.Array(c.names)).Scan(&tx, &cur.Position)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eventstore.Cursor{}, nil
+	}
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("checkpoints of the projectors: %w", err)
+	}
+	if cur.TxID, err = strconv.ParseUint(tx, 10, 64); err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("checkpoints of the projectors: %w", err)
+	}
+	return cur, nil
+}
+
+// ensure creates a checkpoint row for every projector that has none, so
+// that every batch can lock them all.
+func (c *Projectors) ensure(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ensured {
+		return nil
+	}
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
+		SELECT g, 0, '0'::xid8 FROM unnest($1::text[]) AS g ON CONFLICT (consumer_group) DO NOTHING`, pq.Array(c.names)); err != nil {
+		return fmt.Errorf("create the projectors' checkpoints: %w", err)
+	}
+	c.ensured = true
+	return nil
+}
+
+// Handle applies events to every projector in one transaction.
+func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events []eventstore.Event) (_ eventstore.Cursor, err error) {
+	if len(events) == 0 {
+		return from, nil
+	}
+	if err := c.ensure(ctx); err != nil {
+		return from, err
+	}
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return from, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// The transaction holds only what the log can rebuild (read models and
+	// their checkpoints, together): it need not wait for the disk, and so
+	// holds back the gap-safe readers for less time.
+	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+		return from, err
+	}
+	checkpoints, err := c.lock(ctx, tx)
+	if err != nil {
+		return from, err
+	}
+	end := cursorOf(events[len(events)-1])
+	next := end
+	var moved []string
+	for _, p := range c.projectors {
+		cp := checkpoints[p.Name()]
+		switch {
+		case cp.Before(from):
+			next = minCursor(next, cp) // behind this batch: it reads the log
+			continue
+		case !cp.Before(end):
+			continue // already past this batch
+		}
+		if err := c.apply(ctx, tx, p, wanted(p, after(events, cp))); err != nil {
+			return from, err
+		}
+		moved = append(moved, p.Name())
+	}
+	if len(moved) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE consumer_offsets SET offset_acked = $2, last_processed_transaction_id = $3::text::xid8
+			WHERE consumer_group = ANY($1)`, pq.Array(moved), end.Position, strconv.FormatUint(end.TxID, 10)); err != nil {
+			return from, fmt.Errorf("move the checkpoints: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return from, fmt.Errorf("commit: %w", err)
+	}
+	return next, nil
+}
+
+// lock locks every projector's checkpoint row and returns the checkpoints.
+func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstore.Cursor, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0)
+		FROM consumer_offsets WHERE consumer_group = ANY($1) ORDER BY consumer_group FOR UPDATE`, pq.Array(c.names))
+	if err != nil {
+		return nil, fmt.Errorf("lock the checkpoints: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]eventstore.Cursor, len(c.names))
+	for rows.Next() {
+		var name, txID string
+		var cur eventstore.Cursor
+		if err := rows.Scan(&name, &txID, &cur.Position); err != nil {
+			return nil, fmt.Errorf("lock the checkpoints: %w", err)
+		}
+		if cur.TxID, err = strconv.ParseUint(txID, 10, 64); err != nil {
+			return nil, fmt.Errorf("checkpoint of %s: %w", name, err)
+		}
+		out[name] = cur
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock the checkpoints: %w", err)
+	}
+	if len(out) != len(c.names) {
+		// A checkpoint row vanished (deleted by hand): create it again.
+		c.mu.Lock()
+		c.ensured = false
+		c.mu.Unlock()
+		return nil, errors.New("a projector's checkpoint row is missing")
+	}
+	return out, nil
+}
+
+// apply applies events to p in a savepoint. A failure rolls p's share back
+// and fails the batch, unless the failing event has failed maxRetries
+// times: it is then parked, and the others are applied.
+func (c *Projectors) apply(ctx context.Context, tx *sql.Tx, p Projector, events []eventstore.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT projector`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	err := applyEvents(ctx, tx, p, events)
+	if err == nil {
+		return nil
+	}
+	if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projector`); rbErr != nil {
+		return errors.Join(fmt.Errorf("%s: %w", p.Name(), err), rbErr)
+	}
+	if ctx.Err() != nil || transient(err) || !c.exhausted(p, events[0]) {
+		return fmt.Errorf("%s: %w", p.Name(), err)
+	}
+	// The batch has failed maxRetries times in p: apply its events one at a
+	// time and park each one that fails.
+	for _, e := range events {
+		err := inSavepoint(ctx, tx, func() error { return p.Apply(ctx, tx, e) })
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil || transient(err) {
+			return fmt.Errorf("%s, event %d: %w", p.Name(), e.GlobalPosition, err)
+		}
+		c.logger.Error("projector failed on an event; parking it", "projector", p.Name(), "position", e.GlobalPosition,
+			"type", e.Type, "stream_id", e.StreamID, "err", err)
+		if err := park(ctx, tx, p.Name(), e, e.EventID, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exhausted counts a failure of p on the batch starting at first, and
+// reports whether it was the last one allowed.
+func (c *Projectors) exhausted(p Projector, first eventstore.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := failure{p.Name(), first.GlobalPosition}
+	c.failures[k]++
+	if c.failures[k] < c.maxRetries {
+		return false
+	}
+	delete(c.failures, k)
+	return true
+}
+
+// applyEvents applies events to p: in one call when p applies batches,
+// one event at a time otherwise.
+func applyEvents(ctx context.Context, tx Execer, p Projector, events []eventstore.Event) error {
+	if bp, ok := p.(BatchProjector); ok && len(events) > 1 {
+		return bp.ApplyBatch(ctx, tx, events)
+	}
+	for _, e := range events {
+		if err := p.Apply(ctx, tx, e); err != nil {
+			return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
+		}
+	}
+	return nil
+}
+
+// wanted returns the events p applies.
+func wanted(p Projector, events []eventstore.Event) []eventstore.Event {
+	sel, ok := p.(Selective)
+	if !ok {
+		return events
+	}
+	var out []eventstore.Event
+	for _, e := range events {
+		if sel.Wants(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// transient reports whether err is worth trying again as it is: the
+// database could not serialize, ran short of something, or went away.
+func transient(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code.Class() {
+		case "08", "40", "53", "55", "57", "58":
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+func minCursor(a, b eventstore.Cursor) eventstore.Cursor {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
