@@ -45,6 +45,8 @@ type Projectors struct {
 	names      []string
 	logger     *slog.Logger
 	maxRetries int
+	// committed, when set, is called after every batch commits.
+	committed func()
 
 	mu       sync.Mutex
 	failures map[failure]int
@@ -76,6 +78,11 @@ func NewProjectors(db *sql.DB, logger *slog.Logger, ps ...Projector) (*Projector
 	return &Projectors{db: db, projectors: ps, names: Names(ps), logger: logger, maxRetries: DefaultMaxRetries,
 		failures: map[failure]int{}}, nil
 }
+
+// OnCommitted makes fn be called after every batch that moved a
+// checkpoint commits (e.g. Checkpoints.Moved, to wake read-your-writes
+// waiters at once).
+func (c *Projectors) OnCommitted(fn func()) { c.committed = fn }
 
 // Name returns ProjectorsName.
 func (c *Projectors) Name() string { return ProjectorsName }
@@ -171,6 +178,9 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	}
 	if err := tx.Commit(); err != nil {
 		return from, fmt.Errorf("commit: %w", err)
+	}
+	if c.committed != nil && len(moved) > 0 {
+		c.committed()
 	}
 	return next, nil
 }

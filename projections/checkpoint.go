@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -21,11 +22,30 @@ var ErrNotCaughtUp = errors.New("the read model has not caught up with the reque
 type Checkpoints struct {
 	db      *sql.DB
 	timeout time.Duration
+
+	mu    sync.Mutex
+	moved chan struct{} // closed when a local batch commits
 }
 
 // NewCheckpoints returns Checkpoints over db; WaitFor waits at most timeout.
 func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
-	return &Checkpoints{db: db, timeout: timeout}
+	return &Checkpoints{db: db, timeout: timeout, moved: make(chan struct{})}
+}
+
+// Moved tells waiters that checkpoints have just moved (a batch of this
+// instance committed), so that they look again at once instead of at their
+// next poll.
+func (c *Checkpoints) Moved() {
+	c.mu.Lock()
+	close(c.moved)
+	c.moved = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *Checkpoints) movedChan() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.moved
 }
 
 // Applied reports whether projector has applied the event at position.
@@ -56,6 +76,7 @@ func (c *Checkpoints) WaitFor(ctx context.Context, projector string, position in
 	defer cancel()
 	delay := 2 * time.Millisecond
 	for {
+		moved := c.movedChan()
 		ok, err := c.Applied(ctx, projector, position)
 		switch {
 		case ok:
@@ -73,6 +94,8 @@ func (c *Checkpoints) WaitFor(ctx context.Context, projector string, position in
 			t.Stop()
 			return ErrNotCaughtUp
 		case <-t.C:
+		case <-moved:
+			t.Stop()
 		}
 		if delay < 25*time.Millisecond {
 			delay *= 2

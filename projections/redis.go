@@ -545,16 +545,16 @@ end
 return out
 `)
 
-// redisProjector is the consumer group of one Redis read model.
+// redisProjector is the projector of one Redis read model.
 type redisProjector struct{ m *redisModel }
 
 var (
-	_ Projector = redisProjector{}
-	_ Selective = redisProjector{}
-	_ Describer = redisProjector{}
+	_ BatchProjector = redisProjector{}
+	_ Selective      = redisProjector{}
+	_ Describer      = redisProjector{}
 )
 
-// Name returns the consumer group's name.
+// Name returns the projector's name (its checkpoint's).
 func (p redisProjector) Name() string { return p.m.group }
 
 // Description says what the read model holds.
@@ -592,6 +592,51 @@ func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event
 	args := append([]any{"live", "", log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
 		strconv.FormatUint(prev.TxID, 10), strconv.FormatInt(prev.Position, 10), m.base(), MessageWindow}, ops...)
 	m.writer.add(redisWrite{args: args, position: e.GlobalPosition})
+	return nil
+}
+
+// ApplyBatch is Apply for a batch: the cursor of the last event sent to
+// Redis is read and moved once, and each event's predecessor is the event
+// before it in the batch.
+func (p redisProjector) ApplyBatch(ctx context.Context, tx Execer, events []eventstore.Event) error {
+	m := p.m
+	type planned struct {
+		e   eventstore.Event
+		ops redisPlan
+	}
+	var writes []planned
+	for _, e := range events {
+		if !m.wants(e) {
+			continue
+		}
+		ops, err := m.plan(e)
+		if err != nil {
+			return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
+		}
+		if ops.changes() {
+			writes = append(writes, planned{e, ops})
+		}
+	}
+	if len(writes) == 0 {
+		return nil
+	}
+	prev, err := advanceCursor(ctx, tx, m.group, writes[len(writes)-1].e)
+	if err != nil {
+		return err
+	}
+	if !m.rm.up() {
+		return nil // Redis is out: the model will find the gap when it is back.
+	}
+	log, err := m.rm.log(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range writes {
+		args := append([]any{"live", "", log, strconv.FormatUint(w.e.TxID, 10), strconv.FormatInt(w.e.GlobalPosition, 10),
+			strconv.FormatUint(prev.TxID, 10), strconv.FormatInt(prev.Position, 10), m.base(), MessageWindow}, w.ops...)
+		m.writer.add(redisWrite{args: args, position: w.e.GlobalPosition})
+		prev = cursorOf(w.e)
+	}
 	return nil
 }
 

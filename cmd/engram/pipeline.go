@@ -18,11 +18,12 @@ const reactionsConcurrency = 16
 // reactions, run concurrently across conversations. Each works on one
 // instance at a time, the holder of its lease.
 func newAgents(db *sql.DB, store *eventstore.Store, cfg config.Config, logger *slog.Logger, m *metrics.Metrics,
-	projectors []projections.Projector, reactor projections.Reactor) ([]*projections.Agent, error) {
+	checkpoints *projections.Checkpoints, projectors []projections.Projector, reactor projections.Reactor) ([]*projections.Agent, error) {
 	consumer, err := projections.NewProjectors(db, logger, projectors...)
 	if err != nil {
 		return nil, err
 	}
+	consumer.OnCommitted(checkpoints.Moved)
 	reactions, err := projections.NewReactions(db, reactor, projections.ReactionsConfig{
 		Concurrency: reactionsConcurrency, Logger: logger,
 	})

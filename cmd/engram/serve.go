@@ -182,7 +182,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	agents, err := newAgents(db.DB, store, cfg, logger, m, projectors, cog.reactor)
+	agents, err := newAgents(db.DB, store, cfg, logger, m, checkpoints, projectors, cog.reactor)
 	if err != nil {
 		return err
 	}
