@@ -45,7 +45,7 @@ func (h *AddMemberHandler) Handle(ctx context.Context, cmd AddMember) (MemberRes
 	if err != nil {
 		return MemberResult{}, err
 	}
-	res, err := changeWorkspace(ctx, h.repos, cmd.Actor, access.ManageMembers, cmd.WorkspaceID, nil,
+	res, err := h.repos.inWorkspace(ctx, cmd.Actor, access.ManageMembers, cmd.WorkspaceID, nil,
 		func(ws *workspace.Workspace) error { return ws.AddMember(userID, cmd.Role) })
 	if err != nil {
 		return MemberResult{}, err

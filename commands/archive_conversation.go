@@ -21,6 +21,6 @@ type ArchiveConversationHandler struct {
 
 // Handle archives the conversation (editors and owners).
 func (h *ArchiveConversationHandler) Handle(ctx context.Context, cmd ArchiveConversation) (ConversationResult, error) {
-	return changeConversation(ctx, h.repos, cmd.Actor, access.ArchiveConversation, cmd.ConversationID, cmd.IfMatch,
+	return h.repos.inConversation(ctx, cmd.Actor, access.ArchiveConversation, cmd.ConversationID, cmd.IfMatch,
 		func(c *conversation.Conversation) error { return c.Archive() })
 }

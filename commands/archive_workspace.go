@@ -21,6 +21,6 @@ type ArchiveWorkspaceHandler struct {
 
 // Handle archives the workspace (owners only).
 func (h *ArchiveWorkspaceHandler) Handle(ctx context.Context, cmd ArchiveWorkspace) (WorkspaceResult, error) {
-	return changeWorkspace(ctx, h.repos, cmd.Actor, access.ArchiveWorkspace, cmd.WorkspaceID, cmd.IfMatch,
+	return h.repos.inWorkspace(ctx, cmd.Actor, access.ArchiveWorkspace, cmd.WorkspaceID, cmd.IfMatch,
 		func(ws *workspace.Workspace) error { return ws.Archive() })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/task"
 )
 
 // CancelTask cancels a task that has not ended; its worker stops.
@@ -29,20 +30,16 @@ func (h *CancelTaskHandler) Handle(ctx context.Context, cmd CancelTask) (TaskRes
 	if err != nil {
 		return TaskResult{}, err
 	}
-	fail := func(err error) (TaskResult, error) {
-		h.repos.tasks.release(cmd.TaskID, t)
-		return TaskResult{}, err
-	}
-	if _, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.PostMessage, t.WorkspaceID()); err != nil {
-		return fail(err)
-	}
-	if err := t.Cancel(cmd.Reason); err != nil {
-		return fail(err)
-	}
-	state, version := taskState(t), t.Version()
-	res, err := h.repos.tasks.save(withActor(ctx, cmd.Actor.UserID), cmd.TaskID, t)
+	workspaceID := t.WorkspaceID() // a task never changes workspace
+	h.repos.tasks.release(cmd.TaskID, t)
+	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.PostMessage, workspaceID)
 	if err != nil {
 		return TaskResult{}, err
 	}
-	return TaskResult{Task: state, Written: written(res, version)}, nil
+	if err := requireActive(ws); err != nil {
+		return TaskResult{}, err
+	}
+	return changeTask(withActor(ctx, cmd.Actor.UserID), h.repos, cmd.TaskID, func(t *task.Task) error {
+		return t.Cancel(cmd.Reason)
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/conversation"
 )
@@ -35,8 +34,8 @@ func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConver
 	if err != nil {
 		return ConversationResult{}, err
 	}
-	if ws.Archived {
-		return ConversationResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
+	if err := requireActive(ws); err != nil {
+		return ConversationResult{}, err
 	}
 	id := newID()
 	c, err := conversation.New(id, cmd.WorkspaceID, cmd.Actor.UserID, cmd.Title, cmd.Modality, cmd.Metadata)
@@ -44,9 +43,10 @@ func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConver
 		return ConversationResult{}, err
 	}
 	state := conversationState(c)
-	res, err := h.repos.conversations.save(withActor(ctx, cmd.Actor.UserID), id, c)
+	w, err := h.repos.conversations.create(withActor(ctx, cmd.Actor.UserID), id, c)
 	if err != nil {
 		return ConversationResult{}, err
 	}
-	return ConversationResult{Conversation: state, Written: written(res, 1)}, nil
+	h.repos.workspaceOfConversation.put(id, cmd.WorkspaceID)
+	return ConversationResult{Conversation: state, Written: w}, nil
 }

@@ -38,9 +38,9 @@ func (h *CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace
 		return WorkspaceResult{}, err
 	}
 	state := workspaceState(ws)
-	res, err := h.repos.workspaces.save(withActor(ctx, cmd.Actor.UserID), id, ws)
+	w, err := h.repos.workspaces.create(withActor(ctx, cmd.Actor.UserID), id, ws)
 	if err != nil {
 		return WorkspaceResult{}, err
 	}
-	return WorkspaceResult{Workspace: state, Written: written(res, 1)}, nil
+	return WorkspaceResult{Workspace: state, Written: w}, nil
 }

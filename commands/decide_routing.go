@@ -39,41 +39,34 @@ type DecideRoutingHandler struct {
 // with CodeNotFound when the message is not in the conversation and with
 // CodeConflict when the conversation is archived.
 func (h *DecideRoutingHandler) Handle(ctx context.Context, cmd DecideRouting) (RoutingResult, error) {
-	return retryConcurrent(func() (RoutingResult, error) { return h.handle(ctx, cmd) })
-}
-
-func (h *DecideRoutingHandler) handle(ctx context.Context, cmd DecideRouting) (RoutingResult, error) {
 	if err := validID("conversation_id", cmd.ConversationID); err != nil {
 		return RoutingResult{}, err
 	}
-	c, err := h.repos.conversations.load(ctx, cmd.ConversationID)
+	var out RoutingResult
+	w, err := h.repos.conversations.update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
+		out = RoutingResult{WorkspaceID: c.WorkspaceID()}
+		if c.Archived() {
+			return domain.Errorf(domain.CodeConflict, "conversation is archived")
+		}
+		if err := c.DecideRouting(cmd.MessageID, cmd.Action, cmd.Expert, cmd.Priority, cmd.Reason); err != nil {
+			if domain.ErrorCode(err) == domain.CodeConflict {
+				out.AlreadyDecided = true // on record already: nothing to write
+				return nil
+			}
+			return err
+		}
+		pending := c.Pending()
+		out.Decision = pending[len(pending)-1].(conversation.RoutingDecided)
+		return nil
+	})
 	if err != nil {
 		return RoutingResult{}, err
 	}
-	out := RoutingResult{WorkspaceID: c.WorkspaceID()}
-	if c.Archived() {
-		h.repos.conversations.release(cmd.ConversationID, c)
-		return RoutingResult{}, domain.Errorf(domain.CodeConflict, "conversation is archived")
-	}
-	err = c.DecideRouting(cmd.MessageID, cmd.Action, cmd.Expert, cmd.Priority, cmd.Reason)
-	if domain.ErrorCode(err) == domain.CodeConflict {
-		h.repos.conversations.release(cmd.ConversationID, c)
+	if out.AlreadyDecided {
 		out.Decision, err = h.recorded(ctx, cmd.ConversationID, cmd.MessageID)
-		out.AlreadyDecided = true
 		return out, err
 	}
-	if err != nil {
-		h.repos.conversations.release(cmd.ConversationID, c)
-		return RoutingResult{}, err
-	}
-	pending := c.Pending()
-	out.Decision = pending[len(pending)-1].(conversation.RoutingDecided)
-	version := c.Version()
-	res, err := h.repos.conversations.save(ctx, cmd.ConversationID, c)
-	if err != nil {
-		return RoutingResult{}, err
-	}
-	out.Written = written(res, version)
+	out.Written = w
 	return out, nil
 }
 

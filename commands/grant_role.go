@@ -58,22 +58,16 @@ func (h *GrantRoleHandler) Handle(ctx context.Context, cmd GrantRole) (GrantRole
 		return GrantRoleResult{}, domain.Errorf(domain.CodeNotFound, "no user has the e-mail address %s", user.NormalizeEmail(cmd.Email))
 	}
 	userID := strings.TrimPrefix(owner, user.StreamType+"-")
-	u, err := h.repos.users.load(ctx, userID)
+	var state UserState
+	w, err := h.repos.users.update(withActor(ctx, cmd.By), userID, func(u *user.User) error {
+		if err := u.GrantRole(cmd.Role); err != nil {
+			return err
+		}
+		state = userState(u)
+		return nil
+	})
 	if err != nil {
 		return GrantRoleResult{}, err
 	}
-	if err := u.GrantRole(cmd.Role); err != nil {
-		h.repos.users.release(userID, u)
-		return GrantRoleResult{}, err
-	}
-	state, version := userState(u), u.Version()
-	if len(u.Pending()) == 0 {
-		h.repos.users.release(userID, u)
-		return GrantRoleResult{User: state, Written: Written{Version: version}}, nil
-	}
-	res, err := h.repos.users.save(withActor(ctx, cmd.By), userID, u)
-	if err != nil {
-		return GrantRoleResult{}, err
-	}
-	return GrantRoleResult{User: state, Written: written(res, version)}, nil
+	return GrantRoleResult{User: state, Written: w}, nil
 }

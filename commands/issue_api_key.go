@@ -82,14 +82,12 @@ func (h *IssueAPIKeyHandler) Handle(ctx context.Context, cmd IssueAPIKey) (APIKe
 	if err != nil || v.Err() != nil {
 		return APIKeyResult{}, mergeInvalid(err, v.Err())
 	}
-	res, err := h.repos.apiKeys.save(withActor(ctx, cmd.Actor.UserID), id, k)
-	if err != nil {
+	out := APIKeyResult{ID: id, Key: key, Name: k.Name(), Scopes: k.Scopes(), Prefix: prefix, ExpiresAt: k.ExpiresAt()}
+	if out.Written, err = h.repos.apiKeys.create(withActor(ctx, cmd.Actor.UserID), id, k); err != nil {
 		return APIKeyResult{}, err
 	}
-	out := APIKeyResult{ID: id, Key: key, Name: k.Name(), Scopes: k.Scopes(), Prefix: prefix,
-		ExpiresAt: k.ExpiresAt(), Written: written(res, k.Version())}
-	if len(res.Events) > 0 {
-		out.CreatedAt = res.Events[0].RecordedAt
+	if len(out.Events) > 0 {
+		out.CreatedAt = out.Events[0].RecordedAt
 	}
 	return out, nil
 }

@@ -105,7 +105,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
-	res, err := h.repos.sessions.save(withActor(ctx, userID), sessionID, s)
+	w, err := h.repos.sessions.create(withActor(ctx, userID), sessionID, s)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -116,7 +116,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	return LoginResult{
 		User:    state,
 		Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: refresh, RefreshExpiresAt: expires, SessionID: sessionID},
-		Written: written(res, 1),
+		Written: w,
 	}, nil
 }
 
@@ -146,54 +146,59 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 	if err != nil {
 		return RefreshResult{}, err
 	}
+	userID := s.UserID() // a session never changes user
+	h.repos.sessions.release(sessionID, s)
 	next, err := h.newRefreshToken(sessionID)
 	if err != nil {
-		h.repos.sessions.release(sessionID, s)
 		return RefreshResult{}, err
 	}
 	// The roles are read before anything is stored: once the rotation is
 	// stored, the presented token is spent, and a failure after that would
 	// make the client's retry look like theft.
-	roles, err := h.roles(ctx, s.UserID())
+	roles, err := h.roles(ctx, userID)
 	if err != nil {
-		h.repos.sessions.release(sessionID, s)
 		return RefreshResult{}, err
 	}
 	now := h.now()
 	expires := now.Add(h.refreshTTL).UTC().Truncate(time.Second)
-	decision := s.Refresh(h.secrets.HashSecret(cmd.RefreshToken), h.secrets.HashSecret(next), expires, now)
-	userID := s.UserID()
-	if len(s.Pending()) > 0 {
-		// Either the rotation, or the revocation of a reused token: both are
-		// recorded, whatever the decision.
-		res, err := h.repos.sessions.save(withActor(ctx, userID), sessionID, s)
-		if err != nil {
-			return RefreshResult{}, err
+	var (
+		decision error
+		revoked  bool
+	)
+	w, err := h.repos.sessions.update(withActor(ctx, userID), sessionID, func(s *session.Session) error {
+		decision = s.Refresh(h.secrets.HashSecret(cmd.RefreshToken), h.secrets.HashSecret(next), expires, now)
+		revoked = s.Revoked()
+		if len(s.Pending()) > 0 {
+			// Either the rotation, or the revocation of a reused token:
+			// both are recorded, whatever the decision.
+			return nil
 		}
-		if decision != nil {
-			if s.Revoked() {
-				h.revocations.RevokeSession(ctx, sessionID)
-			}
-			return RefreshResult{}, errInvalidRefresh
+		if decision == nil {
+			return errors.New("session refresh recorded nothing")
 		}
-		access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
-		if err != nil {
-			return RefreshResult{}, err
-		}
-		return RefreshResult{
-			Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
-			UserID:  userID,
-			Written: written(res, s.Version()),
-		}, nil
-	}
-	h.repos.sessions.release(sessionID, s)
-	if decision == nil {
-		decision = errors.New("session refresh recorded nothing")
-	}
-	if domain.ErrorCode(decision) == domain.CodeUnauthorized {
+		return decision
+	})
+	if domain.ErrorCode(err) == domain.CodeUnauthorized {
 		return RefreshResult{}, errInvalidRefresh
 	}
-	return RefreshResult{}, decision
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	if decision != nil {
+		if revoked {
+			h.revocations.RevokeSession(ctx, sessionID)
+		}
+		return RefreshResult{}, errInvalidRefresh
+	}
+	access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	return RefreshResult{
+		Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
+		UserID:  userID,
+		Written: w,
+	}, nil
 }
 
 // roles returns the current roles of userID, for a refreshed access token.

@@ -35,13 +35,12 @@ type PostMessageHandler struct {
 func (h *PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (MessageResult, error) {
 	id := newID()
 	// Cognition appends to the conversation too (routing decisions,
-	// replies): a message does not depend on them, so a clash is retried.
-	res, err := retryConcurrent(func() (ConversationResult, error) {
-		return changeConversation(ctx, h.repos, cmd.Actor, access.PostMessage, cmd.ConversationID, nil,
-			func(c *conversation.Conversation) error {
-				return c.PostMessage(id, cmd.Actor.UserID, cmd.Role, cmd.Content, cmd.Metadata)
-			})
-	})
+	// replies) and so do other instances: a message does not depend on
+	// them, and the conversation's writer decides it again on their events.
+	res, err := h.repos.inConversation(ctx, cmd.Actor, access.PostMessage, cmd.ConversationID, nil,
+		func(c *conversation.Conversation) error {
+			return c.PostMessage(id, cmd.Actor.UserID, cmd.Role, cmd.Content, cmd.Metadata)
+		})
 	if err != nil {
 		return MessageResult{}, err
 	}

@@ -39,10 +39,6 @@ type PostReplyHandler struct {
 // never answers twice. It fails with CodeConflict when the task is not
 // completed or the conversation is archived.
 func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResult, error) {
-	return retryConcurrent(func() (ReplyResult, error) { return h.handle(ctx, cmd) })
-}
-
-func (h *PostReplyHandler) handle(ctx context.Context, cmd PostReply) (ReplyResult, error) {
 	if err := validID("task_id", cmd.TaskID); err != nil {
 		return ReplyResult{}, err
 	}
@@ -50,11 +46,12 @@ func (h *PostReplyHandler) handle(ctx context.Context, cmd PostReply) (ReplyResu
 	if err != nil {
 		return ReplyResult{}, err
 	}
+	state := taskState(t)
 	h.repos.tasks.release(cmd.TaskID, t)
-	if t.Status() != task.StatusCompleted {
-		return ReplyResult{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", t.Status())
+	if state.Status != task.StatusCompleted {
+		return ReplyResult{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)
 	}
-	out := ReplyResult{MessageID: t.ReplyMessageID(), ConversationID: t.ConversationID()}
+	out := ReplyResult{MessageID: state.ReplyMessageID, ConversationID: state.ConversationID}
 	if out.MessageID == "" {
 		return out, nil
 	}
@@ -62,37 +59,31 @@ func (h *PostReplyHandler) handle(ctx context.Context, cmd PostReply) (ReplyResu
 	if err != nil {
 		return ReplyResult{}, err
 	}
-	author := ExpertAuthor(t.Expert())
+	author := ExpertAuthor(state.Expert)
 	ctx = WithMetadata(ctx, eventstore.Metadata{CorrelationID: origin.Metadata.CorrelationID,
 		CausationID: origin.Metadata.CausationID, ActorID: author})
-	metadata, err := json.Marshal(map[string]string{"task_id": t.ID(), "expert": t.Expert()})
+	metadata, err := json.Marshal(map[string]string{"task_id": state.ID, "expert": state.Expert})
 	if err != nil {
 		return ReplyResult{}, err
 	}
 
-	c, err := h.repos.conversations.load(ctx, t.ConversationID())
+	w, err := h.repos.conversations.update(ctx, state.ConversationID, func(c *conversation.Conversation) error {
+		out.AlreadyPosted = false
+		if c.Archived() {
+			return domain.Errorf(domain.CodeConflict, "conversation is archived")
+		}
+		err := c.PostMessage(out.MessageID, author, conversation.RoleAssistant, state.Output, metadata)
+		if domain.ErrorCode(err) == domain.CodeConflict {
+			out.AlreadyPosted = true // posted before: nothing to write
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return ReplyResult{}, err
 	}
-	if c.Archived() {
-		h.repos.conversations.release(t.ConversationID(), c)
-		return ReplyResult{}, domain.Errorf(domain.CodeConflict, "conversation is archived")
+	if !out.AlreadyPosted {
+		out.Written = w
 	}
-	err = c.PostMessage(out.MessageID, author, conversation.RoleAssistant, t.Output(), metadata)
-	if domain.ErrorCode(err) == domain.CodeConflict {
-		h.repos.conversations.release(t.ConversationID(), c)
-		out.AlreadyPosted = true
-		return out, nil
-	}
-	if err != nil {
-		h.repos.conversations.release(t.ConversationID(), c)
-		return ReplyResult{}, err
-	}
-	version := c.Version()
-	res, err := h.repos.conversations.save(ctx, t.ConversationID(), c)
-	if err != nil {
-		return ReplyResult{}, err
-	}
-	out.Written = written(res, version)
 	return out, nil
 }

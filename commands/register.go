@@ -59,7 +59,7 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 		return RegisterResult{}, err
 	}
 	state := userState(u)
-	res, err := h.repos.users.save(withActor(ctx, id), id, u,
+	w, err := h.repos.users.create(withActor(ctx, id), id, u,
 		eventstore.WithClaims(eventstore.Claim{Scope: EmailClaimScope, Value: u.Email()}))
 	if errors.Is(err, eventstore.ErrClaimed) {
 		return RegisterResult{}, domain.Errorf(domain.CodeConflict, "an account with this e-mail address already exists")
@@ -67,7 +67,7 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	return RegisterResult{User: state, Written: written(res, u.Version())}, nil
+	return RegisterResult{User: state, Written: w}, nil
 }
 
 // mergeInvalid combines validation errors into one that lists every field.

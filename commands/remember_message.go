@@ -69,24 +69,3 @@ func (h *RememberMessageHandler) Handle(ctx context.Context, cmd RememberMessage
 
 // errAlreadyRemembered stops a memory change that is already on record.
 var errAlreadyRemembered = domain.Errorf(domain.CodeConflict, "message already remembered")
-
-// workspaceOf returns the workspace of a conversation.
-func (r *cognitionRepositories) workspaceOf(ctx context.Context, conversationID string) (string, error) {
-	if err := validID("conversation_id", conversationID); err != nil {
-		return "", err
-	}
-	// A conversation never changes workspace: once known, the answer is
-	// kept, so that the reactor does not wait for a conversation that a
-	// command (a message being posted) has out.
-	var known string
-	if r.workspaceOfConversation.peek(conversationID, func(ws string) { known = ws }) {
-		return known, nil
-	}
-	c, err := r.conversations.load(ctx, conversationID)
-	if err != nil {
-		return "", err
-	}
-	r.conversations.release(conversationID, c)
-	r.workspaceOfConversation.put(conversationID, c.WorkspaceID())
-	return c.WorkspaceID(), nil
-}

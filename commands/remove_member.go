@@ -29,7 +29,7 @@ func (h *RemoveMemberHandler) Handle(ctx context.Context, cmd RemoveMember) (Mem
 	if err := validID("user_id", cmd.UserID); err != nil {
 		return MemberResult{}, err
 	}
-	res, err := changeWorkspace(ctx, h.repos, cmd.Actor, action, cmd.WorkspaceID, nil,
+	res, err := h.repos.inWorkspace(ctx, cmd.Actor, action, cmd.WorkspaceID, nil,
 		func(ws *workspace.Workspace) error { return ws.RemoveMember(cmd.UserID) })
 	if err != nil {
 		return MemberResult{}, err

@@ -24,6 +24,9 @@ type repositories struct {
 	conversations *repository[*conversation.Conversation]
 	sessions      *repository[*session.Session]
 	apiKeys       *repository[*apikey.APIKey]
+	// workspaceOfConversation remembers each conversation's workspace,
+	// which never changes.
+	workspaceOfConversation *aggregateCache[string]
 }
 
 func newRepositories(store EventStore) (*repositories, error) {
@@ -37,11 +40,12 @@ func newRepositories(store EventStore) (*repositories, error) {
 		workspaces: newRepository(store, workspace.StreamType, workspace.StreamID,
 			func() *workspace.Workspace { return &workspace.Workspace{} }, workspace.Decode),
 		conversations: newRepository(store, conversation.StreamType, conversation.StreamID,
-			func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode).waiting(),
+			func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode),
 		sessions: newRepository(store, session.StreamType, session.StreamID,
 			func() *session.Session { return &session.Session{} }, session.Decode),
 		apiKeys: newRepository(store, apikey.StreamType, apikey.StreamID,
 			func() *apikey.APIKey { return &apikey.APIKey{} }, apikey.Decode),
+		workspaceOfConversation: newAggregateCache[string](100_000),
 	}, nil
 }
 
@@ -73,30 +77,102 @@ func validID(field, id string) error {
 	return nil
 }
 
-// conversationWithRole loads a conversation and the role of userID in its
-// workspace. When the conversation is cached, its workspace is known and
-// both streams are brought up to date with a single read.
-func (r *repositories) conversationWithRole(ctx context.Context, conversationID, userID string) (*conversation.Conversation, string, error) {
-	var workspaceID string
-	if r.conversations.peek(conversationID, func(c *conversation.Conversation) { workspaceID = c.WorkspaceID() }) {
-		c, ws, err := loadTwo(ctx, r.store, r.conversations, conversationID, r.workspaces, workspaceID)
-		if err != nil {
-			return nil, "", err
-		}
-		role, _ := ws.MemberRole(userID)
-		r.workspaces.release(workspaceID, ws)
-		return c, role, nil
+// authorizeConversation asks the policy whether actor may do action in the
+// conversation's workspace, which must not be archived (CodeConflict). It
+// returns the workspace's id.
+func (r *repositories) authorizeConversation(ctx context.Context, actor access.Actor, action access.Action, conversationID string) (string, error) {
+	workspaceID, err := r.workspaceOf(ctx, conversationID)
+	if err != nil {
+		return "", err
+	}
+	ws, err := r.authorizeInWorkspace(ctx, actor, action, workspaceID)
+	if err != nil {
+		return "", err
+	}
+	if err := requireActive(ws); err != nil {
+		return "", err
+	}
+	return workspaceID, nil
+}
+
+// requireActive refuses a change in an archived workspace.
+func requireActive(ws WorkspaceState) error {
+	if ws.Archived {
+		return domain.Errorf(domain.CodeConflict, "workspace is archived")
+	}
+	return nil
+}
+
+// workspaceOf returns the workspace of a conversation.
+func (r *repositories) workspaceOf(ctx context.Context, conversationID string) (string, error) {
+	if err := validID("conversation_id", conversationID); err != nil {
+		return "", err
+	}
+	// A conversation never changes workspace: once known, the answer is
+	// kept, and the conversation's stream is not read again for it.
+	var known string
+	if r.workspaceOfConversation.peek(conversationID, func(ws string) { known = ws }) {
+		return known, nil
 	}
 	c, err := r.conversations.load(ctx, conversationID)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	ws, err := r.workspaces.load(ctx, c.WorkspaceID())
+	r.conversations.release(conversationID, c)
+	r.workspaceOfConversation.put(conversationID, c.WorkspaceID())
+	return c.WorkspaceID(), nil
+}
+
+// inConversation runs a command on a conversation for actor: the policy of
+// the conversation's workspace is asked first, then decide runs through the
+// conversation's writer, after the If-Match check.
+func (r *repositories) inConversation(ctx context.Context, actor access.Actor, action access.Action,
+	id string, ifMatch *int, decide func(*conversation.Conversation) error) (ConversationResult, error) {
+	if _, err := r.authorizeConversation(ctx, actor, action, id); err != nil {
+		return ConversationResult{}, err
+	}
+	var state ConversationState
+	w, err := r.conversations.update(withActor(ctx, actor.UserID), id, func(c *conversation.Conversation) error {
+		if err := checkIfMatch(ifMatch, c.Version()); err != nil {
+			return err
+		}
+		if err := decide(c); err != nil {
+			return err
+		}
+		state = conversationState(c)
+		return nil
+	})
 	if err != nil {
-		r.conversations.release(conversationID, c)
-		return nil, "", err
+		return ConversationResult{}, err
 	}
-	role, _ := ws.MemberRole(userID)
-	r.workspaces.release(c.WorkspaceID(), ws)
-	return c, role, nil
+	return ConversationResult{Conversation: state, Written: w}, nil
+}
+
+// inWorkspace runs a command on a workspace for actor through the
+// workspace's writer: the policy is asked on the workspace's latest state,
+// then the If-Match check, then decide.
+func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, action access.Action,
+	id string, ifMatch *int, decide func(*workspace.Workspace) error) (WorkspaceResult, error) {
+	if err := validID("workspace_id", id); err != nil {
+		return WorkspaceResult{}, err
+	}
+	var state WorkspaceState
+	w, err := r.workspaces.update(withActor(ctx, actor.UserID), id, func(ws *workspace.Workspace) error {
+		role, _ := ws.MemberRole(actor.UserID)
+		if err := access.CheckWorkspace(actor, action, role); err != nil {
+			return err
+		}
+		if err := checkIfMatch(ifMatch, ws.Version()); err != nil {
+			return err
+		}
+		if err := decide(ws); err != nil {
+			return err
+		}
+		state = workspaceState(ws)
+		return nil
+	})
+	if err != nil {
+		return WorkspaceResult{}, err
+	}
+	return WorkspaceResult{Workspace: state, Written: w}, nil
 }

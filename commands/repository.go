@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -35,148 +35,508 @@ type aggregate interface {
 // schema versions).
 type decodeFunc func(eventType string, schemaVersion int, data []byte) (domain.Event, error)
 
-// repository loads and saves aggregates of one type. It keeps recently used
-// aggregates in memory: a load takes the cached aggregate (if any) and reads
-// only the events appended after it, so a long stream is not replayed on
-// every command. The expected-version check at append time keeps this
-// correct across instances.
+// repository loads and changes aggregates of one type.
+//
+// Every change goes through update, which gives each stream one writer in
+// this instance: the commands on a stream queue behind each other, and the
+// stream's aggregate — kept in memory between commands — decides them in
+// order. Commands that arrive together are decided one after the other on
+// the same aggregate and their events go out in one append. Across
+// instances the expected version of the append detects another writer; the
+// commands are then decided again on the stream's new state, for as long as
+// their contexts allow. A command therefore fails only when its own rule
+// fails on the latest state, never because someone else wrote first.
+//
+// Reads that change nothing (load, release) take a separate cached copy and
+// bring it up to date with the stream's tail.
 type repository[T aggregate] struct {
 	store      EventStore
 	streamType string
 	streamID   func(id string) string
 	newEmpty   func() T
 	decode     decodeFunc
-	cache      *aggregateCache[T]
-	// wait: a load waits for an aggregate another command has out (see
-	// aggregateCache) rather than reading its stream. Worth it for long
-	// streams that are changed, not for short ones that are mostly read:
-	// there, waiting would only serialise readers.
-	wait bool
-}
-
-// waiting makes loads wait for an aggregate that is out.
-func (r *repository[T]) waiting() *repository[T] {
-	r.wait = true
-	return r
+	cache      *aggregateCache[T] // copies for reads
+	writers    *writers[T]
 }
 
 func newRepository[T aggregate](store EventStore, streamType string, streamID func(string) string,
 	newEmpty func() T, decode decodeFunc) *repository[T] {
 	return &repository[T]{store: store, streamType: streamType, streamID: streamID,
-		newEmpty: newEmpty, decode: decode, cache: newAggregateCache[T](10_000)}
+		newEmpty: newEmpty, decode: decode, cache: newAggregateCache[T](10_000),
+		writers: newWriters[T](10_000)}
 }
 
-// load returns the aggregate with the given id, or a CodeNotFound error when
-// its stream is empty. The caller owns the returned aggregate; it goes back to
-// the cache through save or release.
-func (r *repository[T]) load(ctx context.Context, id string) (T, error) {
-	agg := r.begin(ctx, id)
-	events, err := r.store.ReadStream(ctx, r.streamID(id), agg.Version())
+// decideFunc checks a command's rules on an aggregate and records its events
+// there. It may run more than once — again on a newer state when another
+// instance wrote first — so it must change nothing but the aggregate and
+// the caller's own result variables, and return an error only for a rule
+// the command breaks (that error is the command's answer).
+type decideFunc[T any] func(T) error
+
+// job is one command waiting for its stream's writer.
+type job[T any] struct {
+	ctx    context.Context
+	decide decideFunc[T]
+	// fresh, when set, is a new aggregate holding the events of a creation:
+	// the stream must not exist yet.
+	fresh    *T
+	maySkip  bool // the stream may be missing: decide sees an empty aggregate
+	md       eventstore.Metadata
+	opts     []eventstore.AppendOption
+	alone    bool // appended on its own: claims or an idempotency key
+	recorded int  // events decided in the current round
+
+	result Written
+	err    error
+	done   chan struct{}
+}
+
+// update runs decide on the current state of the aggregate id and appends
+// the events it records, as described on repository. It fails with
+// CodeNotFound when the stream is empty, with decide's error when a rule is
+// broken on the latest state, and with the context's error when the
+// caller gives up.
+func (r *repository[T]) update(ctx context.Context, id string, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, opts: opts})
+}
+
+// upsert is update for a stream that may not exist yet: decide then sees an
+// empty aggregate (version 0).
+func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T]) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true})
+}
+
+// create appends the events of a new aggregate, whose stream must not exist;
+// a stream that exists already fails with eventstore.ErrConcurrency.
+func (r *repository[T]) create(ctx context.Context, id string, agg T, opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{fresh: &agg, opts: opts})
+}
+
+func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Written, error) {
+	j.ctx, j.md, j.done = ctx, metadataFrom(ctx), make(chan struct{})
+	j.alone = j.fresh != nil || len(j.opts) > 0 || eventstore.HasIdempotency(ctx)
+	w, start := r.writers.enqueue(r.streamID(id), j)
+	if start {
+		go r.write(id, w)
+	}
+	select {
+	case <-j.done:
+		return j.result, j.err
+	case <-ctx.Done():
+		if r.writers.remove(w, j) {
+			return Written{}, ctx.Err()
+		}
+		// Already being decided or appended: its outcome is the truth.
+		<-j.done
+		return j.result, j.err
+	}
+}
+
+// write is the stream's writer: it takes the queued commands, decides them
+// and appends their events until the queue is empty.
+func (r *repository[T]) write(id string, w *writer[T]) {
+	for {
+		round := r.writers.next(w)
+		if round == nil {
+			return
+		}
+		r.decideAndAppend(id, w, round)
+	}
+}
+
+// decideAndAppend runs one round: the jobs decide in order on the writer's
+// aggregate and their events go out in one append; on a clash with another
+// instance the round is decided again on the stream's new state.
+func (r *repository[T]) decideAndAppend(id string, w *writer[T], round []*job[T]) {
+	streamID := r.streamID(id)
+	ctx, stop := roundContext(round)
+	defer stop()
+	// fresh: the aggregate is known to be up to date in this round, so
+	// that a refusal is the truth rather than a stale cache's opinion.
+	// Success needs no such care: the append's expected version proves it.
+	fresh := false
+	for {
+		round = unfinished(round)
+		if len(round) == 0 {
+			return
+		}
+		if round[0].fresh != nil {
+			r.createRound(w, round[0])
+			continue
+		}
+		if w.agg == nil {
+			agg, err := r.rebuild(ctx, id)
+			if err != nil {
+				finishAll(round, err)
+				return
+			}
+			w.agg, fresh = &agg, true
+		}
+		agg := *w.agg
+		base := agg.Version()
+		restart := false
+		for _, j := range round {
+			before := len(agg.Pending())
+			var err error
+			if agg.Version() == 0 && !j.maySkip {
+				err = domain.Errorf(domain.CodeNotFound, "%s not found", r.streamType)
+			} else {
+				err = j.decide(agg)
+			}
+			j.recorded = len(agg.Pending()) - before
+			if err == nil {
+				continue
+			}
+			if fresh {
+				j.finish(Written{}, err) // refused on the latest state: final
+				if j.recorded == 0 {
+					continue
+				}
+			}
+			// A refusal on a cached state may be stale, and events recorded
+			// before a refusal cannot be taken back: start over.
+			restart = true
+			break
+		}
+		if restart {
+			if !fresh && len(agg.Pending()) == 0 {
+				// Nothing recorded: only the stream's tail is missing.
+				if err := r.refresh(ctx, w); err != nil {
+					finishAll(unfinished(round), err)
+					return
+				}
+			} else {
+				w.agg = nil // rebuilt from the stream on the next pass
+			}
+			fresh = w.agg != nil
+			continue
+		}
+		round = pendingJobs(round)
+		pending := agg.Pending()
+		if len(pending) == 0 {
+			r.answer(round, base, eventstore.AppendResult{})
+			return
+		}
+		events, err := r.encode(round, pending)
+		if err != nil {
+			w.agg = nil
+			finishAll(unfinished(round), err)
+			return
+		}
+		appendCtx := ctx
+		var opts []eventstore.AppendOption
+		if round[0].alone {
+			appendCtx, opts = round[0].ctx, round[0].opts
+		}
+		res, err := r.store.Append(appendCtx, eventstore.Stream{ID: streamID, Type: r.streamType}, base, events, eventstore.Metadata{}, opts...)
+		if errors.Is(err, eventstore.ErrConcurrency) {
+			// Another instance wrote first: decide again on what it wrote.
+			w.agg, fresh = nil, false
+			continue
+		}
+		if err != nil {
+			w.agg = nil
+			if !errors.Is(err, eventstore.ErrClaimed) && !errors.Is(err, eventstore.ErrIdempotencyKeyUsed) {
+				err = fmt.Errorf("append to %s: %w", streamID, err)
+			}
+			finishAll(unfinished(round), err)
+			return
+		}
+		agg.ClearPending()
+		r.answer(round, base, res)
+		return
+	}
+}
+
+// createRound appends a new aggregate's events with NoStream expected: the
+// unique stream version refuses a stream that exists already.
+func (r *repository[T]) createRound(w *writer[T], j *job[T]) {
+	agg := *j.fresh
+	if w.agg != nil && (*w.agg).Version() != 0 {
+		j.finish(Written{}, eventstore.ErrConcurrency)
+		return
+	}
+	pending := agg.Pending()
+	j.recorded = len(pending)
+	events, err := r.encode([]*job[T]{j}, pending)
 	if err != nil {
-		r.cache.drop(r.streamID(id))
-		var zero T
-		return zero, fmt.Errorf("load %s: %w", r.streamID(id), err)
+		j.finish(Written{}, err)
+		return
 	}
-	return r.finish(id, agg, events)
+	res, err := r.store.Append(j.ctx, eventstore.Stream{ID: w.streamID, Type: r.streamType}, eventstore.NoStream, events, eventstore.Metadata{}, j.opts...)
+	if err != nil {
+		if !errors.Is(err, eventstore.ErrConcurrency) && !errors.Is(err, eventstore.ErrClaimed) && !errors.Is(err, eventstore.ErrIdempotencyKeyUsed) {
+			err = fmt.Errorf("create %s: %w", r.streamType, err)
+		}
+		w.agg = nil
+		j.finish(Written{}, err)
+		return
+	}
+	agg.ClearPending()
+	w.agg = &agg
+	j.finish(written(res, agg.Version()), nil)
 }
 
-// begin takes the cached aggregate, or a new empty one.
-func (r *repository[T]) begin(ctx context.Context, id string) T {
-	agg, ok := r.cache.take(ctx, r.streamID(id), r.wait)
-	if !ok {
-		agg = r.newEmpty()
+// answer gives each job of a successful round its share of the append.
+func (r *repository[T]) answer(round []*job[T], base int, res eventstore.AppendResult) {
+	off := 0
+	for _, j := range round {
+		w := Written{Version: base + off + j.recorded}
+		if j.recorded > 0 {
+			w.Events = res.Events[off : off+j.recorded]
+			w.Position = w.Events[len(w.Events)-1].GlobalPosition
+		}
+		off += j.recorded
+		j.finish(w, nil)
 	}
-	return agg
 }
 
-// finish applies the events read after the aggregate's version.
-func (r *repository[T]) finish(id string, agg T, events []eventstore.Event) (T, error) {
-	var zero T
+// encode turns the round's pending domain events into events to append,
+// each with the metadata of the command that recorded it.
+func (r *repository[T]) encode(round []*job[T], pending []domain.Event) ([]eventstore.NewEvent, error) {
+	events := make([]eventstore.NewEvent, 0, len(pending))
+	k := 0
+	for _, j := range round {
+		md := j.md
+		for range j.recorded {
+			e := pending[k]
+			k++
+			data, err := json.Marshal(e)
+			if err != nil {
+				return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
+			}
+			events = append(events, eventstore.NewEvent{ID: newID(), Type: e.EventType(),
+				SchemaVersion: domain.SchemaVersion(e), Data: data, Metadata: &md})
+		}
+	}
+	return events, nil
+}
+
+// rebuild reads the whole stream into a new aggregate (version 0 when the
+// stream is empty).
+func (r *repository[T]) rebuild(ctx context.Context, id string) (T, error) {
+	agg := r.newEmpty()
+	events, err := r.store.ReadStream(ctx, r.streamID(id), 0)
+	if err != nil {
+		return agg, fmt.Errorf("load %s: %w", r.streamID(id), err)
+	}
+	if err := r.apply(agg, events); err != nil {
+		return agg, err
+	}
+	return agg, nil
+}
+
+// refresh brings the writer's aggregate, which holds no pending events, up
+// to date with its stream's tail.
+func (r *repository[T]) refresh(ctx context.Context, w *writer[T]) error {
+	agg := *w.agg
+	events, err := r.store.ReadStream(ctx, w.streamID, agg.Version())
+	if err == nil {
+		err = r.apply(agg, events)
+	}
+	if err != nil {
+		w.agg = nil
+		return fmt.Errorf("load %s: %w", w.streamID, err)
+	}
+	return nil
+}
+
+func (r *repository[T]) apply(agg T, events []eventstore.Event) error {
 	for _, e := range events {
 		de, err := r.decode(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
-			r.cache.drop(r.streamID(id))
-			return zero, fmt.Errorf("load %s version %d: %w", r.streamID(id), e.StreamVersion, err)
+			return fmt.Errorf("load %s version %d: %w", e.StreamID, e.StreamVersion, err)
 		}
 		agg.Apply(de)
 	}
+	return nil
+}
+
+// roundContext is the context of a round's reads and append: it ends when
+// every job's context has ended, so that one caller giving up does not fail
+// the others.
+func roundContext[T any](round []*job[T]) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(round[0].ctx))
+	left := atomic.Int64{}
+	left.Store(int64(len(round)))
+	stops := make([]func() bool, len(round))
+	for i, j := range round {
+		stops[i] = context.AfterFunc(j.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// unfinished drops the jobs already answered, and answers those whose
+// context has ended.
+func unfinished[T any](round []*job[T]) []*job[T] {
+	out := round[:0:0]
+	for _, j := range round {
+		select {
+		case <-j.done:
+			continue
+		default:
+		}
+		if err := j.ctx.Err(); err != nil {
+			j.finish(Written{}, err)
+			continue
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// pendingJobs drops the jobs already answered (refused, recording nothing).
+func pendingJobs[T any](round []*job[T]) []*job[T] {
+	out := round[:0:0]
+	for _, j := range round {
+		select {
+		case <-j.done:
+		default:
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func finishAll[T any](round []*job[T], err error) {
+	for _, j := range round {
+		j.finish(Written{}, err)
+	}
+}
+
+func (j *job[T]) finish(w Written, err error) {
+	j.result, j.err = w, err
+	close(j.done)
+}
+
+// writers holds the writer of every stream that was recently changed.
+type writers[T any] struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]*writer[T]
+}
+
+// writer is one stream's queue of commands and its aggregate, which only
+// the stream's writer goroutine touches while running is set.
+type writer[T any] struct {
+	streamID string
+	queue    []*job[T]
+	running  bool
+	agg      *T
+}
+
+// roundSize bounds the commands decided in one round (one append).
+const roundSize = 256
+
+func newWriters[T any](max int) *writers[T] {
+	return &writers[T]{max: max, m: make(map[string]*writer[T])}
+}
+
+// enqueue queues j on the writer of streamID and returns that writer, and
+// whether the caller must start it.
+func (ws *writers[T]) enqueue(streamID string, j *job[T]) (*writer[T], bool) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	w, ok := ws.m[streamID]
+	if !ok {
+		if len(ws.m) >= ws.max {
+			ws.evictLocked()
+		}
+		w = &writer[T]{streamID: streamID}
+		ws.m[streamID] = w
+	}
+	w.queue = append(w.queue, j)
+	if w.running {
+		return w, false
+	}
+	w.running = true
+	return w, true
+}
+
+// remove takes j out of w's queue, reporting whether it was still there.
+func (ws *writers[T]) remove(w *writer[T], j *job[T]) bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for i, q := range w.queue {
+		if q == j {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// evictLocked forgets idle writers (and their aggregates) to make room.
+func (ws *writers[T]) evictLocked() {
+	n := 0
+	for k, w := range ws.m {
+		if !w.running {
+			delete(ws.m, k)
+			if n++; n >= ws.max/10+1 {
+				return
+			}
+		}
+	}
+}
+
+// next takes the writer's next round: the queued commands that can share
+// one append, or one that must be appended alone. It returns nil, and
+// stops the writer, when the queue is empty.
+func (ws *writers[T]) next(w *writer[T]) []*job[T] {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if len(w.queue) == 0 {
+		w.running = false
+		return nil
+	}
+	n := 1
+	if !w.queue[0].alone {
+		for n < len(w.queue) && n < roundSize && !w.queue[n].alone {
+			n++
+		}
+	}
+	round := make([]*job[T], n)
+	copy(round, w.queue)
+	w.queue = append(w.queue[:0], w.queue[n:]...)
+	return round
+}
+
+// load returns a copy of the aggregate with the given id, up to date with
+// its stream, or a CodeNotFound error when its stream is empty. It is for
+// reads: the caller owns the copy and gives it back through release.
+func (r *repository[T]) load(ctx context.Context, id string) (T, error) {
+	var zero T
+	agg, ok := r.cache.take(r.streamID(id))
+	if !ok {
+		agg = r.newEmpty()
+	}
+	events, err := r.store.ReadStream(ctx, r.streamID(id), agg.Version())
+	if err == nil {
+		err = r.apply(agg, events)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("load %s: %w", r.streamID(id), err)
+	}
 	if agg.Version() == 0 {
-		r.cache.drop(r.streamID(id))
 		return zero, domain.Errorf(domain.CodeNotFound, "%s not found", r.streamType)
 	}
 	return agg, nil
 }
 
-// peek reports a cached aggregate's state through fn without taking it.
-func (r *repository[T]) peek(id string, fn func(T)) bool {
-	return r.cache.peek(r.streamID(id), fn)
-}
-
-// loadTwo loads two aggregates with one read of both streams' tails.
-func loadTwo[A, B aggregate](ctx context.Context, store EventStore, ra *repository[A], idA string, rb *repository[B], idB string) (A, B, error) {
-	var (
-		zeroA A
-		zeroB B
-	)
-	a, b := ra.begin(ctx, idA), rb.begin(ctx, idB)
-	tails, err := store.ReadStreams(ctx, []eventstore.StreamTail{
-		{StreamID: ra.streamID(idA), AfterVersion: a.Version()},
-		{StreamID: rb.streamID(idB), AfterVersion: b.Version()},
-	})
-	if err != nil {
-		ra.cache.drop(ra.streamID(idA))
-		rb.cache.drop(rb.streamID(idB))
-		return zeroA, zeroB, err
-	}
-	if a, err = ra.finish(idA, a, tails[ra.streamID(idA)]); err != nil {
-		rb.cache.drop(rb.streamID(idB))
-		return zeroA, zeroB, err
-	}
-	if b, err = rb.finish(idB, b, tails[rb.streamID(idB)]); err != nil {
-		ra.release(idA, a)
-		return zeroA, zeroB, err
-	}
-	return a, b, nil
-}
-
-// release returns an unchanged aggregate to the cache.
+// release returns a copy taken by load, unchanged, to the cache.
 func (r *repository[T]) release(id string, agg T) {
 	if len(agg.Pending()) == 0 {
 		r.cache.put(r.streamID(id), agg)
-		return
 	}
-	r.cache.drop(r.streamID(id))
-}
-
-// save appends the aggregate's pending events, expecting the stream to be at
-// the version the aggregate was loaded at.
-func (r *repository[T]) save(ctx context.Context, id string, agg T, opts ...eventstore.AppendOption) (eventstore.AppendResult, error) {
-	pending := agg.Pending()
-	if len(pending) == 0 {
-		r.cache.put(r.streamID(id), agg) // nothing to write: back to the cache, unchanged
-		return eventstore.AppendResult{}, nil
-	}
-	events := make([]eventstore.NewEvent, len(pending))
-	for i, e := range pending {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("encode %s: %w", e.EventType(), err)
-		}
-		events[i] = eventstore.NewEvent{ID: newID(), Type: e.EventType(), SchemaVersion: domain.SchemaVersion(e), Data: data}
-	}
-	streamID := r.streamID(id)
-	expected := agg.Version() - len(pending)
-	res, err := r.store.Append(ctx, eventstore.Stream{ID: streamID, Type: r.streamType}, expected, events, metadataFrom(ctx), opts...)
-	if err != nil {
-		r.cache.drop(streamID)
-		if errors.Is(err, eventstore.ErrConcurrency) {
-			return eventstore.AppendResult{}, err
-		}
-		return eventstore.AppendResult{}, fmt.Errorf("save %s: %w", streamID, err)
-	}
-	agg.ClearPending()
-	r.cache.put(streamID, agg)
-	return res, nil
 }
 
 // newID returns a new time-ordered UUID (version 7).
@@ -184,73 +544,31 @@ func newID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// aggregateCache is a bounded map of aggregates that callers take out while
-// they work on them, so that no two commands ever share one instance.
-//
-// A command that finds an aggregate taken by another waits a moment for it
-// to come back (put, or dropped) instead of reading the whole stream again:
-// two commands on one stream cannot both append anyway, and a long stream (a
-// busy conversation) is costly to read. The wait is bounded, so an
-// aggregate that never comes back costs a caller at most takeWait.
+// aggregateCache is a bounded map of aggregates that readers take out while
+// they use them, so that no two readers ever share one.
 type aggregateCache[T any] struct {
 	mu  sync.Mutex
 	max int
 	m   map[string]T
-	out map[string]chan struct{} // taken: closed when it comes back or is dropped
 }
-
-// takeWait bounds how long take waits for an aggregate another command has.
-const takeWait = 100 * time.Millisecond
 
 func newAggregateCache[T any](max int) *aggregateCache[T] {
-	return &aggregateCache[T]{max: max, m: make(map[string]T), out: make(map[string]chan struct{})}
+	return &aggregateCache[T]{max: max, m: make(map[string]T)}
 }
 
-// take removes and returns the cached aggregate of key, waiting, when wait
-// is set, up to takeWait (or until ctx ends) if another caller has it out.
-// It reports false when there is none: the caller builds it from the
-// stream.
-func (c *aggregateCache[T]) take(ctx context.Context, key string, wait bool) (T, bool) {
-	var zero T
-	var timeout <-chan time.Time
-	for {
-		c.mu.Lock()
-		v, ok := c.m[key]
-		back, taken := c.out[key]
-		if !ok && taken && !wait {
-			c.mu.Unlock()
-			return zero, false
-		}
-		if ok || !taken {
-			if ok {
-				delete(c.m, key)
-				c.returned(key) // a marker left by a caller that stopped waiting
-			}
-			if wait {
-				// Only waiting repositories mark what is out: no one waits
-				// for the others' aggregates.
-				c.out[key] = make(chan struct{})
-			}
-			c.mu.Unlock()
-			return v, ok
-		}
-		c.mu.Unlock()
-		if timeout == nil {
-			t := time.NewTimer(takeWait)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-back:
-		case <-timeout:
-			return zero, false
-		case <-ctx.Done():
-			return zero, false
-		}
+// take removes and returns the cached aggregate of key; false means there
+// is none (the caller builds it from the stream).
+func (c *aggregateCache[T]) take(key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[key]
+	if ok {
+		delete(c.m, key)
 	}
+	return v, ok
 }
 
-// peek calls fn with the cached aggregate of key, if there is one, without
+// peek calls fn with the cached value of key, if there is one, without
 // taking it.
 func (c *aggregateCache[T]) peek(key string, fn func(T)) bool {
 	c.mu.Lock()
@@ -262,31 +580,15 @@ func (c *aggregateCache[T]) peek(key string, fn func(T)) bool {
 	return ok
 }
 
-// put caches v as the aggregate of key, and wakes a caller waiting for it.
+// put caches v as the value of key.
 func (c *aggregateCache[T]) put(key string, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
+	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
 		for k := range c.m {
 			delete(c.m, k)
 			break
 		}
 	}
 	c.m[key] = v
-	c.returned(key)
-}
-
-// drop says that the aggregate of key taken out will not come back (it
-// failed, or changed without being saved).
-func (c *aggregateCache[T]) drop(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.returned(key)
-}
-
-func (c *aggregateCache[T]) returned(key string) {
-	if ch, ok := c.out[key]; ok {
-		close(ch)
-		delete(c.out, key)
-	}
 }

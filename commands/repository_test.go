@@ -2,111 +2,276 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/eventstore"
 )
 
-// A command that finds an aggregate taken waits for it instead of reading
-// the stream again; one that is never returned costs at most takeWait.
-func TestAggregateCacheTake(t *testing.T) {
-	ctx := t.Context()
-	c := newAggregateCache[int](10)
+// memStore is an in-memory EventStore that checks expected versions like
+// the real one. beforeAppend, when set, runs before every append: a test
+// uses it to play another instance writing first.
+type memStore struct {
+	mu           sync.Mutex
+	streams      map[string][]eventstore.Event
+	appends      int
+	clashes      int
+	beforeAppend func(streamID string)
+}
 
-	if _, ok := c.take(ctx, "s", true); ok {
-		t.Fatal("take from an empty cache found an aggregate")
-	}
-	c.put("s", 7) // the first caller built it and saved it
-	v, ok := c.take(ctx, "s", true)
-	if !ok || v != 7 {
-		t.Fatalf("take = %d, %v; want 7, true", v, ok)
-	}
+func newMemStore() *memStore { return &memStore{streams: make(map[string][]eventstore.Event)} }
 
-	got := make(chan int, 1)
-	go func() {
-		v, ok := c.take(ctx, "s", true)
-		if !ok {
-			v = -1
+func (m *memStore) Append(_ context.Context, stream eventstore.Stream, expected int, events []eventstore.NewEvent,
+	md eventstore.Metadata, _ ...eventstore.AppendOption) (eventstore.AppendResult, error) {
+	if m.beforeAppend != nil {
+		m.beforeAppend(stream.ID)
+	}
+	return m.append(stream, expected, events, md)
+}
+
+func (m *memStore) append(stream eventstore.Stream, expected int, events []eventstore.NewEvent,
+	md eventstore.Metadata) (eventstore.AppendResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.streams[stream.ID]) != expected {
+		m.clashes++
+		return eventstore.AppendResult{}, eventstore.ErrConcurrency
+	}
+	m.appends++
+	var res eventstore.AppendResult
+	for i, ne := range events {
+		e := eventstore.Event{StreamID: stream.ID, StreamType: stream.Type, StreamVersion: expected + i + 1,
+			Type: ne.Type, SchemaVersion: 1, Data: ne.Data, Metadata: md, GlobalPosition: int64(expected + i + 1)}
+		if ne.Metadata != nil {
+			e.Metadata = *ne.Metadata
 		}
-		got <- v
-	}()
-	select {
-	case v := <-got:
-		t.Fatalf("second take returned %d while the aggregate was out", v)
-	case <-time.After(20 * time.Millisecond):
+		m.streams[stream.ID] = append(m.streams[stream.ID], e)
+		res.Events = append(res.Events, e)
 	}
-	c.put("s", 8)
-	if v := <-got; v != 8 {
-		t.Fatalf("waiting take = %d, want the aggregate put back (8)", v)
-	}
+	return res, nil
+}
 
-	// Dropped: the waiter builds its own at once.
-	go func() {
-		_, ok := c.take(ctx, "s", true)
-		got <- map[bool]int{true: 1, false: 0}[ok]
-	}()
-	time.Sleep(10 * time.Millisecond)
-	start := time.Now()
-	c.drop("s")
-	if v := <-got; v != 0 {
-		t.Fatal("take after a drop found an aggregate")
+func (m *memStore) ReadStream(_ context.Context, streamID string, after int) ([]eventstore.Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[streamID]
+	if after >= len(s) {
+		return nil, nil
 	}
-	if waited := time.Since(start); waited > takeWait/2 {
-		t.Fatalf("take went on %v after the drop", waited)
-	}
+	return append([]eventstore.Event(nil), s[after:]...), nil
+}
 
-	// Never returned: the wait is bounded. The "s" taken just above is out.
-	start = time.Now()
-	if _, ok := c.take(ctx, "s", true); ok {
-		t.Fatal("take found an aggregate that is out")
-	}
-	if waited := time.Since(start); waited < takeWait {
-		t.Fatalf("take gave up after %v, before takeWait", waited)
-	}
+func (m *memStore) ReadStreams(context.Context, []eventstore.StreamTail) (map[string][]eventstore.Event, error) {
+	return nil, errors.New("not used")
+}
 
-	// A caller that does not wait builds its own at once.
-	start = time.Now()
-	if _, ok := c.take(ctx, "s", false); ok {
-		t.Fatal("take without waiting found an aggregate that is out")
-	}
-	if waited := time.Since(start); waited > takeWait/2 {
-		t.Fatalf("take without waiting took %v", waited)
-	}
+func (m *memStore) ClaimOwner(context.Context, eventstore.Claim) (string, error) { return "", nil }
 
-	// A caller whose context ends stops waiting.
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, ok := c.take(cctx, "s", true); ok {
-		t.Fatal("take with an ended context found an aggregate that is out")
+// write appends a domain event directly, as another instance would.
+func (m *memStore) write(t *testing.T, streamID string, e domain.Event) {
+	t.Helper()
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	m.mu.Lock()
+	n := len(m.streams[streamID])
+	m.mu.Unlock()
+	if _, err := m.append(eventstore.Stream{ID: streamID, Type: conversation.StreamType}, n,
+		[]eventstore.NewEvent{{ID: newID(), Type: e.EventType(), Data: data}}, eventstore.Metadata{}); err != nil {
+		t.Error(err)
 	}
 }
 
-// Saving an aggregate that recorded nothing returns it, so that the next
-// command does not wait for it.
-func TestSaveWithNothingToWriteReturnsTheAggregate(t *testing.T) {
-	r := &repository[*fakeAggregate]{streamType: "fake", streamID: func(id string) string { return "fake-" + id },
-		cache: newAggregateCache[*fakeAggregate](10), wait: true}
-	ctx := t.Context()
-	if _, ok := r.cache.take(ctx, "fake-1", true); ok {
-		t.Fatal("empty cache")
-	}
-	if _, err := r.save(ctx, "1", &fakeAggregate{version: 3}); err != nil {
+func newConversationRepo(t *testing.T, store *memStore) (*repository[*conversation.Conversation], string) {
+	t.Helper()
+	r := newRepository(EventStore(store), conversation.StreamType, conversation.StreamID,
+		func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode)
+	id := newID()
+	c, err := conversation.New(id, newID(), newID(), "Room", "", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	got, ok := r.cache.take(ctx, "fake-1", true)
-	if !ok || got.version != 3 {
-		t.Fatalf("take after an empty save = %v, %v", got, ok)
+	if _, err := r.create(t.Context(), id, c); err != nil {
+		t.Fatal(err)
 	}
-	if waited := time.Since(start); waited > takeWait/2 {
-		t.Fatalf("take waited %v", waited)
+	return r, id
+}
+
+func post(r *repository[*conversation.Conversation], ctx context.Context, id, messageID string) (Written, error) {
+	return r.update(ctx, id, func(c *conversation.Conversation) error {
+		return c.PostMessage(messageID, "u", conversation.RoleUser, "hello", nil)
+	})
+}
+
+// Commands on one stream queue behind each other: every one succeeds, each
+// is told its own events and version, and those that arrive together share
+// an append.
+func TestUpdateOneWriterPerStream(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store)
+	const n = 200
+	var wg sync.WaitGroup
+	versions := make(chan int, n)
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			w, err := post(r, t.Context(), id, newID())
+			if err != nil {
+				errs <- err
+				return
+			}
+			if len(w.Events) != 1 || w.Events[0].StreamVersion != w.Version {
+				errs <- fmt.Errorf("written %+v: want its one event at its version", w)
+				return
+			}
+			versions <- w.Version
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(versions)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := make(map[int]bool)
+	for v := range versions {
+		if seen[v] {
+			t.Fatalf("version %d answered twice", v)
+		}
+		seen[v] = true
+	}
+	for v := 2; v <= n+1; v++ {
+		if !seen[v] {
+			t.Fatalf("version %d missing: versions are not contiguous", v)
+		}
+	}
+	if store.clashes != 0 {
+		t.Fatalf("%d clashes inside one instance, want 0", store.clashes)
+	}
+	if store.appends > n {
+		t.Fatalf("%d appends for %d commands", store.appends, n)
+	}
+	t.Logf("%d commands in %d appends", n, store.appends-1)
+}
+
+// Another instance appends first: the command is decided again on the new
+// tail and succeeds, however many times that happens, without a fixed
+// number of tries.
+func TestUpdateDecidesAgainOnTheNewTail(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store)
+	const interleaved = 12 // more than any small fixed retry count
+	left := interleaved
+	store.beforeAppend = func(streamID string) {
+		if left > 0 {
+			left--
+			store.write(t, streamID, conversation.MessagePosted{MessageID: newID(), AuthorID: "other",
+				Role: conversation.RoleUser, Content: "from elsewhere", Metadata: json.RawMessage(`{}`)})
+		}
+	}
+	decided := 0
+	w, err := r.update(t.Context(), id, func(c *conversation.Conversation) error {
+		decided++
+		return c.PostMessage(newID(), "u", conversation.RoleUser, "mine", nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decided != interleaved+1 {
+		t.Fatalf("decided %d times, want %d", decided, interleaved+1)
+	}
+	if want := 1 + interleaved + 1; w.Version != want {
+		t.Fatalf("version %d, want %d", w.Version, want)
 	}
 }
 
-type fakeAggregate struct{ version int }
+// If-Match is checked against the stream's latest state, not the cache's:
+// a stale cache neither refuses a current version nor accepts an old one.
+func TestUpdateIfMatchOnTheLatestState(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store) // cached at version 1
+	store.write(t, conversation.StreamID(id), conversation.MessagePosted{MessageID: newID(), AuthorID: "other",
+		Role: conversation.RoleUser, Content: "elsewhere", Metadata: json.RawMessage(`{}`)}) // version 2, unknown to the cache
 
-func (f *fakeAggregate) Apply(domain.Event)      {}
-func (f *fakeAggregate) Version() int            { return f.version }
-func (f *fakeAggregate) Pending() []domain.Event { return nil }
-func (f *fakeAggregate) ClearPending()           {}
+	rename := func(ifMatch int) (Written, error) {
+		title := fmt.Sprintf("Renamed at %d", ifMatch)
+		return r.update(t.Context(), id, func(c *conversation.Conversation) error {
+			if err := checkIfMatch(&ifMatch, c.Version()); err != nil {
+				return err
+			}
+			return c.Update(&title, nil)
+		})
+	}
+	if _, err := rename(1); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("If-Match 1 at version 2: %v, want ErrPreconditionFailed", err)
+	}
+	w, err := rename(2)
+	if err != nil {
+		t.Fatalf("If-Match 2 at version 2: %v", err)
+	}
+	if w.Version != 3 {
+		t.Fatalf("version %d, want 3", w.Version)
+	}
+	if _, err := rename(2); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("If-Match 2 at version 3: %v, want ErrPreconditionFailed", err)
+	}
+}
+
+// A rule broken by what another instance appended meanwhile is the
+// command's answer.
+func TestUpdateRuleBrokenByTheNewTail(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store)
+	store.write(t, conversation.StreamID(id), conversation.Archived{})
+	_, err := post(r, t.Context(), id, newID())
+	if domain.ErrorCode(err) != domain.CodeConflict {
+		t.Fatalf("post to a conversation archived elsewhere: %v, want CodeConflict", err)
+	}
+	if store.appends != 2 { // the creation and the archive: the post wrote nothing
+		t.Fatalf("%d appends, want 2", store.appends)
+	}
+}
+
+// A stream that keeps changing under the command is given up only when the
+// caller's context ends.
+func TestUpdateBoundedByTheContext(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store)
+	store.beforeAppend = func(streamID string) {
+		store.write(t, streamID, conversation.MessagePosted{MessageID: newID(), AuthorID: "other",
+			Role: conversation.RoleUser, Content: "always first", Metadata: json.RawMessage(`{}`)})
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := post(r, ctx, id, newID())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the context's deadline", err)
+	}
+	if store.clashes < 2 {
+		t.Fatalf("%d clashes: the command gave up before its context ended", store.clashes)
+	}
+}
+
+// A missing stream is not found; a creation over an existing one clashes.
+func TestUpdateNotFoundAndCreateClash(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store)
+	if _, err := post(r, t.Context(), newID(), newID()); domain.ErrorCode(err) != domain.CodeNotFound {
+		t.Fatalf("post to a missing conversation: %v, want CodeNotFound", err)
+	}
+	c, err := conversation.New(id, newID(), newID(), "Again", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.create(t.Context(), id, c); !errors.Is(err, eventstore.ErrConcurrency) {
+		t.Fatalf("create over an existing stream: %v, want ErrConcurrency", err)
+	}
+}

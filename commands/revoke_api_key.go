@@ -5,6 +5,7 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/apikey"
 )
 
 // RevokeAPIKey revokes an API key: it is refused from then on, on every
@@ -30,23 +31,15 @@ func (h *RevokeAPIKeyHandler) Handle(ctx context.Context, cmd RevokeAPIKey) (Wri
 	if err := validID("key_id", cmd.KeyID); err != nil {
 		return Written{}, err
 	}
-	k, err := h.repos.apiKeys.load(ctx, cmd.KeyID)
-	if err != nil {
-		return Written{}, err
-	}
-	if k.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
-		h.repos.apiKeys.release(cmd.KeyID, k)
-		return Written{}, domain.Errorf(domain.CodeNotFound, "API key not found")
-	}
-	if err := k.Revoke(); err != nil {
-		h.repos.apiKeys.release(cmd.KeyID, k)
-		return Written{}, err
-	}
-	version := k.Version()
-	res, err := h.repos.apiKeys.save(withActor(ctx, cmd.Actor.UserID), cmd.KeyID, k)
+	w, err := h.repos.apiKeys.update(withActor(ctx, cmd.Actor.UserID), cmd.KeyID, func(k *apikey.APIKey) error {
+		if k.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
+			return domain.Errorf(domain.CodeNotFound, "API key not found")
+		}
+		return k.Revoke()
+	})
 	if err != nil {
 		return Written{}, err
 	}
 	h.revocations.RevokeKey(ctx, cmd.KeyID)
-	return written(res, version), nil
+	return w, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/session"
 )
 
 // RevokeSession ends a session: its refresh token stops working and its
@@ -32,23 +33,15 @@ func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (W
 	if err := validID("session_id", cmd.SessionID); err != nil {
 		return Written{}, err
 	}
-	s, err := h.repos.sessions.load(ctx, cmd.SessionID)
-	if err != nil {
-		return Written{}, err
-	}
-	if s.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
-		h.repos.sessions.release(cmd.SessionID, s)
-		return Written{}, domain.Errorf(domain.CodeNotFound, "session not found")
-	}
-	if err := s.Revoke(cmd.Reason); err != nil {
-		h.repos.sessions.release(cmd.SessionID, s)
-		return Written{}, err
-	}
-	version := s.Version()
-	res, err := h.repos.sessions.save(withActor(ctx, cmd.Actor.UserID), cmd.SessionID, s)
+	w, err := h.repos.sessions.update(withActor(ctx, cmd.Actor.UserID), cmd.SessionID, func(s *session.Session) error {
+		if s.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
+			return domain.Errorf(domain.CodeNotFound, "session not found")
+		}
+		return s.Revoke(cmd.Reason)
+	})
 	if err != nil {
 		return Written{}, err
 	}
 	h.revocations.RevokeSession(ctx, cmd.SessionID)
-	return written(res, version), nil
+	return w, nil
 }

@@ -55,7 +55,7 @@ func (h *SeedDevelopmentHandler) Handle(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	ctx = withActor(ctx, userID)
-	if _, err := h.repos.users.save(ctx, userID, u, eventstore.WithClaims(claim)); err != nil {
+	if _, err := h.repos.users.create(ctx, userID, u, eventstore.WithClaims(claim)); err != nil {
 		if errors.Is(err, eventstore.ErrClaimed) {
 			return false, nil // another instance seeded first
 		}
@@ -66,7 +66,7 @@ func (h *SeedDevelopmentHandler) Handle(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, err := h.repos.workspaces.save(ctx, wsID, ws); err != nil {
+	if _, err := h.repos.workspaces.create(ctx, wsID, ws); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -24,9 +24,8 @@ type StartTaskHandler struct {
 }
 
 // Handle records task.started (see task.Task.Claim and task.Task.Retry).
-// Only one claim wins: the others fail with CodeConflict (the task runs or
-// has ended) or eventstore.ErrConcurrency (another claim was appended
-// first).
+// Only one claim wins: the others, decided again on the claim that was
+// appended first, fail with CodeConflict (the task runs or has ended).
 func (h *StartTaskHandler) Handle(ctx context.Context, cmd StartTask) (TaskResult, error) {
 	now := h.now()
 	return changeTask(ctx, h.repos, cmd.TaskID, func(t *task.Task) error {

@@ -36,12 +36,12 @@ func (h *SubmitTaskHandler) Handle(ctx context.Context, cmd SubmitTask) (TaskRes
 		return TaskResult{}, err
 	}
 	state := taskState(t)
-	res, err := h.repos.tasks.save(ctx, cmd.TaskID, t)
+	w, err := h.repos.tasks.create(ctx, cmd.TaskID, t)
 	if errors.Is(err, eventstore.ErrConcurrency) {
 		return TaskResult{}, domain.Errorf(domain.CodeConflict, "task already submitted")
 	}
 	if err != nil {
 		return TaskResult{}, err
 	}
-	return TaskResult{Task: state, Written: written(res, 1)}, nil
+	return TaskResult{Task: state, Written: w}, nil
 }

@@ -40,26 +40,24 @@ type TaskResult struct {
 	Written
 }
 
-// changeTask is load → decide → append for the task commands of workers,
-// which act on behalf of the system (no actor).
+// changeTask runs decide on a task through the task's writer. The task
+// commands of workers act on behalf of the system (no actor).
 func changeTask(ctx context.Context, repos *cognitionRepositories, id string, decide func(*task.Task) error) (TaskResult, error) {
 	if err := validID("task_id", id); err != nil {
 		return TaskResult{}, err
 	}
-	t, err := repos.tasks.load(ctx, id)
+	var state TaskState
+	w, err := repos.tasks.update(ctx, id, func(t *task.Task) error {
+		if err := decide(t); err != nil {
+			return err
+		}
+		state = taskState(t)
+		return nil
+	})
 	if err != nil {
 		return TaskResult{}, err
 	}
-	if err := decide(t); err != nil {
-		repos.tasks.release(id, t)
-		return TaskResult{}, err
-	}
-	state, version := taskState(t), t.Version()
-	res, err := repos.tasks.save(ctx, id, t)
-	if err != nil {
-		return TaskResult{}, err
-	}
-	return TaskResult{Task: state, Written: written(res, version)}, nil
+	return TaskResult{Task: state, Written: w}, nil
 }
 
 // ExpertAuthor returns the author id of the messages an expert posts, e.g.

@@ -51,6 +51,10 @@ type NewEvent struct {
 	SchemaVersion int
 	// Data is the event body as a JSON object.
 	Data json.RawMessage
+	// Metadata, when set, is recorded with this event instead of the
+	// append's metadata: one append may carry the events of several
+	// commands, each with its own actor and request.
+	Metadata *Metadata
 }
 
 // Event is a stored event.

@@ -97,3 +97,8 @@ func storeIdempotentResponse(ctx context.Context, tx *sqlx.Tx, idem *Idempotency
 	}
 	return nil
 }
+
+// HasIdempotency reports whether the next Append made with ctx records an
+// idempotency key: such an append answers one request and is written on
+// its own, never merged with another command's events.
+func HasIdempotency(ctx context.Context) bool { return idempotencyFrom(ctx) != nil }

@@ -17,10 +17,11 @@ import (
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
 type Store struct {
-	db       *sqlx.DB
-	now      func() time.Time
-	heads    *heads
-	onAppend []func(AppendResult)
+	db        *sqlx.DB
+	now       func() time.Time
+	heads     *heads
+	onAppend  []func(AppendResult)
+	committer *committer
 }
 
 // Option configures a Store.
@@ -44,6 +45,7 @@ func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 		return nil, errors.New("eventstore: nil db")
 	}
 	s := &Store{db: db, now: time.Now, heads: newHeads(100_000)}
+	s.committer = newCommitter(s, defaultCommitters, defaultGroupSize)
 	for _, o := range opts {
 		o(s)
 	}
@@ -67,52 +69,100 @@ func WithClaims(claims ...Claim) AppendOption {
 }
 
 // Append writes events to the end of stream, which must be at expectedVersion
-// (NoStream for a new stream). All events are written atomically, or none.
+// (NoStream for a new stream). All events are written atomically, or none,
+// and are durable when Append returns.
+//
+// Appends made at the same time on one Store are committed together (see
+// committer): they share one transaction and, when they carry no claims or
+// idempotency keys, one statement. Each one still succeeds or fails on its
+// own: another append's clash or replay never fails this one.
 //
 // It returns ErrConcurrency when the stream is not at expectedVersion,
 // ErrClaimed when a claim is held by another stream, ErrIdempotencyKeyUsed when
 // the context's idempotency key (see WithIdempotency) was stored first by
 // another request, and ErrNoEvents when events is empty.
 func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (AppendResult, error) {
+	p, err := s.prepare(ctx, stream, expectedVersion, events, md, opts...)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if err := s.committer.commit(ctx, p); err != nil {
+		return AppendResult{}, err
+	}
+	result := AppendResult{Events: p.stored}
+	last := p.stored[len(p.stored)-1]
+	s.heads.put(stream.ID, last.StreamVersion, last.Hash)
+	for _, fn := range s.onAppend {
+		fn(result)
+	}
+	return result, nil
+}
+
+// pendingAppend is an append ready to be written: its rows are built and
+// hashed; only the positions are missing.
+type pendingAppend struct {
+	ctx    context.Context
+	stream Stream
+	stored []Event
+	args   []any // eventCols values per event, in order
+	claims []Claim
+	idem   *Idempotency
+
+	err  error
+	done chan struct{}
+}
+
+// special reports whether the append needs more than its insert: claims or
+// an idempotency key, which take statements of their own.
+func (p *pendingAppend) special() bool { return len(p.claims) > 0 || p.idem != nil }
+
+// eventCols is the number of columns written per event.
+const eventCols = 11
+
+// prepare validates an append, and builds and hashes its rows.
+func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (*pendingAppend, error) {
 	if len(events) == 0 {
-		return AppendResult{}, ErrNoEvents
+		return nil, ErrNoEvents
 	}
 	if stream.ID == "" || stream.Type == "" {
-		return AppendResult{}, errors.New("eventstore: stream id and type are required")
+		return nil, errors.New("eventstore: stream id and type are required")
 	}
 	if expectedVersion < 0 {
-		return AppendResult{}, fmt.Errorf("eventstore: expected version %d < 0", expectedVersion)
+		return nil, fmt.Errorf("eventstore: expected version %d < 0", expectedVersion)
 	}
 	var o appendOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	idem := idempotencyFrom(ctx)
-
 	prev, err := s.prevHash(ctx, stream.ID, expectedVersion)
 	if err != nil {
-		return AppendResult{}, err
+		return nil, err
 	}
-	mdJSON, err := json.Marshal(md)
+	appendMD, err := json.Marshal(md)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("eventstore: metadata: %w", err)
+		return nil, fmt.Errorf("eventstore: metadata: %w", err)
 	}
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 
-	stored := make([]Event, len(events))
-	const cols = 11
-	args := make([]any, 0, cols*len(events))
-	var values strings.Builder
+	p := &pendingAppend{ctx: ctx, stream: stream, stored: make([]Event, len(events)),
+		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: idempotencyFrom(ctx)}
 	for i, ne := range events {
 		if ne.ID == "" || ne.Type == "" {
-			return AppendResult{}, errors.New("eventstore: event id and type are required")
+			return nil, errors.New("eventstore: event id and type are required")
 		}
 		if !isJSONObject(ne.Data) {
-			return AppendResult{}, fmt.Errorf("eventstore: event %s: data must be a JSON object", ne.Type)
+			return nil, fmt.Errorf("eventstore: event %s: data must be a JSON object", ne.Type)
 		}
 		sv := ne.SchemaVersion
 		if sv == 0 {
 			sv = 1
+		}
+		eventMD, mdJSON := md, appendMD
+		if ne.Metadata != nil {
+			eventMD = *ne.Metadata
+			if mdJSON, err = json.Marshal(eventMD); err != nil {
+				return nil, fmt.Errorf("eventstore: metadata: %w", err)
+			}
 		}
 		e := Event{
 			EventID:       ne.ID,
@@ -122,70 +172,73 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, 
 			Type:          ne.Type,
 			SchemaVersion: sv,
 			Data:          ne.Data,
-			Metadata:      md,
+			Metadata:      eventMD,
 			RecordedAt:    recordedAt,
 			PrevHash:      prev,
 		}
 		if e.Hash, err = chainHash(prev, &e, ne.Data, mdJSON); err != nil {
-			return AppendResult{}, err
+			return nil, err
 		}
 		prev = e.Hash
-		stored[i] = e
+		p.stored[i] = e
+		p.args = append(p.args, e.EventID, e.StreamID, e.StreamType, e.StreamVersion, e.Type,
+			e.SchemaVersion, string(e.Data), string(mdJSON), e.RecordedAt, nullBytes(e.PrevHash), e.Hash)
+	}
+	return p, nil
+}
 
+// insertStatement returns the multi-row insert of rows events.
+func insertStatement(rows int) string {
+	var values strings.Builder
+	values.Grow(rows * eventCols * 5)
+	for i := range rows {
 		if i > 0 {
 			values.WriteByte(',')
 		}
-		n := len(args)
-		values.WriteString("(")
-		for c := 1; c <= cols; c++ {
+		values.WriteByte('(')
+		for c := 1; c <= eventCols; c++ {
 			if c > 1 {
 				values.WriteByte(',')
 			}
 			values.WriteByte('$')
-			values.WriteString(strconv.Itoa(n + c))
+			values.WriteString(strconv.Itoa(i*eventCols + c))
 		}
-		values.WriteString(")")
-		args = append(args, e.EventID, e.StreamID, e.StreamType, e.StreamVersion, e.Type,
-			e.SchemaVersion, string(e.Data), string(mdJSON), e.RecordedAt, nullBytes(e.PrevHash), e.Hash)
+		values.WriteByte(')')
 	}
-	insert := `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type,
+	return `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type,
 		schema_version, data, metadata, recorded_at, prev_hash, hash)
 		VALUES ` + values.String() + ` RETURNING global_position, tx_id::text`
+}
 
-	result := AppendResult{Events: stored}
-	if len(o.claims) == 0 && idem == nil {
+// writeAlone writes one append in its own transaction: a single statement
+// when it has no claims and no idempotency key.
+func (s *Store) writeAlone(ctx context.Context, p *pendingAppend) error {
+	if !p.special() {
 		// A single statement is its own transaction: one round trip.
-		err = s.insertEvents(ctx, s.db, insert, args, stored)
-	} else {
-		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-			if idem != nil {
-				if err := reserveIdempotencyKey(ctx, tx, idem); err != nil {
-					return err
-				}
-			}
-			for _, c := range o.claims {
-				if err := claim(ctx, tx, c, stream.ID); err != nil {
-					return err
-				}
-			}
-			if err := s.insertEvents(ctx, tx, insert, args, stored); err != nil {
-				return err
-			}
-			if idem != nil {
-				return storeIdempotentResponse(ctx, tx, idem, result)
-			}
-			return nil
-		})
+		return s.insertEvents(ctx, s.db, insertStatement(len(p.stored)), p.args, p.stored)
 	}
-	if err != nil {
-		return AppendResult{}, err
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.writeSpecial(ctx, tx, p) })
+}
+
+// writeSpecial writes an append with its idempotency key and claims in tx.
+func (s *Store) writeSpecial(ctx context.Context, tx *sqlx.Tx, p *pendingAppend) error {
+	if p.idem != nil {
+		if err := reserveIdempotencyKey(ctx, tx, p.idem); err != nil {
+			return err
+		}
 	}
-	last := stored[len(stored)-1]
-	s.heads.put(stream.ID, last.StreamVersion, last.Hash)
-	for _, fn := range s.onAppend {
-		fn(result)
+	for _, c := range p.claims {
+		if err := claim(ctx, tx, c, p.stream.ID); err != nil {
+			return err
+		}
 	}
-	return result, nil
+	if err := s.insertEvents(ctx, tx, insertStatement(len(p.stored)), p.args, p.stored); err != nil {
+		return err
+	}
+	if p.idem != nil {
+		return storeIdempotentResponse(ctx, tx, p.idem, AppendResult{Events: p.stored})
+	}
+	return nil
 }
 
 type queryer interface {

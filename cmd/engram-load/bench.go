@@ -35,6 +35,7 @@ type benchConfig struct {
 	adminURL string // a PostgreSQL database to create the bench database from
 	redisURL string
 	quick    bool // shorter windows, to try the benchmark out
+	writes   bool // only the write-path runs (see runWrites)
 	log      io.Writer
 }
 
@@ -51,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.adminURL, "admin-url", adminDefault, "PostgreSQL database used to create and drop the bench database")
 	fs.StringVar(&cfg.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for the server (empty: in-memory cache)")
 	fs.BoolVar(&cfg.quick, "quick", false, "short windows (about a quarter): to try the benchmark, not to quote it")
+	fs.BoolVar(&cfg.writes, "writes", false, "only the write path: pgbench, appends, one busy conversation, overload (prints, writes no report)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +69,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "engram-load bench: %s is not on a loopback address: the benchmark runs on one machine\n", u.Redacted())
 			return 2
 		}
+	}
+	if cfg.writes {
+		cfg.out = ""
 	}
 	res, err := (&bench{cfg: cfg}).run(ctx)
 	if err != nil {
@@ -118,6 +123,10 @@ type benchResults struct {
 	SSE1000Frames   float64 // frames the server sent in that time
 	Idle            *Report
 	Rebuild         rebuildResult
+	// OneConversation is 200 posts/s into one conversation, open loop;
+	// Overload an open-loop run at twice the closed-loop append rate.
+	OneConversation *Report
+	Overload        *Report
 }
 
 type pgbenchResult struct {
@@ -213,6 +222,9 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 	b.logf("pgbench: one-row inserts into a table shaped like events, %d clients, %s", appendConcurrency, w.pgbench)
 	res.Pgbench = b.pgbench(ctx, singleInsert, appendConcurrency, w.pgbench, 1)
 	b.logf("pgbench: %.0f tx/s %s", res.Pgbench.TPS, res.Pgbench.Err)
+	if b.cfg.writes {
+		return res, b.runWrites(ctx, w)
+	}
 	b.logf("pgbench: 100-row inserts, 4 clients, %s", w.batch)
 	res.PgbenchBatch = b.pgbench(ctx, batchInsert, 4, w.batch, 100)
 	b.logf("pgbench: %.0f rows/s %s", res.PgbenchBatch.TPS*100, res.PgbenchBatch.Err)
@@ -242,10 +254,7 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 
 	// The runs that write most come last: each leaves the read models
 	// behind for a while, and the next run waits (bounded) for them.
-	phases := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
+	phases := []benchPhase{
 		{"idle SSE connections", func(ctx context.Context) error {
 			var err error
 			res.Idle, err = b.load(ctx, Options{Scenario: scenarioIdle, Subscribers: 1000, Duration: w.idle,
@@ -290,15 +299,8 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 				Duration: w.lag, LagSample: 0.2})
 			return err
 		}},
-		{"appends", func(ctx context.Context) error {
-			var err error
-			var cpu cpuWindow
-			res.Append, err = b.load(ctx, Options{Scenario: scenarioAppend, Concurrency: appendConcurrency,
-				Duration: w.append, Window: cpu.hook(b.srv.pid())})
-			res.AppendCPU = cpu.seconds(false)
-			return err
-		}},
 	}
+	phases = append(phases, b.writePhases(w)...)
 	for _, p := range phases {
 		if ctx.Err() != nil {
 			return res, ctx.Err()

@@ -88,6 +88,8 @@ func verdicts(res *benchResults) []verdict {
 		out = append(out, v)
 	}
 
+	out = append(out, writeVerdicts(res)...)
+
 	// GETs.
 	for _, g := range []struct {
 		name string

@@ -66,6 +66,11 @@ type Options struct {
 	Seed int
 	// Drain bounds the wait for deliveries after the last POST.
 	Drain time.Duration
+	// OpenLoop sends every scheduled operation (at Rate) from its own
+	// goroutine, whether the previous ones were answered or not, as
+	// independent clients do: the offered load does not adapt to the
+	// server. Several requests may then be in flight on one conversation.
+	OpenLoop bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 	// Window, when set, is called with "setup" when the setup is done (before
@@ -87,10 +92,17 @@ type Report struct {
 	CommandLatency Summary `json:"command_latency"`
 	// Unsent is the operations a paced run scheduled but could not send
 	// before the window ended: the server fell behind the rate.
-	Unsent     int64   `json:"unsent"`
-	Gets       int64   `json:"gets"`
-	GetsPerSec float64 `json:"gets_per_sec"`
-	GetLatency Summary `json:"get_latency"`
+	Unsent int64 `json:"unsent"`
+	// Offered is the commands an open-loop run sent; Refused those the
+	// server refused for overload (503 or 429), answered after
+	// RefusalLatency; Failed every other command not answered 2xx.
+	Offered        int64   `json:"offered,omitempty"`
+	Refused        int64   `json:"refused,omitempty"`
+	RefusalLatency Summary `json:"refusal_latency"`
+	Failed         int64   `json:"failed,omitempty"`
+	Gets           int64   `json:"gets"`
+	GetsPerSec     float64 `json:"gets_per_sec"`
+	GetLatency     Summary `json:"get_latency"`
 	// ProjectionLag is the time from a POST's answer to the answer of a
 	// read that asked for its position (Engram-Min-Position).
 	ProjectionLag Summary `json:"projection_lag"`

@@ -20,6 +20,10 @@ func printReport(w io.Writer, r *Report) {
 	if r.Gets > 0 {
 		fmt.Fprintf(w, "GETs       %8d  %9.1f/s  latency %s\n", r.Gets, r.GetsPerSec, latencies(r.GetLatency))
 	}
+	if r.Offered > 0 {
+		fmt.Fprintf(w, "open loop  %d offered, %d refused for overload (latency %s), %d failed\n",
+			r.Offered, r.Refused, latencies(r.RefusalLatency), r.Failed)
+	}
 	if r.Unsent > 0 {
 		fmt.Fprintf(w, "behind     %d operations scheduled at %.0f/s were not sent before the window ended\n", r.Unsent, r.Rate)
 	}

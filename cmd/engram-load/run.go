@@ -24,6 +24,10 @@ type workerResult struct {
 	acked          []ack
 	commands, gets int64
 	unsent         int64 // scheduled operations left when the window ended
+
+	// Open loop only.
+	offered, refused, failed int64
+	refusal                  histogram
 }
 
 func (r *runner) execute(ctx context.Context) (*Report, error) {
@@ -64,7 +68,7 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 
 	rep.ProjectionLag, rep.LagSkipped, rep.LagFailed = r.lag.wait()
 	var acked []ack
-	var cmd, get histogram
+	var cmd, get, refusals histogram
 	for _, w := range results {
 		cmd.merge(&w.cmd)
 		get.merge(&w.get)
@@ -72,7 +76,12 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 		rep.Commands += w.commands
 		rep.Gets += w.gets
 		rep.Unsent += w.unsent
+		rep.Offered += w.offered
+		rep.Refused += w.refused
+		rep.Failed += w.failed
+		refusals.merge(&w.refusal)
 	}
+	rep.RefusalLatency = refusals.summary()
 	rep.Drained = r.drain(ctx, subs, acked)
 	hook("drained")
 	after := sample()
@@ -146,6 +155,9 @@ func (r *runner) work(ctx context.Context, deadline time.Time) []*workerResult {
 		}
 		t.Stop()
 		return nil
+	}
+	if o.OpenLoop {
+		return []*workerResult{r.openLoop(ctx, deadline)}
 	}
 	workers := o.Concurrency
 	if o.Scenario == scenarioAppend || o.Scenario == scenarioSSE {
@@ -234,6 +246,55 @@ func (r *runner) worker(ctx context.Context, w int, deadline time.Time, tokens <
 			r.getPath(ctx, r.o.Path, scheduled, res)
 		}
 	}
+}
+
+// openLoopInFlight bounds the requests an open-loop run has in flight; a
+// schedule that would exceed it counts as unsent.
+const openLoopInFlight = 20_000
+
+// openLoop posts at o.Rate until deadline, each POST from its own
+// goroutine, round robin over the conversations, and sorts the answers
+// into accepted (201), refused for overload (503, 429) and failed.
+func (r *runner) openLoop(ctx context.Context, deadline time.Time) *workerResult {
+	res := &workerResult{}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		inFlight = make(chan struct{}, openLoopInFlight)
+	)
+	i := 0
+	for scheduled := range pace(ctx, r.o.Rate, deadline, 1024) {
+		select {
+		case inFlight <- struct{}{}:
+		default:
+			res.unsent++
+			continue
+		}
+		conv := i % len(r.convs)
+		i++
+		res.offered++
+		wg.Go(func() {
+			defer func() { <-inFlight }()
+			path := "/v1/conversations/" + r.convs[conv] + "/messages"
+			ans, err := r.api.call(ctx, "POST messages", http.MethodPost, path, r.writer(conv).token, r.message(conv))
+			took := time.Since(scheduled)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && ans.status == http.StatusCreated:
+				res.cmd.record(took)
+				res.commands++
+				res.acked = append(res.acked, ack{pos: ans.position(), conv: conv})
+			case err == nil && (ans.status == http.StatusServiceUnavailable || ans.status == http.StatusTooManyRequests):
+				res.refusal.record(took)
+				res.refused++
+			default:
+				res.failed++
+			}
+		})
+	}
+	wg.Wait()
+	return res
 }
 
 func (r *runner) post(ctx context.Context, conv int, scheduled time.Time, res *workerResult) {

@@ -290,6 +290,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		IdleTimeout: cfg.HTTPIdleTimeout, BodyLimit: cfg.BodyLimit, TrustedProxies: ipNets(cfg.TrustedProxies),
 		Observe: m.ObserveHTTP, LoginMaxAttempts: cfg.LoginMaxAttempts, LoginWindow: cfg.LoginWindow,
 		ConnContext: sse.ConnContext,
+		Admission: httpapi.Admission{Concurrency: cfg.CommandConcurrency, Queue: cfg.CommandQueue,
+			QueueTimeout: cfg.CommandQueueTimeout},
 	}, httpapi.Application{
 		Commands: cmds, Queries: qs, Tokens: tokens, Idempotency: store, Projections: checkpoints,
 		Revocations: revocations, Counters: counted,

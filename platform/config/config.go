@@ -75,6 +75,13 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"ENGRAM_SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	// BodyLimit is the largest request body accepted, in bytes.
 	BodyLimit int64 `env:"ENGRAM_BODY_LIMIT" envDefault:"1048576"`
+	// CommandConcurrency is how many commands (POST, PATCH, DELETE …) an
+	// instance works on at once; CommandQueue more wait at most
+	// CommandQueueTimeout for a turn, and the rest are refused at once with
+	// 503 and Retry-After.
+	CommandConcurrency  int           `env:"ENGRAM_COMMAND_CONCURRENCY" envDefault:"64"`
+	CommandQueue        int           `env:"ENGRAM_COMMAND_QUEUE" envDefault:"256"`
+	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"500ms"`
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// Empty means the client address is always the TCP peer.
 	TrustedProxies Prefixes `env:"ENGRAM_TRUSTED_PROXIES"`
@@ -384,6 +391,7 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_SSE_MAX_LIFETIME", cfg.SSEMaxLifetime},
 		{"ENGRAM_READ_YOUR_WRITES_TIMEOUT", cfg.ReadYourWritesTimeout},
 		{"ENGRAM_PROJECTION_POLL_INTERVAL", cfg.ProjectionPollInterval},
+		{"ENGRAM_COMMAND_QUEUE_TIMEOUT", cfg.CommandQueueTimeout},
 	} {
 		if !v.failed[d.name] && d.value <= 0 {
 			v.add(d.name, v.environ[d.name], "must be a positive duration")
@@ -399,10 +407,14 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_SSE_MAX_CONNECTIONS_PER_USER", int64(cfg.SSEMaxConnectionsPerUser)},
 		{"ENGRAM_SSE_BUFFER", int64(cfg.SSEBuffer)},
 		{"ENGRAM_PROJECTION_MAX_LAG", cfg.ProjectionMaxLag},
+		{"ENGRAM_COMMAND_CONCURRENCY", int64(cfg.CommandConcurrency)},
 	} {
 		if !v.failed[n.name] && n.value <= 0 {
 			v.add(n.name, v.environ[n.name], "must be a positive number")
 		}
+	}
+	if !v.failed["ENGRAM_COMMAND_QUEUE"] && cfg.CommandQueue < 0 {
+		v.add("ENGRAM_COMMAND_QUEUE", v.environ["ENGRAM_COMMAND_QUEUE"], "must be zero or a positive number")
 	}
 
 	if cfg.Env == Production && cfg.DevSeed && !v.failed["ENGRAM_DEV_SEED"] {
@@ -564,6 +576,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("http_idle_timeout", c.HTTPIdleTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Int64("body_limit", c.BodyLimit),
+		slog.Int("command_concurrency", c.CommandConcurrency),
+		slog.Int("command_queue", c.CommandQueue),
+		slog.Duration("command_queue_timeout", c.CommandQueueTimeout),
 		slog.String("trusted_proxies", c.TrustedProxies.String()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.Bool("auto_migrate", c.AutoMigrate),

@@ -87,16 +87,20 @@ type Config struct {
 	// ConnContext, when set, derives each connection's base context (the
 	// SSE transport keeps the connection there to tune its socket).
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// Admission bounds the commands in progress; a zero Concurrency admits
+	// every command.
+	Admission Admission
 }
 
 // Server is Engram's HTTP server.
 type Server struct {
-	echo     *echo.Echo
-	http     *http.Server
-	app      Application
-	cfg      Config
-	logger   *slog.Logger
-	throttle *loginThrottle
+	echo      *echo.Echo
+	http      *http.Server
+	app       Application
+	cfg       Config
+	logger    *slog.Logger
+	throttle  *loginThrottle
+	admission *admission
 }
 
 // NewServer builds the server and its routes. It refuses missing parts of the
@@ -132,6 +136,10 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		s.securityHeaders,
 		s.authenticate,
 	)
+	if cfg.Admission.Concurrency > 0 {
+		s.admission = newAdmission(cfg.Admission)
+		e.Use(s.admission.admit)
+	}
 	s.routes()
 
 	s.http = &http.Server{

@@ -58,6 +58,9 @@ func (h *Hub) typing(c echo.Context) error {
 	if err := h.checkWorkspace(ctx, a, access.PostMessage, ws, "conversation"); err != nil {
 		return err
 	}
+	if h.view.archived(ws) {
+		return domain.Errorf(domain.CodeConflict, "workspace is archived")
+	}
 	if h.bus == nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "live signals are not available")
 	}

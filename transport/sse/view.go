@@ -47,8 +47,9 @@ type view struct {
 
 // membership is the members of one workspace, folded from its stream.
 type membership struct {
-	version int
-	members map[string]string // user id → role
+	version  int
+	members  map[string]string // user id → role
+	archived bool
 }
 
 func (m *membership) apply(e domain.Event) {
@@ -62,6 +63,8 @@ func (m *membership) apply(e domain.Event) {
 		m.members[e.UserID] = e.Role
 	case workspace.MemberRemoved:
 		delete(m.members, e.UserID)
+	case workspace.Archived:
+		m.archived = true
 	}
 	m.version++
 }
@@ -223,6 +226,15 @@ func (v *view) role(ctx context.Context, workspaceID, userID string) (string, bo
 		return "", false, nil
 	}
 	return m.members[userID], true, nil
+}
+
+// archived reports whether the workspace is archived, as far as the view
+// knows (call currentRole first for the log's latest word).
+func (v *view) archived(workspaceID string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	m, ok := v.workspaces[workspaceID]
+	return ok && m.archived
 }
 
 // currentRole is role with the membership as the log has it now, which may
