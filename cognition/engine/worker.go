@@ -93,6 +93,9 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]*run
+	// waiting are tasks to start when a slot frees, in order.
+	waiting    []string
+	waitingSet map[string]bool
 }
 
 // run is a task this worker has claimed.
@@ -134,7 +137,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	return &Worker{cfg: cfg, sig: signaler{signals: cfg.Signals, logger: cfg.Logger},
 		queue: make(chan string, 256), stopping: make(chan struct{}),
-		runCtx: runCtx, cancelRun: cancel, running: map[string]*run{}}, nil
+		runCtx: runCtx, cancelRun: cancel, running: map[string]*run{}, waitingSet: map[string]bool{}}, nil
 }
 
 func setDefault[T int | time.Duration](v *T, d T) {
@@ -257,17 +260,46 @@ func (w *Worker) scan(ctx context.Context) {
 	}
 }
 
+// maxWaiting bounds the tasks waiting for a free slot; beyond it a task is
+// left to a later scan.
+const maxWaiting = 10_000
+
 // start runs a task in its own goroutine unless it runs already or the
-// worker is full or stopping.
+// worker is stopping. When every slot is taken, the task waits for the
+// first one to free (in submission order), rather than for the next scan.
 func (w *Worker) start(id string) {
 	if w.stopped() {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.running[id]; ok || len(w.running) >= w.cfg.Concurrency {
+	if _, ok := w.running[id]; ok || w.waitingSet[id] {
 		return
 	}
+	if len(w.running) >= w.cfg.Concurrency {
+		if len(w.waiting) < maxWaiting {
+			w.waiting = append(w.waiting, id)
+			w.waitingSet[id] = true
+		}
+		return
+	}
+	w.startLocked(id)
+}
+
+// next starts the first waiting task, if any. w.mu is held.
+func (w *Worker) next() {
+	for len(w.waiting) > 0 && len(w.running) < w.cfg.Concurrency && !w.stopped() {
+		id := w.waiting[0]
+		w.waiting = w.waiting[1:]
+		delete(w.waitingSet, id)
+		if _, ok := w.running[id]; !ok {
+			w.startLocked(id)
+		}
+	}
+}
+
+// startLocked runs a task in its own goroutine. w.mu is held.
+func (w *Worker) startLocked(id string) {
 	ctx, cancel := context.WithCancelCause(w.runCtx)
 	r := &run{cancel: cancel}
 	w.running[id] = r
@@ -277,6 +309,7 @@ func (w *Worker) start(id string) {
 		defer func() {
 			w.mu.Lock()
 			delete(w.running, id)
+			w.next()
 			w.mu.Unlock()
 			cancel(nil)
 		}()
