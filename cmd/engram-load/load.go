@@ -240,7 +240,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, api: newAPI(strings.TrimRight(o.URL, "/"), o.Concurrency), run: randomHex(6), lag: newLagProbes(64)}
+	conns := o.Concurrency
+	if o.OpenLoop {
+		// Keep the connections of a burst for the next one: an open loop
+		// that dials for most requests measures the dialling.
+		conns = max(conns, int(o.Rate))
+	}
+	r := &runner{o: o, api: newAPI(strings.TrimRight(o.URL, "/"), conns), run: randomHex(6), lag: newLagProbes(64)}
 	r.report = &Report{Scenario: o.Scenario, Rate: o.Rate, Concurrency: o.Concurrency, Scope: o.Scope}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancelSetup()

@@ -81,7 +81,7 @@ type Config struct {
 	// 503 and Retry-After.
 	CommandConcurrency  int           `env:"ENGRAM_COMMAND_CONCURRENCY" envDefault:"64"`
 	CommandQueue        int           `env:"ENGRAM_COMMAND_QUEUE" envDefault:"256"`
-	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"500ms"`
+	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"1s"`
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// Empty means the client address is always the TCP peer.
 	TrustedProxies Prefixes `env:"ENGRAM_TRUSTED_PROXIES"`

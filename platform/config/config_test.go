@@ -34,7 +34,7 @@ func TestLoadDefaults(t *testing.T) {
 		BodyLimit:                1 << 20,
 		CommandConcurrency:       64,
 		CommandQueue:             256,
-		CommandQueueTimeout:      500 * time.Millisecond,
+		CommandQueueTimeout:      time.Second,
 		DatabaseURL:              "postgres://127.0.0.1:5432/engram?sslmode=disable",
 		DatabaseMaxConns:         32,
 		AutoMigrate:              true,

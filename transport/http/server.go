@@ -134,12 +134,13 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		s.recoverer,
 		s.bodyLimit,
 		s.securityHeaders,
-		s.authenticate,
 	)
 	if cfg.Admission.Concurrency > 0 {
+		// Before authentication: a refusal costs next to nothing.
 		s.admission = newAdmission(cfg.Admission)
 		e.Use(s.admission.admit)
 	}
+	e.Use(s.authenticate)
 	s.routes()
 
 	s.http = &http.Server{
