@@ -23,17 +23,18 @@ type verdict struct {
 	Why     string
 }
 
-// Targets of DESIGN §10.
+// The performance targets.
 const (
 	targetAppendRatio     = 0.60
 	targetGetRatio        = 0.50
 	targetDeliveryP99     = 50 * time.Millisecond
 	targetLagP99          = 250 * time.Millisecond
 	targetRebuildPerSec   = 50_000
+	targetAnsweredWithin  = 2 * time.Second
 	targetIdleRSS         = 60e6 // bytes (60 MB)
 	targetPerConnection   = 64 << 10
 	boundedRSS            = 256 << 20 // what "memory stays bounded" is taken to mean
-	mercureCPUPerDelivery = 5.7       // µs, DESIGN §10
+	mercureCPUPerDelivery = 5.7       // µs, Mercure's published figure on this load
 )
 
 func yesNo(ok bool) string {
@@ -113,8 +114,39 @@ func verdicts(res *benchResults) []verdict {
 		}
 	}
 
+	// Answered messages.
+	const answeredMeasure = "Answered messages (echo expert), 300 posts/s for the window over 32 conversations"
+	switch a := res.Answered; {
+	case a.Report == nil || a.Report.Commands == 0:
+		out = append(out, unavailable(answeredMeasure, "≥ 300/s, none failed, all answered ≤ 2 s after the last post", "not measured"))
+	default:
+		r := a.Report
+		failed := r.Failed + r.Refused
+		ok := r.CommandsPerSec >= 0.95*answeredRate && failed == 0 && a.Done && a.Settled <= targetAnsweredWithin
+		settled := fmt.Sprintf("all answered %.1f s after the last post", a.Settled.Seconds())
+		if !a.Done {
+			settled = "not all answered a minute after the last post"
+		}
+		v := verdict{Measure: answeredMeasure, Engram: fmt.Sprintf("%.0f posts/s, %d failed; %s", r.CommandsPerSec, failed, settled),
+			Limit: "—", Ratio: "—", Target: "≥ 300/s, none failed, all answered ≤ 2 s after the last post", Met: yesNo(ok)}
+		if !ok {
+			var why []string
+			if r.CommandsPerSec < 0.95*answeredRate {
+				why = append(why, fmt.Sprintf("%.0f posts/s reached", r.CommandsPerSec))
+			}
+			if failed > 0 {
+				why = append(why, fmt.Sprintf("%d posts failed", failed))
+			}
+			if !a.Done || a.Settled > targetAnsweredWithin {
+				why = append(why, settled)
+			}
+			v.Why = strings.Join(why, "; ")
+		}
+		out = append(out, v)
+	}
+
 	// SSE at 200 × 200.
-	const sse200 = "Command → SSE delivery p99, 200 subscribers × 200 events/s"
+	const sse200 = "Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on"
 	switch r := res.SSE200; {
 	case r == nil:
 		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", "not measured"))
@@ -123,7 +155,7 @@ func verdicts(res *benchResults) []verdict {
 	default:
 		ok := r.Delivery.P99 <= targetDeliveryP99 && r.Lost == 0 && r.Expected > 0
 		v := verdict{Measure: sse200, Engram: fmt.Sprintf("p99 %s, %d of %d delivered, %d lost", ms(r.Delivery.P99), r.Delivered, r.Expected, r.Lost),
-			Limit: "Mercure p99 ≈ 12 ms (DESIGN §10, not measured here)", Ratio: "—", Target: "p99 ≤ 50 ms, none lost", Met: yesNo(ok)}
+			Limit: "Mercure p99 ≈ 12 ms (published figure, not measured here)", Ratio: "—", Target: "p99 ≤ 50 ms, none lost", Met: yesNo(ok)}
 		v.Why = sseWhy(r, targetDeliveryP99)
 		out = append(out, v)
 	}
@@ -143,7 +175,7 @@ func verdicts(res *benchResults) []verdict {
 		ok := r.Lost == 0 && r.Expected > 0 && r.ServerPeakRSS <= boundedRSS
 		v := verdict{Measure: sse1000,
 			Engram: fmt.Sprintf("%s per frame; %.0f deliveries/s; %d lost; peak RSS %s", cpu, r.DeliveriesPerSec, r.Lost, mib(r.ServerPeakRSS)),
-			Limit:  fmt.Sprintf("Mercure ≈ %.1f µs (DESIGN §10, not measured here)", mercureCPUPerDelivery), Ratio: "—",
+			Limit:  fmt.Sprintf("Mercure ≈ %.1f µs (published figure, not measured here)", mercureCPUPerDelivery), Ratio: "—",
 			Target: "none lost, memory bounded (peak RSS ≤ 256 MiB)", Met: yesNo(ok)}
 		var why []string
 		if r.Lost > 0 {
@@ -310,7 +342,7 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 		p(" **Quick run** (`-quick`, windows of a few seconds): a trial, not figures to quote.")
 	}
 	p("\nEvery Engram figure stands beside the raw limit measured in the same run, on the same\n")
-	p("machine and the same fresh database, and beside its target from DESIGN §10.\n\n")
+	p("machine and the same fresh database, and beside its target.\n\n")
 
 	p("## Summary\n\n")
 	p("| Measure | Engram | Raw limit (same run) | Ratio | Target | Met |\n|---|---|---|---|---|---|\n")

@@ -22,6 +22,7 @@ func sampleResults() *benchResults {
 		GetMessages:     &Report{GetsPerSec: 25000},
 		Lag:             &Report{Rate: 1000, CommandsPerSec: 998, ProjectionLag: Summary{Count: 3000, P99: 120 * time.Millisecond}},
 		SSE200:          &Report{Rate: 200, CommandsPerSec: 200, Commands: 4000, Scope: "workspace", Expected: 800000, Delivered: 799990, Lost: 10, Delivery: Summary{Count: 1, P99: 30 * time.Millisecond}},
+		Answered:        answeredResult{Report: &Report{Commands: 3000, CommandsPerSec: 299}, Done: true, Settled: 1500 * time.Millisecond},
 		Idle:            &Report{Subscribers: 1000, ServerInuse: 60 << 20, ServerInuseBefore: 20 << 20, ServerRSS: 70 << 20, ServerRSSBefore: 40 << 20},
 		Rebuild:         rebuildResult{Note: "`engram projections rebuild` is not in this build: not measured"},
 	}
@@ -33,15 +34,16 @@ func TestVerdictsJudgeTargets(t *testing.T) {
 		got[v.Measure] = v
 	}
 	for measure, met := range map[string]string{
-		"Command append via HTTP (POST message, 32 clients, assistant muted)": "yes", // 70 %
-		"GET conversation (read model, 32 clients)":                           "no",  // 30 %
-		"GET messages, 20 a page (read model, 32 clients)":                    "yes", // 62 %
-		"Command → SSE delivery p99, 200 subscribers × 200 events/s":          "no",  // 10 lost
-		"SSE at 1,000 subscribers × 500 events/s: CPU per delivery":           "n/a",
-		"Projection lag p99 at 1,000 events/s":                                "yes",
-		"Projection rebuild (conversations)":                                  "n/a",
-		"Idle RSS":                                                            "yes",
-		"Memory per idle SSE connection (1,000 idle)":                         "yes", // 41 KiB live, 31 KiB RSS
+		"Command append via HTTP (POST message, 32 clients, assistant muted)":                         "yes", // 70 %
+		"GET conversation (read model, 32 clients)":                                                   "no",  // 30 %
+		"GET messages, 20 a page (read model, 32 clients)":                                            "yes", // 62 %
+		"Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on": "no",  // 10 lost
+		"SSE at 1,000 subscribers × 500 events/s: CPU per delivery":                                   "n/a",
+		"Projection lag p99 at 1,000 events/s":                                                        "yes",
+		"Projection rebuild (conversations)":                                                          "n/a",
+		"Idle RSS":                                                                                    "yes",
+		"Answered messages (echo expert), 300 posts/s for the window over 32 conversations":           "yes",
+		"Memory per idle SSE connection (1,000 idle)":                                                 "yes", // 41 KiB live, 31 KiB RSS
 	} {
 		v, ok := got[measure]
 		if !ok {
@@ -55,7 +57,7 @@ func TestVerdictsJudgeTargets(t *testing.T) {
 			t.Errorf("%s: missed without a reason", measure)
 		}
 	}
-	if v := got["Command → SSE delivery p99, 200 subscribers × 200 events/s"]; !strings.Contains(v.Why, "10 deliveries lost") {
+	if v := got["Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on"]; !strings.Contains(v.Why, "10 deliveries lost") {
 		t.Errorf("SSE verdict reason %q does not count the lost deliveries", v.Why)
 	}
 }
