@@ -21,6 +21,10 @@ const maxJSONDepth = 32
 // types, unknown fields): they are answered with 400 rather than 422.
 const msgMalformed = "malformed request body"
 
+// msgUnsupportedMediaType marks a body sent as another media type than
+// JSON: answered with 415.
+const msgUnsupportedMediaType = "unsupported media type"
+
 func malformed(f domain.FieldError) error {
 	return &domain.Error{Code: domain.CodeInvalid, Message: msgMalformed, Fields: []domain.FieldError{f}}
 }
@@ -32,7 +36,8 @@ func malformed(f domain.FieldError) error {
 func decodeBody(c echo.Context, dst any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the body must be sent as application/json")
+		return &domain.Error{Code: domain.CodeInvalid, Message: msgUnsupportedMediaType,
+			Fields: []domain.FieldError{{Field: "Content-Type", Message: "must be application/json"}}}
 	}
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
