@@ -384,10 +384,21 @@ func authzDo(t *testing.T, inst *enginetest.Instance, method, path string, body 
 	}
 	defer resp.Body.Close()
 	if stream && resp.StatusCode == http.StatusOK {
+		checkContract(t, req, resp.StatusCode, resp.Header, nil)
 		return resp.StatusCode, ""
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return resp.StatusCode, string(b)
+	b, _ := io.ReadAll(resp.Body)
+	checkContract(t, req, resp.StatusCode, resp.Header, b)
+	return resp.StatusCode, string(b[:min(len(b), 512)])
+}
+
+// checkContract fails the test when an answer departs from openapi.yaml.
+func checkContract(t *testing.T, req *http.Request, status int, header http.Header, body []byte) {
+	t.Helper()
+	if err := enginetest.CheckContract(req, status, header, body); err != nil {
+		t.Errorf("openapi.yaml contract: %s %s answered %d, which the document does not describe:\n  %v\n  body: %.512s",
+			req.Method, req.URL.RequestURI(), status, err, body)
+	}
 }
 
 // servedRoutes reads the routes the instance serves from its debug log.

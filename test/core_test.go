@@ -133,7 +133,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"bad cursor", ada, "GET", "/v1/workspaces?cursor=zzz", nil, "", 422, "cursor"},
 		{"stale If-Match", ada, "PATCH", "/v1/conversations/" + convID, map[string]any{"title": "x"}, `If-Match: "7"`, 412, ""},
 		{"bad If-Match", ada, "PATCH", "/v1/conversations/" + convID, map[string]any{"title": "x"}, `If-Match: "abc"`, 422, "If-Match"},
-		{"wrong content type", ada, "POST", msgs, `content=x`, "Content-Type: application/x-www-form-urlencoded", 400, "body"},
+		{"wrong content type", ada, "POST", msgs, `content=x`, "Content-Type: application/x-www-form-urlencoded", 415, "Content-Type"},
 		{"oversized body", ada, "POST", msgs, map[string]any{"content": strings.Repeat("x", 2<<20)}, "", 413, ""},
 	}
 	for _, tc := range cases {

@@ -282,6 +282,9 @@ type Client struct {
 	Token string
 	// UserID of the logged-in user.
 	UserID string
+	// skipContract turns off the openapi.yaml check of answers (see
+	// OffContract).
+	skipContract bool
 }
 
 // Client returns an anonymous client of the instance.
@@ -313,7 +316,8 @@ func (r *Response) Map(t testing.TB) map[string]any {
 }
 
 // Do sends a request. body may be nil, a string (sent verbatim), []byte, or a
-// value encoded as JSON. headers are "Name: value" pairs.
+// value encoded as JSON. headers are "Name: value" pairs. The answer must be
+// one that openapi.yaml describes (see CheckContract), or the test fails.
 func (c *Client) Do(method, path string, body any, headers ...string) *Response {
 	c.t.Helper()
 	var rd io.Reader
@@ -353,7 +357,9 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	if err != nil {
 		c.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	c.checkContract(req, r)
+	return r
 }
 
 // Must sends a request and fails the test unless the status is want.

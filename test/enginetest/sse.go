@@ -124,11 +124,14 @@ func (c *Client) stream(path string, receiveBuffer int, headers []string) *Strea
 	if resp.StatusCode != http.StatusOK {
 		s.Body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
+		c.checkContract(req, &Response{Status: resp.StatusCode, Header: resp.Header, Body: s.Body})
 		close(s.frames)
 		close(s.done)
 		transport.CloseIdleConnections()
 		return s
 	}
+	// A live stream's body never ends: its status and headers are checked.
+	c.checkContract(req, &Response{Status: resp.StatusCode, Header: resp.Header})
 	go func() {
 		defer close(s.done)
 		defer close(s.frames)

@@ -79,14 +79,16 @@ func (s *Server) listAPIKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.app.Queries.ListAPIKeys.Handle(c.Request().Context(), actor(c), page, pos)
+	a := actor(c)
+	res, err := s.app.Queries.ListAPIKeys.Handle(c.Request().Context(), a, page, pos)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(res, func(k queries.APIKey) apiKeyJSON {
+	out := listOf(res, func(k queries.APIKey) apiKeyJSON {
 		return apiKeyJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt,
 			ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
-	}))
+	})
+	return conditional(c, listETag(a.UserID, out, jsonKey[apiKeyJSON]), out)
 }
 
 func (s *Server) revokeAPIKey(c echo.Context) error {

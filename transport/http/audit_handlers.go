@@ -76,7 +76,7 @@ func (s *Server) auditEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listJSON[audit.Item]{Items: page.Items, NextCursor: page.NextCursor})
+	return auditPage(c, page)
 }
 
 func (s *Server) auditStreamEvents(c echo.Context) error {
@@ -99,7 +99,16 @@ func (s *Server) auditStreamEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listJSON[audit.Item]{Items: page.Items, NextCursor: page.NextCursor})
+	return auditPage(c, page)
+}
+
+// auditPage answers a page of events. An event never changes: its position
+// and hash identify it (a tampered event shows another hash).
+func auditPage(c echo.Context, page audit.Page) error {
+	out := listJSON[audit.Item]{Items: page.Items, NextCursor: page.NextCursor}
+	return conditional(c, listETag("", out, func(it audit.Item) string {
+		return strconv.FormatInt(it.GlobalPosition, 10) + "#" + it.Hash
+	}), out)
 }
 
 func (s *Server) auditState(c echo.Context) error {
@@ -127,7 +136,7 @@ func (s *Server) auditState(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, st)
+	return conditional(c, newValidator("").addJSON(st).etag(), st)
 }
 
 // verifyJSON is the answer of a verification.

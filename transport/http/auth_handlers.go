@@ -143,7 +143,7 @@ func (s *Server) me(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, userFromQuery(u))
+	return conditional(c, versionETag(u.Version), userFromQuery(u))
 }
 
 func (s *Server) listSessions(c echo.Context) error {
@@ -156,9 +156,10 @@ func (s *Server) listSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(queries.Page[queries.Session]{Items: sessions}, func(q queries.Session) sessionJSON {
+	out := listOf(queries.Page[queries.Session]{Items: sessions}, func(q queries.Session) sessionJSON {
 		return sessionFromQuery(q, a.SessionID)
-	}))
+	})
+	return conditional(c, listETag(a.UserID, out, jsonKey[sessionJSON]), out)
 }
 
 func (s *Server) revokeSession(c echo.Context) error {

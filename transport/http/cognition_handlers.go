@@ -119,7 +119,8 @@ func (s *Server) listExperts(c echo.Context) error {
 	if items == nil {
 		items = []ExpertInfo{}
 	}
-	return c.JSON(http.StatusOK, listJSON[ExpertInfo]{Items: items})
+	out := listJSON[ExpertInfo]{Items: items}
+	return conditional(c, listETag("", out, jsonKey[ExpertInfo]), out)
 }
 
 func (s *Server) getTask(c echo.Context) error {
@@ -131,8 +132,7 @@ func (s *Server) getTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	positionHeaders(c, t.Version, 0)
-	return c.JSON(http.StatusOK, taskFromQuery(t))
+	return conditional(c, versionETag(t.Version), taskFromQuery(t))
 }
 
 type cancelTaskRequest struct {
@@ -191,10 +191,11 @@ func (s *Server) storeMemoryItem(c echo.Context) error {
 		}
 		expiresAt = &t
 	}
-	return create(s, c, memoryItemFromEvents, func(ctx context.Context) (commands.Written, string, error) {
+	locate := func(it memoryItemJSON) string { return "/v1/workspaces/" + it.WorkspaceID + "/memory/" + it.ID }
+	return create(s, c, memoryItemFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
 		res, err := s.app.Commands.StoreMemoryItem.Handle(ctx, commands.StoreMemoryItem{Actor: actor(c), WorkspaceID: c.Param("id"),
 			Type: req.Type, Content: req.Content, Metadata: nullAsAbsent(req.Metadata), ExpiresAt: expiresAt})
-		return res.Written, "/v1/workspaces/" + res.WorkspaceID + "/memory/" + res.ItemID, err
+		return res.Written, err
 	})
 }
 
@@ -300,11 +301,13 @@ func (s *Server) searchMemory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.app.Queries.SearchMemory.Handle(c.Request().Context(), actor(c), c.Param("id"), search, pos)
+	a := actor(c)
+	res, err := s.app.Queries.SearchMemory.Handle(c.Request().Context(), a, c.Param("id"), search, pos)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(res, memoryItemFromQuery))
+	out := listOf(res, memoryItemFromQuery)
+	return conditional(c, listETag(a.UserID, out, jsonKey[memoryItemJSON]), out)
 }
 
 func (s *Server) memoryContext(c echo.Context) error {
@@ -312,7 +315,8 @@ func (s *Server) memoryContext(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	mc, err := s.app.Queries.MemoryContext.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	a := actor(c)
+	mc, err := s.app.Queries.MemoryContext.Handle(c.Request().Context(), a, c.Param("id"), pos)
 	if err != nil {
 		return err
 	}
@@ -323,5 +327,5 @@ func (s *Server) memoryContext(c echo.Context) error {
 	for name, it := range mc.Entities {
 		out.Entities[name] = memoryItemFromQuery(it)
 	}
-	return c.JSON(http.StatusOK, out)
+	return conditional(c, newValidator(a.UserID).addJSON(out).etag(), out)
 }

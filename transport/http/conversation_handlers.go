@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,11 +26,12 @@ func (s *Server) createConversation(c echo.Context) error {
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
 		return err
 	}
-	return create(s, c, conversationFromEvents, func(ctx context.Context) (commands.Written, string, error) {
+	locate := func(conv conversationJSON) string { return "/v1/conversations/" + conv.ID }
+	return create(s, c, conversationFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
 		res, err := s.app.Commands.CreateConversation.Handle(ctx, commands.CreateConversation{
 			Actor: actor(c), WorkspaceID: c.Param("id"), Title: req.Title, Modality: req.Modality, Metadata: nullAsAbsent(req.Metadata),
 		})
-		return res.Written, "/v1/conversations/" + res.Conversation.ID, err
+		return res.Written, err
 	})
 }
 
@@ -42,11 +44,15 @@ func (s *Server) listConversations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.app.Queries.ListConversations.Handle(c.Request().Context(), actor(c), c.Param("id"), page, pos)
+	a := actor(c)
+	res, err := s.app.Queries.ListConversations.Handle(c.Request().Context(), a, c.Param("id"), page, pos)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(res, conversationFromQuery))
+	out := listOf(res, conversationFromQuery)
+	return conditional(c, listETag(a.UserID, out, func(conv conversationJSON) string {
+		return conv.ID + "@" + strconv.Itoa(conv.Version)
+	}), out)
 }
 
 func (s *Server) getConversation(c echo.Context) error {
@@ -58,8 +64,7 @@ func (s *Server) getConversation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	positionHeaders(c, conv.Version, 0)
-	return c.JSON(http.StatusOK, conversationFromQuery(conv))
+	return conditional(c, versionETag(conv.Version), conversationFromQuery(conv))
 }
 
 type updateConversationRequest struct {
@@ -135,11 +140,12 @@ func (s *Server) postMessage(c echo.Context) error {
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
 		return err
 	}
-	return create(s, c, messageFromEvents, func(ctx context.Context) (commands.Written, string, error) {
+	locate := func(m messageJSON) string { return "/v1/conversations/" + m.ConversationID + "/messages" }
+	return create(s, c, messageFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
 		res, err := s.app.Commands.PostMessage.Handle(ctx, commands.PostMessage{
 			Actor: actor(c), ConversationID: c.Param("id"), Content: req.Content, Role: req.Role, Metadata: nullAsAbsent(req.Metadata),
 		})
-		return res.Written, "/v1/conversations/" + res.ConversationID + "/messages", err
+		return res.Written, err
 	})
 }
 
@@ -152,9 +158,14 @@ func (s *Server) listMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.app.Queries.ListMessages.Handle(c.Request().Context(), actor(c), c.Param("id"), page, pos)
+	a := actor(c)
+	res, err := s.app.Queries.ListMessages.Handle(c.Request().Context(), a, c.Param("id"), page, pos)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(res, messageFromQuery))
+	// A message never changes once posted: its position identifies it.
+	out := listOf(res, messageFromQuery)
+	return conditional(c, listETag(a.UserID, out, func(m messageJSON) string {
+		return strconv.FormatInt(m.Position, 10)
+	}), out)
 }

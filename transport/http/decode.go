@@ -21,17 +21,23 @@ const maxJSONDepth = 32
 // types, unknown fields): they are answered with 400 rather than 422.
 const msgMalformed = "malformed request body"
 
+// msgUnsupportedMediaType marks a body sent as another media type than
+// JSON: answered with 415.
+const msgUnsupportedMediaType = "unsupported media type"
+
 func malformed(f domain.FieldError) error {
 	return &domain.Error{Code: domain.CodeInvalid, Message: msgMalformed, Fields: []domain.FieldError{f}}
 }
 
 // decodeBody strictly decodes a JSON request body into dst: the body must be
 // one JSON object of known fields with the right types. Problems are reported
-// as validation errors naming the field ("body" for the body as a whole).
+// as validation errors naming the field ("body" for the body as a whole); a
+// body sent as another media type is refused with 415.
 func decodeBody(c echo.Context, dst any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return malformed(domain.FieldError{Field: "body", Message: "Content-Type must be application/json"})
+		return &domain.Error{Code: domain.CodeInvalid, Message: msgUnsupportedMediaType,
+			Fields: []domain.FieldError{{Field: "Content-Type", Message: "must be application/json"}}}
 	}
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -47,7 +53,8 @@ func decodeBody(c echo.Context, dst any) error {
 
 // DecodeBody strictly decodes a request's JSON body into dst, for the routes
 // that other transports register: problems are validation errors naming the
-// field, answered with 400 (see decodeBody).
+// field, answered with 400 (415 for a body not sent as JSON; see
+// decodeBody).
 func DecodeBody(c echo.Context, dst any) error { return decodeBody(c, dst) }
 
 // decodeJSON is decodeBody's pure part.

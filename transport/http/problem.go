@@ -36,8 +36,11 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 		switch de.Code {
 		case domain.CodeInvalid:
 			status := http.StatusUnprocessableEntity
-			if de.Message == msgMalformed {
+			switch de.Message {
+			case msgMalformed:
 				status = http.StatusBadRequest
+			case msgUnsupportedMediaType:
+				status = http.StatusUnsupportedMediaType
 			}
 			return Problem{Type: problemBase + "validation", Title: "The request is not valid", Status: status,
 				Detail: de.Message, Errors: de.Fields}, false

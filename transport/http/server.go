@@ -128,12 +128,14 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
 	e.Pre(middleware.RemoveTrailingSlash())
+	// The security headers come before anything that can refuse a request
+	// (the body limit, authentication), so that every answer carries them.
 	e.Use(
 		s.requestID,
+		s.securityHeaders,
 		s.accessLog,
 		s.recoverer,
 		s.bodyLimit,
-		s.securityHeaders,
 	)
 	if cfg.Admission.Concurrency > 0 {
 		// Before authentication: a refusal costs next to nothing.
@@ -278,7 +280,7 @@ func isUnavailable(err error) bool {
 func positionHeaders(c echo.Context, version int, position int64) {
 	h := c.Response().Header()
 	if version > 0 {
-		h.Set("ETag", `"`+strconv.Itoa(version)+`"`)
+		h.Set("ETag", versionETag(version))
 	}
 	if position > 0 {
 		h.Set("Engram-Position", strconv.FormatInt(position, 10))

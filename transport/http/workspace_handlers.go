@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,11 +27,12 @@ func (s *Server) createWorkspace(c echo.Context) error {
 	if err := objectField("config", req.Config); err != nil {
 		return err
 	}
-	return create(s, c, workspaceFromEvents, func(ctx context.Context) (commands.Written, string, error) {
+	locate := func(w workspaceJSON) string { return "/v1/workspaces/" + w.ID }
+	return create(s, c, workspaceFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
 		res, err := s.app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 			Actor: actor(c), Name: req.Name, Description: req.Description, Config: nullAsAbsent(req.Config),
 		})
-		return res.Written, "/v1/workspaces/" + res.Workspace.ID, err
+		return res.Written, err
 	})
 }
 
@@ -43,11 +45,15 @@ func (s *Server) listWorkspaces(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.app.Queries.ListWorkspaces.Handle(c.Request().Context(), actor(c), page, pos)
+	a := actor(c)
+	res, err := s.app.Queries.ListWorkspaces.Handle(c.Request().Context(), a, page, pos)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(res, workspaceFromQuery))
+	out := listOf(res, workspaceFromQuery)
+	return conditional(c, listETag(a.UserID, out, func(w workspaceJSON) string {
+		return w.ID + "@" + strconv.Itoa(w.Version) + "/" + w.Role
+	}), out)
 }
 
 func (s *Server) getWorkspace(c echo.Context) error {
@@ -59,8 +65,7 @@ func (s *Server) getWorkspace(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	positionHeaders(c, w.Version, 0)
-	return c.JSON(http.StatusOK, workspaceFromQuery(w))
+	return conditional(c, versionETag(w.Version), workspaceFromQuery(w))
 }
 
 type updateWorkspaceRequest struct {
@@ -131,7 +136,8 @@ func (s *Server) listMembers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	members, err := s.app.Queries.ListMembers.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	a := actor(c)
+	members, err := s.app.Queries.ListMembers.Handle(c.Request().Context(), a, c.Param("id"), pos)
 	if err != nil {
 		return err
 	}
@@ -139,7 +145,8 @@ func (s *Server) listMembers(c echo.Context) error {
 	for i, m := range members {
 		out.Items[i] = memberFromQuery(m)
 	}
-	return c.JSON(http.StatusOK, out)
+	// A member's e-mail and name come from the user's stream: digested whole.
+	return conditional(c, listETag(a.UserID, out, jsonKey[memberJSON]), out)
 }
 
 func (s *Server) addMember(c echo.Context) error {
@@ -149,11 +156,12 @@ func (s *Server) addMember(c echo.Context) error {
 	}
 	workspaceID := c.Param("id")
 	fromEvents := func(events []eventstore.Event) (memberJSON, bool) { return memberFromEvents(workspaceID, events) }
-	return create(s, c, fromEvents, func(ctx context.Context) (commands.Written, string, error) {
+	locate := func(memberJSON) string { return "" } // a membership has no URL of its own
+	return create(s, c, fromEvents, locate, func(ctx context.Context) (commands.Written, error) {
 		res, err := s.app.Commands.AddMember.Handle(ctx, commands.AddMember{
 			Actor: actor(c), WorkspaceID: workspaceID, UserID: req.UserID, Email: req.Email, Role: req.Role,
 		})
-		return res.Written, "", err
+		return res.Written, err
 	})
 }
 
