@@ -86,8 +86,10 @@ type Difference struct {
 	// Want is what the log says, Got what the read model holds.
 	Want string `json:"want,omitempty"`
 	Got  string `json:"got,omitempty"`
-	// StreamID and Position name the stream the row comes from and its
-	// last event folded (for a parked or undecodable event, that event).
+	// StreamID and Position name the stream the row comes from and the
+	// event that last made the row (a message: the event that posted it;
+	// a memory item: its last event; otherwise the stream's last event
+	// folded); for a parked or undecodable event, that event.
 	StreamID string `json:"stream_id,omitempty"`
 	Position int64  `json:"position,omitempty"`
 	// Detail says more: a parked event's error.
@@ -194,6 +196,9 @@ type expectedRow struct {
 	table string
 	key   string
 	cols  map[string]any
+	// position is the last event that made the row what it is (0: the
+	// stream's last event).
+	position int64
 }
 
 // A set is a text array whose order does not matter.
@@ -332,7 +337,7 @@ func expectConversation(s *foldedStream) []expectedRow {
 			return
 		}
 		lastActivity = ev.recordedAt
-		messages = append(messages, expectedRow{table: "messages", key: m.MessageID, cols: map[string]any{
+		messages = append(messages, expectedRow{table: "messages", key: m.MessageID, position: ev.position, cols: map[string]any{
 			"conversation_id": c.ID(), "workspace_id": c.WorkspaceID(), "author_id": m.AuthorID, "role": m.Role,
 			"content": m.Content, "metadata": objectOrEmpty(m.Metadata), "created_at": ev.recordedAt,
 			"position": ev.position, "stream_version": ev.version,
@@ -359,6 +364,7 @@ type memoryItem struct {
 	expiresAt                              *time.Time
 	deleted                                bool
 	version                                int
+	position                               int64
 	createdAt, updatedAt                   time.Time
 }
 
@@ -383,7 +389,7 @@ func expectMemory(s *foldedStream) []expectedRow {
 			}
 			items[e.ItemID] = &memoryItem{workspaceID: workspaceID, itemType: e.Type, content: e.Content,
 				source: e.SourceMessageID, metadata: e.Metadata, expiresAt: e.ExpiresAt, version: ev.version,
-				createdAt: ev.recordedAt, updatedAt: ev.recordedAt}
+				position: ev.position, createdAt: ev.recordedAt, updatedAt: ev.recordedAt}
 			order = append(order, e.ItemID)
 		case memory.ItemUpdated:
 			it, ok := items[e.ItemID]
@@ -399,10 +405,10 @@ func expectMemory(s *foldedStream) []expectedRow {
 			if e.ExpiresAt != nil {
 				it.expiresAt = e.ExpiresAt
 			}
-			it.updatedAt, it.version = ev.recordedAt, ev.version
+			it.updatedAt, it.version, it.position = ev.recordedAt, ev.version, ev.position
 		case memory.ItemDeleted:
 			if it, ok := items[e.ItemID]; ok {
-				it.deleted, it.updatedAt, it.version = true, ev.recordedAt, ev.version
+				it.deleted, it.updatedAt, it.version, it.position = true, ev.recordedAt, ev.version, ev.position
 			}
 		}
 	}
@@ -413,7 +419,7 @@ func expectMemory(s *foldedStream) []expectedRow {
 		if it.expiresAt != nil {
 			expires = *it.expiresAt
 		}
-		rows = append(rows, expectedRow{table: "memory_items", key: id, cols: map[string]any{
+		rows = append(rows, expectedRow{table: "memory_items", key: id, position: it.position, cols: map[string]any{
 			"workspace_id": it.workspaceID, "type": it.itemType, "content": it.content, "metadata": objectOrEmpty(it.metadata),
 			"expires_at": expires, "source_message_id": nullable(it.source), "deleted": it.deleted, "version": it.version,
 			"created_at": it.createdAt, "updated_at": it.updatedAt,
@@ -640,9 +646,13 @@ func foldLog(ctx context.Context, tx *sqlx.Tx, m readModel, rep *ReadModelReport
 // compareRow checks one expected row against the read model's and removes
 // it from actual.
 func compareRow(rep *ReadModelReport, want expectedRow, actual map[string]map[string]any, s *foldedStream) {
+	position := want.position
+	if position == 0 {
+		position = s.lastPosition
+	}
 	got, ok := actual[want.key]
 	if !ok {
-		addDifference(rep, Difference{Kind: DiffMissingRow, Table: want.table, Key: want.key, StreamID: s.streamID, Position: s.lastPosition})
+		addDifference(rep, Difference{Kind: DiffMissingRow, Table: want.table, Key: want.key, StreamID: s.streamID, Position: position})
 		return
 	}
 	delete(actual, want.key)
@@ -654,7 +664,7 @@ func compareRow(rep *ReadModelReport, want expectedRow, actual map[string]map[st
 	for _, c := range cols {
 		if !sameValue(want.cols[c], got[c]) {
 			addDifference(rep, Difference{Kind: DiffColumn, Table: want.table, Key: want.key, Column: c,
-				Want: render(want.cols[c]), Got: render(got[c]), StreamID: s.streamID, Position: s.lastPosition})
+				Want: render(want.cols[c]), Got: render(got[c]), StreamID: s.streamID, Position: position})
 		}
 	}
 }

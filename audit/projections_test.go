@@ -194,6 +194,9 @@ func TestVerifyProjectionsNamesEveryDifference(t *testing.T) {
 		total += m.DifferenceCount
 		for _, d := range m.Differences {
 			found[m.Name+" "+d.Kind+" "+d.Table+" "+d.Key+" "+d.Column] = true
+			if d.Key == skipped && (d.Position != res[0].GlobalPosition || d.StreamID != "conversation-"+conversationID) {
+				t.Errorf("the skipped message is reported at %s %d, want its event at %d", d.StreamID, d.Position, res[0].GlobalPosition)
+			}
 		}
 	}
 	want := []string{
