@@ -96,27 +96,30 @@ type Difference struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// String renders d on one line.
+// String renders d on one line, e.g. "conversations 9a0b…: message_count
+// is 36, the log says 37 (stream conversation-9a0b… at position 1717)".
 func (d Difference) String() string {
 	var b strings.Builder
-	b.WriteString(d.Kind)
-	if d.Table != "" {
-		fmt.Fprintf(&b, " %s", d.Table)
-	}
-	if d.Key != "" {
-		fmt.Fprintf(&b, " %s", d.Key)
-	}
-	if d.Column != "" {
-		fmt.Fprintf(&b, " column %s: log %s, read model %s", d.Column, d.Want, d.Got)
+	switch d.Kind {
+	case DiffMissingRow:
+		fmt.Fprintf(&b, "missing from %s: %s", d.Table, d.Key)
+	case DiffExtraRow:
+		fmt.Fprintf(&b, "extra in %s: %s", d.Table, d.Key)
+	case DiffColumn:
+		fmt.Fprintf(&b, "%s %s: %s is %s, the log says %s", d.Table, d.Key, d.Column, d.Got, d.Want)
+	case DiffParked:
+		fmt.Fprintf(&b, "parked event at position %d", d.Position)
+	case DiffUndecodable:
+		fmt.Fprintf(&b, "undecodable event at position %d", d.Position)
+	default:
+		fmt.Fprintf(&b, "%s %s %s", d.Kind, d.Table, d.Key)
 	}
 	if d.StreamID != "" {
 		fmt.Fprintf(&b, " (stream %s", d.StreamID)
-		if d.Position > 0 {
+		if d.Position > 0 && d.Kind != DiffParked && d.Kind != DiffUndecodable {
 			fmt.Fprintf(&b, " at position %d", d.Position)
 		}
 		b.WriteString(")")
-	} else if d.Position > 0 {
-		fmt.Fprintf(&b, " at position %d", d.Position)
 	}
 	if d.Detail != "" {
 		fmt.Fprintf(&b, ": %s", d.Detail)

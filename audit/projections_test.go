@@ -239,7 +239,8 @@ func TestVerifyProjectionsNamesEveryDifference(t *testing.T) {
 		t.Fatalf("verify memory alone: %+v", one)
 	}
 	d := one.ReadModels[0].Differences[0]
-	if d.Want != `"second"` || d.Got != `"rewritten"` || !strings.Contains(d.String(), "column content") {
+	if d.Want != `"second"` || d.Got != `"rewritten"` ||
+		d.String() != "memory_items "+f.itemID+`: content is "rewritten", the log says "second" (stream memory-`+f.workspaceID+" at position "+strconv.FormatInt(d.Position, 10)+")" {
 		t.Fatalf("difference %+v (%s): want the log's and the read model's content", d, d)
 	}
 }
