@@ -220,11 +220,11 @@ func runStress(t *testing.T, cfg stressConfig) {
 
 // approachPowerOfTen uses up transaction ids, each in a transaction of its
 // own, until the cluster's next id is a few hundred below the next power of
-// ten (when that takes at most two million). Transaction ids are cheap and
+// ten (when that takes at most ten million). Transaction ids are cheap and
 // cluster-wide; nothing else changes.
 func approachPowerOfTen(t *testing.T, db *sql.DB) {
 	t.Helper()
-	const margin, most = 300, 2_000_000
+	const margin, most = 300, 10_000_000
 	var current int64
 	if err := db.QueryRow(`SELECT pg_current_xact_id()::text::bigint`).Scan(&current); err != nil {
 		t.Fatal(err)
