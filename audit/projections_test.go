@@ -28,6 +28,23 @@ import (
 func projectAll(t *testing.T, store *eventstore.Store) {
 	t.Helper()
 	ctx := context.Background()
+	// The log is read below the oldest transaction running in the cluster
+	// (another test creating its database holds it back for a while).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var readable, all int
+		if err := store.DB().QueryRow(`SELECT count(*) FILTER (WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())), count(*)
+			FROM events`).Scan(&readable, &all); err != nil {
+			t.Fatal(err)
+		}
+		if readable == all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d events readable after a minute", readable, all)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
 	for _, p := range append(projections.SQL(), projections.Cognition()...) {
 		tx, err := store.DB().BeginTx(ctx, nil)
 		if err != nil {
