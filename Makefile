@@ -6,7 +6,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 PKGS          := ./...
 FUZZTIME      ?= 30s
 
-.PHONY: all build run test test-short lint fmt vet migrate services bench bench-go fuzz clean
+.PHONY: all build run test test-short soak lint fmt vet migrate services bench bench-go fuzz clean
 
 all: build
 
@@ -34,6 +34,11 @@ test:
 ## test-short: the fast tests only
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+## soak: the long stress test (two instances, restarts, a crash, many writers) for SOAK_DURATION
+SOAK_DURATION ?= 5m
+soak:
+	ENGRAM_SOAK=1 ENGRAM_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -timeout 2h -v -run '^TestSoak$$' ./test/
 
 ## lint: gofmt, go vet and golangci-lint (pinned)
 lint:

@@ -82,13 +82,17 @@ func (a SchemaAdapter) SelectQuery(topic, consumerGroup string, offsets wsql.Off
 	// it is planned as a bitmap scan that reads and sorts the whole backlog
 	// on every poll, so that a group that falls behind falls further behind.)
 	// tx_id is also selected raw as tx_order, because eventColumns renders
-	// it as text.
+	// it as text. The ORDER BY names the table's columns: a bare "tx_id"
+	// there is the text output column, and ordering transaction ids as text
+	// puts 100 before 99, so that a batch whose candidates cross a power of
+	// ten took the higher ids, acknowledged past the lower ones and never
+	// delivered them.
 	q := `WITH last_processed AS (` + next.Query + `)
 		SELECT tx_id AS tx_order, ` + eventColumns + ` FROM events
 		WHERE (tx_id, global_position) > (
 			(SELECT last_processed_transaction_id FROM last_processed), (SELECT offset_acked FROM last_processed))
 		AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY tx_id, global_position LIMIT ` + strconv.Itoa(batch)
+		ORDER BY events.tx_id, events.global_position LIMIT ` + strconv.Itoa(batch)
 	return wsql.Query{Query: q, Args: next.Args}
 }
 

@@ -35,7 +35,7 @@ func newProjectionsCommand() *cobra.Command {
 		Short: "List, inspect and rebuild the read models",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(), newProjectionsRebuildCommand())
+	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(), newProjectionsRebuildCommand(), newProjectionsVerifyCommand())
 	return cmd
 }
 

@@ -174,6 +174,24 @@ func (s *Server) auditVerify(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// auditVerifyProjections compares the SQL read models (or the one named)
+// with the log: 200 with the report, whether they agree ("ok": true) or not.
+func (s *Server) auditVerifyProjections(c echo.Context) error {
+	p := params{c: c}
+	p.only("name")
+	name, _ := p.one("name")
+	if err := p.v.Err(); err != nil {
+		return err
+	}
+	// The whole log is folded: its answer comes at the end.
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
+	report, err := s.app.Audit.VerifyProjections(c.Request().Context(), auditReader(c), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, report)
+}
+
 // streamNDJSON answers with the items that export writes, one JSON object a
 // line, flushed as they come: memory does not grow with the answer. Problems
 // found before the first line are answered as problem JSON; a failure after

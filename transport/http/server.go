@@ -231,6 +231,7 @@ func (s *Server) routes() {
 	v1.GET("/audit/streams/:stream_id/events", s.auditStreamEvents, requireActor, s.requireAuditor)
 	v1.GET("/audit/streams/:stream_id/state", s.auditState, requireActor, s.requireAuditor)
 	v1.GET("/audit/verify", s.auditVerify, requireActor, s.requireAuditor)
+	v1.GET("/audit/projections/verify", s.auditVerifyProjections, requireActor, s.requireAuditor)
 }
 
 // Routes lists every registered route as "METHOD path" (for the OpenAPI
