@@ -84,6 +84,9 @@ type Config struct {
 	LoginMaxAttempts int
 	// LoginWindow is the fixed window of the login throttle.
 	LoginWindow time.Duration
+	// CORSAllowedOrigins are the origins (scheme://host[:port], as browsers
+	// send them) whose pages may use the API; empty means same origin only.
+	CORSAllowedOrigins []string
 	// ConnContext, when set, derives each connection's base context (the
 	// SSE transport keeps the connection there to tune its socket).
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
@@ -130,6 +133,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		s.recoverer,
 		s.bodyLimit,
 		s.securityHeaders,
+		s.cors(),
 		s.authenticate,
 	)
 	s.routes()
