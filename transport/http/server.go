@@ -21,6 +21,7 @@ import (
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/transport/http/console"
 )
 
 // Application is everything the HTTP API drives, built in one place
@@ -117,6 +118,10 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	if cfg.LoginMaxAttempts <= 0 || cfg.LoginWindow <= 0 {
 		return nil, errors.New("http: the login throttle needs a positive maximum and window")
 	}
+	page, err := console.New()
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -137,6 +142,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		s.authenticate,
 	)
 	s.routes()
+	page.Register(e)
 
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
