@@ -22,10 +22,16 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+/** fill replaces the children of el, skipping empty ones (the DOM would
+ * show null as text). */
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
-const shortID = (id) => (id ? String(id).slice(0, 8) : "");
+const shortID = (id) => (id && /^[0-9a-f-]{36}$/.test(id) ? id.slice(0, 8) : id || "");
 
 function toast(text) {
   const t = $("#toast");
@@ -384,7 +390,7 @@ async function workspaceView(id, tab = "conversations") {
   for (const [key, label] of Object.entries(names)) {
     tabs.append(h("button", { type: "button", role: "tab", "aria-selected": String(key === tab), onclick: () => { location.hash = `#/w/${id}/${key}`; } }, label));
   }
-  content.replaceChildren(h("h1", {}, w.name, " ", h("span", { class: "badge" }, w.role), w.archived ? h("span", { class: "badge warn" }, "archived") : null),
+  fill(content, h("h1", {}, w.name, " ", h("span", { class: "badge" }, w.role), w.archived ? h("span", { class: "badge warn" }, "archived") : null),
     w.description ? h("p", { class: "muted" }, w.description) : null, tabs, body);
   const views = { conversations: conversationsTab, members: membersTab, memory: memoryTab, tasks: tasksTab };
   await (views[tab] || conversationsTab)(w, body);
@@ -422,7 +428,7 @@ async function membersTab(w, body) {
   const owner = w.role === "owner";
   const me = (session.user() || {}).id;
   const reload = () => membersTab(w, body);
-  body.replaceChildren(slot,
+  fill(body, slot,
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Member"), h("th", {}, "E-mail"), h("th", {}, "Role"), h("th", {}, ""))), table),
     owner ? h("form", {
       class: "row", onsubmit: async (e) => {
@@ -741,7 +747,7 @@ async function auditView() {
     try {
       const r = await api("GET", "/v1/audit/verify");
       verifyOut.dataset.ok = String(r.ok);
-      verifyOut.replaceChildren(h("p", {}, h("span", { class: `badge ${r.ok ? "ok" : "bad"}` }, r.ok ? "intact" : "altered"), " ",
+      fill(verifyOut, h("p", {}, h("span", { class: `badge ${r.ok ? "ok" : "bad"}` }, r.ok ? "intact" : "altered"), " ",
         `${r.streams_checked} streams, ${r.events_checked} events checked, ${r.breaks_found} breaks`),
       r.breaks && r.breaks.length ? h("table", {}, h("tbody", {}, r.breaks.map((b) => h("tr", {}, h("td", { class: "mono" }, b.stream_id), h("td", {}, `v${b.version}`), h("td", {}, b.global_position), h("td", {}, b.reason))))) : null);
     } catch (err) { showProblem(verifyOut, err); }
