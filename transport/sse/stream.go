@@ -79,9 +79,11 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	defer h.unregister(s)
 	// A revocation handled by the hub before the stream was registered did
 	// not reach it: look again, now that any later one will.
-	if reason, err := h.revokedReason(ctx, actor); err != nil {
+	reason, err := h.revokedReason(ctx, actor)
+	if err != nil {
 		return err
-	} else if reason != "" {
+	}
+	if reason != "" {
 		h.end(s, controlFrame("access_revoked", revocation{Reason: reason}))
 	}
 	h.metrics.SSEConnected(1)
