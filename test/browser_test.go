@@ -162,6 +162,11 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#signin-submit")),
 		pollPage(`[...document.querySelectorAll("#workspace-list a")].some(a => a.textContent.includes("Research"))`))
 
+	browserRun(t, ctx, "start a conversation from the console",
+		js(`location.hash = "#/w/`+ws+`"`),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="title"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="title"]`), "Started in the browser"+kb.Enter),
+		pollPage(`location.hash.startsWith("#/c/") && document.querySelector("main h1")?.textContent.includes("Started in the browser")`))
 	browserRun(t, ctx, "open the workspace's members",
 		js(`location.hash = "#/w/`+ws+`/members"`),
 		pollPage(`document.querySelector("main table")?.textContent.includes("Ada")`))

@@ -309,7 +309,7 @@ function signInView() {
         e.preventDefault();
         const f = e.target;
         f.querySelector("button").disabled = true;
-        try { await signIn(f.email.value, f.password.value); } catch (err) { showProblem(slot, err); } finally { f.querySelector("button").disabled = false; }
+        try { await signIn(f.elements.email.value, f.elements.password.value); } catch (err) { showProblem(slot, err); } finally { f.querySelector("button").disabled = false; }
       },
     },
     h("label", { for: "signin-email" }, "E-mail"),
@@ -326,8 +326,8 @@ function signInView() {
         const f = e.target;
         f.querySelector("button").disabled = true;
         try {
-          await api("POST", "/v1/auth/register", { email: f.email.value, password: f.password.value, display_name: f.display_name.value });
-          await signIn(f.email.value, f.password.value);
+          await api("POST", "/v1/auth/register", { email: f.elements.email.value, password: f.elements.password.value, display_name: f.elements.display_name.value });
+          await signIn(f.elements.email.value, f.elements.password.value);
         } catch (err) { showProblem(slot, err); } finally { f.querySelector("button").disabled = false; }
       },
     },
@@ -354,7 +354,7 @@ async function sidebar(currentID) {
         e.preventDefault();
         const f = e.target;
         try {
-          const w = await api("POST", "/v1/workspaces", { name: f.name.value });
+          const w = await api("POST", "/v1/workspaces", { name: f.elements.name.value });
           location.hash = `#/w/${w.id}`;
         } catch (err) { showProblem(slot, err); }
       },
@@ -404,7 +404,7 @@ async function conversationsTab(w, body) {
       class: "row", onsubmit: async (e) => {
         e.preventDefault();
         try {
-          const c = await api("POST", `/v1/workspaces/${w.id}/conversations`, { title: e.target.title.value });
+          const c = await api("POST", `/v1/workspaces/${w.id}/conversations`, { title: e.target.elements.title.value });
           location.hash = `#/c/${c.id}`;
         } catch (err) { showProblem(slot, err); }
       },
@@ -435,7 +435,7 @@ async function membersTab(w, body) {
         e.preventDefault();
         const f = e.target;
         try {
-          await api("POST", `/v1/workspaces/${w.id}/members`, { email: f.email.value, role: f.role.value });
+          await api("POST", `/v1/workspaces/${w.id}/members`, { email: f.elements.email.value, role: f.elements.role.value });
           toast("Member added");
           reload();
         } catch (err) { showProblem(slot, err); }
@@ -477,7 +477,7 @@ async function memoryTab(w, body) {
     } catch (err) { showProblem(slot, err); }
   };
   body.replaceChildren(
-    h("form", { class: "row", role: "search", onsubmit: (e) => { e.preventDefault(); load(e.target.q.value); } },
+    h("form", { class: "row", role: "search", onsubmit: (e) => { e.preventDefault(); load(e.target.elements.q.value); } },
       h("input", { name: "q", type: "search", placeholder: "Search the memory", "aria-label": "Search the memory" }),
       h("button", { type: "submit", class: "shrink secondary" }, "Search")),
     slot, list,
@@ -487,8 +487,8 @@ async function memoryTab(w, body) {
         e.preventDefault();
         const f = e.target;
         try {
-          await api("POST", `/v1/workspaces/${w.id}/memory`, { type: f.type.value, content: f.content.value });
-          f.content.value = "";
+          await api("POST", `/v1/workspaces/${w.id}/memory`, { type: f.elements.type.value, content: f.elements.content.value });
+          f.elements.content.value = "";
           load();
         } catch (err) { showProblem(slot, err); }
       },
@@ -542,7 +542,7 @@ async function tasksTab(w, body) {
     h("form", {
       class: "row", onsubmit: async (e) => {
         e.preventDefault();
-        try { const t = await api("GET", `/v1/tasks/${encodeURIComponent(e.target.id.value.trim())}`); list.prepend(taskRow(t, slot)); } catch (err) { showProblem(slot, err); }
+        try { const t = await api("GET", `/v1/tasks/${encodeURIComponent(e.target.elements.id.value.trim())}`); list.prepend(taskRow(t, slot)); } catch (err) { showProblem(slot, err); }
       },
     }, h("input", { name: "id", placeholder: "Task id", "aria-label": "Task id", required: true }),
     h("button", { type: "submit", class: "shrink secondary" }, "Look up")));
@@ -698,7 +698,7 @@ async function auditView() {
       const page = await api("GET", `/v1/audit/events?limit=100${query}${append && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
       if (!append) rows.replaceChildren();
       for (const e of page.items) {
-        const show = () => { detail.textContent = JSON.stringify(e, null, 2); stateForm.stream_id.value = e.stream_id; stateForm.version.value = e.stream_version; };
+        const show = () => { detail.textContent = JSON.stringify(e, null, 2); stateForm.elements.stream_id.value = e.stream_id; stateForm.elements.version.value = e.stream_version; };
         rows.append(h("tr", { class: "selectable", tabindex: "0", onclick: show, onkeydown: (k) => { if (k.key === "Enter") show(); } },
           h("td", {}, e.global_position), h("td", {}, fmtTime(e.recorded_at)), h("td", { class: "mono" }, e.stream_id, " v", e.stream_version),
           h("td", {}, e.type), h("td", { class: "mono" }, shortID(e.metadata && e.metadata.actor_id))));
@@ -713,7 +713,7 @@ async function auditView() {
     id: "audit-filters", onsubmit: (e) => {
       e.preventDefault();
       const p = new URLSearchParams();
-      for (const [name] of filters) { const v = e.target[name].value.trim(); if (v) p.set(name, v); }
+      for (const [name] of filters) { const v = e.target.elements[name].value.trim(); if (v) p.set(name, v); }
       query = p.toString() ? `&${p}` : "";
       load(false);
     },
@@ -727,11 +727,11 @@ async function auditView() {
       e.preventDefault();
       const f = e.target;
       const p = new URLSearchParams();
-      if (f.version.value) p.set("version", f.version.value);
-      if (f.at.value) p.set("at", f.at.value);
+      if (f.elements.version.value) p.set("version", f.elements.version.value);
+      if (f.elements.at.value) p.set("at", f.elements.at.value);
       stateSlot.replaceChildren();
       try {
-        const s = await api("GET", `/v1/audit/streams/${encodeURIComponent(f.stream_id.value.trim())}/state${p.toString() ? `?${p}` : ""}`);
+        const s = await api("GET", `/v1/audit/streams/${encodeURIComponent(f.elements.stream_id.value.trim())}/state${p.toString() ? `?${p}` : ""}`);
         stateOut.textContent = JSON.stringify(s, null, 2);
       } catch (err) { stateOut.textContent = ""; showProblem(stateSlot, err); }
     },
