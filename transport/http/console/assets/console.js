@@ -89,6 +89,11 @@ const session = {
 
 let refreshing = null;
 
+// readAfter is the log position of the page's last write: every query asks
+// to see at least that far (Engram-Min-Position), so that what the page has
+// just done shows, whichever read model answers.
+let readAfter = 0;
+
 /** refresh trades the refresh token for new tokens, once at a time. */
 function refresh() {
   if (!refreshing) {
@@ -113,6 +118,7 @@ async function api(method, path, body, { headers = {}, retry = true } = {}) {
   const s = session.get();
   const init = { method, headers: { Accept: "application/json", ...headers } };
   if (s) init.headers.Authorization = `Bearer ${s.access_token}`;
+  if (method === "GET" && readAfter > 0) init.headers["Engram-Min-Position"] = String(readAfter);
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -122,6 +128,8 @@ async function api(method, path, body, { headers = {}, retry = true } = {}) {
     try { await refresh(); } catch { signedOut(); throw new Problem(401, { title: "Your session has ended; sign in again" }); }
     return api(method, path, body, { headers, retry: false });
   }
+  const position = Number(res.headers.get("Engram-Position"));
+  if (res.ok && position > readAfter) readAfter = position;
   if (res.status === 204 || res.status === 304) return null;
   const type = res.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await res.json() : await res.text();
