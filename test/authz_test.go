@@ -86,6 +86,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{route: "GET /readyz", want: public},
 		{route: "GET /metrics", want: public},
 		{route: "GET /openapi.yaml", want: public},
+		{route: "GET /", want: public},
+		{route: "GET /assets/:name", want: public, cell: func(*testing.T, *authzFixture, who) authzCell {
+			return authzCell{path: "/assets/console.js"}
+		}},
 
 		{route: "POST /v1/auth/register", want: created, cell: func(t *testing.T, f *authzFixture, w who) authzCell {
 			return authzCell{body: map[string]string{"email": "new-" + uniqueSuffix() + "@example.com", "password": enginetest.Password, "display_name": "New"}}

@@ -168,8 +168,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	hub, err := sse.NewHub(ctx, sse.Config{
 		Heartbeat: cfg.SSEHeartbeat, MaxConnectionsPerUser: cfg.SSEMaxConnectionsPerUser,
 		Buffer: cfg.SSEBuffer, MaxLifetime: cfg.SSEMaxLifetime,
+		// A ticket lives no longer than an access token, so that the
+		// revocation of the credential that minted it is still remembered.
+		TicketLifetime: cfg.AccessTokenTTL,
 	}, sse.Dependencies{
-		Log: store, Decoders: liveEventDecoders(), Tickets: counted, Signals: bus, Metrics: m, Logger: logger,
+		Log: store, Decoders: liveEventDecoders(), Tickets: counted, Revocations: revocations,
+		Signals: bus, Metrics: m, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -289,7 +293,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Addr: cfg.HTTPAddr, ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout,
 		IdleTimeout: cfg.HTTPIdleTimeout, BodyLimit: cfg.BodyLimit, TrustedProxies: ipNets(cfg.TrustedProxies),
 		Observe: m.ObserveHTTP, LoginMaxAttempts: cfg.LoginMaxAttempts, LoginWindow: cfg.LoginWindow,
-		ConnContext: sse.ConnContext,
+		ConnContext: sse.ConnContext, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Admission: httpapi.Admission{Concurrency: cfg.CommandConcurrency, Queue: cfg.CommandQueue,
 			QueueTimeout: cfg.CommandQueueTimeout},
 	}, httpapi.Application{

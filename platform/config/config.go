@@ -85,6 +85,10 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// Empty means the client address is always the TCP peer.
 	TrustedProxies Prefixes `env:"ENGRAM_TRUSTED_PROXIES"`
+	// CORSAllowedOrigins are the origins (scheme://host[:port]) whose pages
+	// may call the API and open live streams from a browser. Empty means
+	// this server's own origin only.
+	CORSAllowedOrigins []string `env:"ENGRAM_CORS_ALLOWED_ORIGINS" envSeparator:","`
 
 	// DatabaseURL is the PostgreSQL connection URL. It may hold a password:
 	// log it only through LogValue.
@@ -362,6 +366,7 @@ func (v *validator) validate(cfg *Config) {
 	v.redisURL(cfg.RedisURL)
 	v.jwtSecret(cfg)
 	v.cognition(cfg)
+	cfg.CORSAllowedOrigins = v.corsOrigins("ENGRAM_CORS_ALLOWED_ORIGINS", cfg.CORSAllowedOrigins)
 
 	if !v.failed["ENGRAM_LOG_LEVEL"] {
 		switch level := strings.ToLower(strings.TrimSpace(v.environ["ENGRAM_LOG_LEVEL"])); level {

@@ -21,6 +21,7 @@ import (
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/transport/http/console"
 )
 
 // Application is everything the HTTP API drives, built in one place
@@ -84,6 +85,9 @@ type Config struct {
 	LoginMaxAttempts int
 	// LoginWindow is the fixed window of the login throttle.
 	LoginWindow time.Duration
+	// CORSAllowedOrigins are the origins (scheme://host[:port], as browsers
+	// send them) whose pages may use the API; empty means same origin only.
+	CORSAllowedOrigins []string
 	// ConnContext, when set, derives each connection's base context (the
 	// SSE transport keeps the connection there to tune its socket).
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
@@ -118,6 +122,10 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	if cfg.LoginMaxAttempts <= 0 || cfg.LoginWindow <= 0 {
 		return nil, errors.New("http: the login throttle needs a positive maximum and window")
 	}
+	page, err := console.New()
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -135,6 +143,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		s.securityHeaders,
 		s.accessLog,
 		s.recoverer,
+		s.cors(),
 		s.bodyLimit,
 	)
 	if cfg.Admission.Concurrency > 0 {
@@ -144,6 +153,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	}
 	e.Use(s.authenticate)
 	s.routes()
+	page.Register(e)
 
 	s.http = &http.Server{
 		Addr:              cfg.Addr,

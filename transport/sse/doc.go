@@ -35,7 +35,17 @@
 // scoped to that workspace or one of its conversations gets a final
 // access_revoked frame and closes. A revoked session or API key closes its
 // streams the same way, and a stream authenticated by an access token ends
-// when the token expires. Secrets never leave: event data is decoded with
+// when the token expires.
+//
+// # Tickets
+//
+// Browsers, whose EventSource cannot send an Authorization header, open a
+// stream with ?ticket= (POST /v1/auth/sse-ticket). The first use binds a
+// ticket to its stream; the same URL then opens that stream again, so that
+// the browser's own reconnections (with Last-Event-ID) resume by
+// themselves, on any instance. A ticket stands for the session or API key
+// that asked for it: each use checks that credential again, its streams end
+// with it, and it lives no longer than an access token. Secrets never leave: event data is decoded with
 // its aggregate's Decode and passed through domain.Redact; events of stream
 // types without a decoder are not streamed.
 //

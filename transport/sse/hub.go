@@ -47,12 +47,27 @@ type Metrics interface {
 	SSESlowDisconnect()
 }
 
-// TicketStore keeps single-use tickets (platform/cache.Cache).
+// TicketStore keeps SSE tickets (platform/cache.Cache); share it between
+// instances, so that a browser reconnects to any of them.
 type TicketStore interface {
+	// Get returns the value of key, and false when it is missing or expired.
+	Get(ctx context.Context, key string) ([]byte, bool, error)
 	// Set stores value under key for ttl.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Take returns the value of key and deletes it, atomically.
 	Take(ctx context.Context, key string) ([]byte, bool, error)
+	// Delete removes keys; missing keys are ignored.
+	Delete(ctx context.Context, keys ...string) error
+}
+
+// Revocations tells whether a session or an API key was revoked
+// (projections.Revocations); both answers hold on every instance from the
+// moment the revoking command returns.
+type Revocations interface {
+	// SessionRevoked reports whether the session was revoked.
+	SessionRevoked(ctx context.Context, sessionID string) (bool, error)
+	// KeyRevoked reports whether the API key was revoked.
+	KeyRevoked(ctx context.Context, keyID string) (bool, error)
 }
 
 // Config tunes the hub; zero values take the defaults.
@@ -84,6 +99,12 @@ type Config struct {
 	// database connection (default 8). Resumes wait their turn, buffering
 	// live events meanwhile.
 	MaxReplays int
+	// TicketLifetime is how long a ticket opens its stream again (an
+	// EventSource reconnecting) after it was minted, and when the streams
+	// it opened end; never beyond the expiry of the credential that asked
+	// for it (default DefaultTicketLifetime). Keep it within the time an
+	// API key's revocation is remembered by Revocations.
+	TicketLifetime time.Duration
 }
 
 func (c *Config) defaults() {
@@ -114,6 +135,9 @@ func (c *Config) defaults() {
 	if c.MaxReplays <= 0 {
 		c.MaxReplays = 8
 	}
+	if c.TicketLifetime <= 0 {
+		c.TicketLifetime = DefaultTicketLifetime
+	}
 }
 
 // Dependencies are what the hub works with.
@@ -123,8 +147,11 @@ type Dependencies struct {
 	// Decoders decode event data by stream type; events of stream types
 	// without a decoder are not streamed (their secrets are unknown).
 	Decoders map[string]Decoder
-	// Tickets stores SSE tickets (required for POST /v1/auth/sse-ticket).
+	// Tickets stores SSE tickets.
 	Tickets TicketStore
+	// Revocations tells whether the credential of a ticket, or of an open
+	// stream, has been revoked.
+	Revocations Revocations
 	// Signals carries ephemeral signals; nil means none.
 	Signals signals.Bus
 	// Metrics, when set, records connections, frames and slow consumers.
@@ -137,14 +164,15 @@ type Dependencies struct {
 // Handle method is a Watermill handler to be fed every event in commit
 // order; Register adds the HTTP routes. It is safe for concurrent use.
 type Hub struct {
-	cfg      Config
-	log      Log
-	decoders map[string]Decoder
-	tickets  TicketStore
-	bus      signals.Bus
-	metrics  Metrics
-	logger   *slog.Logger
-	view     *view
+	cfg         Config
+	log         Log
+	decoders    map[string]Decoder
+	tickets     TicketStore
+	revocations Revocations
+	bus         signals.Bus
+	metrics     Metrics
+	logger      *slog.Logger
+	view        *view
 
 	undecodable sync.Map // stream type → struct{}: warned once
 	recent      *frameCache
@@ -171,8 +199,8 @@ type Hub struct {
 // NewHub returns a hub; it starts relaying deps.Signals at once, in the
 // background (ctx gives the relay its values; Close stops it).
 func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
-	if deps.Log == nil || deps.Tickets == nil {
-		return nil, errors.New("sse: a log and a ticket store are required")
+	if deps.Log == nil || deps.Tickets == nil || deps.Revocations == nil {
+		return nil, errors.New("sse: a log, a ticket store and revocations are required")
 	}
 	cfg.defaults()
 	if deps.Logger == nil {
@@ -182,7 +210,7 @@ func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 		deps.Metrics = noMetrics{}
 	}
 	h := &Hub{
-		cfg: cfg, log: deps.Log, decoders: deps.Decoders, tickets: deps.Tickets, bus: deps.Signals,
+		cfg: cfg, log: deps.Log, decoders: deps.Decoders, tickets: deps.Tickets, revocations: deps.Revocations, bus: deps.Signals,
 		metrics: deps.Metrics, logger: deps.Logger, view: newView(deps.Log), recent: newFrameCache(recentFrames),
 		replays: make(chan struct{}, cfg.MaxReplays),
 		byUser:  map[string]map[*subscriber]struct{}{}, seeAll: map[*subscriber]struct{}{},
@@ -466,8 +494,9 @@ func (h *Hub) revoke(c change, e eventstore.Event) {
 type revocation struct {
 	Reason      string `json:"reason"`
 	WorkspaceID string `json:"workspace_id,omitempty"`
-	// Position is the event that revoked access.
-	Position int64 `json:"position"`
+	// Position is the event that revoked access (0: the revocation
+	// happened before the stream opened).
+	Position int64 `json:"position,omitempty"`
 }
 
 // fanOut offers the frame to every stream that may see subj. The frame is

@@ -144,7 +144,7 @@ func newTestHub(t testing.TB, log Log, cfg Config, bus signals.Bus) (*Hub, *coun
 	m := &countingMetrics{}
 	memory := cache.NewMemory()
 	t.Cleanup(func() { _ = memory.Close() })
-	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Decoders: decoders, Tickets: memory, Signals: bus, Metrics: m})
+	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Decoders: decoders, Tickets: memory, Revocations: noRevocations{}, Signals: bus, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

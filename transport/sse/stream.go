@@ -52,7 +52,7 @@ func (h *Hub) streamConversation(c echo.Context) error {
 // the stream until it ends.
 func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	ctx := c.Request().Context()
-	actor, expiry, err := h.authenticate(c)
+	actor, expiry, err := h.authenticate(c, kind, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -77,6 +77,15 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 		return err
 	}
 	defer h.unregister(s)
+	// A revocation handled by the hub before the stream was registered did
+	// not reach it: look again, now that any later one will.
+	reason, err := h.revokedReason(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		h.end(s, controlFrame("access_revoked", revocation{Reason: reason}))
+	}
 	h.metrics.SSEConnected(1)
 	defer h.metrics.SSEConnected(-1)
 	limitSendBuffer(ctx, h.cfg.SendBuffer)
@@ -92,25 +101,57 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	return nil
 }
 
-// authenticate returns the request's actor and when its credential expires
-// (zero: no expiry), from the Authorization header or a ticket.
-func (h *Hub) authenticate(c echo.Context) (access.Actor, time.Time, error) {
+// authenticate returns the request's actor and when its stream must end
+// (zero: never), from the Authorization header or a ticket, which must be
+// for the stream of kind and id. A ticket sent from another origin than
+// this server's or an allowed one is refused before it is looked at, so
+// that a page the browser blocks cannot use it up or bind it.
+func (h *Hub) authenticate(c echo.Context, kind scopeKind, id string) (access.Actor, time.Time, error) {
 	if a, ok := httpapi.ActorOf(c); ok {
 		expiry, _ := httpapi.CredentialExpiry(c)
 		return a, expiry, nil
 	}
 	if ticket := c.QueryParam("ticket"); ticket != "" {
-		a, expiry, err := h.redeem(c.Request().Context(), ticket)
+		if httpapi.CrossOriginRefused(c) {
+			return access.Actor{}, time.Time{}, domain.Errorf(domain.CodeForbidden, "this origin may not open live streams; see ENGRAM_CORS_ALLOWED_ORIGINS")
+		}
+		a, until, refusal, err := h.redeem(c.Request().Context(), ticket, streamKey(kind, id))
 		if err != nil {
 			return access.Actor{}, time.Time{}, err
 		}
-		if a.UserID == "" {
-			return access.Actor{}, time.Time{}, unauthorized(c, "the ticket is invalid, used or expired; get a new one")
+		if refusal != "" {
+			return access.Actor{}, time.Time{}, unauthorized(c, string(refusal))
 		}
-		httpapi.SetActor(c, a, expiry)
-		return a, expiry, nil
+		httpapi.SetActor(c, a, until)
+		return a, until, nil
 	}
 	return access.Actor{}, time.Time{}, unauthorized(c, "authentication required: Authorization: Bearer <token> or ?ticket= from POST /v1/auth/sse-ticket")
+}
+
+// streamKey names the stream a ticket is bound to.
+func streamKey(kind scopeKind, id string) string {
+	switch kind {
+	case scopeMe:
+		return "me"
+	case scopeWorkspace:
+		return "workspace:" + id
+	case scopeConversation:
+		return "conversation:" + id
+	}
+	return "all"
+}
+
+// revokedReason returns the reason of an access_revoked frame when the
+// session or API key of actor has been revoked, and "" otherwise.
+func (h *Hub) revokedReason(ctx context.Context, actor access.Actor) (string, error) {
+	revoked, err := h.credentialRevoked(ctx, actor)
+	switch {
+	case err != nil || !revoked:
+		return "", err
+	case actor.SessionID != "":
+		return "session_revoked", nil
+	}
+	return "api_key_revoked", nil
 }
 
 func unauthorized(c echo.Context, detail string) error {
