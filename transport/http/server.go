@@ -127,6 +127,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	e.Use(
 		s.requestID,
 		s.accessLog,
+		s.headerLimit,
 		s.recoverer,
 		s.bodyLimit,
 		s.securityHeaders,
@@ -141,7 +142,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderReadBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ConnContext:       cfg.ConnContext,
 	}
