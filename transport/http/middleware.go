@@ -159,3 +159,16 @@ func (s *Server) headerLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// withHashSlot runs fn, which hashes a password (argon2id), in one of the
+// instance's hashing slots, so that however many strangers call the routes
+// that hash, at most that many hashes (and their memory) are live at once.
+// Beyond it the request waits briefly, then gets 503 with Retry-After.
+func (s *Server) withHashSlot(c echo.Context, fn func() error) error {
+	release, err := s.hashing.Acquire(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", c.Request().Method, c.Path(), err)
+	}
+	defer release()
+	return fn()
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/security"
 	"github.com/engramhq/engram/queries"
 )
 
@@ -84,6 +85,14 @@ type Config struct {
 	LoginMaxAttempts int
 	// LoginWindow is the fixed window of the login throttle.
 	LoginWindow time.Duration
+	// MaxConcurrentHashes bounds the password hashes (argon2id) running at
+	// once on this instance: registrations and logins beyond it wait up to
+	// HashWait for a slot, then get 503 with Retry-After (0: one per
+	// processor, at least two).
+	MaxConcurrentHashes int
+	// HashWait is how long a request that hashes a password waits for a
+	// slot (0: one second).
+	HashWait time.Duration
 	// ConnContext, when set, derives each connection's base context (the
 	// SSE transport keeps the connection there to tune its socket).
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
@@ -97,6 +106,7 @@ type Server struct {
 	cfg      Config
 	logger   *slog.Logger
 	throttle *loginThrottle
+	hashing  *security.HashSlots
 }
 
 // NewServer builds the server and its routes. It refuses missing parts of the
@@ -120,6 +130,10 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	s := &Server{echo: e, app: app, cfg: cfg, logger: logger, throttle: &loginThrottle{
 		counters: app.Counters, max: int64(cfg.LoginMaxAttempts), window: cfg.LoginWindow, now: time.Now,
 	}}
+	if cfg.HashWait <= 0 {
+		cfg.HashWait = time.Second
+	}
+	s.hashing = security.NewHashSlots(cfg.MaxConcurrentHashes, cfg.HashWait)
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
