@@ -50,6 +50,13 @@ type Dependencies struct {
 	// Revocations learns of every revocation as soon as it is stored
 	// (default: nobody; the revocations projector still learns of it).
 	Revocations Revocations
+	// RefreshGrace keeps the answers of recent refreshes for the reuse
+	// grace (default: none, every reuse of a spent refresh token revokes
+	// its session). Pass the cache shared by every instance.
+	RefreshGrace GraceStore
+	// RefreshReuseGrace is how long a spent refresh token still gets its
+	// rotation's answer (default DefaultRefreshReuseGrace; negative: none).
+	RefreshReuseGrace time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -84,6 +91,9 @@ func New(d Dependencies) (Commands, error) {
 	if d.Revocations == nil {
 		d.Revocations = noRevocations{}
 	}
+	if d.RefreshReuseGrace == 0 {
+		d.RefreshReuseGrace = DefaultRefreshReuseGrace
+	}
 	repos, err := newRepositories(d.Store)
 	if err != nil {
 		return Commands{}, err
@@ -91,7 +101,7 @@ func New(d Dependencies) (Commands, error) {
 	crepos := newCognitionRepositories(repos)
 	return Commands{
 		Register:            &RegisterHandler{repos: repos, hasher: d.Hasher},
-		Login:               &LoginHandler{repos: repos, hasher: d.Hasher, tokens: d.Tokens, secrets: d.Secrets, revocations: d.Revocations, refreshTTL: d.RefreshTTL, now: d.Now},
+		Login:               &LoginHandler{repos: repos, hasher: d.Hasher, tokens: d.Tokens, secrets: d.Secrets, revocations: d.Revocations, refreshTTL: d.RefreshTTL, grace: d.RefreshGrace, graceFor: d.RefreshReuseGrace, now: d.Now},
 		RevokeSession:       &RevokeSessionHandler{repos: repos, revocations: d.Revocations},
 		CreateWorkspace:     &CreateWorkspaceHandler{repos: repos},
 		UpdateWorkspace:     &UpdateWorkspaceHandler{repos: repos},

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"strings"
 	"time"
@@ -60,6 +61,8 @@ type LoginHandler struct {
 	secrets     SecretGenerator
 	revocations Revocations
 	refreshTTL  time.Duration
+	grace       GraceStore    // nil: no reuse grace
+	graceFor    time.Duration // the reuse grace
 	now         func() time.Time
 }
 
@@ -133,18 +136,42 @@ type RefreshResult struct {
 }
 
 // Refresh rotates the refresh token. Presenting a refresh token that was
-// already rotated revokes the whole session: someone else may hold it.
+// already rotated revokes the whole session: someone else may hold it —
+// except within the reuse grace (see DefaultRefreshReuseGrace): the token
+// spent by the latest rotation, presented again within the grace, gets the
+// very answer that rotation gave (the same access and refresh tokens) and
+// changes nothing, so that a client sending one refresh several times at
+// once, or retrying it after a lost answer, does not log itself out.
+// Concurrent refreshes that clash re-decide on the new tail.
 func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult, error) {
 	sessionID, ok := sessionOfRefreshToken(cmd.RefreshToken)
 	if !ok {
 		return RefreshResult{}, errInvalidRefresh
 	}
+	const attempts = 3
+	for i := 1; ; i++ {
+		res, err := h.refresh(ctx, sessionID, cmd.RefreshToken)
+		if errors.Is(err, eventstore.ErrConcurrency) && i < attempts {
+			continue // another refresh of this session won: it may be ours to share
+		}
+		return res, err
+	}
+}
+
+// refresh is one decision of Refresh on the session's current state.
+func (h *LoginHandler) refresh(ctx context.Context, sessionID, presented string) (RefreshResult, error) {
 	s, err := h.repos.sessions.load(ctx, sessionID)
 	if domain.ErrorCode(err) == domain.CodeNotFound {
 		return RefreshResult{}, errInvalidRefresh
 	}
 	if err != nil {
 		return RefreshResult{}, err
+	}
+	now := h.now()
+	presentedHash := h.secrets.HashSecret(presented)
+	if res, ok := h.withinGrace(ctx, s, presented, presentedHash, now); ok {
+		h.repos.sessions.release(sessionID, s)
+		return res, nil
 	}
 	next, err := h.newRefreshToken(sessionID)
 	if err != nil {
@@ -159,13 +186,28 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 		h.repos.sessions.release(sessionID, s)
 		return RefreshResult{}, err
 	}
-	now := h.now()
 	expires := now.Add(h.refreshTTL).UTC().Truncate(time.Second)
-	decision := s.Refresh(h.secrets.HashSecret(cmd.RefreshToken), h.secrets.HashSecret(next), expires, now)
+	nextHash := h.secrets.HashSecret(next)
+	decision := s.Refresh(presentedHash, nextHash, expires, now)
 	userID := s.UserID()
 	if len(s.Pending()) > 0 {
 		// Either the rotation, or the revocation of a reused token: both are
 		// recorded, whatever the decision.
+		var answer RefreshResult
+		if decision == nil {
+			access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
+			if err != nil {
+				h.repos.sessions.release(sessionID, s)
+				return RefreshResult{}, err
+			}
+			answer = RefreshResult{
+				Tokens: Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
+				UserID: userID,
+			}
+			// Kept before the rotation is stored, so that a concurrent
+			// refresh that finds the rotation also finds its answer.
+			h.keepForGrace(ctx, presented, nextHash, answer, now)
+		}
 		res, err := h.repos.sessions.save(withActor(ctx, userID), sessionID, s)
 		if err != nil {
 			return RefreshResult{}, err
@@ -176,15 +218,8 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 			}
 			return RefreshResult{}, errInvalidRefresh
 		}
-		access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
-		if err != nil {
-			return RefreshResult{}, err
-		}
-		return RefreshResult{
-			Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
-			UserID:  userID,
-			Written: written(res, s.Version()),
-		}, nil
+		answer.Written = written(res, s.Version())
+		return answer, nil
 	}
 	h.repos.sessions.release(sessionID, s)
 	if decision == nil {
@@ -194,6 +229,45 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 		return RefreshResult{}, errInvalidRefresh
 	}
 	return RefreshResult{}, decision
+}
+
+// withinGrace returns the kept answer of the session's latest rotation when
+// presented is the token that rotation spent, the grace has not ended, and
+// the session is still active.
+func (h *LoginHandler) withinGrace(ctx context.Context, s *session.Session, presented, presentedHash string, now time.Time) (RefreshResult, bool) {
+	if h.grace == nil || !s.Active(now) || !sameHash(presentedHash, s.PreviousRefreshTokenHash()) {
+		return RefreshResult{}, false
+	}
+	sealed, found, err := h.grace.Get(ctx, graceKey(s.RefreshTokenHash()))
+	if err != nil || !found {
+		return RefreshResult{}, false
+	}
+	a, err := openGrace(presented, sealed)
+	if err != nil || !now.Before(a.Until) || a.SessionID != s.ID() ||
+		!sameHash(h.secrets.HashSecret(a.RefreshToken), s.RefreshTokenHash()) {
+		return RefreshResult{}, false
+	}
+	return RefreshResult{Tokens: a.Tokens, UserID: a.UserID, Written: Written{Version: s.Version()}}, true
+}
+
+// sameHash compares two hashes in constant time; an empty hash matches
+// nothing.
+func sameHash(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// keepForGrace keeps a rotation's answer, sealed with the spent token, for
+// the reuse grace. It is best effort: without it, a retry within the grace
+// is taken for reuse, as it would be without a grace.
+func (h *LoginHandler) keepForGrace(ctx context.Context, spent, nextHash string, r RefreshResult, now time.Time) {
+	if h.grace == nil || h.graceFor <= 0 {
+		return
+	}
+	sealed, err := sealGrace(spent, graceAnswer{Tokens: r.Tokens, UserID: r.UserID, Until: now.Add(h.graceFor)})
+	if err != nil {
+		return
+	}
+	_ = h.grace.Set(ctx, graceKey(nextHash), sealed, h.graceFor)
 }
 
 // roles returns the current roles of userID, for a refreshed access token.

@@ -63,3 +63,35 @@ func TestConcurrentLoginsCannotBypassTheThrottle(t *testing.T) {
 	anon.Must(http.StatusTooManyRequests, "POST", "/v1/auth/login", map[string]string{"email": email, "password": enginetest.Password},
 		"X-Forwarded-For: 203.0.113.9")
 }
+
+// Eight concurrent refreshes with one refresh token all get the same new
+// pair, and the session lives on.
+func TestConcurrentRefreshesShareOnePair(t *testing.T) {
+	inst := enginetest.Start(t, enginetest.Options{})
+	_, email := newAccount(t, inst, "Ada")
+	anon := inst.Client(t)
+	login := anon.Must(http.StatusOK, "POST", "/v1/auth/login", map[string]string{"email": email, "password": enginetest.Password}).Map(t)
+	answers := make([]*enginetest.Response, 8)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Go(func() {
+			answers[i] = anon.Do("POST", "/v1/auth/refresh", map[string]any{"refresh_token": login["refresh_token"]})
+		})
+	}
+	wg.Wait()
+	var pair map[string]any
+	for i, r := range answers {
+		if r.Status != http.StatusOK {
+			t.Fatalf("refresh %d: %d %s", i, r.Status, r.Body)
+		}
+		m := r.Map(t)
+		if pair == nil {
+			pair = m
+		}
+		if m["refresh_token"] != pair["refresh_token"] || m["access_token"] != pair["access_token"] {
+			t.Fatalf("refresh %d got another pair", i)
+		}
+	}
+	anon.Must(http.StatusOK, "GET", "/v1/auth/me", nil, "Authorization: Bearer "+pair["access_token"].(string))
+	anon.Must(http.StatusOK, "POST", "/v1/auth/refresh", map[string]any{"refresh_token": pair["refresh_token"]})
+}

@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	cmds, err := commands.New(commands.Dependencies{
 		Store: timedStore{Store: store, metrics: m}, Hasher: hasher, Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
-		Revocations: revocations,
+		Revocations: revocations, RefreshGrace: counted,
 	})
 	if err != nil {
 		return err
