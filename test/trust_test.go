@@ -95,3 +95,42 @@ func TestConcurrentRefreshesShareOnePair(t *testing.T) {
 	anon.Must(http.StatusOK, "GET", "/v1/auth/me", nil, "Authorization: Bearer "+pair["access_token"].(string))
 	anon.Must(http.StatusOK, "POST", "/v1/auth/refresh", map[string]any{"refresh_token": pair["refresh_token"]})
 }
+
+// A removed member's very next request is refused, on another instance, in
+// each of 20 trials: the removal's answer waits until the read models that
+// authorize queries have applied it.
+func TestMemberRemovalIsImmediate(t *testing.T) {
+	a := enginetest.Start(t, enginetest.Options{})
+	b := a.Second(t)
+	owner := a.Signup(t, "Owner")
+	member := b.Signup(t, "Member")
+	ws := owner.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Shared"}).Map(t)
+	wsID := ws["id"].(string)
+	conv := owner.Must(http.StatusCreated, "POST", "/v1/workspaces/"+wsID+"/conversations", map[string]any{"title": "Plans"}).Map(t)
+	convID := conv["id"].(string)
+	owner.Must(http.StatusCreated, "POST", "/v1/conversations/"+convID+"/messages", map[string]any{"content": "hello"})
+	reads := []string{"/v1/workspaces/" + wsID, "/v1/conversations/" + convID, "/v1/conversations/" + convID + "/messages?limit=20"}
+	for trial := range 20 {
+		added := owner.Must(http.StatusCreated, "POST", "/v1/workspaces/"+wsID+"/members", map[string]any{"user_id": member.UserID, "role": "editor"})
+		for _, path := range reads {
+			member.Must(http.StatusOK, "GET", path, nil, "Engram-Min-Position: "+added.Position())
+		}
+		owner.Must(http.StatusNoContent, "DELETE", "/v1/workspaces/"+wsID+"/members/"+member.UserID, nil)
+		for _, path := range reads {
+			if r := member.Do("GET", path, nil); r.Status != http.StatusNotFound {
+				t.Fatalf("trial %d: GET %s right after the removal: %d, want 404: %s", trial, path, r.Status, r.Body)
+			}
+		}
+		var list struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		member.Must(http.StatusOK, "GET", "/v1/workspaces", nil).JSON(t, &list)
+		for _, w := range list.Items {
+			if w.ID == wsID {
+				t.Fatalf("trial %d: the workspace is still listed after the removal", trial)
+			}
+		}
+	}
+}

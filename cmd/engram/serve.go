@@ -303,7 +303,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ConnContext: sse.ConnContext,
 	}, httpapi.Application{
 		Commands: cmds, Queries: qs, Tokens: tokens, Idempotency: store, Projections: checkpoints,
-		Revocations: revocations, Counters: counted,
+		Revocations: revocations, Counters: counted, Memberships: membershipModels{checkpoints: checkpoints, redis: readModels, timeout: cfg.ReadYourWritesTimeout},
 		Ready: ready, Metrics: m.Handler(), OpenAPI: engram.OpenAPI, Audit: auditor,
 		Experts: cog.experts,
 	}, logger)

@@ -42,6 +42,10 @@ type Application struct {
 	// Projections lets command handlers wait for their read model before
 	// answering with it.
 	Projections Waiter
+	// Memberships waits until every read model that queries authorize
+	// from has applied a membership change, so that a removed member's
+	// next request is refused (default: the SQL workspaces projector).
+	Memberships MembershipWaiter
 	// Ready reports readiness for /readyz.
 	Ready func(ctx context.Context) (ReadyReport, bool)
 	// Audit reads, folds and verifies the event log for auditors; nil
@@ -63,6 +67,12 @@ type IdempotencyStore interface {
 // Waiter waits until a projector has applied a position.
 type Waiter interface {
 	WaitFor(ctx context.Context, projector string, position int64) error
+}
+
+// MembershipWaiter waits until the read models that authorize queries
+// have applied a position.
+type MembershipWaiter interface {
+	WaitMemberships(ctx context.Context, position int64) error
 }
 
 // ReadyReport is the body of /readyz.
