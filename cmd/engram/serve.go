@@ -117,10 +117,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Revocations: who logs out on one instance is refused on all of them at
-	// once; entries live as long as an access token issued before the
-	// revocation could still be presented.
-	revocations, err := projections.NewRevocations(counted, db.DB, cfg.AccessTokenTTL+security.Leeway+time.Minute, logger)
+	// Revocations: every instance keeps the revoked sessions and API keys in
+	// memory, fed by its tail of the log; entries live as long as an access
+	// token issued before the revocation could still be presented.
+	revocations, err := projections.NewRevocationSet(projections.RevocationSetConfig{
+		Window: cfg.AccessTokenTTL + security.Leeway + time.Minute,
+	}, logger)
 	if err != nil {
 		return err
 	}
@@ -153,7 +155,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	projectors := append(projections.SQL(), revocations)
+	projectors := projections.SQL()
 	projectors = append(projectors, projections.Cognition()...)
 	if readModels != nil {
 		projectors = append(projectors, readModels.Projectors()...)
@@ -190,6 +192,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	router.AddConsumerHandler("sse", eventstore.Topic, tailer, hub.Handle)
+	router.AddConsumerHandler("revocations", eventstore.Topic, tailer, revocations.Handle)
 
 	// Cognition: the reactor routes messages in its consumer group (short
 	// handlers only); the worker runs the experts outside any transaction.
@@ -241,9 +244,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		_ = cog.worker.Run(bgCtx)
 	}()
 	defer func() { stopBackground(); <-workerDone }()
-	if err := revocations.Warm(ctx); err != nil {
-		logger.Warn("revocation cache not warmed; revocations are checked in the database until it is", "err", err)
+	if err := revocations.Load(ctx, db.DB, store.Head); err != nil {
+		return err
 	}
+	revocationsDone := make(chan struct{})
+	go func() {
+		defer close(revocationsDone)
+		revocations.Run(bgCtx, store.Head)
+	}()
+	defer func() { stopBackground(); <-revocationsDone }()
 
 	if cfg.DevSeed {
 		seed, err := commands.NewSeedDevelopmentHandler(store, hasher)
@@ -266,7 +275,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		if readModels != nil {
 			report["read_models"] = readModels.Status(ctx) // informative: queries fall back to SQL
 		}
-		ok := true
+		revoked := revocations.Status()
+		report["revocations"] = revoked // not current: authenticated requests are refused
+		ok := revoked.Current
 		if err := db.PingContext(ctx); err != nil {
 			report["postgres"] = "unreachable"
 			ok = false

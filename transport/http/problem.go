@@ -66,6 +66,9 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 	case errors.Is(err, security.ErrBusy):
 		return Problem{Type: problemBase + "overloaded", Title: "Service overloaded", Status: http.StatusServiceUnavailable,
 			Detail: "too many passwords are being checked on this server right now; retry shortly"}, false
+	case errors.Is(err, projections.ErrRevocationsUnknown):
+		return Problem{Type: problemBase + "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "credentials cannot be checked on this server right now (it is not keeping up with revocations); retry shortly"}, false
 	case errors.Is(err, projections.ErrNotCaughtUp):
 		return Problem{Type: problemBase + "not-caught-up", Title: "Read model not caught up", Status: http.StatusServiceUnavailable,
 			Detail: err.Error()}, false
