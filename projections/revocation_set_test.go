@@ -117,7 +117,9 @@ func TestRevocationSet(t *testing.T) {
 	expect("caught up with the head read 2.5s ago", revoked, err, false)
 
 	// The head cannot be read (database lost): closed after the bound.
-	failing := func(context.Context) (eventstore.Cursor, error) { return eventstore.Cursor{}, errors.New("connection refused") }
+	failing := func(context.Context) (eventstore.Cursor, error) {
+		return eventstore.Cursor{}, errors.New("connection refused")
+	}
 	advance(3500 * time.Millisecond)
 	runOnce(t, set, failing)
 	if _, err := set.SessionRevoked(ctx, uuid.NewString()); !errors.Is(err, projections.ErrRevocationsUnknown) {
