@@ -134,3 +134,38 @@ func TestMemberRemovalIsImmediate(t *testing.T) {
 		}
 	}
 }
+
+// Bad input is refused as problem JSON naming what is wrong, never with 500
+// or plain text: numbers beyond float64 in metadata or config, invalid
+// UTF-8, a null body, a 100 KB cursor.
+func TestBadInputIsRefusedAsProblems(t *testing.T) {
+	inst := enginetest.Start(t, enginetest.Options{})
+	ada := inst.Signup(t, "Ada")
+	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "W"}).Map(t)
+	wsID := ws["id"].(string)
+	conv := ada.Must(http.StatusCreated, "POST", "/v1/workspaces/"+wsID+"/conversations", map[string]any{"title": "C"}).Map(t)
+	convID := conv["id"].(string)
+	problem := func(r *enginetest.Response, status int, field string) {
+		t.Helper()
+		if r.Status != status || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
+			t.Fatalf("status %d (%s), want %d problem JSON: %s", r.Status, r.Header.Get("Content-Type"), status, r.Body)
+		}
+		if field != "" && !strings.Contains(string(r.Body), `"field":"`+field+`"`) {
+			t.Fatalf("the problem does not name %s: %s", field, r.Body)
+		}
+	}
+	for _, tc := range []struct{ method, path, body, field string }{
+		{"POST", "/v1/workspaces", `{"name":"n","config":{"x":1e309}}`, "config.x"},
+		{"PATCH", "/v1/workspaces/" + wsID, `{"config":{"x":[1E400]}}`, "config.x[0]"},
+		{"POST", "/v1/workspaces/" + wsID + "/conversations", `{"title":"t","metadata":{"n":-1e999}}`, "metadata.n"},
+		{"PATCH", "/v1/conversations/" + convID, `{"metadata":{"n":1e309}}`, "metadata.n"},
+		{"POST", "/v1/conversations/" + convID + "/messages", `{"content":"c","metadata":{"n":1e309}}`, "metadata.n"},
+		{"POST", "/v1/conversations/" + convID + "/messages", "{\"content\":\"caf\xe9\"}", "content"},
+		{"POST", "/v1/auth/register", "{\"email\":\"ad\xffa@example.com\",\"password\":\"correct horse battery\",\"display_name\":\"A\"}", "email"},
+	} {
+		problem(ada.Do(tc.method, tc.path, tc.body), http.StatusUnprocessableEntity, tc.field)
+	}
+	problem(ada.Do("PATCH", "/v1/conversations/"+convID, "null"), http.StatusBadRequest, "body")
+	problem(ada.Do("GET", "/v1/conversations/"+convID+"/messages?cursor="+strings.Repeat("A", 100<<10), nil), http.StatusRequestHeaderFieldsTooLarge, "")
+	ada.Must(http.StatusOK, "GET", "/v1/workspaces", nil) // the server is fine
+}
