@@ -106,8 +106,9 @@ func TestRevocationSet(t *testing.T) {
 	// The head moves ahead of the set: it stays current as of the last head
 	// it had applied, until it reaches the new one.
 	ahead := appendEvent("session", uuid.NewString(), "session.revoked")
+	aheadCursor := eventstore.Cursor{TxID: ahead.Events[0].TxID, Position: ahead.Events[0].GlobalPosition}
 	advance(time.Second)
-	runOnce(t, set, store.Head) // target: the new head, read now
+	runOnce(t, set, headReaching(aheadCursor, store)) // target: the new head, read now
 	advance(2500 * time.Millisecond)
 	if _, err := set.SessionRevoked(ctx, uuid.NewString()); !errors.Is(err, projections.ErrRevocationsUnknown) {
 		t.Fatalf("behind the head for 3.5s: %v, want ErrRevocationsUnknown", err)
@@ -146,4 +147,20 @@ func runOnce(t *testing.T, set *projections.RevocationSet, head func(context.Con
 		defer cancel() // Run checks once, then sees the context ended
 		return head(ctx)
 	})
+}
+
+// headReaching returns store.Head, polled until the head has reached c:
+// other transactions on the server can hold the snapshot horizon back for a
+// moment.
+func headReaching(c eventstore.Cursor, store *eventstore.Store) func(context.Context) (eventstore.Cursor, error) {
+	return func(ctx context.Context) (eventstore.Cursor, error) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			h, err := store.Head(ctx)
+			if err != nil || !c.After(h) || time.Now().After(deadline) {
+				return h, err
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
