@@ -48,7 +48,7 @@ type Dependencies struct {
 	Secrets    SecretGenerator
 	RefreshTTL time.Duration
 	// Revocations learns of every revocation as soon as it is stored
-	// (default: nobody; the revocations projector still learns of it).
+	// (default: nobody; every instance still learns of it from the log).
 	Revocations Revocations
 	// RefreshGrace keeps the answers of recent refreshes for the reuse
 	// grace (default: none, every reuse of a spent refresh token revokes
@@ -64,7 +64,7 @@ type Dependencies struct {
 // Revocations learns of a revoked credential as soon as the revocation is
 // stored, so that every instance refuses the credential at once rather than
 // once the read models have caught up. It is best effort: an implementation
-// handles its own failures (the revocations projector repairs them).
+// handles its own failures (the revocation event, read from the log, repairs them).
 type Revocations interface {
 	// RevokeSession records that the session's access tokens are refused.
 	RevokeSession(ctx context.Context, sessionID string)
