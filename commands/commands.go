@@ -48,8 +48,15 @@ type Dependencies struct {
 	Secrets    SecretGenerator
 	RefreshTTL time.Duration
 	// Revocations learns of every revocation as soon as it is stored
-	// (default: nobody; the revocations projector still learns of it).
+	// (default: nobody; every instance still learns of it from the log).
 	Revocations Revocations
+	// RefreshGrace keeps the answers of recent refreshes for the reuse
+	// grace (default: none, every reuse of a spent refresh token revokes
+	// its session). Pass the cache shared by every instance.
+	RefreshGrace GraceStore
+	// RefreshReuseGrace is how long a spent refresh token still gets its
+	// rotation's answer (default DefaultRefreshReuseGrace; negative: none).
+	RefreshReuseGrace time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -57,7 +64,7 @@ type Dependencies struct {
 // Revocations learns of a revoked credential as soon as the revocation is
 // stored, so that every instance refuses the credential at once rather than
 // once the read models have caught up. It is best effort: an implementation
-// handles its own failures (the revocations projector repairs them).
+// handles its own failures (the revocation event, read from the log, repairs them).
 type Revocations interface {
 	// RevokeSession records that the session's access tokens are refused.
 	RevokeSession(ctx context.Context, sessionID string)
@@ -84,6 +91,9 @@ func New(d Dependencies) (Commands, error) {
 	if d.Revocations == nil {
 		d.Revocations = noRevocations{}
 	}
+	if d.RefreshReuseGrace == 0 {
+		d.RefreshReuseGrace = DefaultRefreshReuseGrace
+	}
 	repos, err := newRepositories(d.Store)
 	if err != nil {
 		return Commands{}, err
@@ -91,7 +101,7 @@ func New(d Dependencies) (Commands, error) {
 	crepos := newCognitionRepositories(repos)
 	return Commands{
 		Register:            &RegisterHandler{repos: repos, hasher: d.Hasher},
-		Login:               &LoginHandler{repos: repos, hasher: d.Hasher, tokens: d.Tokens, secrets: d.Secrets, revocations: d.Revocations, refreshTTL: d.RefreshTTL, now: d.Now},
+		Login:               &LoginHandler{repos: repos, hasher: d.Hasher, tokens: d.Tokens, secrets: d.Secrets, revocations: d.Revocations, refreshTTL: d.RefreshTTL, grace: d.RefreshGrace, graceFor: d.RefreshReuseGrace, now: d.Now},
 		RevokeSession:       &RevokeSessionHandler{repos: repos, revocations: d.Revocations},
 		CreateWorkspace:     &CreateWorkspaceHandler{repos: repos},
 		UpdateWorkspace:     &UpdateWorkspaceHandler{repos: repos},

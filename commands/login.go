@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"strings"
 	"time"
@@ -60,6 +61,8 @@ type LoginHandler struct {
 	secrets     SecretGenerator
 	revocations Revocations
 	refreshTTL  time.Duration
+	grace       GraceStore    // nil: no reuse grace
+	graceFor    time.Duration // the reuse grace
 	now         func() time.Time
 }
 
@@ -133,7 +136,14 @@ type RefreshResult struct {
 }
 
 // Refresh rotates the refresh token. Presenting a refresh token that was
-// already rotated revokes the whole session: someone else may hold it.
+// already rotated revokes the whole session: someone else may hold it —
+// except within the reuse grace (see DefaultRefreshReuseGrace): the token
+// spent by the latest rotation, presented again within the grace, gets the
+// very answer that rotation gave (the same access and refresh tokens) and
+// changes nothing, so that a client sending one refresh several times at
+// once, or retrying it after a lost answer, does not log itself out.
+// Concurrent refreshes are decided one after the other on the session's
+// latest state (the repository's one writer per stream).
 func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult, error) {
 	sessionID, ok := sessionOfRefreshToken(cmd.RefreshToken)
 	if !ok {
@@ -152,25 +162,46 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 	if err != nil {
 		return RefreshResult{}, err
 	}
-	// The roles are read before anything is stored: once the rotation is
-	// stored, the presented token is spent, and a failure after that would
-	// make the client's retry look like theft.
+	// The roles are read and the access token issued before anything is
+	// stored: once the rotation is stored, the presented token is spent, and
+	// a failure after that would make the client's retry look like theft.
 	roles, err := h.roles(ctx, userID)
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
 	if err != nil {
 		return RefreshResult{}, err
 	}
 	now := h.now()
 	expires := now.Add(h.refreshTTL).UTC().Truncate(time.Second)
+	presentedHash, nextHash := h.secrets.HashSecret(cmd.RefreshToken), h.secrets.HashSecret(next)
+	answer := RefreshResult{
+		Tokens: Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
+		UserID: userID,
+	}
 	var (
 		decision error
 		revoked  bool
+		grace    RefreshResult
+		inGrace  bool
 	)
 	w, err := h.repos.sessions.update(withActor(ctx, userID), sessionID, func(s *session.Session) error {
-		decision = s.Refresh(h.secrets.HashSecret(cmd.RefreshToken), h.secrets.HashSecret(next), expires, now)
+		decision, revoked, inGrace = nil, false, false
+		if res, ok := h.withinGrace(ctx, s, cmd.RefreshToken, presentedHash, now); ok {
+			grace, inGrace = res, true
+			return errGraceAnswer
+		}
+		decision = s.Refresh(presentedHash, nextHash, expires, now)
 		revoked = s.Revoked()
 		if len(s.Pending()) > 0 {
 			// Either the rotation, or the revocation of a reused token:
 			// both are recorded, whatever the decision.
+			if decision == nil {
+				// Kept before the rotation is stored, so that a concurrent
+				// refresh that finds the rotation also finds its answer.
+				h.keepForGrace(ctx, cmd.RefreshToken, nextHash, answer, now)
+			}
 			return nil
 		}
 		if decision == nil {
@@ -178,6 +209,9 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 		}
 		return decision
 	})
+	if inGrace && errors.Is(err, errGraceAnswer) {
+		return grace, nil
+	}
 	if domain.ErrorCode(err) == domain.CodeUnauthorized {
 		return RefreshResult{}, errInvalidRefresh
 	}
@@ -190,15 +224,51 @@ func (h *LoginHandler) Refresh(ctx context.Context, cmd Refresh) (RefreshResult,
 		}
 		return RefreshResult{}, errInvalidRefresh
 	}
-	access, accessExp, err := h.tokens.Issue(userID, sessionID, roles)
-	if err != nil {
-		return RefreshResult{}, err
+	answer.Written = w
+	return answer, nil
+}
+
+// errGraceAnswer ends a refresh's decision when the kept answer of the
+// latest rotation is due instead (nothing is recorded).
+var errGraceAnswer = errors.New("refresh within the reuse grace")
+
+// withinGrace returns the kept answer of the session's latest rotation when
+// presented is the token that rotation spent, the grace has not ended, and
+// the session is still active.
+func (h *LoginHandler) withinGrace(ctx context.Context, s *session.Session, presented, presentedHash string, now time.Time) (RefreshResult, bool) {
+	if h.grace == nil || !s.Active(now) || !sameHash(presentedHash, s.PreviousRefreshTokenHash()) {
+		return RefreshResult{}, false
 	}
-	return RefreshResult{
-		Tokens:  Tokens{AccessToken: access, AccessExpiresAt: accessExp, RefreshToken: next, RefreshExpiresAt: expires, SessionID: sessionID},
-		UserID:  userID,
-		Written: w,
-	}, nil
+	sealed, found, err := h.grace.Get(ctx, graceKey(s.RefreshTokenHash()))
+	if err != nil || !found {
+		return RefreshResult{}, false
+	}
+	a, err := openGrace(presented, sealed)
+	if err != nil || !now.Before(a.Until) || a.SessionID != s.ID() ||
+		!sameHash(h.secrets.HashSecret(a.RefreshToken), s.RefreshTokenHash()) {
+		return RefreshResult{}, false
+	}
+	return RefreshResult{Tokens: a.Tokens, UserID: a.UserID, Written: Written{Version: s.Version()}}, true
+}
+
+// sameHash compares two hashes in constant time; an empty hash matches
+// nothing.
+func sameHash(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// keepForGrace keeps a rotation's answer, sealed with the spent token, for
+// the reuse grace. It is best effort: without it, a retry within the grace
+// is taken for reuse, as it would be without a grace.
+func (h *LoginHandler) keepForGrace(ctx context.Context, spent, nextHash string, r RefreshResult, now time.Time) {
+	if h.grace == nil || h.graceFor <= 0 {
+		return
+	}
+	sealed, err := sealGrace(spent, graceAnswer{Tokens: r.Tokens, UserID: r.UserID, Until: now.Add(h.graceFor)})
+	if err != nil {
+		return
+	}
+	_ = h.grace.Set(ctx, graceKey(nextHash), sealed, h.graceFor)
 }
 
 // roles returns the current roles of userID, for a refreshed access token.

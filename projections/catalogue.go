@@ -37,7 +37,6 @@ func Catalogue() []Info {
 	return append(out,
 		Info{Name: RedisMessagesProjector, Kind: KindRedis, Description: redisMessagesDescription, Rebuildable: true},
 		Info{Name: RedisWorkspacesProjector, Kind: KindRedis, Description: redisWorkspacesDescription, Rebuildable: true},
-		Info{Name: RevocationsProjector, Kind: KindCache, Description: "revoked sessions and API keys, in the cache; refilled from the sessions read model"},
 	)
 }
 

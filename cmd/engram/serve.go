@@ -116,16 +116,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Revocations: who logs out on one instance is refused on all of them at
-	// once; entries live as long as an access token issued before the
-	// revocation could still be presented.
-	revocations, err := projections.NewRevocations(counted, db.DB, cfg.AccessTokenTTL+security.Leeway+time.Minute, logger)
+	// Revocations: every instance keeps the revoked sessions and API keys in
+	// memory, fed by its tail of the log; entries live as long as an access
+	// token issued before the revocation could still be presented.
+	revocations, err := projections.NewRevocationSet(projections.RevocationSetConfig{
+		Window: cfg.AccessTokenTTL + security.Leeway + time.Minute,
+	}, logger)
 	if err != nil {
 		return err
 	}
 	cmds, err := commands.New(commands.Dependencies{
 		Store: timedStore{Store: store, metrics: m}, Hasher: hasher, Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
-		Revocations: revocations,
+		Revocations: revocations, RefreshGrace: counted,
 	})
 	if err != nil {
 		return err
@@ -155,7 +157,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	projectors := append(projections.SQL(), revocations)
+	projectors := projections.SQL()
 	projectors = append(projectors, projections.Cognition()...)
 	if readModels != nil {
 		projectors = append(projectors, readModels.Projectors()...)
@@ -195,7 +197,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pipeline := projections.NewPipeline(logger, agents, hub.Handle)
+	// The revocation set and the SSE hub are this instance's live sinks:
+	// they see every event, on every instance.
+	pipeline := projections.NewPipeline(logger, agents, revocations.Handle, hub.Handle)
 	router.AddConsumerHandler("pipeline", eventstore.Topic, tailer, pipeline.Handle)
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
@@ -234,9 +238,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		_ = cog.worker.Run(bgCtx)
 	}()
 	defer func() { stopBackground(); <-workerDone }()
-	if err := revocations.Warm(ctx); err != nil {
-		logger.Warn("revocation cache not warmed; revocations are checked in the database until it is", "err", err)
+	if err := revocations.Load(ctx, db.DB, store.Head); err != nil {
+		return err
 	}
+	revocationsDone := make(chan struct{})
+	go func() {
+		defer close(revocationsDone)
+		revocations.Run(bgCtx, store.Head)
+	}()
+	defer func() { stopBackground(); <-revocationsDone }()
 
 	if cfg.DevSeed {
 		seed, err := commands.NewSeedDevelopmentHandler(store, hasher)
@@ -259,7 +269,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		if readModels != nil {
 			report["read_models"] = readModels.Status(ctx) // informative: queries fall back to SQL
 		}
-		ok := true
+		revoked := revocations.Status()
+		report["revocations"] = revoked // not current: authenticated requests are refused
+		ok := revoked.Current
 		if err := db.PingContext(ctx); err != nil {
 			report["postgres"] = "unreachable"
 			ok = false
@@ -298,7 +310,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			QueueTimeout: cfg.CommandQueueTimeout},
 	}, httpapi.Application{
 		Commands: cmds, Queries: qs, Tokens: tokens, Idempotency: store, Projections: checkpoints,
-		Revocations: revocations, Counters: counted,
+		Revocations: revocations, Counters: counted, Memberships: membershipModels{checkpoints: checkpoints, redis: readModels, timeout: cfg.ReadYourWritesTimeout},
 		Ready: ready, Metrics: m.Handler(), OpenAPI: engram.OpenAPI, Audit: auditor,
 		Experts: cog.experts,
 	}, logger)

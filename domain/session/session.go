@@ -232,6 +232,17 @@ func (s *Session) ExpiresAt() time.Time { return s.expiresAt }
 // RefreshTokenHash returns the hash of the current refresh token.
 func (s *Session) RefreshTokenHash() string { return s.tokenHash }
 
+// PreviousRefreshTokenHash returns the hash of the refresh token that the
+// latest refresh spent, or "" when the session was never refreshed. A
+// client that retries a refresh presents that token again: the caller may
+// grant it a short grace before calling Refresh, which treats it as reuse.
+func (s *Session) PreviousRefreshTokenHash() string {
+	if len(s.spentHashes) == 0 {
+		return ""
+	}
+	return s.spentHashes[len(s.spentHashes)-1]
+}
+
 // UserAgent returns the cleaned User-Agent the session was started with.
 func (s *Session) UserAgent() string { return s.userAgent }
 

@@ -23,7 +23,11 @@ func (s *Server) register(c echo.Context) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	res, err := s.app.Commands.Register.Handle(c.Request().Context(), commands.Register(req))
+	var res commands.RegisterResult
+	err := s.withHashSlot(c, func() (err error) {
+		res, err = s.app.Commands.Register.Handle(c.Request().Context(), commands.Register(req))
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -72,17 +76,20 @@ func (s *Server) login(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ip := c.RealIP()
-	if err := s.throttle.check(c, req.Email, ip); err != nil {
+	attempt, err := s.throttle.begin(c, req.Email, ip)
+	if err != nil {
 		return err
 	}
-	res, err := s.app.Commands.Login.Handle(ctx, commands.Login{
-		Email: req.Email, Password: req.Password, UserAgent: c.Request().UserAgent(), IP: ip,
-	})
-	if domain.ErrorCode(err) == domain.CodeUnauthorized {
-		if ferr := s.throttle.failed(ctx, req.Email, ip); ferr != nil {
-			s.logger.WarnContext(ctx, "failed login not counted", "request_id", requestID(c), "err", ferr)
-		}
+	var res commands.LoginResult
+	err = s.withHashSlot(c, func() (err error) {
+		res, err = s.app.Commands.Login.Handle(ctx, commands.Login{
+			Email: req.Email, Password: req.Password, UserAgent: c.Request().UserAgent(), IP: ip,
+		})
 		return err
+	})
+	if rerr := attempt.end(ctx, domain.ErrorCode(err) == domain.CodeUnauthorized); rerr != nil {
+		s.logger.WarnContext(ctx, "login attempt not released; it counts as a failure until the window ends",
+			"request_id", requestID(c), "err", rerr)
 	}
 	if err != nil {
 		return err

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -51,6 +53,146 @@ func decodeBody(c echo.Context, dst any) error {
 	return decodeJSON(raw, dst)
 }
 
+// unfaithfulValues names every value of the JSON document raw that
+// encoding/json would not keep as sent: strings holding invalid UTF-8 or a
+// lone UTF-16 surrogate escape (which it silently replaces with U+FFFD, so
+// that two different byte strings would become one), and numbers beyond the
+// range of float64 (which no read model or hash can hold). raw must be valid
+// JSON. Fields are named by their path, e.g. "metadata.tags[2]".
+func unfaithfulValues(raw []byte) []domain.FieldError {
+	type frame struct {
+		object  bool
+		wantKey bool
+		key     string
+		index   int
+	}
+	var stack []*frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.object {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(f.key)
+			} else {
+				b.WriteString("[" + strconv.Itoa(f.index) + "]")
+			}
+		}
+		if b.Len() == 0 {
+			return "body"
+		}
+		return b.String()
+	}
+	valueDone := func() {
+		if len(stack) == 0 {
+			return
+		}
+		if top := stack[len(stack)-1]; top.object {
+			top.wantKey = true
+		} else {
+			top.index++
+		}
+	}
+	var fields []domain.FieldError
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var start int64
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return fields // io.EOF: the end; anything else is reported by the decoder
+		}
+		end := dec.InputOffset()
+		literal := raw[start:end]
+		start = end
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				stack = append(stack, &frame{object: t == '{', wantKey: t == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			if top := len(stack) - 1; top >= 0 && stack[top].object && stack[top].wantKey {
+				stack[top].key, stack[top].wantKey = t, false
+				if !faithfulString(literal) {
+					fields = append(fields, domain.FieldError{Field: path(), Message: "has a name that is not valid UTF-8"})
+				}
+				continue
+			}
+			if !faithfulString(literal) {
+				fields = append(fields, domain.FieldError{Field: path(), Message: "must be valid UTF-8 (no invalid bytes or lone surrogates)"})
+			}
+			valueDone()
+		case json.Number:
+			if _, err := strconv.ParseFloat(string(t), 64); err != nil {
+				fields = append(fields, domain.FieldError{Field: path(), Message: "is a number out of range (beyond ±1.797e308)"})
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
+}
+
+// faithfulString reports whether the JSON string literal in b (possibly
+// preceded by a separator and white space) is valid UTF-8 and escapes no
+// lone UTF-16 surrogate.
+func faithfulString(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	i := bytes.IndexByte(b, '"')
+	if i < 0 {
+		return true
+	}
+	s := b[i+1:]
+	pendingHigh := false
+	for j := 0; j < len(s); j++ {
+		if s[j] != '\\' {
+			if pendingHigh {
+				return false
+			}
+			continue
+		}
+		j++
+		if j >= len(s) {
+			break
+		}
+		if s[j] != 'u' || j+4 >= len(s) {
+			if pendingHigh {
+				return false
+			}
+			continue
+		}
+		r, err := strconv.ParseUint(string(s[j+1:j+5]), 16, 32)
+		j += 4
+		if err != nil {
+			return false
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if pendingHigh {
+				return false
+			}
+			pendingHigh = true
+		case r >= 0xDC00 && r < 0xE000:
+			if !pendingHigh {
+				return false
+			}
+			pendingHigh = false
+		default:
+			if pendingHigh {
+				return false
+			}
+		}
+	}
+	return !pendingHigh
+}
+
 // DecodeBody strictly decodes a request's JSON body into dst, for the routes
 // that other transports register: problems are validation errors naming the
 // field, answered with 400 (415 for a body not sent as JSON; see
@@ -59,11 +201,20 @@ func DecodeBody(c echo.Context, dst any) error { return decodeBody(c, dst) }
 
 // decodeJSON is decodeBody's pure part.
 func decodeJSON(raw []byte, dst any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
 		return malformed(domain.FieldError{Field: "body", Message: "is empty; send a JSON object"})
+	}
+	if string(trimmed) == "null" {
+		return malformed(domain.FieldError{Field: "body", Message: "is null; send a JSON object"})
 	}
 	if depth(raw) > maxJSONDepth {
 		return malformed(domain.FieldError{Field: "body", Message: fmt.Sprintf("nests deeper than %d levels", maxJSONDepth)})
+	}
+	if json.Valid(raw) {
+		if fields := unfaithfulValues(raw); len(fields) > 0 {
+			return invalid(fields...)
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -130,3 +130,45 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// Header size limits. The HTTP server itself reads request lines and headers
+// up to maxHeaderReadBytes, and answers anything larger with its own plain
+// text 431; between maxHeaderBytes and that, headerLimit answers 431 as
+// problem JSON, so that a client sending, say, a 100 KB cursor learns why in
+// the API's own format.
+const (
+	maxHeaderBytes     = 64 << 10
+	maxHeaderReadBytes = 256 << 10
+)
+
+// headerLimit refuses requests whose request line and headers exceed
+// maxHeaderBytes with 431.
+func (s *Server) headerLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 4
+		for name, values := range r.Header {
+			for _, v := range values {
+				n += len(name) + len(v) + 4 // ": " and CRLF
+			}
+		}
+		if n > maxHeaderBytes {
+			return echo.NewHTTPError(http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the request line and headers exceed %d bytes; shorten the URL (a cursor or filter) or the headers", maxHeaderBytes))
+		}
+		return next(c)
+	}
+}
+
+// withHashSlot runs fn, which hashes a password (argon2id), in one of the
+// instance's hashing slots, so that however many strangers call the routes
+// that hash, at most that many hashes (and their memory) are live at once.
+// Beyond it the request waits briefly, then gets 503 with Retry-After.
+func (s *Server) withHashSlot(c echo.Context, fn func() error) error {
+	release, err := s.hashing.Acquire(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", c.Request().Method, c.Path(), err)
+	}
+	defer release()
+	return fn()
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/security"
 	"github.com/engramhq/engram/projections"
 )
 
@@ -65,6 +66,12 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 		}
 		return Problem{Type: problemBase + "concurrent-change", Title: "Concurrent change", Status: http.StatusConflict,
 			Detail: "the resource was changed by another request at the same time; read it again and retry"}, false
+	case errors.Is(err, security.ErrBusy):
+		return Problem{Type: problemBase + "overloaded", Title: "Service overloaded", Status: http.StatusServiceUnavailable,
+			Detail: "too many passwords are being checked on this server right now; retry shortly"}, false
+	case errors.Is(err, projections.ErrRevocationsUnknown):
+		return Problem{Type: problemBase + "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "credentials cannot be checked on this server right now (it is not keeping up with revocations); retry shortly"}, false
 	case errors.Is(err, projections.ErrNotCaughtUp):
 		return Problem{Type: problemBase + "not-caught-up", Title: "Read model not caught up", Status: http.StatusServiceUnavailable,
 			Detail: err.Error()}, false

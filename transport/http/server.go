@@ -20,6 +20,7 @@ import (
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/security"
 	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/transport/http/console"
 )
@@ -42,6 +43,10 @@ type Application struct {
 	// Projections lets command handlers wait for their read model before
 	// answering with it.
 	Projections Waiter
+	// Memberships waits until every read model that queries authorize
+	// from has applied a membership change, so that a removed member's
+	// next request is refused (default: the SQL workspaces projector).
+	Memberships MembershipWaiter
 	// Ready reports readiness for /readyz.
 	Ready func(ctx context.Context) (ReadyReport, bool)
 	// Audit reads, folds and verifies the event log for auditors; nil
@@ -63,6 +68,12 @@ type IdempotencyStore interface {
 // Waiter waits until a projector has applied a position.
 type Waiter interface {
 	WaitFor(ctx context.Context, projector string, position int64) error
+}
+
+// MembershipWaiter waits until the read models that authorize queries
+// have applied a position.
+type MembershipWaiter interface {
+	WaitMemberships(ctx context.Context, position int64) error
 }
 
 // ReadyReport is the body of /readyz.
@@ -88,6 +99,14 @@ type Config struct {
 	// CORSAllowedOrigins are the origins (scheme://host[:port], as browsers
 	// send them) whose pages may use the API; empty means same origin only.
 	CORSAllowedOrigins []string
+	// MaxConcurrentHashes bounds the password hashes (argon2id) running at
+	// once on this instance: registrations and logins beyond it wait up to
+	// HashWait for a slot, then get 503 with Retry-After (0: one per
+	// processor, at least two).
+	MaxConcurrentHashes int
+	// HashWait is how long a request that hashes a password waits for a
+	// slot (0: one second).
+	HashWait time.Duration
 	// ConnContext, when set, derives each connection's base context (the
 	// SSE transport keeps the connection there to tune its socket).
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
@@ -105,6 +124,7 @@ type Server struct {
 	logger    *slog.Logger
 	throttle  *loginThrottle
 	admission *admission
+	hashing   *security.HashSlots
 }
 
 // NewServer builds the server and its routes. It refuses missing parts of the
@@ -132,6 +152,10 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	s := &Server{echo: e, app: app, cfg: cfg, logger: logger, throttle: &loginThrottle{
 		counters: app.Counters, max: int64(cfg.LoginMaxAttempts), window: cfg.LoginWindow, now: time.Now,
 	}}
+	if cfg.HashWait <= 0 {
+		cfg.HashWait = time.Second
+	}
+	s.hashing = security.NewHashSlots(cfg.MaxConcurrentHashes, cfg.HashWait)
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
@@ -142,6 +166,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		s.requestID,
 		s.securityHeaders,
 		s.accessLog,
+		s.headerLimit,
 		s.recoverer,
 		s.cors(),
 		s.bodyLimit,
@@ -162,7 +187,7 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderReadBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ConnContext:       cfg.ConnContext,
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -30,9 +31,12 @@ type Counters interface {
 // Retry-After until the window ends — whether the account exists or not,
 // and whether the password is right or not.
 //
-// Failures are counted after the password is checked, so a burst of
-// concurrent attempts can overshoot the limit by the attempts in flight;
-// argon2id makes each of them costly.
+// An attempt is counted when it starts, before the password is checked, and
+// released when it ends other than with a wrong password: the attempts in
+// flight count against the limit, so that a burst of concurrent attempts
+// cannot overshoot it. Each key has two counters in the shared cache,
+// attempts and releases; their difference is the failures plus the attempts
+// in flight.
 type loginThrottle struct {
 	counters Counters
 	max      int64
@@ -43,7 +47,8 @@ type loginThrottle struct {
 // throttleKeys names the counters of one login attempt in the current
 // window: the e-mail address is hashed (the cache holds no addresses), and
 // an IPv6 client is counted by its /64, which one client usually holds
-// whole.
+// whole. The attempts counter of a key is the key itself; its releases
+// counter is the key with releasedSuffix.
 func (t *loginThrottle) throttleKeys(email, ip string) (keys []string, retryAfter time.Duration) {
 	now := t.now()
 	window := now.UnixNano() / int64(t.window)
@@ -51,10 +56,12 @@ func (t *loginThrottle) throttleKeys(email, ip string) (keys []string, retryAfte
 	sum := sha256.Sum256([]byte(user.NormalizeEmail(email)))
 	suffix := ":" + strconv.FormatInt(window, 10)
 	return []string{
-		"login:failed:account:" + hex.EncodeToString(sum[:]) + suffix,
-		"login:failed:ip:" + clientNetwork(ip) + suffix,
+		"login:attempts:account:" + hex.EncodeToString(sum[:]) + suffix,
+		"login:attempts:ip:" + clientNetwork(ip) + suffix,
 	}, retryAfter
 }
+
+const releasedSuffix = ":released"
 
 // clientNetwork is the unit an address is counted by: the address itself
 // for IPv4, its /64 for IPv6.
@@ -70,36 +77,82 @@ func clientNetwork(ip string) string {
 	return netip.PrefixFrom(addr, 64).Masked().String()
 }
 
-// check refuses the attempt with a 429 problem when the account or the
-// address has used up its failures in this window.
-func (t *loginThrottle) check(c echo.Context, email, ip string) error {
-	keys, retryAfter := t.throttleKeys(email, ip)
-	for _, key := range keys {
-		v, ok, err := t.counters.Get(c.Request().Context(), key)
-		if err != nil {
-			return fmt.Errorf("login throttle: %w", err)
-		}
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n >= t.max {
-			return tooManyLogins(c, retryAfter)
-		}
-	}
-	return nil
+// loginAttempt is one admitted login attempt; end must be called once its
+// outcome is known.
+type loginAttempt struct {
+	t    *loginThrottle
+	keys []string
 }
 
-// failed counts a failed attempt against the account and the address.
-func (t *loginThrottle) failed(ctx context.Context, email, ip string) error {
-	keys, _ := t.throttleKeys(email, ip)
+// begin counts an attempt against the account and the address, and refuses
+// it with a 429 problem when either has used up its failures in this window
+// (counting the attempts in flight).
+func (t *loginThrottle) begin(c echo.Context, email, ip string) (*loginAttempt, error) {
+	ctx := c.Request().Context()
+	keys, retryAfter := t.throttleKeys(email, ip)
+	a := &loginAttempt{t: t}
 	for _, key := range keys {
-		// The counter outlives its window a little, so that a clock step
+		// The counters outlive their window a little, so that a clock step
 		// between instances does not reopen it early.
-		if _, err := t.counters.Incr(ctx, key, t.window+time.Minute); err != nil {
-			return fmt.Errorf("login throttle: %w", err)
+		n, err := t.counters.Incr(ctx, key, t.window+time.Minute)
+		if err != nil {
+			a.release(ctx)
+			return nil, fmt.Errorf("login throttle: %w", err)
+		}
+		a.keys = append(a.keys, key)
+		released, err := t.counter(ctx, key+releasedSuffix)
+		if err != nil {
+			a.release(ctx)
+			return nil, err
+		}
+		if n-released > t.max {
+			// A refused attempt is no failure: give back what it took.
+			a.release(ctx)
+			return nil, tooManyLogins(c, retryAfter)
 		}
 	}
-	return nil
+	return a, nil
+}
+
+// counter reads a counter; a missing one is 0.
+func (t *loginThrottle) counter(ctx context.Context, key string) (int64, error) {
+	v, ok, err := t.counters.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("login throttle: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("login throttle: counter %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// end records the attempt's outcome: a wrong password stays counted as a
+// failure; any other outcome (success, or an error that checked nothing)
+// gives the attempt back.
+func (a *loginAttempt) end(ctx context.Context, wrongPassword bool) error {
+	if wrongPassword {
+		return nil
+	}
+	return a.release(ctx)
+}
+
+// release gives back the attempt on every key it was counted against. It
+// runs even after the request is canceled: a lost release would count as a
+// failure.
+func (a *loginAttempt) release(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	for _, key := range a.keys {
+		if _, err := a.t.counters.Incr(ctx, key+releasedSuffix, a.t.window+time.Minute); err != nil {
+			errs = append(errs, fmt.Errorf("login throttle: release: %w", err))
+		}
+	}
+	a.keys = nil
+	return errors.Join(errs...)
 }
 
 // tooManyLogins is the 429 answer, with Retry-After in whole seconds

@@ -172,8 +172,27 @@ func (s *Server) removeMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Queries authorize from the membership read models: the answer waits
+	// (bounded) until they have applied the removal, so that the removed
+	// member's very next request is refused, on every instance.
+	if err := s.waitMemberships(c.Request().Context(), res.Position); err != nil {
+		s.logger.WarnContext(c.Request().Context(), "member removed before the membership read models caught up; the member may read for a moment longer",
+			"request_id", requestID(c), "workspace_id", c.Param("id"), "err", err)
+	}
 	positionHeaders(c, res.Version, res.Position)
 	return c.NoContent(http.StatusNoContent)
+}
+
+// waitMemberships waits until the read models that authorize queries have
+// applied position.
+func (s *Server) waitMemberships(ctx context.Context, position int64) error {
+	if position <= 0 {
+		return nil
+	}
+	if s.app.Memberships != nil {
+		return s.app.Memberships.WaitMemberships(ctx, position)
+	}
+	return s.app.Projections.WaitFor(ctx, projections.WorkspacesProjector, position)
 }
 
 // nullAsAbsent treats a JSON null like an absent field.
