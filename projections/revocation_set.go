@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"github.com/google/uuid"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -302,4 +304,10 @@ func (s *RevocationSet) Status() RevocationStatus {
 		st.Age = s.cfg.Now().Sub(s.current).Round(time.Millisecond).String()
 	}
 	return st
+}
+
+// validUUID reports whether s is a UUID in its canonical 36-character form.
+func validUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
 }

@@ -44,7 +44,7 @@ func (h *ListSessionsHandler) Handle(ctx context.Context, actor access.Actor, mi
 
 // CredentialsHandler answers the authenticator: which key is this, and
 // which roles does its user hold. (Access tokens carry their user's roles,
-// and session revocations are answered by projections.Revocations.)
+// and session revocations are answered by projections.RevocationSet.)
 type CredentialsHandler struct{ r *reader }
 
 // WaitForSession waits until the sessions read model has applied position.

@@ -61,7 +61,7 @@ type TicketStore interface {
 }
 
 // Revocations tells whether a session or an API key was revoked
-// (projections.Revocations); both answers hold on every instance from the
+// (projections.RevocationSet); both answers hold on every instance from the
 // moment the revoking command returns.
 type Revocations interface {
 	// SessionRevoked reports whether the session was revoked.
