@@ -1,8 +1,6 @@
 package projections
 
 import (
-	"github.com/google/uuid"
-
 	"context"
 	"database/sql"
 	"errors"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/domain/apikey"
 	"github.com/engramhq/engram/domain/session"
