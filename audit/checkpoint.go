@@ -38,6 +38,10 @@ const CheckpointFormat = "engram-audit-checkpoint/1"
 // resolution at which a changed event is located.
 const CheckpointBlockSize = 256
 
+// HorizonTimeout bounds how long a checkpoint waits for the transactions
+// begun before it to end (see eventstore.Store.LogHorizon).
+const HorizonTimeout = time.Minute
+
 // Domain tags keep the inputs of each SHA-256 and of the signature apart.
 const (
 	blockTag     = "engram checkpoint block v1\x00"
@@ -224,8 +228,13 @@ func (s *Service) Checkpoint(ctx context.Context, r Reader, key ed25519.PrivateK
 	created := time.Now().UTC().Truncate(time.Microsecond)
 	// The horizon first: every event it covers was committed before the
 	// chains are walked, so each is verified.
-	horizon, err := s.store.LogHorizon(ctx)
+	hctx, cancel := context.WithTimeout(ctx, HorizonTimeout)
+	horizon, err := s.store.LogHorizon(hctx)
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("audit: checkpoint: a transaction begun before it is still open after %s (see pg_stat_activity): %w", HorizonTimeout, err)
+		}
 		return nil, err
 	}
 	report, err := s.store.VerifyLog(ctx, "", onBreak)
@@ -424,11 +433,22 @@ func difference(want, got Positions) (missing, extra Positions) {
 // String describes a change for a person, e.g. "2 events deleted at
 // positions 9-10".
 func (ch CheckpointChange) String() string {
-	n := strconv.FormatInt(ch.Events, 10)
+	where := "positions " + ch.Positions.String()
+	if ch.Positions.Count() == 1 {
+		where = "position " + ch.Positions.String()
+	}
 	switch ch.Change {
 	case ChangeDeleted, ChangeInserted:
-		return n + " events " + ch.Change + " at positions " + ch.Positions.String()
+		return plural(ch.Events, "event", "events") + " " + ch.Change + " at " + where
 	default:
-		return "events altered among positions " + ch.Positions.String() + " (" + n + " events)"
+		return "at least one event altered among " + where + " (" + plural(ch.Events, "event", "events") + ")"
 	}
+}
+
+// plural returns "1 event", "2 events".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.FormatInt(n, 10) + " " + many
 }
