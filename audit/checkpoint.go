@@ -38,6 +38,10 @@ const CheckpointFormat = "engram-audit-checkpoint/1"
 // resolution at which a changed event is located.
 const CheckpointBlockSize = 256
 
+// maxBlockSize bounds the block size a checkpoint file may claim, and so the
+// work of verifying one block.
+const maxBlockSize = 1 << 16
+
 // HorizonTimeout bounds how long a checkpoint waits for the transactions
 // begun before it to end (see eventstore.Store.LogHorizon).
 const HorizonTimeout = time.Minute
@@ -156,8 +160,8 @@ func (c *Checkpoint) Check(pub ed25519.PublicKey) (ed25519.PublicKey, error) {
 	if c.Format != CheckpointFormat {
 		return fail("format %q, want %q", c.Format, CheckpointFormat)
 	}
-	if c.BlockSize < 1 {
-		return fail("block_size %d", c.BlockSize)
+	if c.BlockSize < 1 || c.BlockSize > maxBlockSize {
+		return fail("block_size %d is not between 1 and %d", c.BlockSize, maxBlockSize)
 	}
 	var events, last int64
 	for i, b := range c.Blocks {
@@ -245,20 +249,20 @@ func (s *Service) Checkpoint(ctx context.Context, r Reader, key ed25519.PrivateK
 		return nil, fmt.Errorf("%w: %d breaks, no checkpoint signed", ErrLogBroken, report.Breaks)
 	}
 	c := &Checkpoint{Format: CheckpointFormat, CreatedAt: created, TxHorizon: horizon, BlockSize: CheckpointBlockSize, Blocks: []CheckpointBlock{}}
-	cur := newBlockBuilder()
+	cur, inBlock := newBlockBuilder(), 0
 	err = s.store.WalkLog(ctx, horizon, func(e eventstore.LogEntry) error {
 		cur.add(e)
 		c.Events, c.Position = c.Events+1, e.Position
-		if len(cur.positions) > 0 && cur.positions.Count() == CheckpointBlockSize {
+		if inBlock++; inBlock == CheckpointBlockSize {
 			c.Blocks = append(c.Blocks, cur.block())
-			cur = newBlockBuilder()
+			cur, inBlock = newBlockBuilder(), 0
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(cur.positions) > 0 {
+	if inBlock > 0 {
 		c.Blocks = append(c.Blocks, cur.block())
 	}
 	if c.Head, err = HeadOf(c.Blocks); err != nil {

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -85,15 +86,8 @@ func (s *Store) WalkLog(ctx context.Context, horizon uint64, fn func(LogEntry) e
 	}
 }
 
-// rowScanner is what walkPage reads: *sql.Rows.
-type rowScanner interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close() error
-}
-
-func walkPage(rows rowScanner, fn func(e *Event, data, md string) error) (int, error) {
+// walkPage passes each event of rows to fn and returns how many it read.
+func walkPage(rows *sql.Rows, fn func(e *Event, data, md string) error) (int, error) {
 	defer func() { _ = rows.Close() }() // read-only: nothing to lose
 	n := 0
 	for rows.Next() {
