@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -66,14 +65,7 @@ func (s *Store) LogHorizon(ctx context.Context) (uint64, error) {
 func (s *Store) WalkLog(ctx context.Context, horizon uint64, fn func(LogEntry) error) error {
 	after := int64(0)
 	for {
-		rows, err := s.db.QueryContext(ctx, `SELECT global_position, tx_id::text, event_id, stream_id, stream_type,
-			stream_version, type, schema_version, data::text, metadata::text, recorded_at, prev_hash, hash
-			FROM events WHERE global_position > $1 AND tx_id < $2::text::xid8
-			ORDER BY global_position LIMIT $3`, after, strconv.FormatUint(horizon, 10), verifyPageSize)
-		if err != nil {
-			return fmt.Errorf("eventstore: walk log: %w", err)
-		}
-		n, err := walkPage(rows, func(e *Event, data, md string) error {
+		n, err := s.walkPage(ctx, horizon, after, func(e *Event, data, md string) error {
 			after = e.GlobalPosition
 			return fn(LogEntry{Position: e.GlobalPosition, StreamID: e.StreamID, Version: e.StreamVersion, Leaf: leafOf(e, data, md)})
 		})
@@ -86,9 +78,17 @@ func (s *Store) WalkLog(ctx context.Context, horizon uint64, fn func(LogEntry) e
 	}
 }
 
-// walkPage passes each event of rows to fn and returns how many it read.
-func walkPage(rows *sql.Rows, fn func(e *Event, data, md string) error) (int, error) {
-	defer func() { _ = rows.Close() }() // read-only: nothing to lose
+// walkPage passes each event after position after and below horizon, of
+// one page, to fn and returns how many it read.
+func (s *Store) walkPage(ctx context.Context, horizon uint64, after int64, fn func(e *Event, data, md string) error) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT global_position, tx_id::text, event_id, stream_id, stream_type,
+		stream_version, type, schema_version, data::text, metadata::text, recorded_at, prev_hash, hash
+		FROM events WHERE global_position > $1 AND tx_id < $2::text::xid8
+		ORDER BY global_position LIMIT $3`, after, strconv.FormatUint(horizon, 10), verifyPageSize)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: walk log: %w", err)
+	}
+	defer rows.Close()
 	n := 0
 	for rows.Next() {
 		var (
@@ -100,7 +100,6 @@ func walkPage(rows *sql.Rows, fn func(e *Event, data, md string) error) (int, er
 			&e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
 			return n, fmt.Errorf("eventstore: walk log: %w", err)
 		}
-		var err error
 		if e.TxID, err = strconv.ParseUint(tx, 10, 64); err != nil {
 			return n, fmt.Errorf("eventstore: walk log: transaction id %q: %w", tx, err)
 		}
