@@ -251,6 +251,10 @@ func (s *Service) Checkpoint(ctx context.Context, r Reader, key ed25519.PrivateK
 	c := &Checkpoint{Format: CheckpointFormat, CreatedAt: created, TxHorizon: horizon, BlockSize: CheckpointBlockSize, Blocks: []CheckpointBlock{}}
 	cur, inBlock := newBlockBuilder(), 0
 	err = s.store.WalkLog(ctx, horizon, func(e eventstore.LogEntry) error {
+		if !e.HashOK {
+			// Changed since the chains were verified.
+			return fmt.Errorf("%w: the hash of the event at position %d no longer matches it, no checkpoint signed", ErrLogBroken, e.Position)
+		}
 		cur.add(e)
 		c.Events, c.Position = c.Events+1, e.Position
 		if inBlock++; inBlock == CheckpointBlockSize {

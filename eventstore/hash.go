@@ -72,18 +72,6 @@ func verifyHash(e *Event, data, metadata []byte) (scheme int, ok bool) {
 	return 0, false
 }
 
-// contentDigest is SHA-256 of the event's canonical document under the exact
-// scheme, whichever scheme its stored hash was computed with: it binds every
-// number of an event exactly, legacy events included.
-func contentDigest(e *Event, data, metadata []byte) ([]byte, error) {
-	doc, err := exactDocument(e, data, metadata, false)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(doc)
-	return sum[:], nil
-}
-
 func digest(prev, doc []byte) []byte {
 	h := sha256.New()
 	h.Write(prev)

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -21,6 +22,9 @@ type LogEntry struct {
 	// with numbers exact: it changes when anything stored of the
 	// event changes, hashes recomputed or not.
 	Leaf []byte
+	// HashOK reports whether the event's stored hash is reproduced from its
+	// content and prev_hash (by either hash scheme).
+	HashOK bool
 }
 
 // LogHorizon returns a transaction horizon that covers every event committed
@@ -67,7 +71,8 @@ func (s *Store) WalkLog(ctx context.Context, horizon uint64, fn func(LogEntry) e
 	for {
 		n, err := s.walkPage(ctx, horizon, after, func(e *Event, data, md string) error {
 			after = e.GlobalPosition
-			return fn(LogEntry{Position: e.GlobalPosition, StreamID: e.StreamID, Version: e.StreamVersion, Leaf: leafOf(e, data, md)})
+			leaf, hashOK := leafOf(e, data, md)
+			return fn(LogEntry{Position: e.GlobalPosition, StreamID: e.StreamID, Version: e.StreamVersion, Leaf: leaf, HashOK: hashOK})
 		})
 		if err != nil {
 			return err
@@ -129,12 +134,20 @@ const leafTag = "engram checkpoint leaf v1\x00"
 // with big-endian integers. The content digest binds every number exactly
 // even for events hashed with the legacy scheme. Content that cannot be
 // canonicalised (no event Append wrote) is digested as stored, so that the
-// leaf still differs from any intact event's.
-func leafOf(e *Event, data, metadata string) []byte {
-	content, err := contentDigest(e, []byte(data), []byte(metadata))
-	if err != nil {
+// leaf still differs from any intact event's. leafOf also reports whether
+// the event's stored hash is reproduced from its content.
+func leafOf(e *Event, data, metadata string) (leaf []byte, hashOK bool) {
+	var content []byte
+	if doc, err := exactDocument(e, []byte(data), []byte(metadata), false); err == nil {
+		sum := sha256.Sum256(doc)
+		content, hashOK = sum[:], bytes.Equal(digest(e.PrevHash, doc), e.Hash)
+	} else {
 		sum := sha256.Sum256([]byte("uncanonical\x00" + data + "\x00" + metadata))
 		content = sum[:]
+	}
+	if !hashOK {
+		doc, err := legacyDocument(e, []byte(data), []byte(metadata))
+		hashOK = err == nil && bytes.Equal(digest(e.PrevHash, doc), e.Hash)
 	}
 	h := sha256.New()
 	var n [8]byte
@@ -155,5 +168,5 @@ func leafOf(e *Event, data, metadata string) []byte {
 	putBytes(e.PrevHash)
 	putBytes(e.Hash)
 	h.Write(content)
-	return h.Sum(nil)
+	return h.Sum(nil), hashOK
 }
