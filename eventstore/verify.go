@@ -49,11 +49,7 @@ func (s *Store) VerifyStream(ctx context.Context, streamID string) ([]Break, err
 		if !bytes.Equal(e.PrevHash, prev) {
 			breaks = append(breaks, Break{StreamID: streamID, Version: e.StreamVersion, Position: e.GlobalPosition, Reason: "prev_hash mismatch"})
 		}
-		want, err := chainHash(e.PrevHash, &e, []byte(data), []byte(md))
-		if err != nil {
-			return nil, err
-		}
-		if !bytes.Equal(want, e.Hash) {
+		if _, ok := verifyHash(&e, []byte(data), []byte(md)); !ok {
 			breaks = append(breaks, Break{StreamID: streamID, Version: e.StreamVersion, Position: e.GlobalPosition, Reason: "hash mismatch"})
 		}
 		prev = e.Hash

@@ -28,7 +28,9 @@ const verifyPageSize = 2000
 // by onBreak stops the walk and is returned.
 //
 // A version missing at the end of a stream cannot be seen from the chain
-// alone; every other removed, inserted or changed event is reported.
+// alone, nor can an event rewritten with its hashes recomputed; every other
+// removed, inserted or changed event is reported. A signed checkpoint of the
+// log (WalkLog) catches those too.
 func (s *Store) VerifyLog(ctx context.Context, streamID string, onBreak func(Break) error) (VerifyReport, error) {
 	var (
 		report VerifyReport
@@ -119,8 +121,7 @@ func (c *chainCheck) check(e *Event, data, md string) []Break {
 		breaks = append(breaks, Break{StreamID: e.StreamID, Version: e.StreamVersion, Position: e.GlobalPosition, Reason: "prev_hash mismatch"})
 	}
 	// An event that cannot even be canonicalised was not written by Append.
-	want, err := chainHash(e.PrevHash, e, []byte(data), []byte(md))
-	if err != nil || !bytes.Equal(want, e.Hash) {
+	if _, ok := verifyHash(e, []byte(data), []byte(md)); !ok {
 		breaks = append(breaks, Break{StreamID: e.StreamID, Version: e.StreamVersion, Position: e.GlobalPosition, Reason: "hash mismatch"})
 	}
 	c.prev = e.Hash

@@ -187,6 +187,11 @@ type Config struct {
 	// older messages are not answered and older tasks are failed.
 	TaskMaxAge time.Duration `env:"ENGRAM_TASK_MAX_AGE" envDefault:"10m"`
 
+	// AuditSigningKey is the path of the PEM file holding the Ed25519 key
+	// that signs audit checkpoints (engram audit checkpoint). Keep the file
+	// away from the database and its administrators.
+	AuditSigningKey string `env:"ENGRAM_AUDIT_SIGNING_KEY"`
+
 	// Warnings are problems that do not stop the program; the caller logs
 	// them.
 	Warnings []string `env:"-"`
@@ -367,6 +372,7 @@ func (v *validator) validate(cfg *Config) {
 	v.jwtSecret(cfg)
 	v.cognition(cfg)
 	cfg.CORSAllowedOrigins = v.corsOrigins("ENGRAM_CORS_ALLOWED_ORIGINS", cfg.CORSAllowedOrigins)
+	v.auditSigningKey(cfg)
 
 	if !v.failed["ENGRAM_LOG_LEVEL"] {
 		switch level := strings.ToLower(strings.TrimSpace(v.environ["ENGRAM_LOG_LEVEL"])); level {
@@ -618,5 +624,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("task_attempts", c.TaskAttempts),
 		slog.Int("task_workers", c.TaskWorkers),
 		slog.Duration("task_max_age", c.TaskMaxAge),
+		slog.String("audit_signing_key", c.AuditSigningKey),
 	)
 }
