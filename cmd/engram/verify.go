@@ -11,6 +11,7 @@ import (
 
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/platform/config"
 )
 
 // newProjectionsVerifyCommand is "engram projections verify [NAME]": the
@@ -32,7 +33,7 @@ func newProjectionsVerifyCommand() *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			return withAudit(cmd, func(ctx context.Context, svc *audit.Service, r audit.Reader) error {
+			return withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				report, err := svc.VerifyProjections(ctx, r, name)
 				if domain.ErrorCode(err) == domain.CodeInvalid {
 					return &exitError{code: 2, err: err}
