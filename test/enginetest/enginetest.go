@@ -112,6 +112,9 @@ type Instance struct {
 // a prefix removes its keys, e.g. with redistest.Prefix).
 func Start(t testing.TB, o Options) *Instance {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts engram: skipped in -short mode")
+	}
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = pgtest.NewURL(t)
 	}
