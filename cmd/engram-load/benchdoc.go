@@ -23,7 +23,7 @@ type verdict struct {
 	Why     string
 }
 
-// Targets of DESIGN §10.
+// Engram's performance targets.
 const (
 	targetAppendRatio     = 0.60
 	targetGetRatio        = 0.50
@@ -33,7 +33,7 @@ const (
 	targetIdleRSS         = 60e6 // bytes (60 MB)
 	targetPerConnection   = 64 << 10
 	boundedRSS            = 256 << 20 // what "memory stays bounded" is taken to mean
-	mercureCPUPerDelivery = 5.7       // µs, DESIGN §10
+	mercureCPUPerDelivery = 5.7       // µs, Mercure's published figure for this load
 )
 
 func yesNo(ok bool) string {
@@ -121,7 +121,7 @@ func verdicts(res *benchResults) []verdict {
 	default:
 		ok := r.Delivery.P99 <= targetDeliveryP99 && r.Lost == 0 && r.Expected > 0
 		v := verdict{Measure: sse200, Engram: fmt.Sprintf("p99 %s, %d of %d delivered, %d lost", ms(r.Delivery.P99), r.Delivered, r.Expected, r.Lost),
-			Limit: "Mercure p99 ≈ 12 ms (DESIGN §10, not measured here)", Ratio: "—", Target: "p99 ≤ 50 ms, none lost", Met: yesNo(ok)}
+			Limit: "Mercure p99 ≈ 12 ms (published figure, not measured here)", Ratio: "—", Target: "p99 ≤ 50 ms, none lost", Met: yesNo(ok)}
 		v.Why = sseWhy(r, targetDeliveryP99)
 		out = append(out, v)
 	}
@@ -141,7 +141,7 @@ func verdicts(res *benchResults) []verdict {
 		ok := r.Lost == 0 && r.Expected > 0 && r.ServerPeakRSS <= boundedRSS
 		v := verdict{Measure: sse1000,
 			Engram: fmt.Sprintf("%s per frame; %.0f deliveries/s; %d lost; peak RSS %s", cpu, r.DeliveriesPerSec, r.Lost, mib(r.ServerPeakRSS)),
-			Limit:  fmt.Sprintf("Mercure ≈ %.1f µs (DESIGN §10, not measured here)", mercureCPUPerDelivery), Ratio: "—",
+			Limit:  fmt.Sprintf("Mercure ≈ %.1f µs (published figure, not measured here)", mercureCPUPerDelivery), Ratio: "—",
 			Target: "none lost, memory bounded (peak RSS ≤ 256 MiB)", Met: yesNo(ok)}
 		var why []string
 		if r.Lost > 0 {
@@ -308,7 +308,7 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 		p(" **Quick run** (`-quick`, windows of a few seconds): a trial, not figures to quote.")
 	}
 	p("\nEvery Engram figure stands beside the raw limit measured in the same run, on the same\n")
-	p("machine and the same fresh database, and beside its target from DESIGN §10.\n\n")
+	p("machine and the same fresh database, and beside its target.\n\n")
 
 	p("## Summary\n\n")
 	p("| Measure | Engram | Raw limit (same run) | Ratio | Target | Met |\n|---|---|---|---|---|---|\n")
