@@ -29,13 +29,19 @@ func newRebuildBar(w io.Writer, name string, quiet bool) *rebuildBar {
 	if quiet || !isTerminal(w) {
 		return &rebuildBar{}
 	}
+	return drawnRebuildBar(w, name, 100*time.Millisecond)
+}
+
+// drawnRebuildBar returns a bar drawn on w, terminal or not, at most once
+// every throttle.
+func drawnRebuildBar(w io.Writer, name string, throttle time.Duration) *rebuildBar {
 	return &rebuildBar{name: name, start: time.Now(), now: time.Now, bar: progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("rebuild "+name),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetElapsedTime(false),
 		progressbar.OptionSetPredictTime(false),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(throttle),
 		progressbar.OptionClearOnFinish(),
 	)}
 }
@@ -50,11 +56,15 @@ func (b *rebuildBar) update(p projections.RebuildProgress) {
 	if b.bar == nil {
 		return
 	}
-	if b.bar.GetMax64() != p.Total && p.Total > 0 {
+	if p.Total > 0 && b.bar.GetMax64() != p.Total {
 		b.bar.ChangeMax64(p.Total)
 	}
+	read := p.Read
+	if limit := b.bar.GetMax64(); limit > 0 && read > limit {
+		read = limit // the total is an estimate while the log grows
+	}
 	b.bar.Describe(b.describe(p, b.now().Sub(b.start)))
-	_ = b.bar.Set64(min(p.Read, b.bar.GetMax64()))
+	_ = b.bar.Set64(read)
 }
 
 // describe labels the bar: the read model, the average rate since the
@@ -65,7 +75,7 @@ func (b *rebuildBar) describe(p projections.RebuildProgress, elapsed time.Durati
 		return label
 	}
 	rate := float64(p.Read) / elapsed.Seconds()
-	label += fmt.Sprintf(" %.0f events/s", rate)
+	label += " " + formatRate(rate)
 	if left := p.Total - p.Read; left > 0 {
 		label += ", " + time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second).String() + " left"
 	}
@@ -73,6 +83,11 @@ func (b *rebuildBar) describe(p projections.RebuildProgress, elapsed time.Durati
 }
 
 // finish clears the bar; calling it again does nothing.
+// formatRate writes a rate as the bar and the summary line both show it.
+func formatRate(eventsPerSecond float64) string {
+	return fmt.Sprintf("%.0f events/s", eventsPerSecond)
+}
+
 func (b *rebuildBar) finish() {
 	if b.bar == nil {
 		return

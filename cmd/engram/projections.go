@@ -188,8 +188,8 @@ live one once it has caught up.`,
 			if !res.Swapped {
 				where = "built into schema " + res.Schema
 			}
-			note(cmd.OutOrStdout(), "%s: %d events in %s (%.0f events/s), %s, checkpoint %d, %d parked\n",
-				name, res.Events, res.Elapsed.Round(time.Millisecond), res.Rate(), where, res.Cursor.Position, len(res.Parked))
+			note(cmd.OutOrStdout(), "%s: %d events in %s (%s), %s, checkpoint %d, %d parked\n",
+				name, res.Events, res.Elapsed.Round(time.Millisecond), formatRate(res.Rate()), where, res.Cursor.Position, len(res.Parked))
 			for _, p := range res.Parked {
 				note(cmd.OutOrStdout(), "  parked: position %d (%s): %s\n", p.Position, p.Type, p.Err)
 			}
