@@ -22,6 +22,7 @@ import (
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/test/redistest"
 )
 
 // testConn is the Redis of the tests, which can pretend to be out.
@@ -76,12 +77,8 @@ func newRedisFixture(t *testing.T) *redisFixture {
 		t.Fatalf("Redis unreachable: %v (set ENGRAM_TEST_SKIP_REDIS=1 to skip)", err)
 	}
 	f := &redisFixture{rebuildFixture: newRebuildFixture(t), conn: &testConn{client: client},
-		prefix: "engramtest:" + uuid.NewString() + ":", served: map[string]*atomic.Int64{"messages": {}, "workspaces": {}}}
-	t.Cleanup(func() {
-		if err := cache.NewRedis(client, f.prefix).Clear(context.Background()); err != nil {
-			t.Errorf("clean up %s: %v", f.prefix, err)
-		}
-	})
+		prefix: redistest.NewPrefix(), served: map[string]*atomic.Int64{"messages": {}, "workspaces": {}}}
+	redistest.Clean(t, url, f.prefix)
 	f.rm, err = projections.NewRedisReadModels(f.conn, f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), projections.RedisOptions{
 		Prefix: f.prefix, OnRead: func(model string, fromRedis bool) {
 			if fromRedis {

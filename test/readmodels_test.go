@@ -21,17 +21,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/test/enginetest"
 	"github.com/engramhq/engram/test/eventgen"
+	"github.com/engramhq/engram/test/redistest"
 )
 
 // sqlReadModels are the SQL projectors whose read models the tests compare,
@@ -125,13 +124,7 @@ func quietCognition() map[string]string {
 // instance has stopped).
 func startQuiet(t *testing.T) *enginetest.Instance {
 	t.Helper()
-	prefix := "engramtest:" + uuid.NewString() + ":"
-	client := newRedisConn(t, testRedisURL()).client
-	t.Cleanup(func() {
-		if err := cache.NewRedis(client, prefix).Clear(context.Background()); err != nil {
-			t.Errorf("empty the Redis prefix %s: %v", prefix, err)
-		}
-	})
+	prefix := redistest.Prefix(t)
 	return enginetest.Start(t, enginetest.Options{Env: quietCognition(), RedisPrefix: prefix})
 }
 

@@ -533,7 +533,7 @@ func TestLiveEventsConnectionCapAndShutdown(t *testing.T) {
 	}
 }
 
-// TestLiveEventsMeasure measures, without asserting, what DESIGN §10 asks of
+// TestLiveEventsMeasure measures, without asserting, what Engram's targets ask of
 // live delivery: POST→frame latency with 200 subscribers at 200 events/s,
 // server CPU per delivered frame, and memory per idle connection. It runs
 // only when ENGRAM_SSE_MEASURE=1 (it takes about a minute and wants a quiet

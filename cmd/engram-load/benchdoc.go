@@ -23,7 +23,7 @@ type verdict struct {
 	Why     string
 }
 
-// The performance targets.
+// Engram's performance targets.
 const (
 	targetAppendRatio     = 0.60
 	targetGetRatio        = 0.50
@@ -34,7 +34,7 @@ const (
 	targetIdleRSS         = 60e6 // bytes (60 MB)
 	targetPerConnection   = 64 << 10
 	boundedRSS            = 256 << 20 // what "memory stays bounded" is taken to mean
-	mercureCPUPerDelivery = 5.7       // µs, Mercure's published figure on this load
+	mercureCPUPerDelivery = 5.7       // µs, Mercure's published figure for this load
 )
 
 func yesNo(ok bool) string {

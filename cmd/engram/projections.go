@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/engramhq/engram/eventstore"
@@ -133,15 +132,22 @@ a time into a new schema, for investigation; the live one is not touched.
 
 A Redis read model is built into a new generation of keys that replaces the
 live one once it has caught up.`,
-		Args: cobra.ExactArgs(1),
+		Args: rebuildArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
+			sqlProjector, isSQL := projections.SQLProjector(name)
+			if !isSQL && !isRedisProjector(name) {
+				return usageError(fmt.Errorf("%q is not a rebuildable read model; one of: %s", name, strings.Join(rebuildableNames(), ", ")))
+			}
 			point, err := parseAsOf(asOf)
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return usageError(err)
 			}
 			if !point.IsZero() && into == "" {
-				return &exitError{code: 2, err: errors.New("--as-of needs --into: a read model of the past is built beside the live one")}
+				return usageError(errors.New("--as-of needs --into: a read model of the past is built beside the live one"))
+			}
+			if !isSQL && (into != "" || !point.IsZero()) {
+				return usageError(errors.New("--into and --as-of apply to SQL read models only"))
 			}
 			env, err := openProjectionsEnv(cmd.Context())
 			if err != nil {
@@ -152,42 +158,38 @@ live one once it has caught up.`,
 			// larger heap between collections spares a good part of its CPU.
 			debug.SetGCPercent(400)
 			bar := newRebuildBar(cmd.ErrOrStderr(), name, quiet)
+			defer bar.finish()
 			var res projections.RebuildResult
-			if p, ok := projections.SQLProjector(name); ok {
+			if isSQL {
 				r, err := projections.NewRebuilder(env.store, env.logger)
 				if err != nil {
 					return err
 				}
-				res, err = r.Rebuild(cmd.Context(), p, projections.RebuildOptions{
+				res, err = r.Rebuild(cmd.Context(), sqlProjector, projections.RebuildOptions{
 					Into: into, AsOf: point, PageSize: pageSize, Workers: workers, Progress: bar.update,
 				})
 				if err != nil {
 					return rebuildFailed(err)
 				}
-			} else if isRedisProjector(name) {
-				if into != "" || !point.IsZero() {
-					return &exitError{code: 2, err: errors.New("--into and --as-of apply to SQL read models only")}
-				}
+			} else {
 				if env.redis == nil {
-					return &exitError{code: 1, err: errors.New("no Redis is configured (ENGRAM_REDIS_URL)")}
+					return &exitError{code: exitFailure, err: errors.New("no Redis is configured (ENGRAM_REDIS_URL)")}
 				}
 				if env.caches.Backend() != cache.BackendRedis {
-					return &exitError{code: 1, err: errors.New("cannot reach Redis (ENGRAM_REDIS_URL)")}
+					return &exitError{code: exitFailure, err: errors.New("cannot reach Redis (ENGRAM_REDIS_URL)")}
 				}
 				res, err = env.redis.Rebuild(cmd.Context(), name, bar.update)
 				if err != nil {
 					return rebuildFailed(err)
 				}
-			} else {
-				return &exitError{code: 2, err: fmt.Errorf("%q is not a rebuildable projector (see engram projections list)", name)}
 			}
 			bar.finish()
 			where := "swapped in"
 			if !res.Swapped {
 				where = "built into schema " + res.Schema
 			}
-			note(cmd.OutOrStdout(), "%s: %d events in %s (%.0f events/s), %s, checkpoint %d, %d parked\n",
-				name, res.Events, res.Elapsed.Round(time.Millisecond), res.Rate(), where, res.Cursor.Position, len(res.Parked))
+			note(cmd.OutOrStdout(), "%s: %d events in %s (%s), %s, checkpoint %d, %d parked\n",
+				name, res.Events, res.Elapsed.Round(time.Millisecond), formatRate(res.Rate()), where, res.Cursor.Position, len(res.Parked))
 			for _, p := range res.Parked {
 				note(cmd.OutOrStdout(), "  parked: position %d (%s): %s\n", p.Position, p.Type, p.Err)
 			}
@@ -200,6 +202,29 @@ live one once it has caught up.`,
 	cmd.Flags().IntVar(&workers, "workers", 0, "connections applying events in parallel, split by stream, for projectors that allow it (0: 2 for those)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
+}
+
+// rebuildArgs wants exactly one name and, without one, lists the read
+// models that can be rebuilt.
+func rebuildArgs(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		return nil
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("rebuild takes one read model, got %d: %s", len(args), strings.Join(args, " "))
+	}
+	return fmt.Errorf("name the read model to rebuild, one of:\n  %s", strings.Join(rebuildableNames(), "\n  "))
+}
+
+// rebuildableNames are the projectors engram projections rebuild accepts.
+func rebuildableNames() []string {
+	var names []string
+	for _, p := range projections.Catalogue() {
+		if p.Rebuildable {
+			names = append(names, p.Name)
+		}
+	}
+	return names
 }
 
 func rebuildFailed(err error) error {
@@ -229,46 +254,6 @@ func parseAsOf(s string) (projections.AsOf, error) {
 
 func isRedisProjector(name string) bool {
 	return name == projections.RedisMessagesProjector || name == projections.RedisWorkspacesProjector
-}
-
-// rebuildBar shows a rebuild's progress on stderr: events, events/s, ETA.
-type rebuildBar struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-}
-
-func newRebuildBar(w io.Writer, name string, quiet bool) *rebuildBar {
-	if quiet {
-		return &rebuildBar{}
-	}
-	return &rebuildBar{w: w, bar: progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("rebuild "+name),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("events"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-	)}
-}
-
-func (b *rebuildBar) update(p projections.RebuildProgress) {
-	if b.bar == nil {
-		return
-	}
-	if b.bar.GetMax64() != p.Total {
-		b.bar.ChangeMax64(p.Total)
-	}
-	_ = b.bar.Set64(p.Read)
-}
-
-func (b *rebuildBar) finish() {
-	if b.bar == nil {
-		return
-	}
-	_ = b.bar.Finish()
-	note(b.w, "\n")
 }
 
 // table writes aligned columns; Flush reports any failure to write.

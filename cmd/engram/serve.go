@@ -80,6 +80,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.JWTSecretGenerated {
 		logger.Warn("ENGRAM_JWT_SECRET is not set: using a random secret for this run; access tokens will not survive a restart")
 	}
+	// The port is taken first: a clash fails at once, before migrations,
+	// the seed or any consumer has run.
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (is another server using it? set ENGRAM_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	defer listener.Close()
 
 	db, err := openDatabase(ctx, cfg, cfg.AutoMigrate, logger)
 	if err != nil {
@@ -260,7 +267,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		if created {
 			logger.Info("development seed: created user test@example.com (password \"password\") with workspace \"My Workspace\"")
 		} else {
-			logger.Info("development seed: user test@example.com already exists (password \"password\")")
+			logger.Info("development seed: user test@example.com already exists; its password is left as it was")
 		}
 	}
 
@@ -322,10 +329,6 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	server.RegisterOnShutdown(hub.Shutdown)
 
 	logger.Debug("http routes", "routes", server.Routes())
-	listener, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set ENGRAM_HTTP_ADDR): %w", cfg.HTTPAddr, err)
-	}
 	logger.Info(fmt.Sprintf("engram is listening on http://%s", listener.Addr()), "env", cfg.Env, "cache", caches.Backend())
 
 	serveErr := make(chan error, 1)

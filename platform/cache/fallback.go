@@ -86,11 +86,14 @@ func newFallback(ctx context.Context, redisURL, prefix string, logger *slog.Logg
 		logger:    logger,
 		watchDone: make(chan struct{}),
 	}
+	// host:port/db says which Redis database is in use; the password, if
+	// any, is never logged.
+	where := fmt.Sprintf("%s/%d", opts.Addr, opts.DB)
 	if err := f.ping(ctx); err != nil {
-		logger.Warn("redis unreachable; using in-memory cache until it is back", "addr", opts.Addr, "error", err)
+		logger.Warn("redis unreachable; using in-memory cache until it is back", "redis", where, "error", err)
 	} else {
 		f.usingRedis.Store(true)
-		logger.Info("redis connected", "addr", opts.Addr, "prefix", prefix)
+		logger.Info("redis connected", "redis", where, "prefix", prefix)
 	}
 
 	// The loop outlives the constructor's context; Close stops it.

@@ -341,3 +341,29 @@ func (p *proxy) stop() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+func TestFallbackLogsWhichRedisDatabase(t *testing.T) {
+	logs := &records{}
+	f, err := cache.NewFallback(t.Context(), "redis://:s3cret@127.0.0.1:1/5", "engramtest:", slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	var where []string
+	for _, rec := range logs.list {
+		rec.Attrs(func(a slog.Attr) bool {
+			if strings.Contains(a.Value.String(), "s3cret") {
+				t.Errorf("log %q shows the password in %s", rec.Message, a.Key)
+			}
+			if a.Key == "redis" {
+				where = append(where, a.Value.String())
+			}
+			return true
+		})
+	}
+	if len(where) != 1 || where[0] != "127.0.0.1:1/5" {
+		t.Errorf("redis attributes = %q, want one host:port/db 127.0.0.1:1/5", where)
+	}
+}

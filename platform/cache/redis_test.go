@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/cache/cachetest"
+	"github.com/engramhq/engram/test/redistest"
 )
 
 // testRedisURL is the Redis the tests use: ENGRAM_TEST_REDIS_URL or the
@@ -50,15 +50,13 @@ func redisClient(t *testing.T) *redis.Client {
 }
 
 // testPrefix returns a key prefix no other test uses.
-func testPrefix() string { return "engramtest:" + uuid.NewString() + ":" }
+func testPrefix() string { return redistest.NewPrefix() }
 
-// cleanPrefix deletes every key under prefix when the test ends.
-func cleanPrefix(t *testing.T, client *redis.Client, prefix string) {
-	t.Cleanup(func() {
-		if err := cache.NewRedis(client, prefix).Clear(context.Background()); err != nil {
-			t.Errorf("clean up %s: %v", prefix, err)
-		}
-	})
+// cleanPrefix deletes every key under prefix when the test ends, and fails
+// the test if any is left.
+func cleanPrefix(t *testing.T, _ *redis.Client, prefix string) {
+	t.Helper()
+	redistest.Clean(t, testRedisURL(), prefix)
 }
 
 func TestRedisContract(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/test/pgtest"
+	"github.com/engramhq/engram/test/redistest"
 )
 
 var (
@@ -78,6 +79,14 @@ type Options struct {
 	Env map[string]string
 }
 
+// redisURL is the Redis the instance uses.
+func (o Options) redisURL() string {
+	if o.RedisURL != "" {
+		return o.RedisURL
+	}
+	return redistest.URL()
+}
+
 // Instance is a running engram process.
 type Instance struct {
 	t       testing.TB
@@ -98,13 +107,23 @@ type Instance struct {
 
 // Start runs engram serve and waits until /readyz says ready. The process is
 // stopped (SIGTERM) when the test ends; its log is printed if the test failed.
+// Without Options.RedisPrefix, the instance gets a fresh prefix whose keys
+// are removed from Redis once the process has stopped (a caller that passes
+// a prefix removes its keys, e.g. with redistest.Prefix).
 func Start(t testing.TB, o Options) *Instance {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts engram: skipped in -short mode")
+	}
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = pgtest.NewURL(t)
 	}
 	if o.RedisPrefix == "" {
-		o.RedisPrefix = "engramtest:" + randomHex(8) + ":"
+		o.RedisPrefix = redistest.NewPrefix()
+		if !o.NoRedis {
+			// Registered before the process starts: runs after it stopped.
+			redistest.Clean(t, o.redisURL(), o.RedisPrefix)
+		}
 	}
 	if o.JWTSecret == "" {
 		o.JWTSecret = randomHex(32)
@@ -137,13 +156,10 @@ func (inst *Instance) start(t testing.TB, addr string) {
 		"ENGRAM_SHUTDOWN_TIMEOUT=10s",
 		"ENGRAM_DATABASE_MAX_CONNS=16",
 	}
-	switch {
-	case o.NoRedis:
+	if o.NoRedis {
 		env = append(env, "ENGRAM_REDIS_URL=")
-	case o.RedisURL != "":
-		env = append(env, "ENGRAM_REDIS_URL="+o.RedisURL)
-	case os.Getenv("ENGRAM_TEST_REDIS_URL") != "":
-		env = append(env, "ENGRAM_REDIS_URL="+os.Getenv("ENGRAM_TEST_REDIS_URL"))
+	} else {
+		env = append(env, "ENGRAM_REDIS_URL="+o.redisURL())
 	}
 	for k, v := range o.Env {
 		env = append(env, k+"="+v)

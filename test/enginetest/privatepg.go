@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/engramhq/engram/test/pgtest"
 )
 
 // Postgres is a private PostgreSQL cluster on a free port, for tests that
@@ -32,6 +34,7 @@ type Postgres struct {
 // tools are not installed, or when running as root without a postgres user.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
+	pgtest.SkipIfShort(t)
 	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(found) == 0 {
 		t.Skip("PostgreSQL server tools (initdb) are not installed under /usr/lib/postgresql")

@@ -4,6 +4,9 @@
 // The server is taken from ENGRAM_TEST_DATABASE_URL (default
 // postgres://127.0.0.1:5432/postgres?sslmode=disable); the database named in
 // that URL is only used to create and drop the per-test databases.
+//
+// With go test -short, the tests that need a database are skipped: the
+// short run is the unit tests only.
 package pgtest
 
 import (
@@ -23,6 +26,14 @@ import (
 	"github.com/engramhq/engram/migrations"
 )
 
+// SkipIfShort skips t under go test -short: it needs PostgreSQL.
+func SkipIfShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL: skipped in -short mode")
+	}
+}
+
 // AdminURL returns the URL of the database used to create test databases.
 func AdminURL() string {
 	if u := os.Getenv("ENGRAM_TEST_DATABASE_URL"); u != "" {
@@ -32,9 +43,10 @@ func AdminURL() string {
 }
 
 // NewURL creates an empty, migrated database for t and returns its URL. The
-// database is dropped when t ends.
+// database is dropped when t ends. It skips t in -short mode.
 func NewURL(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t)
 	admin, err := sql.Open("postgres", AdminURL())
 	if err != nil {
 		t.Fatalf("pgtest: open admin connection: %v", err)
