@@ -426,7 +426,7 @@ func TestUserCommandLine(t *testing.T) {
 		{"short password", "short\n", []string{"user", "create", "--email", "x-" + email, "--display-name", "X"}, 2, "password"},
 		{"no password", "", []string{"user", "create", "--email", "y-" + email, "--display-name", "Y"}, 2, "no password"},
 		{"taken e-mail", enginetest.Password + "\n", []string{"user", "create", "--email", email, "--display-name", "Z"}, 1, "already exists"},
-		{"password on the command line", "", []string{"user", "create", "--email", "z-" + email, "--display-name", "Z", "--password", "s3cret-s3cret"}, 1, "unknown flag"},
+		{"password on the command line", "", []string{"user", "create", "--email", "z-" + email, "--display-name", "Z", "--password", "s3cret-s3cret"}, 2, "unknown flag"},
 		{"unknown role", enginetest.Password + "\n", []string{"user", "create", "--email", "w-" + email, "--display-name", "W", "--role", "root"}, 2, "role"},
 		{"grant to nobody", "", []string{"user", "grant", "--email", "nobody@example.com", "--role", "admin"}, 1, "no user"},
 	}
