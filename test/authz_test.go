@@ -208,6 +208,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return authzCell{path: "/v1/audit/streams/workspace-" + f.workspace + "/state?version=1"}
 		}},
 		{route: "GET /v1/audit/verify", want: auditRead},
+		{route: "GET /v1/audit/projections/verify", want: auditRead},
 	}
 
 	inst := enginetest.Start(t, enginetest.Options{Env: map[string]string{"ENGRAM_LOG_LEVEL": "debug"}})

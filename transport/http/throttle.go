@@ -106,8 +106,9 @@ func (t *loginThrottle) begin(c echo.Context, email, ip string) (*loginAttempt, 
 			return nil, err
 		}
 		if n-released > t.max {
-			// A refused attempt is no failure: give back what it took.
-			a.release(ctx)
+			// A refused attempt stays counted: were it given back, an
+			// attempt counted before it but checked after it would find
+			// one failure fewer and get through.
 			return nil, tooManyLogins(c, retryAfter)
 		}
 	}
