@@ -38,12 +38,12 @@ func (r *cognitionRepositories) changeBoard(ctx context.Context, workspaceID str
 // taskOrigin returns the event that submitted a task: its metadata tells
 // which request and which message the task answers.
 func (r *cognitionRepositories) taskOrigin(ctx context.Context, taskID string) (eventstore.Event, error) {
-	events, err := r.store.ReadStream(ctx, task.StreamID(taskID), 0)
+	first, ok, err := r.store.FirstEvent(ctx, task.StreamID(taskID))
 	if err != nil {
 		return eventstore.Event{}, fmt.Errorf("read task %s: %w", taskID, err)
 	}
-	if len(events) == 0 || events[0].Type != task.EventSubmitted {
+	if !ok || first.Type != task.EventSubmitted {
 		return eventstore.Event{}, domain.Errorf(domain.CodeNotFound, "task not found")
 	}
-	return events[0], nil
+	return first, nil
 }

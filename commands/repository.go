@@ -19,6 +19,9 @@ type EventStore interface {
 	Append(ctx context.Context, stream eventstore.Stream, expectedVersion int, events []eventstore.NewEvent,
 		md eventstore.Metadata, opts ...eventstore.AppendOption) (eventstore.AppendResult, error)
 	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
+	// FirstEvent returns a stream's first event, and false when the stream
+	// does not exist.
+	FirstEvent(ctx context.Context, streamID string) (eventstore.Event, bool, error)
 	ReadStreams(ctx context.Context, tails []eventstore.StreamTail) (map[string][]eventstore.Event, error)
 	ClaimOwner(ctx context.Context, c eventstore.Claim) (string, error)
 }

@@ -71,6 +71,16 @@ func (m *memStore) ReadStreams(context.Context, []eventstore.StreamTail) (map[st
 	return nil, errors.New("not used")
 }
 
+func (m *memStore) FirstEvent(_ context.Context, streamID string) (eventstore.Event, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[streamID]
+	if len(s) == 0 {
+		return eventstore.Event{}, false, nil
+	}
+	return s[0], true, nil
+}
+
 func (m *memStore) ClaimOwner(context.Context, eventstore.Claim) (string, error) { return "", nil }
 
 // write appends a domain event directly, as another instance would.

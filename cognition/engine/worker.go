@@ -30,9 +30,11 @@ type OpenTasks interface {
 	Stale(ctx context.Context, now, since time.Time, limit int) ([]string, error)
 }
 
-// StreamReader reads a stream of the log (see eventstore.Store).
+// StreamReader reads streams of the log (see eventstore.Store).
 type StreamReader interface {
 	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
+	// ReadStreams reads the tails of several streams in one query.
+	ReadStreams(ctx context.Context, tails []eventstore.StreamTail) (map[string][]eventstore.Event, error)
 }
 
 // WorkerConfig configures a Worker.
@@ -548,8 +550,19 @@ func (w *Worker) watchCancellations(ctx context.Context) {
 		case <-tick.C:
 		}
 		w.checkCancellations(ctx)
+		// Appends come by the hundred a second under load: the wake-ups
+		// that arrive meanwhile are taken together by the next check.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(minCheckGap):
+		}
 	}
 }
+
+// minCheckGap is the least time between two checks for cancellations: a
+// cancellation is noticed within it.
+const minCheckGap = 50 * time.Millisecond
 
 func (w *Worker) checkCancellations(ctx context.Context) {
 	w.mu.Lock()
@@ -561,14 +574,23 @@ func (w *Worker) checkCancellations(ctx context.Context) {
 		}
 	}
 	w.mu.Unlock()
-	for id, r := range runs {
-		events, err := w.cfg.Streams.ReadStream(ctx, task.StreamID(id), seen[id])
-		if err != nil {
-			if ctx.Err() == nil {
-				w.cfg.Logger.Debug("cannot check a task for a cancellation", "task_id", id, "err", err)
-			}
-			continue
+	if len(runs) == 0 {
+		return
+	}
+	// The new events of every running task, in one query.
+	tails := make([]eventstore.StreamTail, 0, len(runs))
+	for id := range runs {
+		tails = append(tails, eventstore.StreamTail{StreamID: task.StreamID(id), AfterVersion: seen[id]})
+	}
+	byStream, err := w.cfg.Streams.ReadStreams(ctx, tails)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.cfg.Logger.Debug("cannot check the running tasks for a cancellation", "err", err)
 		}
+		return
+	}
+	for id, r := range runs {
+		events := byStream[task.StreamID(id)]
 		for _, e := range events {
 			switch e.Type {
 			case task.EventCancelled:

@@ -59,7 +59,7 @@ func TestLoadDefaults(t *testing.T) {
 		Router:                   config.RouterRules,
 		TaskTimeout:              2 * time.Minute,
 		TaskAttempts:             3,
-		TaskWorkers:              4,
+		TaskWorkers:              16,
 		TaskMaxAge:               10 * time.Minute,
 	}
 	if !cfg.JWTSecretGenerated || len(cfg.JWTSecret) < config.MinJWTSecretLength {
