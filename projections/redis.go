@@ -565,7 +565,7 @@ func (p redisProjector) Description() string { return p.m.description }
 func (p redisProjector) Wants(e eventstore.Event) bool { return p.m.wants(e) }
 
 // Apply hands e to the model's writer, if e changes the model. It first
-// records e, in the subscriber's transaction, as the last event the group
+// records e, in the batch's transaction, as the last event the projector
 // sent to Redis, which gives the apply script the previous one's cursor
 // (for gap detection). Redis itself is never called here: the writer sends
 // the script after, and outside, the transaction (see redisWriter). A Redis
@@ -573,26 +573,7 @@ func (p redisProjector) Wants(e eventstore.Event) bool { return p.m.wants(e) }
 // next event finds the gap. Only an event the projector cannot decode is an
 // error (and, as for the SQL projectors, parked).
 func (p redisProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	m := p.m
-	ops, err := m.plan(e)
-	if err != nil || !ops.changes() {
-		return err
-	}
-	prev, err := advanceCursor(ctx, tx, m.group, e)
-	if err != nil {
-		return err
-	}
-	if !m.rm.up() {
-		return nil // Redis is out: the model will find the gap when it is back.
-	}
-	log, err := m.rm.log(ctx)
-	if err != nil {
-		return err
-	}
-	args := append([]any{"live", "", log, strconv.FormatUint(e.TxID, 10), strconv.FormatInt(e.GlobalPosition, 10),
-		strconv.FormatUint(prev.TxID, 10), strconv.FormatInt(prev.Position, 10), m.base(), MessageWindow}, ops...)
-	m.writer.add(redisWrite{args: args, position: e.GlobalPosition})
-	return nil
+	return p.ApplyBatch(ctx, tx, []eventstore.Event{e})
 }
 
 // ApplyBatch is Apply for a batch: the cursor of the last event sent to
