@@ -205,7 +205,11 @@ func (w *Worker) Run(ctx context.Context) error {
 // When ctx ends first, it cancels them (they are left running, to be claimed
 // again once their deadline passes) and waits for their experts to return.
 func (w *Worker) Shutdown(ctx context.Context) error {
+	// Under the lock: a task being started either started before (and is
+	// waited for) or sees the worker stopping.
+	w.mu.Lock()
 	w.stopOnce.Do(func() { close(w.stopping) })
+	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		w.wg.Wait()
@@ -270,11 +274,11 @@ const maxWaiting = 10_000
 // worker is stopping. When every slot is taken, the task waits for the
 // first one to free (in submission order), rather than for the next scan.
 func (w *Worker) start(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.stopped() {
 		return
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if _, ok := w.running[id]; ok || w.waitingSet[id] {
 		return
 	}
