@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/engramhq/engram/test/enginetest"
 )
@@ -55,6 +56,20 @@ func TestConditionalGETs(t *testing.T) {
 	convID := conv.Map(t)["id"].(string)
 	post := ada.Must(http.StatusCreated, "POST", "/v1/conversations/"+convID+"/messages", map[string]any{"content": "first"})
 	ada.Must(http.StatusOK, "GET", "/v1/conversations/"+convID, nil, "Engram-Min-Position: "+post.Position())
+	// The assistant records its (muted) routing decision in the
+	// conversation's stream: wait for it, so that the version below stays.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var c struct{ Version int }
+		ada.Must(http.StatusOK, "GET", "/v1/conversations/"+convID, nil).JSON(t, &c)
+		if c.Version >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the routing decision of the first message was not recorded: conversation at version %d", c.Version)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
 
 	t.Run("conversation", func(t *testing.T) {
 		path := "/v1/conversations/" + convID
