@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/test/enginetest"
 )
@@ -715,27 +714,6 @@ func invalidFields(p map[string]any) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// sharedRedis returns a client of the Redis inst uses, or nil when inst runs
-// on its in-memory cache.
-func sharedRedis(t *testing.T, inst *enginetest.Instance) *redis.Client {
-	t.Helper()
-	var ready map[string]any
-	if err := json.Unmarshal(inst.Client(t).Do("GET", "/readyz", nil).Body, &ready); err != nil || ready["cache"] != "redis" {
-		return nil
-	}
-	url := os.Getenv("ENGRAM_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
 }
 
 func tokenHash(s string) string {

@@ -470,14 +470,7 @@ func checkMessagesEverywhere(t *testing.T, db *sql.DB, instances []*enginetest.I
 		if err != nil {
 			t.Fatal(err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, id)
-		}
-		rows.Close()
+		want = scanStrings(t, rows)
 		for i, inst := range instances {
 			c := inst.Client(t)
 			c.Token = owner.Token
@@ -549,4 +542,22 @@ func checkProjectionsVerify(t *testing.T, inst *enginetest.Instance, owner *engi
 		}
 	}
 	owner.Must(http.StatusUnprocessableEntity, "GET", "/v1/audit/projections/verify?name=nope", nil)
+}
+
+// scanStrings reads a one-column result of strings and closes it.
+func scanStrings(t *testing.T, rows *sql.Rows) []string {
+	t.Helper()
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

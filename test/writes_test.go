@@ -69,15 +69,8 @@ func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored := make(map[string]int)
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
+	for _, id := range scanStrings(t, rows) {
 		stored[id]++
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
 	}
 	for id := range ids {
 		if stored[id] != 1 {

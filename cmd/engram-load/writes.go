@@ -86,8 +86,8 @@ func (b *bench) runWrites(ctx context.Context, w windows) error {
 func writeVerdicts(res *benchResults) []verdict {
 	var out []verdict
 	const busy = "200 posts/s into one conversation for 10 s (open loop, assistant muted)"
-	switch r := res.OneConversation; {
-	case r == nil:
+	switch r := res.OneConversation; r {
+	case nil:
 		out = append(out, unavailable(busy, "0 non-2xx", "not measured"))
 	default:
 		bad := r.Refused + r.Failed

@@ -212,7 +212,7 @@ func checkHandedOut() string {
 func open(rawURL string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("Redis URL %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("redis URL %s: %w", redact(rawURL), err)
 	}
 	return redis.NewClient(opts), nil
 }

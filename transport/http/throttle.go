@@ -96,14 +96,12 @@ func (t *loginThrottle) begin(c echo.Context, email, ip string) (*loginAttempt, 
 		// between instances does not reopen it early.
 		n, err := t.counters.Incr(ctx, key, t.window+time.Minute)
 		if err != nil {
-			a.release(ctx)
-			return nil, fmt.Errorf("login throttle: %w", err)
+			return nil, errors.Join(fmt.Errorf("login throttle: %w", err), a.release(ctx))
 		}
 		a.keys = append(a.keys, key)
 		released, err := t.counter(ctx, key+releasedSuffix)
 		if err != nil {
-			a.release(ctx)
-			return nil, err
+			return nil, errors.Join(err, a.release(ctx))
 		}
 		if n-released > t.max {
 			// A refused attempt stays counted: were it given back, an
