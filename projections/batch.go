@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/lib/pq"
@@ -93,19 +94,25 @@ func (c *Projectors) Checkpoint(ctx context.Context) (eventstore.Cursor, error) 
 	if err := c.ensure(ctx); err != nil {
 		return eventstore.Cursor{}, err
 	}
+	return leastCheckpoint(ctx, c.db, c.names)
+}
+
+// leastCheckpoint returns the least of the named checkpoints in
+// consumer_offsets, in commit order; none at all is the start of the log.
+func leastCheckpoint(ctx context.Context, db *sql.DB, names []string) (eventstore.Cursor, error) {
 	var cur eventstore.Cursor
 	var tx string
-	err := c.db.QueryRowContext(ctx, `SELECT last_processed_transaction_id::text, coalesce(offset_acked, 0)
+	err := db.QueryRowContext(ctx, `SELECT last_processed_transaction_id::text, coalesce(offset_acked, 0)
 		FROM consumer_offsets WHERE consumer_group = ANY($1)
-		ORDER BY last_processed_transaction_id, coalesce(offset_acked, 0) LIMIT 1`, pq.Array(c.names)).Scan(&tx, &cur.Position)
+		ORDER BY last_processed_transaction_id, coalesce(offset_acked, 0) LIMIT 1`, pq.Array(names)).Scan(&tx, &cur.Position)
 	if errors.Is(err, sql.ErrNoRows) {
 		return eventstore.Cursor{}, nil
 	}
-	if err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("checkpoints of the projectors: %w", err)
+	if err == nil {
+		cur.TxID, err = strconv.ParseUint(tx, 10, 64)
 	}
-	if cur.TxID, err = strconv.ParseUint(tx, 10, 64); err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("checkpoints of the projectors: %w", err)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", strings.Join(names, ", "), err)
 	}
 	return cur, nil
 }

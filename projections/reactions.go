@@ -77,20 +77,7 @@ func (c *Reactions) Name() string { return c.r.Name() }
 
 // Checkpoint returns the reactor's checkpoint.
 func (c *Reactions) Checkpoint(ctx context.Context) (eventstore.Cursor, error) {
-	var cur eventstore.Cursor
-	var tx string
-	err := c.db.QueryRowContext(ctx, `SELECT last_processed_transaction_id::text, coalesce(offset_acked, 0)
-		FROM consumer_offsets WHERE consumer_group = $1`, c.r.Name()).Scan(&tx, &cur.Position)
-	if errors.Is(err, sql.ErrNoRows) {
-		return eventstore.Cursor{}, nil
-	}
-	if err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", c.r.Name(), err)
-	}
-	if cur.TxID, err = strconv.ParseUint(tx, 10, 64); err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("checkpoint of %s: %w", c.r.Name(), err)
-	}
-	return cur, nil
+	return leastCheckpoint(ctx, c.db, []string{c.r.Name()})
 }
 
 // Handle reacts to the events the reactor wants, then moves the checkpoint

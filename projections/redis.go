@@ -857,7 +857,7 @@ func (rm *RedisReadModels) applyPage(ctx context.Context, m *redisModel, token, 
 func (rm *RedisReadModels) deleteGenerations(ctx context.Context, m *redisModel, drop func(gen string) bool) error {
 	c := rm.client()
 	base := m.base()
-	iter := c.Scan(ctx, 0, escapeMatch(base)+"*", 1000).Iterator()
+	iter := c.Scan(ctx, 0, cache.EscapeGlob(base)+"*", 1000).Iterator()
 	var batch []string
 	flush := func() error {
 		if len(batch) == 0 {
@@ -887,19 +887,6 @@ func (rm *RedisReadModels) deleteGenerations(ctx context.Context, m *redisModel,
 		return fmt.Errorf("delete old keys of %s: %w", m.group, err)
 	}
 	return nil
-}
-
-// escapeMatch escapes the characters special to Redis's MATCH patterns.
-func escapeMatch(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		switch c {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // States of a Redis read model.

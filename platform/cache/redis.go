@@ -140,7 +140,7 @@ func (r *Redis) Clear(ctx context.Context) error {
 	if r.prefix == "" {
 		return errors.New("redis clear: refusing to delete every key: the cache has no prefix")
 	}
-	iter := r.client.Scan(ctx, 0, escapeGlob(r.prefix)+"*", 1000).Iterator()
+	iter := r.client.Scan(ctx, 0, EscapeGlob(r.prefix)+"*", 1000).Iterator()
 	batch := make([]string, 0, 1000)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -167,8 +167,9 @@ func (r *Redis) Clear(ctx context.Context) error {
 	return nil
 }
 
-// escapeGlob escapes the characters special to Redis's MATCH patterns.
-func escapeGlob(s string) string {
+// EscapeGlob escapes the characters special to Redis's MATCH patterns, so
+// that EscapeGlob(prefix)+"*" matches the keys under prefix and no others.
+func EscapeGlob(s string) string {
 	var b strings.Builder
 	for _, c := range s {
 		switch c {

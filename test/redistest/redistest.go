@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/engramhq/engram/platform/cache"
 )
 
 // KeyPrefix starts every prefix this package hands out.
@@ -143,7 +145,7 @@ func Delete(ctx context.Context, client redis.UniversalClient, prefix string) (i
 // Keys returns every key under prefix, sorted.
 func Keys(ctx context.Context, client redis.UniversalClient, prefix string) ([]string, error) {
 	var keys []string
-	iter := client.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
+	iter := client.Scan(ctx, 0, cache.EscapeGlob(prefix)+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
@@ -223,19 +225,6 @@ func redact(rawURL string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
-}
-
-// escapeGlob escapes the characters SCAN MATCH treats specially.
-func escapeGlob(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func sample(keys []string) string {
