@@ -393,6 +393,9 @@ type Cursor struct {
 	Position int64
 }
 
+// Cursor returns the event's place in commit order.
+func (e Event) Cursor() Cursor { return Cursor{TxID: e.TxID, Position: e.GlobalPosition} }
+
 // ReadCommitted returns up to limit events after cursor in commit order,
 // (tx_id, global_position), stopping below the oldest transaction still in
 // flight, so that an event whose transaction commits late is never skipped.

@@ -188,7 +188,7 @@ func TestCursorOfAndFirstEvent(t *testing.T) {
 	}
 	second := res.Events[1]
 	c, err := s.CursorOf(ctx, second.GlobalPosition)
-	if err != nil || c != (eventstore.Cursor{TxID: second.TxID, Position: second.GlobalPosition}) {
+	if err != nil || c != second.Cursor() {
 		t.Fatalf("CursorOf = %+v, %v", c, err)
 	}
 	if c, err := s.CursorOf(ctx, 0); err != nil || c != (eventstore.Cursor{}) {

@@ -157,7 +157,7 @@ func (a *Agent) take() (from eventstore.Cursor, events []eventstore.Event, gap b
 		a.queue = nil
 	} else {
 		a.queue = append([]eventstore.Event(nil), a.queue[n:]...)
-		a.from, a.fromOK = cursorOf(events[n-1]), true
+		a.from, a.fromOK = events[n-1].Cursor(), true
 	}
 	return from, events, gap
 }
@@ -269,7 +269,7 @@ func (a *Agent) Run(ctx context.Context) {
 		}
 		backoff = DefaultRetryInterval
 		cur = next
-		if cur.Before(cursorOf(events[len(events)-1])) {
+		if cur.Before(events[len(events)-1].Cursor()) {
 			// Part of the consumer was behind: it reads the log for it.
 			known = false
 		}
@@ -319,7 +319,7 @@ func (a *Agent) catchUp(ctx context.Context, cur *eventstore.Cursor) error {
 			continue
 		}
 		*cur = next
-		if len(page) < a.cfg.MaxBatch && !next.Before(cursorOf(page[len(page)-1])) {
+		if len(page) < a.cfg.MaxBatch && !next.Before(page[len(page)-1].Cursor()) {
 			return nil
 		}
 	}
@@ -329,15 +329,11 @@ func (a *Agent) catchUp(ctx context.Context, cur *eventstore.Cursor) error {
 // after returns the events that come after c in commit order.
 func after(events []eventstore.Event, c eventstore.Cursor) []eventstore.Event {
 	for i, e := range events {
-		if cursorOf(e).After(c) {
+		if e.Cursor().After(c) {
 			return events[i:]
 		}
 	}
 	return nil
-}
-
-func cursorOf(e eventstore.Event) eventstore.Cursor {
-	return eventstore.Cursor{TxID: e.TxID, Position: e.GlobalPosition}
 }
 
 // sleep waits d or until ctx ends; it reports false in the second case.

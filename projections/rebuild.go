@@ -499,7 +499,7 @@ func (b *build) replay(ctx context.Context) error {
 			return err
 		}
 		b.result.Events += int64(len(page))
-		b.result.Cursor = eventstore.Cursor{TxID: page[len(page)-1].TxID, Position: page[len(page)-1].GlobalPosition}
+		b.result.Cursor = page[len(page)-1].Cursor()
 		b.report()
 	}
 	if err := <-readErr; err != nil {
@@ -529,7 +529,7 @@ func (b *build) read(ctx context.Context, pages chan<- []eventstore.Event) error
 			}
 		}
 		if len(page) > 0 {
-			cursor = eventstore.Cursor{TxID: page[len(page)-1].TxID, Position: page[len(page)-1].GlobalPosition}
+			cursor = page[len(page)-1].Cursor()
 			select {
 			case pages <- page:
 			case <-ctx.Done():
@@ -650,7 +650,7 @@ func (b *build) trySwap(ctx context.Context) (err error) {
 		if err := w.applyInSwap(ctx, page); err != nil {
 			return err
 		}
-		cursor = eventstore.Cursor{TxID: page[len(page)-1].TxID, Position: page[len(page)-1].GlobalPosition}
+		cursor = page[len(page)-1].Cursor()
 		events += int64(len(page))
 	}
 	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path TO DEFAULT`); err != nil {

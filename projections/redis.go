@@ -616,7 +616,7 @@ func (p redisProjector) ApplyBatch(ctx context.Context, tx Execer, events []even
 		args := append([]any{"live", "", log, strconv.FormatUint(w.e.TxID, 10), strconv.FormatInt(w.e.GlobalPosition, 10),
 			strconv.FormatUint(prev.TxID, 10), strconv.FormatInt(prev.Position, 10), m.base(), MessageWindow}, w.ops...)
 		m.writer.add(redisWrite{args: args, position: w.e.GlobalPosition})
-		prev = cursorOf(w.e)
+		prev = w.e.Cursor()
 	}
 	return nil
 }
@@ -752,7 +752,7 @@ func (rm *RedisReadModels) rebuild(ctx context.Context, m *redisModel, progress 
 				return RebuildResult{}, fmt.Errorf("rebuild %s: %w", m.group, err)
 			}
 			res.Events += int64(len(page))
-			res.Cursor = eventstore.Cursor{TxID: page[len(page)-1].TxID, Position: page[len(page)-1].GlobalPosition}
+			res.Cursor = page[len(page)-1].Cursor()
 			if err := refreshScript.Run(ctx, c, []string{m.lock()}, token, redisLockTTL.Milliseconds()).Err(); err != nil {
 				return RebuildResult{}, fmt.Errorf("rebuild %s: keep the lock: %w", m.group, err)
 			}
