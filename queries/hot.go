@@ -5,19 +5,19 @@ import (
 	"strconv"
 
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/redis"
 )
 
 // HotReads serves the hottest pages from a faster copy of the read models
-// (projections.RedisReadModels), when that copy can answer exactly as the SQL
+// (package projections/redis), when that copy can answer exactly as the SQL
 // read models would. Every method reports false when it cannot; the query
 // then goes to SQL, which also reports every error.
 type HotReads interface {
 	// Messages reads up to count messages of a conversation after position
 	// after, with userID's role in the conversation's workspace.
-	Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (projections.HotMessages, bool)
+	Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (redis.HotMessages, bool)
 	// Workspaces reads the first count workspaces of userID, newest first.
-	Workspaces(ctx context.Context, userID string, count int, minPosition int64) ([]projections.WorkspaceRow, bool)
+	Workspaces(ctx context.Context, userID string, count int, minPosition int64) ([]redis.WorkspaceRow, bool)
 }
 
 // Option configures New.
@@ -69,4 +69,4 @@ func (r *reader) hotWorkspaces(ctx context.Context, actor access.Actor, limit in
 	return pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} }), true
 }
 
-var _ HotReads = (*projections.RedisReadModels)(nil)
+var _ HotReads = (*redis.ReadModels)(nil)

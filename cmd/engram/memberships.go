@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/redis"
 )
 
 // membershipModels waits until every read model that queries authorize
@@ -13,7 +14,7 @@ import (
 // (queries read a model that is not live from SQL instead).
 type membershipModels struct {
 	checkpoints *projections.Checkpoints
-	redis       *projections.RedisReadModels // nil: no Redis read models
+	redis       *redis.ReadModels // nil: no Redis read models
 	timeout     time.Duration
 }
 
@@ -32,7 +33,7 @@ func (m membershipModels) WaitMemberships(ctx context.Context, position int64) e
 	for {
 		current := true
 		for _, st := range m.redis.Status(ctx) {
-			if st.Name == projections.RedisWorkspacesProjector && st.State == projections.RedisLive && st.Position < position {
+			if st.Name == redis.WorkspacesProjector && st.State == redis.Live && st.Position < position {
 				current = false
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/engramhq/engram/platform/config"
 	"github.com/engramhq/engram/platform/metrics"
 	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/redis"
 	"github.com/engramhq/engram/queries"
 )
 
@@ -45,7 +46,7 @@ func newProjectionsListCommand() *cobra.Command {
 		Short: "List the projectors and what they build",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			infos := projections.Catalogue()
+			infos := catalogue()
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(infos)
 			}
@@ -219,7 +220,7 @@ func rebuildArgs(_ *cobra.Command, args []string) error {
 // rebuildableNames are the projectors engram projections rebuild accepts.
 func rebuildableNames() []string {
 	var names []string
-	for _, p := range projections.Catalogue() {
+	for _, p := range catalogue() {
 		if p.Rebuildable {
 			names = append(names, p.Name)
 		}
@@ -252,8 +253,14 @@ func parseAsOf(s string) (projections.AsOf, error) {
 	return projections.AsOf{Time: t}, nil
 }
 
+// catalogue describes every projector: the SQL and cognition ones, then the
+// Redis read models.
+func catalogue() []projections.Info {
+	return append(projections.Catalogue(), redis.Catalogue()...)
+}
+
 func isRedisProjector(name string) bool {
-	return name == projections.RedisMessagesProjector || name == projections.RedisWorkspacesProjector
+	return name == redis.MessagesProjector || name == redis.WorkspacesProjector
 }
 
 // table writes aligned columns; Flush reports any failure to write.
@@ -274,7 +281,7 @@ type projectionsEnv struct {
 	db     *sqlx.DB
 	store  *eventstore.Store
 	caches *cache.Fallback
-	redis  *projections.RedisReadModels // nil without Redis
+	redis  *redis.ReadModels // nil without Redis
 	closer io.Closer
 }
 
@@ -301,7 +308,7 @@ func openProjectionsEnv(ctx context.Context) (*projectionsEnv, error) {
 		return nil, &exitError{code: 2, err: err}
 	}
 	if env.caches.Client() != nil {
-		if env.redis, err = projections.NewRedisReadModels(env.caches, env.store, logger, projections.RedisOptions{Prefix: cfg.RedisPrefix}); err != nil {
+		if env.redis, err = redis.New(env.caches, env.store, logger, redis.Options{Prefix: cfg.RedisPrefix}); err != nil {
 			env.close()
 			return nil, err
 		}
@@ -321,7 +328,7 @@ func (env *projectionsEnv) close() {
 
 // status reports every projector of the catalogue.
 func (env *projectionsEnv) status(ctx context.Context) ([]projectionLine, error) {
-	infos := projections.Catalogue()
+	infos := catalogue()
 	names := make([]string, len(infos))
 	for i, p := range infos {
 		names[i] = p.Name
@@ -334,7 +341,7 @@ func (env *projectionsEnv) status(ctx context.Context) ([]projectionLine, error)
 	if err := env.db.SelectContext(ctx, &started, `SELECT consumer_group FROM consumer_offsets`); err != nil {
 		return nil, fmt.Errorf("consumer groups: %w", err)
 	}
-	var redisStates []projections.RedisStatus
+	var redisStates []redis.Status
 	if env.redis != nil {
 		redisStates = env.redis.Status(ctx)
 	}
@@ -364,7 +371,7 @@ func (env *projectionsEnv) status(ctx context.Context) ([]projectionLine, error)
 					continue
 				}
 				s.State = r.State
-				if r.State == projections.RedisLive {
+				if r.State == redis.Live {
 					pos := r.Position
 					s.ReadModelPosition = &pos
 				}
@@ -396,11 +403,11 @@ func schemaExists(ctx context.Context, db *sql.DB, name string) (bool, error) {
 // newRedisReadModels builds the Redis read models when Redis is configured,
 // with their metrics, and the query option that reads them.
 func newRedisReadModels(ctx context.Context, caches *cache.Fallback, store *eventstore.Store, cfg config.Config,
-	m *metrics.Metrics, logger *slog.Logger) (*projections.RedisReadModels, []queries.Option, error) {
+	m *metrics.Metrics, logger *slog.Logger) (*redis.ReadModels, []queries.Option, error) {
 	if caches.Client() == nil {
 		return nil, nil, nil
 	}
-	rm, err := projections.NewRedisReadModels(caches, store, logger, projections.RedisOptions{
+	rm, err := redis.New(caches, store, logger, redis.Options{
 		Prefix: cfg.RedisPrefix, OnRead: m.ReadModelReads().Observe,
 	})
 	if err != nil {
@@ -411,7 +418,7 @@ func newRedisReadModels(ctx context.Context, caches *cache.Fallback, store *even
 		defer cancel()
 		var out []metrics.RedisReadModelState
 		for _, s := range rm.Status(ctx) {
-			out = append(out, metrics.RedisReadModelState{Name: s.Name, Live: s.State == projections.RedisLive, Position: s.Position})
+			out = append(out, metrics.RedisReadModelState{Name: s.Name, Live: s.State == redis.Live, Position: s.Position})
 		}
 		return out
 	})

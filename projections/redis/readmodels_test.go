@@ -1,12 +1,10 @@
-package projections_test
+package redis_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,25 +12,27 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/projectionstest"
+	"github.com/engramhq/engram/projections/redis"
 	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/test/redistest"
 )
 
 // testConn is the Redis of the tests, which can pretend to be out.
 type testConn struct {
-	client   *redis.Client
+	client   *goredis.Client
 	down     atomic.Bool
 	failures atomic.Int64
 }
 
-func (c *testConn) Client() *redis.Client { return c.client }
+func (c *testConn) Client() *goredis.Client { return c.client }
 
 func (c *testConn) Backend() string {
 	if c.down.Load() {
@@ -46,40 +46,24 @@ func (c *testConn) Failed(context.Context, error) bool {
 	return true
 }
 
-// redisFixture adds Redis read models, under a prefix of their own, to a
-// rebuild fixture.
-type redisFixture struct {
-	*rebuildFixture
+// fixture is a log of its own with Redis read models, under a prefix of
+// their own, and the queries over SQL only and over Redis.
+type fixture struct {
+	*projectionstest.Log
 	conn   *testConn
 	prefix string
-	rm     *projections.RedisReadModels
+	rm     *redis.ReadModels
 	served map[string]*atomic.Int64
 	sql    queries.Queries
 	hot    queries.Queries
 }
 
-func newRedisFixture(t *testing.T) *redisFixture {
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	url := os.Getenv("ENGRAM_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { _ = client.Close() })
-	if err := client.Ping(t.Context()).Err(); err != nil {
-		if os.Getenv("ENGRAM_TEST_SKIP_REDIS") == "1" {
-			t.Skipf("Redis unreachable (%v) and ENGRAM_TEST_SKIP_REDIS=1", err)
-		}
-		t.Fatalf("Redis unreachable: %v (set ENGRAM_TEST_SKIP_REDIS=1 to skip)", err)
-	}
-	f := &redisFixture{rebuildFixture: newRebuildFixture(t), conn: &testConn{client: client},
-		prefix: redistest.NewPrefix(), served: map[string]*atomic.Int64{"messages": {}, "workspaces": {}}}
-	redistest.Clean(t, url, f.prefix)
-	f.rm, err = projections.NewRedisReadModels(f.conn, f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), projections.RedisOptions{
+	f := &fixture{Log: projectionstest.New(t), conn: &testConn{client: redistest.Client(t, "")},
+		prefix: redistest.Prefix(t), served: map[string]*atomic.Int64{"messages": {}, "workspaces": {}}}
+	var err error
+	f.rm, err = redis.New(f.conn, f.Store, slog.New(slog.DiscardHandler), redis.Options{
 		Prefix: f.prefix, OnRead: func(model string, fromRedis bool) {
 			if fromRedis {
 				f.served[model].Add(1)
@@ -88,11 +72,11 @@ func newRedisFixture(t *testing.T) *redisFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiter := projections.NewCheckpoints(f.db.DB, time.Second)
-	if f.sql, err = queries.New(f.db, waiter); err != nil {
+	waiter := projections.NewCheckpoints(f.DB.DB, time.Second)
+	if f.sql, err = queries.New(f.DB, waiter); err != nil {
 		t.Fatal(err)
 	}
-	if f.hot, err = queries.New(f.db, waiter, queries.WithHotReads(f.rm)); err != nil {
+	if f.hot, err = queries.New(f.DB, waiter, queries.WithHotReads(f.rm)); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -100,27 +84,27 @@ func newRedisFixture(t *testing.T) *redisFixture {
 
 // project brings the SQL read models the queries use and the Redis read
 // models up to the head of the log.
-func (f *redisFixture) project(t *testing.T) {
+func (f *fixture) project(t *testing.T) {
 	t.Helper()
-	for _, p := range sqlProjectors(t)[:3] {
-		f.applyLive(t, p)
+	for _, p := range projections.SQL()[:3] {
+		f.ApplyLive(t, p)
 	}
 	f.applyRedis(t)
 }
 
 // applyRedis runs the Redis read models' consumer groups to the head of the
 // log and waits until their writers have sent everything to Redis.
-func (f *redisFixture) applyRedis(t *testing.T) {
+func (f *fixture) applyRedis(t *testing.T) {
 	t.Helper()
 	for _, p := range f.rm.Projectors() {
-		f.applyLive(t, p)
+		f.ApplyLive(t, p)
 	}
 	if err := f.rm.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (f *redisFixture) rebuildRedis(t *testing.T) {
+func (f *fixture) rebuildRedis(t *testing.T) {
 	t.Helper()
 	for _, p := range f.rm.Projectors() {
 		res, err := f.rm.Rebuild(t.Context(), p.Name(), nil)
@@ -136,7 +120,7 @@ func (f *redisFixture) rebuildRedis(t *testing.T) {
 // compare asks every conversation's messages and every user's workspaces
 // through SQL and through the hot read models: the answers must be equal.
 // It returns how many of the hot reads Redis answered.
-func (f *redisFixture) compare(t *testing.T, pages ...queries.PageRequest) int64 {
+func (f *fixture) compare(t *testing.T, pages ...queries.PageRequest) int64 {
 	t.Helper()
 	ctx := t.Context()
 	before := f.served["messages"].Load() + f.served["workspaces"].Load()
@@ -144,7 +128,7 @@ func (f *redisFixture) compare(t *testing.T, pages ...queries.PageRequest) int64
 		pages = []queries.PageRequest{{}}
 	}
 	admin := access.Actor{UserID: uuid.NewString(), Roles: []string{access.RoleAdmin}}
-	for _, id := range f.gen.Conversations() {
+	for _, id := range f.Gen.Conversations() {
 		for _, page := range pages {
 			want, err := f.sql.ListMessages.Handle(ctx, admin, id, page, 0)
 			if err != nil {
@@ -157,7 +141,7 @@ func (f *redisFixture) compare(t *testing.T, pages ...queries.PageRequest) int64
 			sameJSON(t, "messages of "+id, got, want)
 		}
 	}
-	for _, u := range f.gen.Users() {
+	for _, u := range f.Gen.Users() {
 		actor := access.Actor{UserID: u, Roles: []string{"user"}}
 		want, err := f.sql.ListWorkspaces.Handle(ctx, actor, queries.PageRequest{Limit: 3}, 0)
 		if err != nil {
@@ -182,7 +166,7 @@ func sameJSON(t *testing.T, what string, got, want any) {
 }
 
 // dump returns every key under the fixture's prefix with its content.
-func (f *redisFixture) dump(t *testing.T) map[string]string {
+func (f *fixture) dump(t *testing.T) map[string]string {
 	t.Helper()
 	ctx := t.Context()
 	c := f.conn.client
@@ -212,7 +196,7 @@ func (f *redisFixture) dump(t *testing.T) map[string]string {
 	return out
 }
 
-func (f *redisFixture) states(t *testing.T) []string {
+func (f *fixture) states(t *testing.T) []string {
 	var out []string
 	for _, s := range f.rm.Status(t.Context()) {
 		out = append(out, s.State)
@@ -220,17 +204,17 @@ func (f *redisFixture) states(t *testing.T) []string {
 	return out
 }
 
-func (f *redisFixture) resetCheckpoints(t *testing.T) {
+func (f *fixture) resetCheckpoints(t *testing.T) {
 	t.Helper()
-	if _, err := f.db.ExecContext(t.Context(), `UPDATE consumer_offsets SET offset_acked = 0, last_processed_transaction_id = '0'
+	if _, err := f.DB.ExecContext(t.Context(), `UPDATE consumer_offsets SET offset_acked = 0, last_processed_transaction_id = '0'
 		WHERE consumer_group LIKE 'redis_%'`); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestRedisReadModels(t *testing.T) {
-	f := newRedisFixture(t)
-	f.generate(t, 300)
+	f := newFixture(t)
+	f.Generate(t, 300)
 
 	t.Run("nothing is read before the first rebuild", func(t *testing.T) {
 		f.project(t)
@@ -247,7 +231,7 @@ func TestRedisReadModels(t *testing.T) {
 		if n := f.compare(t); n == 0 {
 			t.Fatal("Redis answered no read")
 		}
-		f.generate(t, 200)
+		f.Generate(t, 200)
 		f.project(t)
 		if n := f.compare(t, queries.PageRequest{}, queries.PageRequest{Limit: 7}, queries.PageRequest{Limit: 7, Cursor: "400"}); n == 0 {
 			t.Fatal("Redis answered no read")
@@ -256,25 +240,25 @@ func TestRedisReadModels(t *testing.T) {
 
 	t.Run("Engram-Min-Position is honoured", func(t *testing.T) {
 		ctx := t.Context()
-		last, err := f.store.LastPosition(ctx)
+		last, err := f.Store.LastPosition(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conv := f.gen.Conversations()[0]
-		if _, ok := f.rm.Workspaces(ctx, f.gen.Users()[0], 5, last); !ok {
+		conv := f.Gen.Conversations()[0]
+		if _, ok := f.rm.Workspaces(ctx, f.Gen.Users()[0], 5, last); !ok {
 			t.Error("Redis did not answer at a position its group has handled")
 		}
 		// A position the group has not handled yet: SQL, which waits.
-		f.generate(t, 10)
-		later, _ := f.store.LastPosition(ctx)
+		f.Generate(t, 10)
+		later, _ := f.Store.LastPosition(ctx)
 		if _, ok := f.rm.Messages(ctx, conv, "nobody", later, 5, later); ok {
 			t.Error("Redis answered at a position its group has not handled")
 		}
-		if _, ok := f.rm.Workspaces(ctx, f.gen.Users()[0], 5, later+1000); ok {
+		if _, ok := f.rm.Workspaces(ctx, f.Gen.Users()[0], 5, later+1000); ok {
 			t.Error("Redis answered at a position that does not exist")
 		}
 		f.project(t)
-		if _, ok := f.rm.Workspaces(ctx, f.gen.Users()[0], 5, later); !ok {
+		if _, ok := f.rm.Workspaces(ctx, f.Gen.Users()[0], 5, later); !ok {
 			t.Error("Redis did not answer once its group handled the position")
 		}
 	})
@@ -296,10 +280,10 @@ func TestRedisReadModels(t *testing.T) {
 
 	t.Run("a missed event makes the model stale until rebuilt", func(t *testing.T) {
 		f.conn.down.Store(true)
-		f.generate(t, 40)
+		f.Generate(t, 40)
 		f.project(t)
 		f.conn.down.Store(false)
-		f.generate(t, 40)
+		f.Generate(t, 40)
 		f.project(t)
 		if got := f.states(t); fmt.Sprint(got) != "[stale stale]" {
 			t.Fatalf("states after a gap = %v, want stale", got)
@@ -317,7 +301,7 @@ func TestRedisReadModels(t *testing.T) {
 		if err := cache.NewRedis(f.conn.client, f.prefix).Clear(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		f.generate(t, 30)
+		f.Generate(t, 30)
 		f.project(t)
 		if n := f.compare(t); n != 0 {
 			t.Fatalf("%d reads served from an emptied Redis", n)
@@ -329,7 +313,7 @@ func TestRedisReadModels(t *testing.T) {
 	})
 
 	t.Run("a conversation longer than the window", func(t *testing.T) {
-		id := f.longConversation(t, projections.MessageWindow+30)
+		id := f.longConversation(t, redis.MessageWindow+30)
 		f.project(t)
 		admin := access.Actor{UserID: uuid.NewString(), Roles: []string{access.RoleAdmin}}
 		first, err := f.sql.ListMessages.Handle(t.Context(), admin, id, queries.PageRequest{Limit: 40}, 0)
@@ -364,7 +348,7 @@ func TestRedisReadModels(t *testing.T) {
 					return
 				default:
 				}
-				f.generate(t, 20)
+				f.Generate(t, 20)
 				f.applyRedis(t)
 			}
 		})
@@ -411,11 +395,11 @@ func TestRedisReadModels(t *testing.T) {
 
 // longConversation appends a conversation with n messages to the first
 // workspace of the generator and returns its id.
-func (f *redisFixture) longConversation(t *testing.T, n int) string {
+func (f *fixture) longConversation(t *testing.T, n int) string {
 	t.Helper()
 	ctx := t.Context()
 	var ws, owner string
-	if err := f.db.QueryRowContext(ctx, `SELECT id, owner_id FROM workspaces LIMIT 1`).Scan(&ws, &owner); err != nil {
+	if err := f.DB.QueryRowContext(ctx, `SELECT id, owner_id FROM workspaces LIMIT 1`).Scan(&ws, &owner); err != nil {
 		t.Fatal(err)
 	}
 	id := uuid.NewString()
@@ -427,9 +411,9 @@ func (f *redisFixture) longConversation(t *testing.T, n int) string {
 			Content: fmt.Sprintf("line %d", i), Metadata: json.RawMessage(`{"i":` + fmt.Sprint(i) + `}`)})
 		events = append(events, eventstore.NewEvent{ID: uuid.NewString(), Type: conversation.EventMessagePosted, Data: m})
 	}
-	if _, err := f.store.Append(ctx, stream, 0, events, eventstore.Metadata{}); err != nil {
+	if _, err := f.Store.Append(ctx, stream, 0, events, eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
-	f.settle(t)
+	f.Settle(t)
 	return id
 }

@@ -1,29 +1,26 @@
-package projections
+package redis
 
 import (
 	"context"
-	"strings"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Bounds of a Redis read model's writer.
 const (
-	// redisWriteBatch is how many scripts go in one pipeline.
-	redisWriteBatch = 256
-	// redisMaxPending is how many applications may wait; more are dropped,
+	// writeBatch is how many scripts go in one pipeline.
+	writeBatch = 256
+	// maxPending is how many applications may wait; more are dropped,
 	// which is a gap the model finds (and is rebuilt after).
-	redisMaxPending = 16384
+	maxPending = 16384
 )
 
-// redisWrite is one run of the apply script.
-type redisWrite struct {
+// write is one run of the apply script.
+type write struct {
 	args     []any
 	position int64
 }
 
-// redisWriter sends a Redis read model's applications to Redis in the order
+// writer sends a Redis read model's applications to Redis in the order
 // its consumer group handed them over, in pipelines, from a goroutine that
 // runs while there is something to send.
 //
@@ -37,27 +34,27 @@ type redisWrite struct {
 // writer loses (Redis failing, too much pending, the process ending before
 // a Flush) is a gap that the model's next event finds; the model is then
 // rebuilt, and queries use SQL until it is live again.
-type redisWriter struct {
-	m *redisModel
+type writer struct {
+	m *model
 
 	mu       sync.Mutex
-	pending  []redisWrite
+	pending  []write
 	running  bool
 	idle     chan struct{} // closed while nothing is pending or being sent
 	dropping bool
 }
 
-func newRedisWriter(m *redisModel) *redisWriter {
+func newWriter(m *model) *writer {
 	idle := make(chan struct{})
 	close(idle)
-	return &redisWriter{m: m, idle: idle}
+	return &writer{m: m, idle: idle}
 }
 
 // add queues x, and starts the sending goroutine if it is not running.
-func (w *redisWriter) add(x redisWrite) {
+func (w *writer) add(x write) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.pending) >= redisMaxPending {
+	if len(w.pending) >= maxPending {
 		if !w.dropping {
 			w.dropping = true
 			w.m.rm.logger.Warn("redis read model falls behind; events are dropped and the model will be rebuilt",
@@ -73,10 +70,10 @@ func (w *redisWriter) add(x redisWrite) {
 	}
 }
 
-func (w *redisWriter) run() {
+func (w *writer) run() {
 	for {
 		w.mu.Lock()
-		n := min(len(w.pending), redisWriteBatch)
+		n := min(len(w.pending), writeBatch)
 		if n == 0 {
 			w.running, w.dropping, w.pending = false, false, nil
 			close(w.idle)
@@ -92,38 +89,25 @@ func (w *redisWriter) run() {
 }
 
 // send runs the batch's scripts in one pipeline.
-func (w *redisWriter) send(batch []redisWrite) {
+func (w *writer) send(batch []write) {
 	m := w.m
 	c := m.rm.client()
 	if c == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), redisApplyTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	defer cancel()
-	keys := []string{m.meta()}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := c.Pipeline()
-		cmds := make([]*redis.Cmd, len(batch))
-		for i, x := range batch {
-			cmds[i] = applyScript.EvalSha(ctx, pipe, keys, x.args...)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
+	args := make([][]any, len(batch))
+	for i, x := range batch {
+		args[i] = x.args
 	}
-	cmds, err := run()
-	if isNoScript(err) {
-		// Redis restarted (or flushed its scripts): load it and send again;
-		// what was applied is skipped.
-		if err = applyScript.Load(ctx, c).Err(); err == nil {
-			cmds, err = run()
-		}
-	}
+	results, err := apply(ctx, c, m.meta(), args)
 	if err != nil {
 		m.rm.failed(ctx, "apply "+m.name, err)
 		return
 	}
-	for i, cmd := range cmds {
-		switch res, _ := cmd.Text(); res {
+	for i, res := range results {
+		switch res {
 		case "gap":
 			m.rm.logger.Warn("redis read model missed events; it is stale until rebuilt", "model", m.group, "position", batch[i].position)
 			m.poke()
@@ -135,7 +119,7 @@ func (w *redisWriter) send(batch []redisWrite) {
 
 // flush waits until everything added before it was called has been sent
 // (or given up), or ctx ends.
-func (w *redisWriter) flush(ctx context.Context) error {
+func (w *writer) flush(ctx context.Context) error {
 	w.mu.Lock()
 	idle := w.idle
 	w.mu.Unlock()
@@ -150,7 +134,7 @@ func (w *redisWriter) flush(ctx context.Context) error {
 // Flush waits until every event handed to the Redis read models so far has
 // been sent to Redis (or given up), or ctx ends. Call it after the consumer
 // groups have stopped, so that an orderly shutdown leaves no gap.
-func (rm *RedisReadModels) Flush(ctx context.Context) error {
+func (rm *ReadModels) Flush(ctx context.Context) error {
 	for _, m := range rm.models() {
 		if err := m.writer.flush(ctx); err != nil {
 			return err
@@ -158,5 +142,3 @@ func (rm *RedisReadModels) Flush(ctx context.Context) error {
 	}
 	return nil
 }
-
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
