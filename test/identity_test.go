@@ -1,8 +1,6 @@
 package test
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -12,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -635,34 +631,6 @@ func signIn(t *testing.T, inst *enginetest.Instance, email, password string) *en
 	c.Token = m["access_token"].(string)
 	c.UserID = m["user"].(map[string]any)["id"].(string)
 	return c
-}
-
-// engramCLI runs the engram binary against inst's database, with stdin, and
-// returns its output and exit status.
-func engramCLI(t *testing.T, inst *enginetest.Instance, stdin string, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, enginetest.Binary(t), args...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "USER=" + os.Getenv("USER"),
-		"ENGRAM_ENV=test", "ENGRAM_DATABASE_URL=" + inst.DatabaseURL, "ENGRAM_JWT_SECRET=" + inst.JWTSecret,
-		"ENGRAM_REDIS_URL=", "ENGRAM_LOG_FORMAT=json", "ENGRAM_LOG_LEVEL=warn",
-	}
-	cmd.Dir = t.TempDir()
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errOut.String(), 0
-	case errors.As(err, &exit):
-		return out.String(), errOut.String(), exit.ExitCode()
-	}
-	t.Fatalf("engram %v: %v", args, err)
-	return "", "", -1
 }
 
 // cliPosition reads "position N" from the output of engram user.

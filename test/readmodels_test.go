@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -52,20 +51,12 @@ func sqlReadModelNames() []string {
 // command succeeds.
 func projectionsCLI(t *testing.T, inst *enginetest.Instance, redisURL string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, enginetest.Binary(t), append([]string{"projections"}, args...)...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"ENGRAM_ENV=test", "ENGRAM_DATABASE_URL=" + inst.DatabaseURL, "ENGRAM_JWT_SECRET=" + inst.JWTSecret,
-		"ENGRAM_REDIS_URL=" + redisURL, "ENGRAM_REDIS_PREFIX=" + inst.RedisPrefix, "ENGRAM_LOG_FORMAT=json",
+	env := []string{"ENGRAM_REDIS_URL=" + redisURL, "ENGRAM_REDIS_PREFIX=" + inst.RedisPrefix}
+	out, errOut, code := engramCLIEnv(t, inst, env, "", append([]string{"projections"}, args...)...)
+	if code != 0 {
+		t.Fatalf("engram projections %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("engram projections %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
+	return out
 }
 
 // checksums returns the md5 of every table of the named read models, rows

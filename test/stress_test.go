@@ -519,7 +519,7 @@ func firstDifference(a, b []string) int {
 // command line and by the auditor's route.
 func checkProjectionsVerify(t *testing.T, inst *enginetest.Instance, owner *enginetest.Client) {
 	t.Helper()
-	out, errOut, code := runCLI(t, inst, "projections", "verify")
+	out, errOut, code := engramCLI(t, inst, "", "projections", "verify")
 	if code != 0 {
 		t.Errorf("engram projections verify: exit %d\n%s%s", code, out, errOut)
 	}

@@ -14,17 +14,17 @@ import (
 
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/cache/cachetest"
+	"github.com/engramhq/engram/test/redistest"
 )
 
 // unreachableRedis is a URL nothing listens on.
 const unreachableRedis = "redis://127.0.0.1:1/0"
 
 func TestFallbackContractOnRedis(t *testing.T) {
-	client := redisClient(t)
+	redistest.Client(t, "") // skips or fails when the test Redis does not answer
 	cachetest.Run(t, func(t *testing.T) cache.Cache {
-		prefix := testPrefix()
-		cleanPrefix(t, client, prefix)
-		f, err := cache.NewFallback(t.Context(), testRedisURL(), prefix, nil)
+		prefix := redistest.Prefix(t)
+		f, err := cache.NewFallback(t.Context(), redistest.URL(), prefix, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,10 +115,9 @@ func TestNewFallbackRefuses(t *testing.T) {
 }
 
 func TestFallbackKeepsCallerErrors(t *testing.T) {
-	client := redisClient(t)
-	prefix := testPrefix()
-	cleanPrefix(t, client, prefix)
-	f, err := cache.NewFallback(t.Context(), testRedisURL(), prefix, nil)
+	client := redistest.Client(t, "")
+	prefix := redistest.Prefix(t)
+	f, err := cache.NewFallback(t.Context(), redistest.URL(), prefix, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +153,8 @@ func TestFallbackKeepsCallerErrors(t *testing.T) {
 // TestFallbackSwitchesAndRecovers runs Fallback through a TCP proxy to the
 // test Redis and cuts it: down at start, up, down, up again.
 func TestFallbackSwitchesAndRecovers(t *testing.T) {
-	client := redisClient(t)
-	prefix := testPrefix()
-	cleanPrefix(t, client, prefix)
+	client := redistest.Client(t, "")
+	prefix := redistest.Prefix(t)
 	ctx := t.Context()
 	p := newProxy(t, client.Options().Addr)
 

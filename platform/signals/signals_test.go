@@ -1,47 +1,15 @@
 package signals_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/test/redistest"
 )
-
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	raw := os.Getenv("ENGRAM_TEST_REDIS_URL")
-	if raw == "" {
-		raw = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(raw)
-	if err != nil {
-		t.Fatalf("ENGRAM_TEST_REDIS_URL: %v", err)
-	}
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { _ = client.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		if os.Getenv("ENGRAM_TEST_SKIP_REDIS") == "1" {
-			t.Skipf("Redis is unreachable (%v) and ENGRAM_TEST_SKIP_REDIS=1", err)
-		}
-		t.Fatalf("Redis is unreachable: %v (set ENGRAM_TEST_SKIP_REDIS=1 to skip the Redis tests)", err)
-	}
-	return client
-}
-
-func prefix() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return "engramtest:" + hex.EncodeToString(b) + ":"
-}
 
 func newRedisBus(t *testing.T, client *redis.Client, prefix string) *signals.Redis {
 	t.Helper()
@@ -119,13 +87,13 @@ func TestLocal(t *testing.T) {
 }
 
 func TestRedisAcrossInstances(t *testing.T) {
-	client := redisClient(t)
-	p := prefix()
+	client := redistest.Client(t, "")
+	p := redistest.NewPrefix()
 	a, b := newRedisBus(t, client, p), newRedisBus(t, client, p)
 	contract(t, a, b)
 
 	// Another prefix is another deployment: it hears nothing.
-	foreign := newRedisBus(t, client, prefix())
+	foreign := newRedisBus(t, client, redistest.NewPrefix())
 	ch, stop := foreign.Subscribe()
 	defer stop()
 	mine, stopMine := b.Subscribe()
