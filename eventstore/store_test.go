@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/test/pgtest"
@@ -34,6 +35,28 @@ func ev(typ string, data string) eventstore.NewEvent {
 
 func stream(id string) eventstore.Stream {
 	return eventstore.Stream{ID: "test-" + id, Type: "test"}
+}
+
+// commitOutOfOrder inserts event A in a transaction it leaves open, then
+// appends event B, which commits first: A holds the earlier position and
+// commits (through txA) after B. Commit or roll back txA to end it.
+func commitOutOfOrder(t *testing.T, s *eventstore.Store) (txA *sqlx.Tx, posA, posB int64) {
+	t.Helper()
+	ctx := t.Context()
+	txA, err := s.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = txA.Rollback() })
+	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
+		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
+		t.Fatal(err)
+	}
+	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txA, posA, resB.LastPosition()
 }
 
 func TestAppendAndReadStream(t *testing.T) {
@@ -333,21 +356,7 @@ func TestTailingSurvivesOutOfOrderCommits(t *testing.T) {
 	s := newStore(t)
 	db := s.DB()
 
-	txA, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txA.Rollback()
-	var posA int64
-	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
-		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
-		t.Fatal(err)
-	}
-	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	posB := resB.LastPosition()
+	txA, posA, posB := commitOutOfOrder(t, s)
 	if posA >= posB {
 		t.Fatalf("setup: A's position %d not before B's %d", posA, posB)
 	}

@@ -69,21 +69,7 @@ func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	txA, err := s.DB().BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txA.Rollback()
-	var posA int64
-	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
-		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
-		t.Fatal(err)
-	}
-	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	posB := resB.LastPosition()
+	txA, posA, posB := commitOutOfOrder(t, s)
 	// Nothing is delivered while A is in flight: not the event the tailer
 	// started after, and not B, which would let A be skipped.
 	quiet(t, msgs, 200*time.Millisecond)

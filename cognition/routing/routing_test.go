@@ -22,6 +22,29 @@ func route(t *testing.T, r cognition.Router, content string) cognition.Decision 
 	return d
 }
 
+// routeCase is a message and the decision expected for it; the decision's
+// reason must contain reasonHolds.
+type routeCase struct {
+	content            string
+	action, expert     string
+	priority           int
+	input, reasonHolds string
+}
+
+// checkRoutes routes each case's message through r and checks the decision.
+func checkRoutes(t *testing.T, r cognition.Router, cases []routeCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.content, func(t *testing.T) {
+			d := route(t, r, tt.content)
+			if d.Action != tt.action || d.Expert != tt.expert || d.Priority != tt.priority || d.Input != tt.input ||
+				!strings.Contains(d.Reason, tt.reasonHolds) {
+				t.Fatalf("decision = %+v, want %s/%s/%d input %q reason with %q", d, tt.action, tt.expert, tt.priority, tt.input, tt.reasonHolds)
+			}
+		})
+	}
+}
+
 func TestRules(t *testing.T) {
 	cfg, err := Parse([]byte(`{"commands":{"/mute":{"action":"ignore"},"/ask":{"action":"delegate","expert":"llm","priority":5},
 		"/note":{"action":"process","reason":"a note"}}}`))
@@ -32,12 +55,7 @@ func TestRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		content            string
-		action, expert     string
-		priority           int
-		input, reasonHolds string
-	}{
+	tests := []routeCase{
 		{"hello there", "respond", "echo", 3, "hello there", "no command"},
 		{"  spaced  ", "respond", "echo", 3, "spaced", "no command"},
 		{"/remember Ada: a mathematician", "process", "", 2, "Ada: a mathematician", "/remember"},
@@ -54,15 +72,7 @@ func TestRules(t *testing.T) {
 		{"/note buy milk", "process", "", 3, "buy milk", "a note"},
 		{"a /remember in the middle", "respond", "echo", 3, "a /remember in the middle", "no command"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.content, func(t *testing.T) {
-			d := route(t, r, tt.content)
-			if d.Action != tt.action || d.Expert != tt.expert || d.Priority != tt.priority || d.Input != tt.input ||
-				!strings.Contains(d.Reason, tt.reasonHolds) {
-				t.Fatalf("decision = %+v, want %s/%s/%d input %q reason with %q", d, tt.action, tt.expert, tt.priority, tt.input, tt.reasonHolds)
-			}
-		})
-	}
+	checkRoutes(t, r, tests)
 }
 
 func TestRulesDefaults(t *testing.T) {
@@ -91,11 +101,7 @@ func TestPatterns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		content, action, expert string
-		priority                int
-		input, reasonHolds      string
-	}{
+	tests := []routeCase{
 		{"Remember Paris: the capital", "process", "", 2, "Paris: the capital", "pattern 0"},
 		{"What do you know about Ada?", "delegate", "memory", 4, "Ada", "pattern 1"},
 		{"please UNSUBSCRIBE me", "ignore", "", 2, "please UNSUBSCRIBE me", "noise"},
@@ -103,15 +109,7 @@ func TestPatterns(t *testing.T) {
 		{"just chatting", "respond", "echo", 2, "just chatting", "no pattern matched"},
 		{"/remember commands mean nothing here", "respond", "echo", 2, "/remember commands mean nothing here", "no pattern"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.content, func(t *testing.T) {
-			d := route(t, r, tt.content)
-			if d.Action != tt.action || d.Expert != tt.expert || d.Priority != tt.priority || d.Input != tt.input ||
-				!strings.Contains(d.Reason, tt.reasonHolds) {
-				t.Fatalf("decision = %+v, want %s/%s/%d input %q reason with %q", d, tt.action, tt.expert, tt.priority, tt.input, tt.reasonHolds)
-			}
-		})
-	}
+	checkRoutes(t, r, tests)
 }
 
 func TestDeterministic(t *testing.T) {
