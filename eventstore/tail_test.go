@@ -43,6 +43,21 @@ func quiet(t *testing.T, msgs <-chan *message.Message, d time.Duration) {
 	}
 }
 
+// tail subscribes to the log of s through a Tailer closed when t ends.
+func tail(t *testing.T, s *eventstore.Store, cfg eventstore.TailerConfig) <-chan *message.Message {
+	t.Helper()
+	tailer, err := eventstore.NewTailer(s, cfg, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tailer.Close() })
+	msgs, err := tailer.Subscribe(t.Context(), eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
 // Transaction A takes its position first but commits after B: the tailer
 // waits while A is in flight, then delivers A and B in commit order, once each.
 func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
@@ -59,15 +74,7 @@ func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{From: &from, PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tailer.Close()
-	msgs, err := tailer.Subscribe(ctx, eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := tail(t, s, eventstore.TailerConfig{From: &from, PollInterval: 20 * time.Millisecond})
 
 	txA, posA, posB := commitOutOfOrder(t, s)
 	// Nothing is delivered while A is in flight: not the event the tailer
@@ -89,18 +96,10 @@ func TestTailerWakesAndRedeliversNacked(t *testing.T) {
 	s := newStore(t)
 	wake := make(chan struct{}, 1)
 	from := eventstore.Cursor{}
-	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{
+	msgs := tail(t, s, eventstore.TailerConfig{
 		From: &from, PollInterval: time.Minute, RetryInterval: 10 * time.Millisecond,
 		Wake: func() (<-chan struct{}, func()) { return wake, func() {} },
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tailer.Close()
-	msgs, err := tailer.Subscribe(ctx, eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	res, err := s.Append(ctx, stream("w"), 0, []eventstore.NewEvent{ev("test.created", `{}`), ev("test.changed", `{}`)}, eventstore.Metadata{})
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,18 @@ import (
 	"github.com/engramhq/engram/test/enginetest"
 )
 
+// auditScene starts an instance with a user, Ada, and an auditor, Aud, and
+// opens its database.
+func auditScene(t *testing.T) (*enginetest.Instance, *sql.DB, *enginetest.Client, *enginetest.Client) {
+	t.Helper()
+	inst := enginetest.Start(t, enginetest.Options{})
+	db := openDB(t, inst.DatabaseURL)
+	ada := inst.Signup(t, "Ada")
+	aud := inst.Signup(t, "Aud")
+	grant(t, inst, aud, "auditor")
+	return inst, db, ada, aud
+}
+
 // grant gives c's user a global role with `engram user grant` and logs in
 // again, so that the new token carries the role.
 func grant(t *testing.T, inst *enginetest.Instance, c *enginetest.Client, role string) {
@@ -181,11 +193,7 @@ func statusOf(err error) int {
 // The event log API: filters, pages, NDJSON, validation, redaction, and a
 // record of every read.
 func TestAuditEventLogAPI(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
-	db := openDB(t, inst.DatabaseURL)
-	ada := inst.Signup(t, "Ada")
-	aud := inst.Signup(t, "Aud")
-	grant(t, inst, aud, "auditor")
+	inst, db, ada, aud := auditScene(t)
 
 	// Some history with every kind of secret: password hashes (register,
 	// password change where available), refresh token hashes (login,
@@ -532,11 +540,7 @@ func TestAuditStateAsItWasMatchesWhatTheAPIShowed(t *testing.T) {
 // Tampering with the log is found: a changed event is reported at exactly
 // its stream and version, a deleted one as a gap; the CLI exits non-zero.
 func TestAuditVerifyFindsTampering(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
-	db := openDB(t, inst.DatabaseURL)
-	ada := inst.Signup(t, "Ada")
-	aud := inst.Signup(t, "Aud")
-	grant(t, inst, aud, "auditor")
+	inst, db, ada, aud := auditScene(t)
 	wsID := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Lab"}).Map(t)["id"].(string)
 	ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 2"})
 	ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 3"})
@@ -764,11 +768,7 @@ func TestAuditNDJSONExportStreamsInBoundedMemory(t *testing.T) {
 // `engram audit export` writes the API's items, secrets removed, with a
 // progress bar on standard error; every CLI read is recorded.
 func TestAuditCLIExport(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
-	db := openDB(t, inst.DatabaseURL)
-	ada := inst.Signup(t, "Ada")
-	aud := inst.Signup(t, "Aud")
-	grant(t, inst, aud, "auditor")
+	inst, db, ada, aud := auditScene(t)
 	wsID := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Lab"}).Map(t)["id"].(string)
 	last := ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 2"}).Position()
 

@@ -22,6 +22,21 @@ func route(t *testing.T, r cognition.Router, content string) cognition.Decision 
 	return d
 }
 
+// newRouter returns the router of kind configured by cfg (JSON), with the
+// experts above and echo as the default.
+func newRouter(t *testing.T, kind, cfg string) cognition.Router {
+	t.Helper()
+	c, err := Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(kind, c, "echo", experts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // routeCase is a message and the decision expected for it; the decision's
 // reason must contain reasonHolds.
 type routeCase struct {
@@ -46,15 +61,8 @@ func checkRoutes(t *testing.T, r cognition.Router, cases []routeCase) {
 }
 
 func TestRules(t *testing.T) {
-	cfg, err := Parse([]byte(`{"commands":{"/mute":{"action":"ignore"},"/ask":{"action":"delegate","expert":"llm","priority":5},
-		"/note":{"action":"process","reason":"a note"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(KindRules, cfg, "echo", experts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRouter(t, KindRules, `{"commands":{"/mute":{"action":"ignore"},"/ask":{"action":"delegate","expert":"llm","priority":5},
+		"/note":{"action":"process","reason":"a note"}}}`)
 	tests := []routeCase{
 		{"hello there", "respond", "echo", 3, "hello there", "no command"},
 		{"  spaced  ", "respond", "echo", 3, "spaced", "no command"},
@@ -89,18 +97,11 @@ func TestRulesDefaults(t *testing.T) {
 }
 
 func TestPatterns(t *testing.T) {
-	cfg, err := Parse([]byte(`{"default_priority":2,"patterns":[
+	r := newRouter(t, KindPatterns, `{"default_priority":2,"patterns":[
 		{"pattern":"(?i)^remember (?P<input>.+)$","action":"process","priority":2},
 		{"pattern":"(?i)what do you (know|remember) about (?P<input>[^?]+)","action":"delegate","expert":"memory","priority":4},
 		{"pattern":"(?i)\\bunsubscribe\\b","action":"ignore","reason":"noise"},
-		{"pattern":"\\?$","action":"respond","expert":"llm"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(KindPatterns, cfg, "echo", experts)
-	if err != nil {
-		t.Fatal(err)
-	}
+		{"pattern":"\\?$","action":"respond","expert":"llm"}]}`)
 	tests := []routeCase{
 		{"Remember Paris: the capital", "process", "", 2, "Paris: the capital", "pattern 0"},
 		{"What do you know about Ada?", "delegate", "memory", 4, "Ada", "pattern 1"},
