@@ -84,13 +84,7 @@ func (c *stressClient) do(base, method, path string, body any, headers ...string
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	enginetest.SetHeaders(req, c.token, headers...)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -357,13 +357,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	SetHeaders(req, c.Token, headers...)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -415,3 +409,15 @@ func (c *Client) Email() string {
 
 // Position returns the Engram-Position header of a command's answer.
 func (r *Response) Position() string { return r.Header.Get("Engram-Position") }
+
+// SetHeaders sets on req the bearer token (when there is one) and each of
+// headers, written "Name: value".
+func SetHeaders(req *http.Request, token string, headers ...string) {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+}
