@@ -88,18 +88,35 @@ type conversationsProjector struct{ streamProjector }
 // advance moves a row to stream version v if it is behind it, and reports
 // whether it did: false means the event was already applied.
 func advance(ctx context.Context, tx Execer, table, id string, v int, at time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2`, id, v, at)
+	return advanceSetting(ctx, tx, table, id, `updated_at = $3`, v, at)
+}
+
+// advanceVersion is advance for a table without updated_at.
+func advanceVersion(ctx context.Context, tx Execer, table, id string, v int) (bool, error) {
+	return advanceSetting(ctx, tx, table, id, ``, v)
+}
+
+// advanceSetting moves a row to stream version v (args[0]) if it is behind
+// it, setting the columns of set too ($3 on: the rest of args).
+func advanceSetting(ctx context.Context, tx Execer, table, id, set string, args ...any) (bool, error) {
+	if set != "" {
+		set = ", " + set
+	}
+	ok, err := changedOne(tx.ExecContext(ctx, `UPDATE `+table+` SET version = $2`+set+` WHERE id = $1 AND version < $2`, append([]any{id}, args...)...))
 	if err != nil {
 		return false, fmt.Errorf("advance %s %s: %w", table, id, err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return ok, nil
 }
 
 // insertNew inserts a row created by an event; it reports false when the row
 // already exists (the event was applied before).
 func insertNew(ctx context.Context, tx Execer, query string, args ...any) (bool, error) {
-	res, err := tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, args...)
+	return changedOne(tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, args...))
+}
+
+// changedOne reports whether a statement changed one row.
+func changedOne(res sql.Result, err error) (bool, error) {
 	if err != nil {
 		return false, err
 	}
@@ -202,10 +219,21 @@ func applyConversation(ctx context.Context, tx Execer, e eventstore.Event, id st
 	return nil
 }
 
+// sessionsProjector builds the sessions and the API keys: the streams of two
+// types under one name.
 type sessionsProjector struct{}
 
+// sessionStreams apply the events of each of sessionsProjector's stream
+// types.
+var sessionStreams = []streamProjector{
+	{streamType: session.StreamType, decode: session.Decode, apply: applySession},
+	{streamType: apikey.StreamType, decode: apikey.Decode, apply: applyAPIKey},
+}
+
+// Name returns the projector's name (its checkpoint's).
 func (sessionsProjector) Name() string { return SessionsProjector }
 
+// Wants reports whether e belongs to a session or an API key.
 func (sessionsProjector) Wants(e eventstore.Event) bool {
 	return e.StreamType == session.StreamType || e.StreamType == apikey.StreamType
 }
@@ -216,34 +244,27 @@ func (sessionsProjector) Tables() []string { return []string{"sessions", "api_ke
 // Description says what the projector builds.
 func (sessionsProjector) Description() string { return "sessions and API keys" }
 
+// Apply applies an event of a session or an API key.
 func (sessionsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	switch e.StreamType {
-	case session.StreamType:
-		return applySession(ctx, tx, e)
-	case apikey.StreamType:
-		return applyAPIKey(ctx, tx, e)
+	for _, p := range sessionStreams {
+		if e.StreamType == p.streamType {
+			return p.Apply(ctx, tx, e)
+		}
 	}
 	return nil
 }
 
-func applySession(ctx context.Context, tx Execer, e eventstore.Event) error {
-	ev, err := session.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, session.StreamType)
+// applySession keeps one row per session, guarded by its stream's version.
+func applySession(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
 	if ev, ok := ev.(session.Started); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO sessions (id, user_id, user_agent, ip, created_at, expires_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, ev.UserID, ev.UserAgent, ev.IP, e.RecordedAt, ev.ExpiresAt, e.StreamVersion)
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE sessions SET version = $2 WHERE id = $1 AND version < $2`, id, e.StreamVersion)
-	if err != nil {
+	if ok, err := advanceVersion(ctx, tx, "sessions", id, e.StreamVersion); !ok || err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
+	var err error
 	switch ev := ev.(type) {
 	case session.Refreshed:
 		_, err = tx.ExecContext(ctx, `UPDATE sessions SET last_refreshed_at = $2, expires_at = $3 WHERE id = $1`, id, e.RecordedAt, ev.ExpiresAt)
@@ -253,29 +274,22 @@ func applySession(ctx context.Context, tx Execer, e eventstore.Event) error {
 	return err
 }
 
-func applyAPIKey(ctx context.Context, tx Execer, e eventstore.Event) error {
-	ev, err := apikey.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, apikey.StreamType)
+// applyAPIKey keeps one row per API key, guarded by its stream's version.
+func applyAPIKey(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
 	if ev, ok := ev.(apikey.Issued); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, ev.UserID, ev.Name, ev.Prefix, ev.KeyHash, pq.Array(ev.Scopes),
 			e.RecordedAt, ev.ExpiresAt, e.StreamVersion)
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE api_keys SET version = $2 WHERE id = $1 AND version < $2`, id, e.StreamVersion)
-	if err != nil {
+	if ok, err := advanceVersion(ctx, tx, "api_keys", id, e.StreamVersion); !ok || err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
 	if _, ok := ev.(apikey.Revoked); ok {
-		_, err = tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1`, id, e.RecordedAt)
+		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1`, id, e.RecordedAt)
+		return err
 	}
-	return err
+	return nil
 }
 
 func jsonOrEmpty(raw []byte) string {
