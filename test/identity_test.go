@@ -53,7 +53,7 @@ func TestTokenAttacksAreRefused(t *testing.T) {
 	bob := inst.Signup(t, "Bob")
 	bob.Must(http.StatusNoContent, "POST", "/v1/auth/logout", nil)
 	parts := strings.Split(ada.Token, ".")
-	adminClaims := base64.RawURLEncoding.EncodeToString(encodeJSON(t, func() map[string]any {
+	adminClaims := base64.RawURLEncoding.EncodeToString(mustJSON(t, func() map[string]any {
 		m := map[string]any{}
 		for k, v := range claims {
 			m[k] = v
@@ -190,7 +190,7 @@ func TestLoginDoesNotRevealAccounts(t *testing.T) {
 		}
 		p := r.Map(t)
 		delete(p, "request_id")
-		got := string(encodeJSON(t, p))
+		got := string(mustJSON(t, p))
 		if want == "" {
 			want = got
 		} else if got != want {
@@ -662,15 +662,6 @@ func jwtClaimsOf(t *testing.T, token string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
-}
-
-func encodeJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // invalidFields lists the fields named by a validation problem, sorted.

@@ -33,14 +33,7 @@ func (r *Redis) Prefix() string { return r.prefix }
 
 // Get implements Cache.
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	v, err := r.client.Get(ctx, r.prefix+key).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, false, nil
-	case err != nil:
-		return nil, false, fmt.Errorf("redis get: %w", err)
-	}
-	return v, true, nil
+	return found("get", r.client.Get(ctx, r.prefix+key))
 }
 
 // Set implements Cache.
@@ -56,12 +49,18 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Take implements Cache with GETDEL (Redis 6.2 or later).
 func (r *Redis) Take(ctx context.Context, key string) ([]byte, bool, error) {
-	v, err := r.client.GetDel(ctx, r.prefix+key).Bytes()
+	return found("getdel", r.client.GetDel(ctx, r.prefix+key))
+}
+
+// found reads the answer of a command that returns a value or nothing: a
+// missing key is not an error.
+func found(op string, cmd *redis.StringCmd) ([]byte, bool, error) {
+	v, err := cmd.Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, false, nil
 	case err != nil:
-		return nil, false, fmt.Errorf("redis getdel: %w", err)
+		return nil, false, fmt.Errorf("redis %s: %w", op, err)
 	}
 	return v, true, nil
 }
