@@ -23,7 +23,6 @@ type Redis struct {
 	logger  *slog.Logger
 	pubsub  *redis.PubSub
 
-	mu  sync.Mutex
 	out fanout
 
 	done      chan struct{}
@@ -67,19 +66,7 @@ func (r *Redis) Publish(ctx context.Context, s Signal) error {
 }
 
 // Subscribe implements Bus.
-func (r *Redis) Subscribe() (<-chan Signal, func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ch := r.out.add()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			r.mu.Lock()
-			delete(r.out.subs, ch)
-			r.mu.Unlock()
-		})
-	}
-}
+func (r *Redis) Subscribe() (<-chan Signal, func()) { return r.out.subscribe() }
 
 // Close ends the Redis subscription. Subscribers receive nothing more.
 func (r *Redis) Close() error {
@@ -103,8 +90,6 @@ func (r *Redis) receive() {
 			r.logger.Warn("signal dropped", "channel", r.channel, "err", err)
 			continue
 		}
-		r.mu.Lock()
 		r.out.send(s)
-		r.mu.Unlock()
 	}
 }

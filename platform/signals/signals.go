@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 )
 
 // Signal types published by Engram.
@@ -87,21 +88,36 @@ type Bus interface {
 // subscriberBuffer is how many signals a subscriber may fall behind.
 const subscriberBuffer = 1024
 
-// fanout delivers signals to local subscribers without blocking.
+// fanout delivers signals to local subscribers without blocking. It is
+// safe for concurrent use.
 type fanout struct {
+	mu   sync.Mutex
 	subs map[chan Signal]struct{}
 }
 
-func (f *fanout) add() chan Signal {
+// subscribe adds a subscriber; the function it returns removes it.
+func (f *fanout) subscribe() (<-chan Signal, func()) {
 	ch := make(chan Signal, subscriberBuffer)
+	f.mu.Lock()
 	if f.subs == nil {
 		f.subs = map[chan Signal]struct{}{}
 	}
 	f.subs[ch] = struct{}{}
-	return ch
+	f.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			f.mu.Lock()
+			delete(f.subs, ch)
+			f.mu.Unlock()
+		})
+	}
 }
 
+// send hands s to every subscriber that has room for it.
 func (f *fanout) send(s Signal) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for ch := range f.subs {
 		select {
 		case ch <- s:
