@@ -118,9 +118,6 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	db := pgtest.New(t)
 	store, err := eventstore.New(db)
 	if err != nil {

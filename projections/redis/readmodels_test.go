@@ -156,6 +156,24 @@ func (f *fixture) compare(t *testing.T, pages ...queries.PageRequest) int64 {
 	return f.served["messages"].Load() + f.served["workspaces"].Load() - before
 }
 
+// fromRedis compares the answers (see compare) and fails t unless Redis
+// gave some of them.
+func (f *fixture) fromRedis(t *testing.T, pages ...queries.PageRequest) {
+	t.Helper()
+	if f.compare(t, pages...) == 0 {
+		t.Fatal("Redis answered no read")
+	}
+}
+
+// fromSQL compares the answers (see compare) and fails t if Redis gave any
+// of them: the models are why not.
+func (f *fixture) fromSQL(t *testing.T, why string) {
+	t.Helper()
+	if n := f.compare(t); n != 0 {
+		t.Fatalf("%d reads served by %s", n, why)
+	}
+}
+
 func sameJSON(t *testing.T, what string, got, want any) {
 	t.Helper()
 	g, _ := json.Marshal(got)
@@ -221,21 +239,15 @@ func TestRedisReadModels(t *testing.T) {
 		if got := f.states(t); fmt.Sprint(got) != "[none none]" {
 			t.Errorf("states = %v, want none", got)
 		}
-		if n := f.compare(t); n != 0 {
-			t.Errorf("%d reads served by models never built", n)
-		}
+		f.fromSQL(t, "models never built")
 	})
 
 	t.Run("rebuilt, then fed by the consumer groups, Redis answers as SQL", func(t *testing.T) {
 		f.rebuildRedis(t)
-		if n := f.compare(t); n == 0 {
-			t.Fatal("Redis answered no read")
-		}
+		f.fromRedis(t)
 		f.Generate(t, 200)
 		f.project(t)
-		if n := f.compare(t, queries.PageRequest{}, queries.PageRequest{Limit: 7}, queries.PageRequest{Limit: 7, Cursor: "400"}); n == 0 {
-			t.Fatal("Redis answered no read")
-		}
+		f.fromRedis(t, queries.PageRequest{}, queries.PageRequest{Limit: 7}, queries.PageRequest{Limit: 7, Cursor: "400"})
 	})
 
 	t.Run("Engram-Min-Position is honoured", func(t *testing.T) {
@@ -288,13 +300,9 @@ func TestRedisReadModels(t *testing.T) {
 		if got := f.states(t); fmt.Sprint(got) != "[stale stale]" {
 			t.Fatalf("states after a gap = %v, want stale", got)
 		}
-		if n := f.compare(t); n != 0 {
-			t.Fatalf("%d reads served by stale models", n)
-		}
+		f.fromSQL(t, "stale models")
 		f.rebuildRedis(t)
-		if n := f.compare(t); n == 0 {
-			t.Fatal("Redis answered no read after the rebuild")
-		}
+		f.fromRedis(t)
 	})
 
 	t.Run("emptied Redis is rebuilt", func(t *testing.T) {
@@ -303,13 +311,9 @@ func TestRedisReadModels(t *testing.T) {
 		}
 		f.Generate(t, 30)
 		f.project(t)
-		if n := f.compare(t); n != 0 {
-			t.Fatalf("%d reads served from an emptied Redis", n)
-		}
+		f.fromSQL(t, "an emptied Redis")
 		f.rebuildRedis(t)
-		if n := f.compare(t); n == 0 {
-			t.Fatal("Redis answered no read after the rebuild")
-		}
+		f.fromRedis(t)
 	})
 
 	t.Run("a conversation longer than the window", func(t *testing.T) {
@@ -359,9 +363,7 @@ func TestRedisReadModels(t *testing.T) {
 		if got := f.states(t); fmt.Sprint(got) != "[live live]" {
 			t.Fatalf("states = %v", got)
 		}
-		if n := f.compare(t); n == 0 {
-			t.Fatal("Redis answered no read")
-		}
+		f.fromRedis(t)
 		// Only the live generation's keys remain.
 		gens := map[string]bool{}
 		for k := range f.dump(t) {
