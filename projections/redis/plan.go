@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
@@ -34,10 +35,6 @@ func jsonMember(data []byte, name string) (string, error) {
 	return "{}", nil
 }
 
-// aggregateID returns the id of the aggregate whose stream e belongs to:
-// stream ids are "<stream type>-<id>".
-func aggregateID(e eventstore.Event) string { return e.StreamID[len(e.StreamType)+1:] }
-
 // changes reports whether the event changes the read model.
 func (p ops) changes() bool { return len(p) > 0 }
 
@@ -63,15 +60,8 @@ func messagesWants(e eventstore.Event) bool {
 		(e.Type == conversation.EventCreated || e.Type == conversation.EventMessagePosted)
 }
 
-func messagesPlan(e eventstore.Event) (ops, error) {
-	if e.StreamType != conversation.StreamType {
-		return nil, nil
-	}
-	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return nil, err
-	}
-	id := aggregateID(e)
+// messagesPlan gives a conversation's workspace and its messages.
+func messagesPlan(e eventstore.Event, id string, ev domain.Event) (ops, error) {
 	switch ev := ev.(type) {
 	case conversation.Created:
 		return op("conv", id, ev.WorkspaceID), nil
@@ -110,15 +100,9 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func workspacesWants(e eventstore.Event) bool { return e.StreamType == workspace.StreamType }
 
-func workspacesPlan(e eventstore.Event) (ops, error) {
-	if e.StreamType != workspace.StreamType {
-		return nil, nil
-	}
-	ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return nil, err
-	}
-	id := aggregateID(e)
+// workspacesPlan gives a workspace's fields, its members, and each member's
+// list of workspaces.
+func workspacesPlan(e eventstore.Event, id string, ev domain.Event) (ops, error) {
 	at := formatTime(e.RecordedAt)
 	if c, ok := ev.(workspace.Created); ok {
 		config, err := jsonMember(e.Data, "config")

@@ -54,7 +54,7 @@ func (p projector) ApplyBatch(ctx context.Context, tx projections.Execer, events
 		if !m.wants(e) {
 			continue
 		}
-		ops, err := m.plan(e)
+		ops, err := m.opsOf(e)
 		if err != nil {
 			return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
 		}

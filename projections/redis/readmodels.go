@@ -12,6 +12,9 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/conversation"
+	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/projections"
@@ -96,10 +99,12 @@ func New(conn Conn, store *eventstore.Store, logger *slog.Logger, o Options) (*R
 	}
 	rm := &ReadModels{conn: conn, prefix: o.Prefix, store: store, db: store.DB().DB, logger: logger,
 		every: o.ResyncInterval, onRead: o.OnRead}
-	rm.messages = &model{rm: rm, name: "messages", group: MessagesProjector,
-		description: messagesDescription, plan: messagesPlan, wants: messagesWants, wake: make(chan struct{}, 1)}
-	rm.workspaces = &model{rm: rm, name: "workspaces", group: WorkspacesProjector,
-		description: workspacesDescription, plan: workspacesPlan, wants: workspacesWants, wake: make(chan struct{}, 1)}
+	rm.messages = &model{rm: rm, name: "messages", group: MessagesProjector, description: messagesDescription,
+		streamType: conversation.StreamType, decode: conversation.Decode, plan: messagesPlan, wants: messagesWants,
+		wake: make(chan struct{}, 1)}
+	rm.workspaces = &model{rm: rm, name: "workspaces", group: WorkspacesProjector, description: workspacesDescription,
+		streamType: workspace.StreamType, decode: workspace.Decode, plan: workspacesPlan, wants: workspacesWants,
+		wake: make(chan struct{}, 1)}
 	for _, m := range rm.models() {
 		m.writer = newWriter(m)
 	}
@@ -172,7 +177,9 @@ type model struct {
 	name        string // in key names
 	group       string // the consumer group
 	description string
-	plan        func(e eventstore.Event) (ops, error)
+	streamType  string // of the streams it keeps
+	decode      func(eventType string, schemaVersion int, data []byte) (domain.Event, error)
+	plan        func(e eventstore.Event, id string, ev domain.Event) (ops, error)
 	wants       func(e eventstore.Event) bool
 	wake        chan struct{}
 	writer      *writer
@@ -184,6 +191,20 @@ func (m *model) lock() string             { return m.key("lock") }
 
 // base starts the keys of a generation: base() + gen + ":".
 func (m *model) base() string { return m.key("g") }
+
+// opsOf returns what e does to the model: nothing unless e belongs to the
+// model's streams.
+func (m *model) opsOf(e eventstore.Event) (ops, error) {
+	if e.StreamType != m.streamType {
+		return nil, nil
+	}
+	ev, err := m.decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return nil, err
+	}
+	// Stream ids are "<stream type>-<id of the aggregate>".
+	return m.plan(e, e.StreamID[len(e.StreamType)+1:], ev)
+}
 
 // applyArgs are the arguments of the apply script (see lua/apply.lua) that
 // applies o, the operations of e, in mode live (after prev, the event the

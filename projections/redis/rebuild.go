@@ -178,7 +178,7 @@ func (rm *ReadModels) rebuild(ctx context.Context, m *model, progress func(proje
 func (rm *ReadModels) applyPage(ctx context.Context, m *model, token, log string, page []eventstore.Event) error {
 	var args [][]any
 	for _, e := range page {
-		o, err := m.plan(e)
+		o, err := m.opsOf(e)
 		if err != nil {
 			// The consumer group parks such an event; the rebuild skips it
 			// but moves past it.
