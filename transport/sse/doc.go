@@ -45,9 +45,9 @@
 // the browser's own reconnections (with Last-Event-ID) resume by
 // themselves, on any instance. A ticket stands for the session or API key
 // that asked for it: each use checks that credential again, its streams end
-// with it, and it lives no longer than an access token. Secrets never leave: event data is decoded with
-// its aggregate's Decode and passed through domain.Redact; events of stream
-// types without a decoder are not streamed.
+// with it, and it lives no longer than an access token. Secrets never leave: event data is decoded and
+// redacted as its stream type's entry of domain/catalog says; events of
+// stream types missing from the catalogue are not streamed.
 //
 // # Ephemeral signals
 //

@@ -9,22 +9,10 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/apikey"
-	"github.com/engramhq/engram/domain/conversation"
-	"github.com/engramhq/engram/domain/memory"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/session"
-	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
-)
-
-// Stream types whose owner is in their id rather than in their first event.
-const (
-	streamUser      = user.StreamType
-	streamSession   = session.StreamType
-	streamAPIKey    = apikey.StreamType
-	streamWorkspace = workspace.StreamType
-	// streamMemory is the memory of a workspace, "memory-<workspace id>".
-	streamMemory = memory.StreamType
 )
 
 // maxViewEntries bounds each map of the view; an evicted entry is read
@@ -93,12 +81,12 @@ type change struct {
 func (v *view) observe(e eventstore.Event) (change, error) {
 	var ch change
 	switch e.StreamType {
-	case streamWorkspace:
+	case workspace.StreamType:
 		ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
 			return ch, fmt.Errorf("event %d: %w", e.GlobalPosition, err)
 		}
-		id := strings.TrimPrefix(e.StreamID, streamWorkspace+"-")
+		id := catalog.Workspaces.ID(e.StreamID)
 		v.mu.Lock()
 		m, known := v.workspaces[id]
 		switch {
@@ -117,16 +105,16 @@ func (v *view) observe(e eventstore.Event) (change, error) {
 		if r, ok := ev.(workspace.MemberRemoved); ok {
 			ch.workspace, ch.memberRemoved = id, r.UserID
 		}
-	case streamSession:
+	case session.StreamType:
 		if e.Type == session.EventRevoked {
-			ch.sessionRevoked = strings.TrimPrefix(e.StreamID, streamSession+"-")
+			ch.sessionRevoked = catalog.Sessions.ID(e.StreamID)
 		}
-	case streamAPIKey:
+	case apikey.StreamType:
 		if e.Type == apikey.EventRevoked {
-			ch.keyRevoked = strings.TrimPrefix(e.StreamID, streamAPIKey+"-")
+			ch.keyRevoked = catalog.APIKeys.ID(e.StreamID)
 		}
 	}
-	if e.StreamVersion == 1 && needsOwner(e.StreamType) {
+	if e.StreamVersion == 1 && catalog.ScopeOf(e.StreamType).FromFirstEvent() {
 		var o owner
 		if err := json.Unmarshal(e.Data, &o); err != nil {
 			return ch, fmt.Errorf("event %d: owner: %w", e.GlobalPosition, err)
@@ -138,22 +126,15 @@ func (v *view) observe(e eventstore.Event) (change, error) {
 	return ch, nil
 }
 
-// needsOwner reports whether a stream's owner comes from its first event.
-func needsOwner(streamType string) bool {
-	switch streamType {
-	case streamUser, streamWorkspace, streamMemory:
-		return false
-	}
-	return true
-}
-
-// subject says whom e concerns, reading from the log what the view misses.
+// subject says whom e concerns, as its stream type's scope in the
+// catalogue says, reading from the log what the view misses.
 func (v *view) subject(ctx context.Context, e eventstore.Event) (subject, error) {
 	id := strings.TrimPrefix(e.StreamID, e.StreamType+"-")
-	switch e.StreamType {
-	case streamUser:
+	scope := catalog.ScopeOf(e.StreamType)
+	switch scope {
+	case catalog.ScopeUser:
 		return subject{userID: id}, nil
-	case streamWorkspace:
+	case catalog.ScopeWorkspace:
 		s := subject{workspaceID: id}
 		if e.Type == workspace.EventMemberAdded || e.Type == workspace.EventMemberRemoved {
 			var m struct {
@@ -165,24 +146,22 @@ func (v *view) subject(ctx context.Context, e eventstore.Event) (subject, error)
 			s.aboutUserID = m.UserID
 		}
 		return s, nil
-	case streamMemory:
-		return subject{workspaceID: id}, nil
 	}
 	o, _, err := v.owner(ctx, e.StreamID)
 	if err != nil {
 		return subject{}, err
 	}
-	switch e.StreamType {
-	case streamSession, streamAPIKey:
+	switch scope {
+	case catalog.ScopeFirstEventUser:
 		return subject{userID: o.UserID}, nil
-	case conversation.StreamType:
+	case catalog.ScopeConversation:
 		return subject{workspaceID: o.WorkspaceID, conversationID: id}, nil
 	}
-	// Other aggregates (tasks…) belong to the workspace, and possibly the
+	// The others (tasks…) belong to the workspace, and possibly the
 	// conversation, that their first event names.
 	s := subject{workspaceID: o.WorkspaceID, conversationID: o.ConversationID}
 	if s.workspaceID == "" && s.conversationID != "" {
-		c, _, err := v.owner(ctx, conversation.StreamID(s.conversationID))
+		c, _, err := v.owner(ctx, catalog.Conversations.StreamID(s.conversationID))
 		if err != nil {
 			return subject{}, err
 		}
