@@ -390,7 +390,7 @@ func (h *Hub) Handle(msg *message.Message) error {
 		return fmt.Errorf("live events: owner of event %d: %w", e.GlobalPosition, err)
 	}
 	if subj.workspaceID != "" {
-		if err := h.view.ensure(ctx, subj.workspaceID); err != nil {
+		if err := h.view.members.Ensure(ctx, subj.workspaceID); err != nil {
 			return fmt.Errorf("live events: event %d: %w", e.GlobalPosition, err)
 		}
 	}
@@ -457,7 +457,7 @@ func (h *Hub) revoke(c change, e eventstore.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.memberRemoved != "" {
-		role := h.view.cachedRole(c.workspace, c.memberRemoved)
+		role := h.view.members.CachedRole(c.workspace, c.memberRemoved)
 		for s := range h.byUser[c.memberRemoved] {
 			if s.scope.kind != scopeWorkspace && s.scope.kind != scopeConversation || s.scope.workspaceID != c.workspace {
 				continue
@@ -513,7 +513,7 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 		if subj.workspaceID == "" {
 			return ""
 		}
-		return h.view.cachedRole(subj.workspaceID, s.actor.UserID)
+		return h.view.members.CachedRole(subj.workspaceID, s.actor.UserID)
 	}
 
 	h.mu.RLock()
@@ -527,15 +527,15 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 		// Global streams of the workspace's members: walk whichever is
 		// smaller, the members or the users with global streams.
 		if len(h.global) > 0 {
-			if h.view.memberCount(ws) <= len(h.global) {
-				h.view.eachMember(ws, func(userID, role string) {
+			if h.view.members.MemberCount(ws) <= len(h.global) {
+				h.view.members.EachMember(ws, func(userID, role string) {
 					for s := range h.global[userID] {
 						offer(s, role)
 					}
 				})
 			} else {
 				for userID, set := range h.global {
-					if role := h.view.cachedRole(ws, userID); role != "" {
+					if role := h.view.members.CachedRole(ws, userID); role != "" {
 						for s := range set {
 							offer(s, role)
 						}
@@ -557,7 +557,7 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 			offer(s, "")
 		}
 		// A member's global streams were reached through the members.
-		if subj.workspaceID == "" || h.view.cachedRole(subj.workspaceID, u) == "" {
+		if subj.workspaceID == "" || h.view.members.CachedRole(subj.workspaceID, u) == "" {
 			for s := range h.global[u] {
 				offer(s, "")
 			}
@@ -602,7 +602,7 @@ func (h *Hub) deliverSignal(ctx context.Context, sig signals.Signal) {
 	if subj.workspaceID == "" {
 		return
 	}
-	if err := h.view.ensure(ctx, subj.workspaceID); err != nil {
+	if err := h.view.members.Ensure(ctx, subj.workspaceID); err != nil {
 		if ctx.Err() == nil {
 			h.logger.Warn("live events: signal dropped: members unknown", "type", sig.Type, "err", err)
 		}
