@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/eventstore"
@@ -107,20 +108,9 @@ func lastAuditRead(t *testing.T, db *sql.DB, actorID string) map[string]any {
 	return m
 }
 
-type auditItem struct {
-	GlobalPosition int64           `json:"global_position"`
-	EventID        string          `json:"event_id"`
-	StreamID       string          `json:"stream_id"`
-	StreamType     string          `json:"stream_type"`
-	StreamVersion  int             `json:"stream_version"`
-	Type           string          `json:"type"`
-	SchemaVersion  int             `json:"schema_version"`
-	Data           json.RawMessage `json:"data"`
-	Metadata       json.RawMessage `json:"metadata"`
-	RecordedAt     time.Time       `json:"recorded_at"`
-	Hash           string          `json:"hash"`
-	PrevHash       *string         `json:"prev_hash"`
-}
+// auditItem is an event as the audit API answers it (its wire shape is
+// checked against openapi.yaml).
+type auditItem = audit.Item
 
 type auditPage struct {
 	Items      []auditItem `json:"items"`

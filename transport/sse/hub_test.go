@@ -304,7 +304,7 @@ func TestHubFramesAreRedactedEnvelopes(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &env); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "data", "metadata", "recorded_at"} {
+	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "schema_version", "data", "metadata", "recorded_at"} {
 		if _, ok := env[k]; !ok {
 			t.Errorf("envelope lacks %s: %v", k, env)
 		}
