@@ -10,6 +10,7 @@ import (
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/apikey"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
@@ -34,19 +35,19 @@ func newRepositories(store EventStore) (*repositories, error) {
 		return nil, errors.New("commands: nil event store")
 	}
 	return &repositories{
-		store: store,
-		users: newRepository(store, user.StreamType, user.StreamID,
-			func() *user.User { return &user.User{} }, user.Decode),
-		workspaces: newRepository(store, workspace.StreamType, workspace.StreamID,
-			func() *workspace.Workspace { return &workspace.Workspace{} }, workspace.Decode),
-		conversations: newRepository(store, conversation.StreamType, conversation.StreamID,
-			func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode),
-		sessions: newRepository(store, session.StreamType, session.StreamID,
-			func() *session.Session { return &session.Session{} }, session.Decode),
-		apiKeys: newRepository(store, apikey.StreamType, apikey.StreamID,
-			func() *apikey.APIKey { return &apikey.APIKey{} }, apikey.Decode),
+		store:                   store,
+		users:                   repositoryOf(store, catalog.Users),
+		workspaces:              repositoryOf(store, catalog.Workspaces),
+		conversations:           repositoryOf(store, catalog.Conversations),
+		sessions:                repositoryOf(store, catalog.Sessions),
+		apiKeys:                 repositoryOf(store, catalog.APIKeys),
 		workspaceOfConversation: newAggregateCache[string](100_000),
 	}, nil
+}
+
+// repositoryOf returns the repository of the aggregates of a stream type.
+func repositoryOf[T aggregate](store EventStore, k catalog.Aggregate[T]) *repository[T] {
+	return newRepository(store, k.Type, k.StreamID, k.New, k.Decode)
 }
 
 // authorizeInWorkspace loads the workspace and asks the policy whether actor

@@ -12,6 +12,10 @@
 // later change to a stored row is detectable with [Store.VerifyStream].
 //
 // The table itself refuses UPDATE, DELETE and TRUNCATE through a trigger.
+// [ChainHash] and [VerifyChain] compute and check the chain outside the
+// database, for other stores: eventstore/inmem keeps events in memory with
+// the same semantics, and eventstore/storetest is the contract that both
+// pass.
 //
 // # Reading
 //

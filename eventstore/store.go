@@ -121,14 +121,8 @@ const eventCols = 11
 
 // prepare validates an append, and builds and hashes its rows.
 func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (*pendingAppend, error) {
-	if len(events) == 0 {
-		return nil, ErrNoEvents
-	}
-	if stream.ID == "" || stream.Type == "" {
-		return nil, errors.New("eventstore: stream id and type are required")
-	}
-	if expectedVersion < 0 {
-		return nil, fmt.Errorf("eventstore: expected version %d < 0", expectedVersion)
+	if err := CheckAppend(stream, expectedVersion, events); err != nil {
+		return nil, err
 	}
 	var o appendOptions
 	for _, opt := range opts {
@@ -147,12 +141,6 @@ func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int,
 	p := &pendingAppend{ctx: ctx, stream: stream, stored: make([]Event, len(events)),
 		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: idempotencyFrom(ctx)}
 	for i, ne := range events {
-		if ne.ID == "" || ne.Type == "" {
-			return nil, errors.New("eventstore: event id and type are required")
-		}
-		if !isJSONObject(ne.Data) {
-			return nil, fmt.Errorf("eventstore: event %s: data must be a JSON object", ne.Type)
-		}
 		sv := ne.SchemaVersion
 		if sv == 0 {
 			sv = 1

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
 )
@@ -210,4 +211,26 @@ func TestCursorOfAndFirstEvent(t *testing.T) {
 	if _, ok, err := s.FirstEvent(ctx, "test-missing"); ok || err != nil {
 		t.Fatalf("FirstEvent of a missing stream = %v, %v", ok, err)
 	}
+}
+
+// commitOutOfOrder inserts event A in a transaction it leaves open, then
+// appends event B, which commits first: A holds the earlier position and
+// commits (through txA) after B. Commit or roll back txA to end it.
+func commitOutOfOrder(t *testing.T, s *eventstore.Store) (txA *sqlx.Tx, posA, posB int64) {
+	t.Helper()
+	ctx := t.Context()
+	txA, err := s.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = txA.Rollback() })
+	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
+		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
+		t.Fatal(err)
+	}
+	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txA, posA, resB.LastPosition()
 }

@@ -17,14 +17,6 @@ import (
 	"github.com/engramhq/engram"
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/domain/apikey"
-	"github.com/engramhq/engram/domain/auditlog"
-	"github.com/engramhq/engram/domain/conversation"
-	"github.com/engramhq/engram/domain/memory"
-	"github.com/engramhq/engram/domain/session"
-	"github.com/engramhq/engram/domain/task"
-	"github.com/engramhq/engram/domain/user"
-	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/config"
@@ -181,7 +173,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		// revocation of the credential that minted it is still remembered.
 		TicketLifetime: cfg.AccessTokenTTL,
 	}, sse.Dependencies{
-		Log: store, Decoders: liveEventDecoders(), Tickets: counted, Revocations: revocations,
+		Log: store, Tickets: counted, Revocations: revocations,
 		Signals: bus, Metrics: m, Logger: logger,
 	})
 	if err != nil {
@@ -386,22 +378,6 @@ func newSignalBus(ctx context.Context, caches *cache.Fallback, prefix string, lo
 		logger.Warn("no redis: live signals (typing, status) reach this instance's streams only")
 	}
 	return signals.NewLocal(), func() {}
-}
-
-// liveEventDecoders decode event data, by stream type, for the live streams,
-// which show it with its secrets removed. Events of a stream type missing
-// here are not streamed.
-func liveEventDecoders() map[string]sse.Decoder {
-	return map[string]sse.Decoder{
-		user.StreamType:         user.Decode,
-		session.StreamType:      session.Decode,
-		apikey.StreamType:       apikey.Decode,
-		workspace.StreamType:    workspace.Decode,
-		conversation.StreamType: conversation.Decode,
-		memory.StreamType:       memory.Decode,
-		task.StreamType:         task.Decode,
-		auditlog.StreamType:     auditlog.Decode,
-	}
 }
 
 // secrets makes opaque secrets (refresh tokens, API keys) and their hashes.

@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/domain/apikey"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
@@ -134,17 +133,12 @@ func (m *countingMetrics) SSEConnected(d int)  { m.connected.Add(int64(d)) }
 func (m *countingMetrics) SSEFramesSent(n int) { m.frames.Add(int64(n)) }
 func (m *countingMetrics) SSESlowDisconnect()  { m.slow.Add(1) }
 
-var decoders = map[string]Decoder{
-	user.StreamType: user.Decode, session.StreamType: session.Decode, apikey.StreamType: apikey.Decode,
-	workspace.StreamType: workspace.Decode, conversation.StreamType: conversation.Decode,
-}
-
 func newTestHub(t testing.TB, log Log, cfg Config, bus signals.Bus) (*Hub, *countingMetrics) {
 	t.Helper()
 	m := &countingMetrics{}
 	memory := cache.NewMemory()
 	t.Cleanup(func() { _ = memory.Close() })
-	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Decoders: decoders, Tickets: memory, Revocations: noRevocations{}, Signals: bus, Metrics: m})
+	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Tickets: memory, Revocations: noRevocations{}, Signals: bus, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +304,7 @@ func TestHubFramesAreRedactedEnvelopes(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &env); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "data", "metadata", "recorded_at"} {
+	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "schema_version", "data", "metadata", "recorded_at"} {
 		if _, ok := env[k]; !ok {
 			t.Errorf("envelope lacks %s: %v", k, env)
 		}

@@ -204,7 +204,7 @@ func (h *Hub) conversationWorkspace(ctx context.Context, conversationID string) 
 // the log has it now: a member added a moment ago is not refused because
 // the hub has not handled the addition yet.
 func (h *Hub) checkWorkspace(ctx context.Context, actor access.Actor, action access.Action, workspaceID, what string) error {
-	role, exists, err := h.view.currentRole(ctx, workspaceID, actor.UserID)
+	role, exists, err := h.view.members.CurrentRole(ctx, workspaceID, actor.UserID)
 	if err != nil {
 		return err
 	}
@@ -406,7 +406,7 @@ func (h *Hub) replay(ctx context.Context, s *subscriber, from eventstore.Cursor,
 			}
 			role := ""
 			if subj.workspaceID != "" {
-				if role, _, err = h.view.role(ctx, subj.workspaceID, s.actor.UserID); err != nil {
+				if role, _, err = h.view.members.Role(ctx, subj.workspaceID, s.actor.UserID); err != nil {
 					return cursor, err
 				}
 			}

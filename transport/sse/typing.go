@@ -58,7 +58,7 @@ func (h *Hub) typing(c echo.Context) error {
 	if err := h.checkWorkspace(ctx, a, access.PostMessage, ws, "conversation"); err != nil {
 		return err
 	}
-	if h.view.archived(ws) {
+	if h.view.members.Archived(ws) {
 		return domain.Errorf(domain.CodeConflict, "workspace is archived")
 	}
 	if h.bus == nil {
