@@ -43,10 +43,11 @@ func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConver
 		return ConversationResult{}, err
 	}
 	state := conversationState(c)
+	result := func(w Written) ConversationResult { return ConversationResult{Conversation: state, Written: w} }
 	w, err := h.repos.conversations.create(withActor(ctx, cmd.Actor.UserID), id, c)
 	if err != nil {
 		return ConversationResult{}, err
 	}
 	h.repos.workspaceOfConversation.put(id, cmd.WorkspaceID)
-	return ConversationResult{Conversation: state, Written: w}, nil
+	return result(w), nil
 }

@@ -38,9 +38,10 @@ func (h *CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace
 		return WorkspaceResult{}, err
 	}
 	state := workspaceState(ws)
+	result := func(w Written) WorkspaceResult { return WorkspaceResult{Workspace: state, Written: w} }
 	w, err := h.repos.workspaces.create(withActor(ctx, cmd.Actor.UserID), id, ws)
 	if err != nil {
 		return WorkspaceResult{}, err
 	}
-	return WorkspaceResult{Workspace: state, Written: w}, nil
+	return result(w), nil
 }

@@ -105,8 +105,8 @@ func (r *repository[T]) update(ctx context.Context, id string, decide decideFunc
 
 // upsert is update for a stream that may not exist yet: decide then sees an
 // empty aggregate (version 0).
-func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T]) (Written, error) {
-	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true})
+func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true, opts: opts})
 }
 
 // create appends the events of a new aggregate, whose stream must not exist;

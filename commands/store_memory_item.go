@@ -21,6 +21,18 @@ type StoreMemoryItem struct {
 	ExpiresAt *time.Time
 }
 
+// StoredItemResult is the item a StoreMemoryItem stored, as stored.
+type StoredItemResult struct {
+	ItemID          string
+	WorkspaceID     string
+	Type            string
+	Content         string
+	Metadata        json.RawMessage
+	ExpiresAt       *time.Time
+	SourceMessageID string
+	Written
+}
+
 // StoreMemoryItemHandler handles StoreMemoryItem.
 type StoreMemoryItemHandler struct {
 	repos *cognitionRepositories
@@ -29,20 +41,29 @@ type StoreMemoryItemHandler struct {
 
 // Handle records memory.item_stored (editors and owners). It fails with
 // CodeConflict when the workspace is archived.
-func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem) (MemoryItemResult, error) {
+func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem) (StoredItemResult, error) {
 	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.ManageMemory, cmd.WorkspaceID)
 	if err != nil {
-		return MemoryItemResult{}, err
+		return StoredItemResult{}, err
 	}
 	if ws.Archived {
-		return MemoryItemResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
+		return StoredItemResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
 	}
 	id, now := newID(), h.now()
+	var stored memory.ItemStored
+	result := func(w Written) StoredItemResult {
+		return StoredItemResult{ItemID: id, WorkspaceID: cmd.WorkspaceID, Type: stored.Type, Content: stored.Content,
+			Metadata: stored.Metadata, ExpiresAt: stored.ExpiresAt, SourceMessageID: stored.SourceMessageID, Written: w}
+	}
 	w, err := h.repos.changeBoard(withActor(ctx, cmd.Actor.UserID), cmd.WorkspaceID, func(w *memory.Whiteboard) error {
-		return w.Store(id, cmd.Type, cmd.Content, cmd.Metadata, cmd.ExpiresAt, "", now)
+		if err := w.Store(id, cmd.Type, cmd.Content, cmd.Metadata, cmd.ExpiresAt, "", now); err != nil {
+			return err
+		}
+		stored = lastPending[memory.ItemStored](w)
+		return nil
 	})
 	if err != nil {
-		return MemoryItemResult{}, err
+		return StoredItemResult{}, err
 	}
-	return MemoryItemResult{ItemID: id, WorkspaceID: cmd.WorkspaceID, Written: w}, nil
+	return result(w), nil
 }
