@@ -19,6 +19,8 @@ type AddMember struct {
 	UserID      string
 	Email       string
 	Role        string
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[MemberResult]
 }
 
 // MemberResult is a membership after a command.
@@ -56,7 +58,7 @@ func (h *AddMemberHandler) Handle(ctx context.Context, cmd AddMember) (MemberRes
 			}
 			role, _ = ws.MemberRole(userID)
 			return nil
-		})
+		}, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return MemberResult{}, err
 	}

@@ -15,6 +15,8 @@ type PostMessage struct {
 	Content        string
 	Role           string
 	Metadata       json.RawMessage
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[MessageResult]
 }
 
 // MessageResult is a posted message, as posted.
@@ -54,7 +56,7 @@ func (h *PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Messa
 			}
 			posted, workspaceID = lastPending[conversation.MessagePosted](c), c.WorkspaceID()
 			return nil
-		})
+		}, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return MessageResult{}, err
 	}

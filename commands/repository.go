@@ -117,7 +117,7 @@ func (r *repository[T]) create(ctx context.Context, id string, agg T, opts ...ev
 
 func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Written, error) {
 	j.ctx, j.md, j.done = ctx, metadataFrom(ctx), make(chan struct{})
-	j.alone = j.fresh != nil || len(j.opts) > 0 || eventstore.HasIdempotency(ctx)
+	j.alone = j.fresh != nil || len(j.opts) > 0
 	w, start := r.writers.enqueue(r.streamID(id), j)
 	if start {
 		go r.write(id, w)

@@ -19,6 +19,8 @@ type StoreMemoryItem struct {
 	Metadata    json.RawMessage
 	// ExpiresAt, when set, is when the item stops being recalled.
 	ExpiresAt *time.Time
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[StoredItemResult]
 }
 
 // StoredItemResult is the item a StoreMemoryItem stored, as stored.
@@ -61,7 +63,7 @@ func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem
 		}
 		stored = lastPending[memory.ItemStored](w)
 		return nil
-	})
+	}, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return StoredItemResult{}, err
 	}

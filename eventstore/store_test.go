@@ -291,12 +291,12 @@ func TestIdempotencyKeyAppendsOnce(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			idem := &eventstore.Idempotency{Scope: "u1", Key: "k1", RequestHash: []byte("h"),
+			idem := eventstore.Idempotency{Scope: "u1", Key: "k1", RequestHash: []byte("h"),
 				Render: func(r eventstore.AppendResult) (int, []byte, error) {
 					return 201, []byte(fmt.Sprintf(`{"position":%d}`, r.LastPosition())), nil
 				}}
-			_, err := s.Append(eventstore.WithIdempotency(ctx, idem), stream(fmt.Sprint(i)), 0,
-				[]eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+			_, err := s.Append(ctx, stream(fmt.Sprint(i)), 0,
+				[]eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}, eventstore.WithIdempotency(idem))
 			switch {
 			case err == nil:
 				ok.Add(1)

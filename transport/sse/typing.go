@@ -9,7 +9,7 @@ import (
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/platform/signals"
-	httpapi "github.com/engramhq/engram/transport/http"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // Typing states.
@@ -30,14 +30,14 @@ type typingData struct {
 // conversation's subscribers that the caller started (or stopped) typing.
 // Nothing is stored.
 func (h *Hub) typing(c echo.Context) error {
-	a, ok := httpapi.ActorOf(c)
+	a, ok := request.Actor(c)
 	if !ok {
 		return unauthorized(c, "authentication required")
 	}
 	id := c.Param("id")
 	var req typingRequest
 	if c.Request().ContentLength != 0 {
-		if err := httpapi.DecodeBody(c, &req); err != nil {
+		if err := request.DecodeBody(c, &req); err != nil {
 			return err
 		}
 	}

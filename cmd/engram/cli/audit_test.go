@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 func runEngram(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	root := newRootCommand(&stdout, &stderr)
+	root := (&program{env: Env{Stdout: &stdout, Stderr: &stderr}}).newRootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	code := 0

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/cognition"
 	"github.com/engramhq/engram/cognition/engine"
 	"github.com/engramhq/engram/cognition/experts"
@@ -16,7 +17,6 @@ import (
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/config"
-	httpapi "github.com/engramhq/engram/transport/http"
 )
 
 // cognitionParts are what an instance runs of cognition: the reactor (a
@@ -24,7 +24,7 @@ import (
 type cognitionParts struct {
 	reactor *engine.Reactor
 	worker  *engine.Worker
-	experts []httpapi.ExpertInfo
+	experts []app.Expert
 }
 
 // newCognition builds the experts, the router and the engine from the
@@ -71,7 +71,7 @@ func newCognition(cfg config.Config, db *sqlx.DB, store *eventstore.Store, cmds 
 	}
 	parts := &cognitionParts{reactor: reactor, worker: worker}
 	for _, e := range set.All() {
-		parts.experts = append(parts.experts, httpapi.ExpertInfo{Name: e.Name(), Capabilities: e.Capabilities()})
+		parts.experts = append(parts.experts, app.Expert{Name: e.Name(), Capabilities: e.Capabilities()})
 	}
 	logger.Info("cognition ready", "router", cfg.Router, "experts", set.Names(), "responder", responder, "worker", worker.ID())
 	return parts, nil

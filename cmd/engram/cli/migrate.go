@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -8,21 +8,17 @@ import (
 	"github.com/engramhq/engram/migrations"
 )
 
-func newMigrateCommand() *cobra.Command {
+func (p *program) newMigrateCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply pending database migrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig()
+			cfg, logger, logs, err := p.configure()
 			if err != nil {
 				return err
 			}
-			logger, closeLogs, err := newLogger(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeLogs.Close()
+			defer logs.Close()
 			db, err := openDatabase(cmd.Context(), cfg, true, logger)
 			if err != nil {
 				return err

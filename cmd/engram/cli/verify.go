@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 
 // newProjectionsVerifyCommand is "engram projections verify [NAME]": the
 // check an operator runs when in doubt about a read model.
-func newProjectionsVerifyCommand() *cobra.Command {
+func (p *program) newProjectionsVerifyCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify [NAME]",
@@ -33,7 +33,7 @@ func newProjectionsVerifyCommand() *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			return withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
+			return p.withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				report, err := svc.VerifyProjections(ctx, r, name)
 				if domain.ErrorCode(err) == domain.CodeInvalid {
 					return &exitError{code: 2, err: err}

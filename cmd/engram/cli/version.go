@@ -1,20 +1,14 @@
-package main
+package cli
 
 import "runtime/debug"
 
-// buildVersion is set at link time by the Makefile:
-//
-//	go build -ldflags "-X main.buildVersion=$(git describe --tags --always --dirty)"
-//
-// Without it, the version comes from the build information Go records.
-var buildVersion string
-
-// version says which build this is: the version set at link time, else the
-// module version (go install …@v1.2.3), else the VCS revision recorded by
-// go build, marked "-dirty" when the work tree had changes.
-func version() string {
-	if buildVersion != "" {
-		return buildVersion
+// version says which build this is: linked, the version set at link time
+// (Env.Version), else the module version (go install …@v1.2.3), else the
+// VCS revision recorded by go build, marked "-dirty" when the work tree had
+// changes.
+func version(linked string) string {
+	if linked != "" {
+		return linked
 	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {

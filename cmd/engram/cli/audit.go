@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ import (
 // so no role is asked for. Every read is recorded all the same, in the audit
 // stream of the operator ("audit-cli:<user>@<host>").
 
-func newAuditCommand() *cobra.Command {
+func (p *program) newAuditCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Verify, checkpoint, export and replay the event log",
@@ -39,12 +39,12 @@ func newAuditCommand() *cobra.Command {
 			"them, export its events as NDJSON, and fold a stream's state as it was at a version or\n" +
 			"a time. Secrets are never shown, and every read is itself recorded in the log.",
 	}
-	cmd.AddCommand(newAuditVerifyCommand(), newAuditExportCommand(), newAuditStateCommand(),
-		newAuditKeygenCommand(), newAuditCheckpointCommand())
+	cmd.AddCommand(p.newAuditVerifyCommand(), p.newAuditExportCommand(), p.newAuditStateCommand(),
+		p.newAuditKeygenCommand(), p.newAuditCheckpointCommand())
 	return cmd
 }
 
-func newAuditVerifyCommand() *cobra.Command {
+func (p *program) newAuditVerifyCommand() *cobra.Command {
 	var streamID, checkpoint, publicKey string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -75,7 +75,7 @@ func newAuditVerifyCommand() *cobra.Command {
 					return err
 				}
 			}
-			return withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
+			return p.withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				return verify(ctx, cmd, svc, r, streamID, cp, pub)
 			})
 		},
@@ -170,7 +170,7 @@ func verify(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit
 	return nil
 }
 
-func newAuditKeygenCommand() *cobra.Command {
+func (p *program) newAuditKeygenCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "keygen",
@@ -236,7 +236,7 @@ func writeNewFile(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-func newAuditCheckpointCommand() *cobra.Command {
+func (p *program) newAuditCheckpointCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "checkpoint",
@@ -250,7 +250,7 @@ func newAuditCheckpointCommand() *cobra.Command {
 		Example: "  engram audit checkpoint -o checkpoint-$(date -u +%Y-%m-%dT%H%M%SZ).json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withAudit(cmd, func(ctx context.Context, cfg config.Config, svc *audit.Service, r audit.Reader) error {
+			return p.withAudit(cmd, func(ctx context.Context, cfg config.Config, svc *audit.Service, r audit.Reader) error {
 				if cfg.AuditSigningKey == "" {
 					return &exitError{code: 2, err: errors.New("ENGRAM_AUDIT_SIGNING_KEY is not set: point it at the signing key (create one with engram audit keygen -o FILE)")}
 				}
@@ -304,7 +304,7 @@ type exportFlags struct {
 	noProgress                                    bool
 }
 
-func newAuditExportCommand() *cobra.Command {
+func (p *program) newAuditExportCommand() *cobra.Command {
 	var f exportFlags
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -321,7 +321,7 @@ func newAuditExportCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
+			return p.withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				return export(ctx, cmd, svc, r, q, f)
 			})
 		},
@@ -455,7 +455,7 @@ func note(w io.Writer, format string, args ...any) {
 	_, _ = fmt.Fprintf(w, format, args...)
 }
 
-func newAuditStateCommand() *cobra.Command {
+func (p *program) newAuditStateCommand() *cobra.Command {
 	var (
 		version int
 		at      string
@@ -483,7 +483,7 @@ func newAuditStateCommand() *cobra.Command {
 			if err := v.Err(); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			return withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
+			return p.withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				st, err := svc.State(ctx, r, args[0], point)
 				if err != nil {
 					return err
@@ -502,16 +502,12 @@ func newAuditStateCommand() *cobra.Command {
 
 // withAudit opens the database and runs fn with the configuration, an audit
 // service and the operator as reader.
-func withAudit(cmd *cobra.Command, fn func(ctx context.Context, cfg config.Config, svc *audit.Service, r audit.Reader) error) error {
-	cfg, err := loadConfig()
+func (p *program) withAudit(cmd *cobra.Command, fn func(ctx context.Context, cfg config.Config, svc *audit.Service, r audit.Reader) error) error {
+	cfg, logger, logs, err := p.configure()
 	if err != nil {
 		return err
 	}
-	logger, closeLogs, err := newLogger(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeLogs.Close()
+	defer logs.Close()
 	ctx := cmd.Context()
 	db, err := openDatabase(ctx, cfg, false, logger)
 	if err != nil {

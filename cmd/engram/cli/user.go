@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 	"github.com/engramhq/engram/platform/security"
 )
 
-func newUserCommand() *cobra.Command {
+func (p *program) newUserCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Create users and grant roles",
@@ -27,11 +27,11 @@ func newUserCommand() *cobra.Command {
 			"Passwords are read from an interactive prompt (not echoed) or, when standard\n" +
 			"input is not a terminal, from its first line; never from the command line.",
 	}
-	cmd.AddCommand(newUserCreateCommand(), newUserGrantCommand())
+	cmd.AddCommand(p.newUserCreateCommand(), p.newUserGrantCommand())
 	return cmd
 }
 
-func newUserCreateCommand() *cobra.Command {
+func (p *program) newUserCreateCommand() *cobra.Command {
 	var email, displayName, role string
 	cmd := &cobra.Command{
 		Use:   "create --email ADDRESS --display-name NAME [--role user|admin|auditor]",
@@ -47,7 +47,7 @@ func newUserCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withOperator(cmd, func(ctx context.Context, op userAdmin) error {
+			return p.withOperator(cmd, func(ctx context.Context, op userAdmin) error {
 				reg, err := op.commands.Register.Handle(ctx, commands.Register{Email: email, Password: password, DisplayName: displayName})
 				if err != nil {
 					return cliError(err)
@@ -75,7 +75,7 @@ func newUserCreateCommand() *cobra.Command {
 	return cmd
 }
 
-func newUserGrantCommand() *cobra.Command {
+func (p *program) newUserGrantCommand() *cobra.Command {
 	var email, role string
 	cmd := &cobra.Command{
 		Use:     "grant --email ADDRESS --role user|admin|auditor",
@@ -87,7 +87,7 @@ func newUserGrantCommand() *cobra.Command {
 			if err := checkRole(role); err != nil {
 				return err
 			}
-			return withOperator(cmd, func(ctx context.Context, op userAdmin) error {
+			return p.withOperator(cmd, func(ctx context.Context, op userAdmin) error {
 				res, err := op.grant.Handle(ctx, commands.GrantRole{Email: email, Role: role, By: op.name})
 				if err != nil {
 					return cliError(err)
@@ -130,16 +130,12 @@ type userAdmin struct {
 
 // withOperator opens the database (migrating it when ENGRAM_AUTO_MIGRATE
 // says so) and runs fn with the command handlers.
-func withOperator(cmd *cobra.Command, fn func(ctx context.Context, op userAdmin) error) error {
-	cfg, err := loadConfig()
+func (p *program) withOperator(cmd *cobra.Command, fn func(ctx context.Context, op userAdmin) error) error {
+	cfg, logger, logs, err := p.configure()
 	if err != nil {
 		return err
 	}
-	logger, closeLogs, err := newLogger(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeLogs.Close()
+	defer logs.Close()
 	ctx := cmd.Context()
 	db, err := openDatabase(ctx, cfg, cfg.AutoMigrate, logger)
 	if err != nil {

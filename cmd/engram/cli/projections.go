@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -28,17 +28,17 @@ import (
 // The projections commands work on the database named by ENGRAM_DATABASE_URL
 // (and the Redis of ENGRAM_REDIS_URL) while the servers keep running.
 
-func newProjectionsCommand() *cobra.Command {
+func (p *program) newProjectionsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "projections",
 		Short: "List, inspect and rebuild the read models",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(), newProjectionsRebuildCommand(), newProjectionsVerifyCommand())
+	cmd.AddCommand(p.newProjectionsListCommand(), p.newProjectionsStatusCommand(), p.newProjectionsRebuildCommand(), p.newProjectionsVerifyCommand())
 	return cmd
 }
 
-func newProjectionsListCommand() *cobra.Command {
+func (p *program) newProjectionsListCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -80,14 +80,14 @@ type projectionLine struct {
 	ReadModelPosition *int64 `json:"read_model_position,omitempty"`
 }
 
-func newProjectionsStatusCommand() *cobra.Command {
+func (p *program) newProjectionsStatusCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each projector's checkpoint, lag, parked events and state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := openProjectionsEnv(cmd.Context())
+			env, err := p.openProjectionsEnv(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func newProjectionsStatusCommand() *cobra.Command {
 	return cmd
 }
 
-func newProjectionsRebuildCommand() *cobra.Command {
+func (p *program) newProjectionsRebuildCommand() *cobra.Command {
 	var (
 		asOf, into        string
 		pageSize, workers int
@@ -149,7 +149,7 @@ live one once it has caught up.`,
 			if !isSQL && (into != "" || !point.IsZero()) {
 				return usageError(errors.New("--into and --as-of apply to SQL read models only"))
 			}
-			env, err := openProjectionsEnv(cmd.Context())
+			env, err := p.openProjectionsEnv(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -278,16 +278,12 @@ type projectionsEnv struct {
 	closer io.Closer
 }
 
-func openProjectionsEnv(ctx context.Context) (*projectionsEnv, error) {
-	cfg, err := loadConfig()
+func (p *program) openProjectionsEnv(ctx context.Context) (*projectionsEnv, error) {
+	cfg, logger, logs, err := p.configure()
 	if err != nil {
 		return nil, err
 	}
-	logger, closeLogs, err := newLogger(cfg)
-	if err != nil {
-		return nil, err
-	}
-	env := &projectionsEnv{logger: logger, closer: closeLogs}
+	env := &projectionsEnv{logger: logger, closer: logs}
 	if env.db, err = openDatabase(ctx, cfg, false, logger); err != nil {
 		env.close()
 		return nil, &exitError{code: 1, err: err}

@@ -1,17 +1,42 @@
-package main
+// Package cli is the engram program: its command line — serve, migrate,
+// projections, audit and user — and, for serve, the assembly of a running
+// instance (wire.go). cmd/engram is its shell; tests run it in-process
+// through Run, as they run the binary.
+package cli
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/engramhq/engram/platform/config"
+	"github.com/engramhq/engram/platform/logging"
 )
+
+// Env is what a run of the program reads and writes besides its arguments.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	// Stderr receives the messages of the command line and the log's
+	// console output.
+	Stderr io.Writer
+	// Vars are the configuration variables (ENGRAM_*). Nil means the
+	// process environment over the .env file of the working directory.
+	Vars map[string]string
+	// Version is the build's version, as set at link time ("" to take it
+	// from the build information).
+	Version string
+}
+
+// program is one run of the command line.
+type program struct {
+	env Env
+}
 
 // Exit statuses shared by every command.
 const (
@@ -37,17 +62,26 @@ func (e *exitError) Unwrap() error { return e.err }
 // usageError is a mistake on the command line: exit status 2.
 func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
 
-func run(ctx context.Context, args []string) int {
-	return execute(ctx, args, os.Stdin, os.Stdout, os.Stderr)
-}
-
-// execute runs the command line args and returns the exit status: 0 on
-// success, 2 for a usage mistake (unknown command or flag, wrong arguments,
-// missing required flag, invalid configuration), 1 when the command ran and
-// failed, or the status the command chose (130 when interrupted).
-func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCommand(stdout, stderr)
-	root.SetIn(stdin)
+// Run runs the command line args (without the program's name) and returns
+// the exit status: 0 on success, 2 for a usage mistake (unknown command or
+// flag, wrong arguments, missing required flag, invalid configuration), 1
+// when the command ran and failed, or the status the command chose (130
+// when interrupted). A command that serves (engram serve) runs until ctx
+// ends, then shuts down gracefully.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	p := &program{env: env}
+	stderr := env.Stderr
+	root := p.newRootCommand()
+	root.SetIn(env.Stdin)
 	root.SetArgs(args)
 	// Whatever cobra refuses before a command runs (flags, arguments,
 	// required flags) is a usage mistake.
@@ -74,22 +108,22 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	return ee.code
 }
 
-func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+func (p *program) newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "engram",
 		Short:         "Engram: an event-sourced backend for conversational workspaces",
-		Version:       version(),
+		Version:       version(p.env.Version),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(p.env.Stdout)
+	root.SetErr(p.env.Stderr)
 	root.SetVersionTemplate("engram {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newServeCommand(), newMigrateCommand())
-	root.AddCommand(newProjectionsCommand())
-	root.AddCommand(newUserCommand())
-	root.AddCommand(newAuditCommand())
+	root.AddCommand(p.newServeCommand(), p.newMigrateCommand())
+	root.AddCommand(p.newProjectionsCommand())
+	root.AddCommand(p.newUserCommand())
+	root.AddCommand(p.newAuditCommand())
 	guardGroups(root)
 	return root
 }
@@ -151,12 +185,42 @@ func markRunning(cmd *cobra.Command, ran *bool) {
 	}
 }
 
-// loadConfig reads the configuration; every problem is reported at once with
-// exit status 2.
-func loadConfig() (config.Config, error) {
-	cfg, err := config.FromEnvironment()
+// loadConfig reads the configuration from the run's variables; every
+// problem is reported at once with exit status 2.
+func (p *program) loadConfig() (config.Config, error) {
+	var cfg config.Config
+	var err error
+	if p.env.Vars != nil {
+		cfg, err = config.Load(p.env.Vars)
+	} else {
+		cfg, err = config.FromEnvironment()
+	}
 	if err != nil {
 		return config.Config{}, usageError(fmt.Errorf("invalid configuration:\n%w", err))
 	}
 	return cfg, nil
+}
+
+// configure loads the configuration and builds the logger it asks for; the
+// caller closes the logs when done.
+func (p *program) configure() (config.Config, *slog.Logger, io.Closer, error) {
+	cfg, err := p.loadConfig()
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	logger, logs, err := p.newLogger(cfg)
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	return cfg, logger, logs, nil
+}
+
+// newLogger builds the logger cfg asks for, its console output going to
+// the run's standard error.
+func (p *program) newLogger(cfg config.Config) (*slog.Logger, io.Closer, error) {
+	logger, closer, err := logging.New(logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, Dir: cfg.LogDir, Console: p.env.Stderr})
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: fmt.Errorf("logging: %w", err)}
+	}
+	return logger, closer, nil
 }

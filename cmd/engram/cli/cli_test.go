@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := execute(t.Context(), args, strings.NewReader(""), &stdout, &stderr)
+	code := Run(t.Context(), args, Env{Stdout: &stdout, Stderr: &stderr})
 	return code, stdout.String(), stderr.String()
 }
 
@@ -28,18 +28,20 @@ func TestVersion(t *testing.T) {
 		if code != 0 || errOut != "" {
 			t.Fatalf("engram %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
 		}
-		if want := "engram " + version() + "\n"; out != want {
+		if want := "engram " + version("") + "\n"; out != want {
 			t.Errorf("engram %s printed %q, want %q", strings.Join(args, " "), out, want)
 		}
 	}
 }
 
 func TestVersionFromLinkerFlag(t *testing.T) {
-	old := buildVersion
-	t.Cleanup(func() { buildVersion = old })
-	buildVersion = "v1.2.3-4-gabcdef"
-	if got := version(); got != "v1.2.3-4-gabcdef" {
-		t.Errorf("version() = %q, want the one set at link time", got)
+	if got := version("v1.2.3-4-gabcdef"); got != "v1.2.3-4-gabcdef" {
+		t.Errorf("version = %q, want the one set at link time", got)
+	}
+	var stdout bytes.Buffer
+	if code := Run(t.Context(), []string{"--version"}, Env{Stdout: &stdout, Version: "v1.2.3-4-gabcdef"}); code != 0 ||
+		stdout.String() != "engram v1.2.3-4-gabcdef\n" {
+		t.Errorf("engram --version: exit %d, printed %q", code, stdout.String())
 	}
 }
 

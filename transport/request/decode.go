@@ -1,4 +1,4 @@
-package http
+package request
 
 import (
 	"bytes"
@@ -19,26 +19,33 @@ import (
 // maxJSONDepth bounds the nesting of request bodies.
 const maxJSONDepth = 32
 
-// msgMalformed marks validation errors of the body's form (not JSON, wrong
-// types, unknown fields): they are answered with 400 rather than 422.
-const msgMalformed = "malformed request body"
+// MalformedBody is the message of validation errors of the body's form (not
+// JSON, wrong types, unknown fields): they are answered with 400 rather than
+// 422.
+const MalformedBody = "malformed request body"
 
-// msgUnsupportedMediaType marks a body sent as another media type than
-// JSON: answered with 415.
-const msgUnsupportedMediaType = "unsupported media type"
+// UnsupportedMediaType is the message of the validation error of a body
+// sent as another media type than JSON: answered with 415.
+const UnsupportedMediaType = "unsupported media type"
 
 func malformed(f domain.FieldError) error {
-	return &domain.Error{Code: domain.CodeInvalid, Message: msgMalformed, Fields: []domain.FieldError{f}}
+	return &domain.Error{Code: domain.CodeInvalid, Message: MalformedBody, Fields: []domain.FieldError{f}}
 }
 
-// decodeBody strictly decodes a JSON request body into dst: the body must be
-// one JSON object of known fields with the right types. Problems are reported
-// as validation errors naming the field ("body" for the body as a whole); a
-// body sent as another media type is refused with 415.
-func decodeBody(c echo.Context, dst any) error {
+func invalid(fields ...domain.FieldError) error {
+	return &domain.Error{Code: domain.CodeInvalid, Message: "validation failed", Fields: fields}
+}
+
+// DecodeBody strictly decodes a JSON request body into dst: the body must be
+// one JSON object of known fields with the right types. Problems are
+// validation errors naming the field ("body" for the body as a whole), with
+// the message MalformedBody for a body of the wrong form; a body sent as
+// another media type is refused with the message UnsupportedMediaType. The
+// body read stays available to RawBody.
+func DecodeBody(c echo.Context, dst any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return &domain.Error{Code: domain.CodeInvalid, Message: msgUnsupportedMediaType,
+		return &domain.Error{Code: domain.CodeInvalid, Message: UnsupportedMediaType,
 			Fields: []domain.FieldError{{Field: "Content-Type", Message: "must be application/json"}}}
 	}
 	raw, err := io.ReadAll(c.Request().Body)
@@ -49,8 +56,8 @@ func decodeBody(c echo.Context, dst any) error {
 		}
 		return malformed(domain.FieldError{Field: "body", Message: "could not be read"})
 	}
-	setRawBody(c, raw)
-	return decodeJSON(raw, dst)
+	c.Set(rawBodyKey, raw)
+	return Decode(raw, dst)
 }
 
 // unfaithfulValues names every value of the JSON document raw that
@@ -193,14 +200,9 @@ func faithfulString(b []byte) bool {
 	return !pendingHigh
 }
 
-// DecodeBody strictly decodes a request's JSON body into dst, for the routes
-// that other transports register: problems are validation errors naming the
-// field, answered with 400 (415 for a body not sent as JSON; see
-// decodeBody).
-func DecodeBody(c echo.Context, dst any) error { return decodeBody(c, dst) }
-
-// decodeJSON is decodeBody's pure part.
-func decodeJSON(raw []byte, dst any) error {
+// Decode is DecodeBody's pure part: it decodes the JSON document raw into
+// dst as strictly.
+func Decode(raw []byte, dst any) error {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
 		return malformed(domain.FieldError{Field: "body", Message: "is empty; send a JSON object"})
@@ -295,27 +297,10 @@ func depth(raw []byte) int {
 	return maxD
 }
 
-// optionalObject holds a JSON field that must be an object when present.
-// A present null is "null".
-func objectField(field string, raw json.RawMessage) error {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 || t[0] == '{' {
-		return nil
-	}
-	return invalid(domain.FieldError{Field: field, Message: "must be a JSON object"})
-}
-
 const rawBodyKey = "engram.raw_body"
 
-func setRawBody(c echo.Context, raw []byte) { c.Set(rawBodyKey, raw) }
-
-func rawBody(c echo.Context) []byte {
+// RawBody returns the body DecodeBody read (nil before).
+func RawBody(c echo.Context) []byte {
 	b, _ := c.Get(rawBodyKey).([]byte)
 	return b
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }
