@@ -8,7 +8,7 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 	"github.com/engramhq/engram/transport/request"
 )
 
@@ -68,7 +68,7 @@ func (h *Hub) typing(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.bus.Publish(ctx, signals.Signal{Type: signals.TypeTyping, ConversationID: id, WorkspaceID: ws,
+	if err := h.bus.Publish(ctx, livebus.Signal{Type: livebus.TypeTyping, ConversationID: id, WorkspaceID: ws,
 		UserID: a.UserID, Data: data}); err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ type cognitionParts struct {
 // newCognition builds the experts, the router and the engine from the
 // configuration: echo and memory always; llm, which then answers by
 // default, when ENGRAM_LLM_BASE_URL is set.
-func newCognition(cfg config.Config, db *sqlx.DB, store *eventstore.Store, cmds commands.Commands, sig cognition.Signals,
+func newCognition(cfg config.Config, db *sqlx.DB, store *eventstore.Store, cmds commands.Commands, sig cognition.SignalPublisher,
 	notifier *eventstore.Notifier, logger *slog.Logger) (*cognitionParts, error) {
 	memory := postgres.NewMemory(db)
 	list := []cognition.Expert{experts.Echo{}, experts.NewRecall(memory, nil)}

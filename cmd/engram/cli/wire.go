@@ -27,9 +27,9 @@ import (
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/config"
+	"github.com/engramhq/engram/platform/livebus"
 	"github.com/engramhq/engram/platform/metrics"
 	"github.com/engramhq/engram/platform/security"
-	"github.com/engramhq/engram/platform/signals"
 	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
 	httpapi "github.com/engramhq/engram/transport/http"
@@ -122,7 +122,7 @@ func wire(ctx context.Context, cfg config.Config, logger *slog.Logger) (in *inst
 	}
 	// Live events: the hub relays the tail to this instance's SSE clients;
 	// ephemeral signals travel over Redis pub/sub.
-	bus, closeBus := newSignalBus(ctx, in.caches, cfg.RedisPrefix, logger)
+	bus, closeBus := newLiveBus(ctx, in.caches, cfg.RedisPrefix, logger)
 	in.closers = append(in.closers, closeBus)
 	if in.hub, err = newHub(ctx, cfg, in.store, counted, in.revocations, bus, in.metrics, logger); err != nil {
 		return nil, err
@@ -200,7 +200,7 @@ func (in *instance) newPipeline() error {
 
 // newHub builds the SSE hub of this instance's live streams.
 func newHub(ctx context.Context, cfg config.Config, store *eventstore.Store, tickets cache.Cache, revocations *projections.RevocationSet,
-	bus signals.Bus, m *metrics.Metrics, logger *slog.Logger) (*sse.Hub, error) {
+	bus livebus.Bus, m *metrics.Metrics, logger *slog.Logger) (*sse.Hub, error) {
 	return sse.NewHub(ctx, sse.Config{
 		Heartbeat: cfg.SSEHeartbeat, MaxConnectionsPerUser: cfg.SSEMaxConnectionsPerUser,
 		Buffer: cfg.SSEBuffer, MaxLifetime: cfg.SSEMaxLifetime,
@@ -209,7 +209,7 @@ func newHub(ctx context.Context, cfg config.Config, store *eventstore.Store, tic
 		TicketLifetime: cfg.AccessTokenTTL,
 	}, sse.Dependencies{
 		Log: store, Decoders: liveEventDecoders(), Tickets: tickets, Revocations: revocations,
-		Signals: bus, Metrics: m, Logger: logger,
+		Bus: bus, Metrics: m, Logger: logger,
 	})
 }
 
@@ -226,12 +226,12 @@ func newServer(cfg config.Config, application *app.Application, m *metrics.Metri
 	}, application, logger)
 }
 
-// newSignalBus returns the bus of ephemeral signals (typing, status): Redis
+// newLiveBus returns the bus of ephemeral signals (typing, status): Redis
 // pub/sub when Redis answers, so that every instance relays them, and this
 // process alone otherwise.
-func newSignalBus(ctx context.Context, caches *cache.Fallback, prefix string, logger *slog.Logger) (signals.Bus, func()) {
+func newLiveBus(ctx context.Context, caches *cache.Fallback, prefix string, logger *slog.Logger) (livebus.Bus, func()) {
 	if client := caches.Client(); client != nil && caches.Backend() == cache.BackendRedis {
-		bus, err := signals.NewRedis(ctx, client, prefix, logger)
+		bus, err := livebus.NewRedis(ctx, client, prefix, logger)
 		if err == nil {
 			return bus, func() { _ = bus.Close() }
 		}
@@ -239,7 +239,7 @@ func newSignalBus(ctx context.Context, caches *cache.Fallback, prefix string, lo
 	} else {
 		logger.Warn("no redis: live signals (typing, status) reach this instance's streams only")
 	}
-	return signals.NewLocal(), func() {}
+	return livebus.NewLocal(), func() {}
 }
 
 // liveEventDecoders decode event data, by stream type, for the live streams,

@@ -1,4 +1,4 @@
-// Package signals carries ephemeral signals — typing indicators, status
+// Package livebus carries ephemeral signals — typing indicators, status
 // updates, streamed deltas — between Engram instances. Signals are not
 // events: they are never stored, a subscriber that is not listening when one
 // is published never sees it, and a subscriber that falls behind loses some.
@@ -7,7 +7,7 @@
 // [Redis] publishes over Redis pub/sub so that every instance sees every
 // signal; [Local] delivers within the process, for a single instance without
 // Redis.
-package signals
+package livebus
 
 import (
 	"context"
@@ -67,7 +67,7 @@ func (s Signal) Validate() error {
 		problems = append(problems, errors.New("data is not valid JSON"))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("signals: invalid signal: %w", errors.Join(problems...))
+		return fmt.Errorf("livebus: invalid signal: %w", errors.Join(problems...))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package signals
+package livebus
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func NewRedis(ctx context.Context, client *redis.Client, prefix string, logger *
 	// returns is missed.
 	if _, err := r.pubsub.Receive(ctx); err != nil {
 		_ = r.pubsub.Close()
-		return nil, fmt.Errorf("signals: subscribe to %s: %w", r.channel, err)
+		return nil, fmt.Errorf("livebus: subscribe to %s: %w", r.channel, err)
 	}
 	go r.receive()
 	return r, nil
@@ -58,10 +58,10 @@ func (r *Redis) Publish(ctx context.Context, s Signal) error {
 	}
 	payload, err := json.Marshal(s)
 	if err != nil {
-		return fmt.Errorf("signals: encode: %w", err)
+		return fmt.Errorf("livebus: encode: %w", err)
 	}
 	if err := r.client.Publish(ctx, r.channel, payload).Err(); err != nil {
-		return fmt.Errorf("signals: publish: %w", err)
+		return fmt.Errorf("livebus: publish: %w", err)
 	}
 	return nil
 }

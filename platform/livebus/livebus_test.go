@@ -1,4 +1,4 @@
-package signals_test
+package livebus_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 func redisClient(t *testing.T) *redis.Client {
@@ -43,9 +43,9 @@ func prefix() string {
 	return "engramtest:" + hex.EncodeToString(b) + ":"
 }
 
-func newRedisBus(t *testing.T, client *redis.Client, prefix string) *signals.Redis {
+func newRedisBus(t *testing.T, client *redis.Client, prefix string) *livebus.Redis {
 	t.Helper()
-	bus, err := signals.NewRedis(t.Context(), client, prefix, nil)
+	bus, err := livebus.NewRedis(t.Context(), client, prefix, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func newRedisBus(t *testing.T, client *redis.Client, prefix string) *signals.Red
 	return bus
 }
 
-func next(t *testing.T, ch <-chan signals.Signal) signals.Signal {
+func next(t *testing.T, ch <-chan livebus.Signal) livebus.Signal {
 	t.Helper()
 	select {
 	case s := <-ch:
@@ -61,23 +61,23 @@ func next(t *testing.T, ch <-chan signals.Signal) signals.Signal {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no signal within 5s")
 	}
-	return signals.Signal{}
+	return livebus.Signal{}
 }
 
 // contract runs against every Bus: publisher and subscriber may be on
 // different buses of one deployment.
-func contract(t *testing.T, pub, sub signals.Bus) {
+func contract(t *testing.T, pub, sub livebus.Bus) {
 	ctx := t.Context()
 	ch, stop := sub.Subscribe()
 	other, stopOther := sub.Subscribe()
 	defer stopOther()
 
-	want := signals.Signal{Type: signals.TypeTyping, ConversationID: "c1", WorkspaceID: "w1", UserID: "u1",
+	want := livebus.Signal{Type: livebus.TypeTyping, ConversationID: "c1", WorkspaceID: "w1", UserID: "u1",
 		Data: json.RawMessage(`{"state":"start"}`)}
 	if err := pub.Publish(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []<-chan signals.Signal{ch, other} {
+	for _, c := range []<-chan livebus.Signal{ch, other} {
 		got := next(t, c)
 		if got.Type != want.Type || got.ConversationID != want.ConversationID || got.WorkspaceID != want.WorkspaceID ||
 			got.UserID != want.UserID || string(got.Data) != string(want.Data) {
@@ -85,12 +85,12 @@ func contract(t *testing.T, pub, sub signals.Bus) {
 		}
 	}
 
-	for name, bad := range map[string]signals.Signal{
+	for name, bad := range map[string]livebus.Signal{
 		"no type":         {ConversationID: "c1"},
 		"newline in type": {Type: "typing\ndata: x", ConversationID: "c1"},
-		"no conversation": {Type: signals.TypeStatus},
-		"invalid data":    {Type: signals.TypeStatus, ConversationID: "c1", Data: json.RawMessage(`{`)},
-		"data over limit": {Type: signals.TypeDelta, ConversationID: "c1", Data: json.RawMessage(`"` + string(make([]byte, signals.MaxDataBytes)) + `"`)},
+		"no conversation": {Type: livebus.TypeStatus},
+		"invalid data":    {Type: livebus.TypeStatus, ConversationID: "c1", Data: json.RawMessage(`{`)},
+		"data over limit": {Type: livebus.TypeDelta, ConversationID: "c1", Data: json.RawMessage(`"` + string(make([]byte, livebus.MaxDataBytes)) + `"`)},
 	} {
 		if err := pub.Publish(ctx, bad); err == nil {
 			t.Errorf("%s: Publish succeeded", name)
@@ -100,7 +100,7 @@ func contract(t *testing.T, pub, sub signals.Bus) {
 	// After stop, the channel receives nothing; the other still does.
 	stop()
 	stop()
-	if err := pub.Publish(ctx, signals.Signal{Type: signals.TypeStatus, ConversationID: "c2"}); err != nil {
+	if err := pub.Publish(ctx, livebus.Signal{Type: livebus.TypeStatus, ConversationID: "c2"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(t, other); got.ConversationID != "c2" {
@@ -114,7 +114,7 @@ func contract(t *testing.T, pub, sub signals.Bus) {
 }
 
 func TestLocal(t *testing.T) {
-	bus := signals.NewLocal()
+	bus := livebus.NewLocal()
 	contract(t, bus, bus)
 }
 
@@ -130,7 +130,7 @@ func TestRedisAcrossInstances(t *testing.T) {
 	defer stop()
 	mine, stopMine := b.Subscribe()
 	defer stopMine()
-	if err := a.Publish(t.Context(), signals.Signal{Type: signals.TypeTyping, ConversationID: "c3"}); err != nil {
+	if err := a.Publish(t.Context(), livebus.Signal{Type: livebus.TypeTyping, ConversationID: "c3"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(t, mine); got.ConversationID != "c3" {
@@ -146,7 +146,7 @@ func TestRedisAcrossInstances(t *testing.T) {
 // A subscriber that never reads does not block publishers: it loses
 // signals instead, and receives again once it reads.
 func TestSlowSubscriberLosesSignals(t *testing.T) {
-	bus := signals.NewLocal()
+	bus := livebus.NewLocal()
 	slow, stop := bus.Subscribe()
 	defer stop()
 	const n = 5000
@@ -154,7 +154,7 @@ func TestSlowSubscriberLosesSignals(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < n; i++ {
-			if err := bus.Publish(t.Context(), signals.Signal{Type: signals.TypeDelta, ConversationID: "c"}); err != nil {
+			if err := bus.Publish(t.Context(), livebus.Signal{Type: livebus.TypeDelta, ConversationID: "c"}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -172,7 +172,7 @@ func TestSlowSubscriberLosesSignals(t *testing.T) {
 	for range buffered {
 		<-slow
 	}
-	if err := bus.Publish(t.Context(), signals.Signal{Type: signals.TypeStatus, ConversationID: "again"}); err != nil {
+	if err := bus.Publish(t.Context(), livebus.Signal{Type: livebus.TypeStatus, ConversationID: "again"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(t, slow); got.ConversationID != "again" {
