@@ -86,8 +86,9 @@ func MessageOf(r commands.MessageResult) queries.Message {
 
 // MemoryItemOf is a stored memory item.
 func MemoryItemOf(r commands.StoredItemResult) cognition.Item {
-	return cognition.Item{ID: r.ItemID, WorkspaceID: r.WorkspaceID, Type: r.Type, Content: r.Content, Metadata: r.Metadata,
-		ExpiresAt: r.ExpiresAt, SourceMessageID: r.SourceMessageID, CreatedAt: r.RecordedAt(), UpdatedAt: r.RecordedAt()}
+	it := r.Item
+	return cognition.Item{ID: it.ItemID, WorkspaceID: r.WorkspaceID, Type: it.Type, Content: it.Content, Metadata: it.Metadata,
+		ExpiresAt: it.ExpiresAt, SourceMessageID: it.SourceMessageID, CreatedAt: r.RecordedAt(), UpdatedAt: r.RecordedAt()}
 }
 
 // TaskOf is a task after a command that ended it (a cancellation).

@@ -23,15 +23,11 @@ type StoreMemoryItem struct {
 	Idempotency *Idempotency[StoredItemResult]
 }
 
-// StoredItemResult is the item a StoreMemoryItem stored, as stored.
+// StoredItemResult is the item a StoreMemoryItem stored, as the
+// workspace's whiteboard recorded it.
 type StoredItemResult struct {
-	ItemID          string
-	WorkspaceID     string
-	Type            string
-	Content         string
-	Metadata        json.RawMessage
-	ExpiresAt       *time.Time
-	SourceMessageID string
+	WorkspaceID string
+	Item        memory.ItemStored
 	Written
 }
 
@@ -54,8 +50,7 @@ func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem
 	id, now := newID(), h.now()
 	var stored memory.ItemStored
 	result := func(w Written) StoredItemResult {
-		return StoredItemResult{ItemID: id, WorkspaceID: cmd.WorkspaceID, Type: stored.Type, Content: stored.Content,
-			Metadata: stored.Metadata, ExpiresAt: stored.ExpiresAt, SourceMessageID: stored.SourceMessageID, Written: w}
+		return StoredItemResult{WorkspaceID: cmd.WorkspaceID, Item: stored, Written: w}
 	}
 	w, err := h.repos.changeBoard(withActor(ctx, cmd.Actor.UserID), cmd.WorkspaceID, func(w *memory.Whiteboard) error {
 		if err := w.Store(id, cmd.Type, cmd.Content, cmd.Metadata, cmd.ExpiresAt, "", now); err != nil {

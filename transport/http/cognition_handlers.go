@@ -94,7 +94,7 @@ func (s *Server) storeMemoryItem(c echo.Context) error {
 		return s.app.Commands.StoreMemoryItem.Handle(ctx, commands.StoreMemoryItem{Actor: actor(c), WorkspaceID: c.Param("id"),
 			Type: req.Type, Content: req.Content, Metadata: nullAsAbsent(req.Metadata), ExpiresAt: expiresAt, Idempotency: idem})
 	}, func(r commands.StoredItemResult) answer {
-		return created(renderMemoryItem(app.MemoryItemOf(r)), r.Written, "/v1/workspaces/"+r.WorkspaceID+"/memory/"+r.ItemID)
+		return created(renderMemoryItem(app.MemoryItemOf(r)), r.Written, "/v1/workspaces/"+r.WorkspaceID+"/memory/"+r.Item.ItemID)
 	})
 }
 
