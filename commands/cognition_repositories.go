@@ -30,8 +30,8 @@ func newCognitionRepositories(repos *repositories) *cognitionRepositories {
 // changeBoard runs decide on a workspace's whiteboard, which is empty before
 // its first item, through the whiteboard's writer.
 func (r *cognitionRepositories) changeBoard(ctx context.Context, workspaceID string,
-	decide func(*memory.Whiteboard) error) (Written, error) {
-	return r.whiteboards.upsert(ctx, workspaceID, decide)
+	decide func(*memory.Whiteboard) error, opts ...eventstore.AppendOption) (Written, error) {
+	return r.whiteboards.upsert(ctx, workspaceID, decide, opts...)
 }
 
 // taskOrigin returns the event that submitted a task: its metadata tells

@@ -322,7 +322,7 @@ func TestMemoryHandlers(t *testing.T) {
 		return func(w *world) ([]domain.Event, error) {
 			r, err := w.cmds.StoreMemoryItem.Handle(w.ctx, commands.StoreMemoryItem{Actor: actor, WorkspaceID: wsID, Type: typ,
 				Content: "the spec", Metadata: object(`{"b":1,"a":2}`), ExpiresAt: &expiresAt})
-			return then(err, memory.ItemStored{ItemID: r.ItemID, Type: typ, Content: "the spec", Metadata: object(`{"a":2,"b":1}`),
+			return then(err, memory.ItemStored{ItemID: r.Item.ItemID, Type: typ, Content: "the spec", Metadata: object(`{"a":2,"b":1}`),
 				ExpiresAt: &expiresAt})
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/domain/workspace"
+	"github.com/engramhq/engram/eventstore"
 )
 
 // repositories are the aggregate repositories shared by the handlers.
@@ -128,7 +129,7 @@ func (r *repositories) workspaceOf(ctx context.Context, conversationID string) (
 // the conversation's workspace is asked first, then decide runs through the
 // conversation's writer, after the If-Match check.
 func (r *repositories) inConversation(ctx context.Context, actor access.Actor, action access.Action,
-	id string, ifMatch *int, decide func(*conversation.Conversation) error) (ConversationResult, error) {
+	id string, ifMatch *int, decide func(*conversation.Conversation) error, opts ...eventstore.AppendOption) (ConversationResult, error) {
 	if _, err := r.authorizeConversation(ctx, actor, action, id); err != nil {
 		return ConversationResult{}, err
 	}
@@ -142,7 +143,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 		}
 		state = conversationState(c)
 		return nil
-	})
+	}, opts...)
 	if err != nil {
 		return ConversationResult{}, err
 	}
@@ -153,7 +154,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 // workspace's writer: the policy is asked on the workspace's latest state,
 // then the If-Match check, then decide.
 func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, action access.Action,
-	id string, ifMatch *int, decide func(*workspace.Workspace) error) (WorkspaceResult, error) {
+	id string, ifMatch *int, decide func(*workspace.Workspace) error, opts ...eventstore.AppendOption) (WorkspaceResult, error) {
 	if err := validID("workspace_id", id); err != nil {
 		return WorkspaceResult{}, err
 	}
@@ -171,7 +172,7 @@ func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, acti
 		}
 		state = workspaceState(ws)
 		return nil
-	})
+	}, opts...)
 	if err != nil {
 		return WorkspaceResult{}, err
 	}

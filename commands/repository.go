@@ -105,8 +105,8 @@ func (r *repository[T]) update(ctx context.Context, id string, decide decideFunc
 
 // upsert is update for a stream that may not exist yet: decide then sees an
 // empty aggregate (version 0).
-func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T]) (Written, error) {
-	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true})
+func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true, opts: opts})
 }
 
 // create appends the events of a new aggregate, whose stream must not exist;
@@ -117,7 +117,7 @@ func (r *repository[T]) create(ctx context.Context, id string, agg T, opts ...ev
 
 func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Written, error) {
 	j.ctx, j.md, j.done = ctx, metadataFrom(ctx), make(chan struct{})
-	j.alone = j.fresh != nil || len(j.opts) > 0 || eventstore.HasIdempotency(ctx)
+	j.alone = j.fresh != nil || len(j.opts) > 0
 	w, start := r.writers.enqueue(r.streamID(id), j)
 	if start {
 		go r.write(id, w)

@@ -1,7 +1,6 @@
 package eventstore
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,14 +60,16 @@ func CheckAppend(stream Stream, expectedVersion int, events []NewEvent) error {
 
 // Claims returns the unique claims that opts ask an append to make (see
 // WithClaims), for stores other than Store.
-func Claims(opts ...AppendOption) []Claim {
+func Claims(opts ...AppendOption) []Claim { return optionsOf(opts).claims }
+
+// IdempotencyOf returns the idempotency key that opts ask an append to
+// record (see WithIdempotency), or nil, for stores other than Store.
+func IdempotencyOf(opts ...AppendOption) *Idempotency { return optionsOf(opts).idem }
+
+func optionsOf(opts []AppendOption) appendOptions {
 	var o appendOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return o.claims
+	return o
 }
-
-// IdempotencyOf returns the idempotency key that the next Append made with
-// ctx records (see WithIdempotency), or nil, for stores other than Store.
-func IdempotencyOf(ctx context.Context) *Idempotency { return idempotencyFrom(ctx) }

@@ -1,7 +1,6 @@
 package eventstore_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -26,8 +25,8 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idem := func(key string) context.Context {
-		return eventstore.WithIdempotency(ctx, &eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
+	idem := func(key string) eventstore.AppendOption {
+		return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
 			Render: func(r eventstore.AppendResult) (int, []byte, error) {
 				return 201, fmt.Appendf(nil, `{"position":%d}`, r.LastPosition()), nil
 			}})
@@ -39,7 +38,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	if _, err := s.Append(ctx, busy, 0, []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)}, eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(idem("used"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{}); err != nil {
+	if _, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("used")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -56,7 +55,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	}
 	first := make(chan error, 1)
 	go func() {
-		_, err := s.Append(idem("held"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
+		_, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("held"))
 		first <- err
 	}()
 	waitFor(t, func() bool { return waitingOnLock(t, db.DB) })
@@ -71,7 +70,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 			return s.Append(ctx, busy, 1, one(), eventstore.Metadata{}) // the stream is at 2
 		},
 		"replay": func() (eventstore.AppendResult, error) {
-			return s.Append(idem("used"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
+			return s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("used"))
 		},
 		"plain1": func() (eventstore.AppendResult, error) {
 			return s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
@@ -84,7 +83,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 				eventstore.WithClaims(eventstore.Claim{Scope: "test.name", Value: "unique"}))
 		},
 		"fresh-key": func() (eventstore.AppendResult, error) {
-			return s.Append(idem("fresh"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
+			return s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("fresh"))
 		},
 	}
 	outcomes := make(chan outcome, len(appends))

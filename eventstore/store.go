@@ -60,6 +60,7 @@ type AppendOption func(*appendOptions)
 
 type appendOptions struct {
 	claims []Claim
+	idem   *Idempotency
 }
 
 // WithClaims reserves unique values for the stream in the append's transaction;
@@ -79,8 +80,8 @@ func WithClaims(claims ...Claim) AppendOption {
 //
 // It returns ErrConcurrency when the stream is not at expectedVersion,
 // ErrClaimed when a claim is held by another stream, ErrIdempotencyKeyUsed when
-// the context's idempotency key (see WithIdempotency) was stored first by
-// another request, and ErrNoEvents when events is empty.
+// the idempotency key of WithIdempotency was stored first by another
+// request, and ErrNoEvents when events is empty.
 func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (AppendResult, error) {
 	p, err := s.prepare(ctx, stream, expectedVersion, events, md, opts...)
 	if err != nil {
@@ -139,7 +140,7 @@ func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int,
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 
 	p := &pendingAppend{ctx: ctx, stream: stream, stored: make([]Event, len(events)),
-		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: idempotencyFrom(ctx)}
+		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: o.idem}
 	for i, ne := range events {
 		sv := ne.SchemaVersion
 		if sv == 0 {

@@ -87,7 +87,7 @@ type Agent struct {
 	fromOK   bool              // from is known
 	queue    []eventstore.Event
 	overflow bool
-	signal   chan struct{}
+	wake     chan struct{}
 }
 
 // NewAgent returns an Agent feeding c. Call Run to start it.
@@ -111,7 +111,7 @@ func NewAgent(c Consumer, cfg AgentConfig) (*Agent, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Logger = cfg.Logger.With("consumer", c.Name())
-	return &Agent{c: c, cfg: cfg, signal: make(chan struct{}, 1)}, nil
+	return &Agent{c: c, cfg: cfg, wake: make(chan struct{}, 1)}, nil
 }
 
 // Name returns the consumer's name.
@@ -133,7 +133,7 @@ func (a *Agent) offer(prev eventstore.Cursor, prevOK bool, e eventstore.Event) {
 	}
 	a.mu.Unlock()
 	select {
-	case a.signal <- struct{}{}:
+	case a.wake <- struct{}{}:
 	default:
 	}
 }
@@ -230,7 +230,7 @@ func (a *Agent) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-a.signal:
+			case <-a.wake:
 				idle = 0
 			case <-tick.C:
 				if idle++; idle < idleChecks {

@@ -3,6 +3,7 @@ package queries
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/projections/redis"
@@ -18,6 +19,9 @@ type HotReads interface {
 	Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (redis.HotMessages, bool)
 	// Workspaces reads the first count workspaces of userID, newest first.
 	Workspaces(ctx context.Context, userID string, count int, minPosition int64) ([]redis.WorkspaceRow, bool)
+	// Status tells whether each hot read model is live (queries read it)
+	// and which position it has applied.
+	Status(ctx context.Context) []redis.Status
 }
 
 // Option configures New.
@@ -26,6 +30,15 @@ type Option func(*reader)
 // WithHotReads makes the message list and the first page of the workspace
 // list try h before SQL.
 func WithHotReads(h HotReads) Option { return func(r *reader) { r.hot = h } }
+
+// DefaultWaitTimeout is how long a query waits for a hot read model to apply
+// a position unless WithWaitTimeout says otherwise.
+const DefaultWaitTimeout = 5 * time.Second
+
+// WithWaitTimeout bounds how long a query waits for a hot read model to
+// apply a position (the read-your-writes timeout; the SQL read models are
+// bounded by New's waiter).
+func WithWaitTimeout(d time.Duration) Option { return func(r *reader) { r.timeout = d } }
 
 // hotMessages answers a page of messages from the hot read model when it
 // can, and only with a success: anything else (not found, forbidden) is

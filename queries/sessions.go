@@ -47,8 +47,11 @@ func (h *ListSessionsHandler) Handle(ctx context.Context, actor access.Actor, mi
 // and session revocations are answered by projections.RevocationSet.)
 type CredentialsHandler struct{ r *reader }
 
-// WaitForSession waits until the sessions read model has applied position.
-func (h *CredentialsHandler) WaitForSession(ctx context.Context, position int64) error {
+// Await returns once the credentials read model (sessions and API keys)
+// has applied position, so that every instance accepts a key issued up to
+// there. It fails with projections.ErrNotCaughtUp when the read model is
+// late (see New's waiter).
+func (h *CredentialsHandler) Await(ctx context.Context, position int64) error {
 	return h.r.wait(ctx, projections.SessionsProjector, position)
 }
 

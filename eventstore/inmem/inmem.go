@@ -77,7 +77,7 @@ func (s *Store) Append(ctx context.Context, stream eventstore.Stream, expectedVe
 		return eventstore.AppendResult{}, err
 	}
 	claims := eventstore.Claims(opts...)
-	idem := eventstore.IdempotencyOf(ctx)
+	idem := eventstore.IdempotencyOf(opts...)
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 
 	s.mu.Lock()

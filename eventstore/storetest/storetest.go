@@ -323,8 +323,8 @@ func claims(t *testing.T, s Store) {
 	}
 }
 
-func idempotency(key string, render func(eventstore.AppendResult) (int, []byte, error)) *eventstore.Idempotency {
-	return &eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"), Render: render}
+func idempotency(key string, render func(eventstore.AppendResult) (int, []byte, error)) eventstore.AppendOption {
+	return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"), Render: render})
 }
 
 func renderPosition(r eventstore.AppendResult) (int, []byte, error) {
@@ -340,8 +340,8 @@ func idempotencyKeyAppendsOnce(t *testing.T, s Store) {
 	var ok, used atomic.Int32
 	for range n {
 		wg.Go(func() {
-			_, err := s.Append(eventstore.WithIdempotency(ctx, idempotency("k1", renderPosition)), NewStream(), 0,
-				[]eventstore.NewEvent{Event("test.created", `{}`)}, eventstore.Metadata{})
+			_, err := s.Append(ctx, NewStream(), 0,
+				[]eventstore.NewEvent{Event("test.created", `{}`)}, eventstore.Metadata{}, idempotency("k1", renderPosition))
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -379,14 +379,14 @@ func idempotencyKeyOfAFailedAppend(t *testing.T, s Store) {
 	ctx := t.Context()
 	st := NewStream()
 	mustAppend(t, s, st, 0, Event("test.created", `{}`))
-	clash := eventstore.WithIdempotency(ctx, idempotency("k2", renderPosition))
-	if _, err := s.Append(clash, st, 0, []eventstore.NewEvent{Event("test.x", `{}`)}, eventstore.Metadata{}); !errors.Is(err, eventstore.ErrConcurrency) {
+	clash := idempotency("k2", renderPosition)
+	if _, err := s.Append(ctx, st, 0, []eventstore.NewEvent{Event("test.x", `{}`)}, eventstore.Metadata{}, clash); !errors.Is(err, eventstore.ErrConcurrency) {
 		t.Fatalf("clash: %v, want ErrConcurrency", err)
 	}
-	failing := eventstore.WithIdempotency(ctx, idempotency("k2", func(eventstore.AppendResult) (int, []byte, error) {
+	failing := idempotency("k2", func(eventstore.AppendResult) (int, []byte, error) {
 		return 0, nil, errors.New("cannot render")
-	}))
-	if _, err := s.Append(failing, st, 1, []eventstore.NewEvent{Event("test.x", `{}`)}, eventstore.Metadata{}); err == nil {
+	})
+	if _, err := s.Append(ctx, st, 1, []eventstore.NewEvent{Event("test.x", `{}`)}, eventstore.Metadata{}, failing); err == nil {
 		t.Fatal("an append whose response cannot be rendered succeeded")
 	}
 	if _, found, _ := s.IdempotentResponse(ctx, "u1", "k2"); found {
@@ -395,7 +395,7 @@ func idempotencyKeyOfAFailedAppend(t *testing.T, s Store) {
 	if events := mustRead(t, s, st.ID, 0); len(events) != 1 {
 		t.Fatalf("failed appends wrote: %d events", len(events))
 	}
-	res, err := s.Append(clash, st, 1, []eventstore.NewEvent{Event("test.x", `{}`)}, eventstore.Metadata{})
+	res, err := s.Append(ctx, st, 1, []eventstore.NewEvent{Event("test.x", `{}`)}, eventstore.Metadata{}, clash)
 	if err != nil {
 		t.Fatalf("retry with the free key: %v", err)
 	}

@@ -52,7 +52,7 @@
 //
 // # Ephemeral signals
 //
-// Typing indicators and status updates travel over signals.Bus, not the
+// Typing indicators and status updates travel over livebus.Bus, not the
 // log. They reach the subscribers of their conversation (conversation,
 // workspace and global scopes) as frames without an id.
 package sse

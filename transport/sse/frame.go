@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // frame is one encoded SSE frame, shared by every connection it is sent to.
@@ -46,7 +46,7 @@ func eventFrame(e eventstore.Event, redacted json.RawMessage) (*frame, error) {
 
 // signalFrame encodes an ephemeral signal: no id, so that a client's
 // Last-Event-ID keeps pointing at the last stored event it saw.
-func signalFrame(s signals.Signal) (*frame, error) {
+func signalFrame(s livebus.Signal) (*frame, error) {
 	if !isFieldValue(s.Type) {
 		return nil, fmt.Errorf("signal type %q cannot be an SSE event name", s.Type)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // Log is what the hub reads from the event store (eventstore.Store).
@@ -145,8 +145,8 @@ type Dependencies struct {
 	// Revocations tells whether the credential of a ticket, or of an open
 	// stream, has been revoked.
 	Revocations Revocations
-	// Signals carries ephemeral signals; nil means none.
-	Signals signals.Bus
+	// Bus carries ephemeral signals between instances; nil means none.
+	Bus livebus.Bus
 	// Metrics, when set, records connections, frames and slow consumers.
 	Metrics Metrics
 	// Logger logs what goes wrong.
@@ -161,7 +161,7 @@ type Hub struct {
 	log         Log
 	tickets     TicketStore
 	revocations Revocations
-	bus         signals.Bus
+	bus         livebus.Bus
 	metrics     Metrics
 	logger      *slog.Logger
 	view        *view
@@ -188,7 +188,7 @@ type Hub struct {
 	signalsDone chan struct{}
 }
 
-// NewHub returns a hub; it starts relaying deps.Signals at once, in the
+// NewHub returns a hub; it starts relaying deps.Bus at once, in the
 // background (ctx gives the relay its values; Close stops it).
 func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 	if deps.Log == nil || deps.Tickets == nil || deps.Revocations == nil {
@@ -202,7 +202,7 @@ func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 		deps.Metrics = noMetrics{}
 	}
 	h := &Hub{
-		cfg: cfg, log: deps.Log, tickets: deps.Tickets, revocations: deps.Revocations, bus: deps.Signals,
+		cfg: cfg, log: deps.Log, tickets: deps.Tickets, revocations: deps.Revocations, bus: deps.Bus,
 		metrics: deps.Metrics, logger: deps.Logger, view: newView(deps.Log), recent: newFrameCache(recentFrames),
 		replays: make(chan struct{}, cfg.MaxReplays),
 		byUser:  map[string]map[*subscriber]struct{}{}, seeAll: map[*subscriber]struct{}{},
@@ -573,7 +573,7 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 }
 
 // relaySignals delivers ephemeral signals until ctx ends.
-func (h *Hub) relaySignals(ctx context.Context, ch <-chan signals.Signal) {
+func (h *Hub) relaySignals(ctx context.Context, ch <-chan livebus.Signal) {
 	defer close(h.signalsDone)
 	for {
 		select {
@@ -585,7 +585,7 @@ func (h *Hub) relaySignals(ctx context.Context, ch <-chan signals.Signal) {
 	}
 }
 
-func (h *Hub) deliverSignal(ctx context.Context, sig signals.Signal) {
+func (h *Hub) deliverSignal(ctx context.Context, sig livebus.Signal) {
 	subj := subject{workspaceID: sig.WorkspaceID, conversationID: sig.ConversationID}
 	if subj.conversationID != "" {
 		// The conversation's workspace decides who may see it, whatever the

@@ -22,7 +22,7 @@ import (
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // fakeLog is an event log in memory. Events are kept in commit order
@@ -133,12 +133,12 @@ func (m *countingMetrics) SSEConnected(d int)  { m.connected.Add(int64(d)) }
 func (m *countingMetrics) SSEFramesSent(n int) { m.frames.Add(int64(n)) }
 func (m *countingMetrics) SSESlowDisconnect()  { m.slow.Add(1) }
 
-func newTestHub(t testing.TB, log Log, cfg Config, bus signals.Bus) (*Hub, *countingMetrics) {
+func newTestHub(t testing.TB, log Log, cfg Config, bus livebus.Bus) (*Hub, *countingMetrics) {
 	t.Helper()
 	m := &countingMetrics{}
 	memory := cache.NewMemory()
 	t.Cleanup(func() { _ = memory.Close() })
-	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Tickets: memory, Revocations: noRevocations{}, Signals: bus, Metrics: m})
+	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Tickets: memory, Revocations: noRevocations{}, Bus: bus, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +627,7 @@ func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
 // Ephemeral signals reach the streams of their conversation, without an id.
 func TestHubRelaysSignals(t *testing.T) {
 	w := newWorld()
-	bus := signals.NewLocal()
+	bus := livebus.NewLocal()
 	h, _ := newTestHub(t, w.log, Config{}, bus)
 	handle(t, h, w.c1c)
 	conv := subscribe(t, h, w.bob, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w})
@@ -638,7 +638,7 @@ func TestHubRelaysSignals(t *testing.T) {
 	otherConv := subscribe(t, h, w.ada, scope{kind: scopeConversation, id: w.c2, workspaceID: w.w})
 
 	// The publisher's workspace id is not trusted: the conversation's is used.
-	if err := bus.Publish(context.Background(), signals.Signal{Type: signals.TypeTyping, ConversationID: w.c1,
+	if err := bus.Publish(context.Background(), livebus.Signal{Type: livebus.TypeTyping, ConversationID: w.c1,
 		WorkspaceID: w.w2, UserID: w.ada.UserID, Data: json.RawMessage(`{"state":"start"}`)}); err != nil {
 		t.Fatal(err)
 	}
