@@ -421,6 +421,22 @@ func (s *Store) Head(ctx context.Context) (Cursor, error) {
 	return c, nil
 }
 
+// Tip returns the cursor of the last event committed so far in commit
+// order, whether or not an older transaction is still in flight: a reader
+// that has applied it has applied every event committed before the call.
+func (s *Store) Tip(ctx context.Context) (Cursor, error) {
+	var c Cursor
+	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events
+		ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Cursor{}, nil
+	}
+	if err != nil {
+		return Cursor{}, fmt.Errorf("eventstore: tip: %w", err)
+	}
+	return c, nil
+}
+
 // LastPosition returns the highest global position written so far (0 when the
 // log is empty).
 func (s *Store) LastPosition(ctx context.Context) (int64, error) {

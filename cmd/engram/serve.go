@@ -146,6 +146,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Every instance also answers the hottest reads from its own memory,
+	// kept exact by the pipeline below.
+	readCache, err := projections.NewReadCache(projections.ReadCacheConfig{Head: store.Tip})
+	if err != nil {
+		return err
+	}
+	m.WatchReadCache(func() metrics.ReadCacheState {
+		st := readCache.Stats()
+		return metrics.ReadCacheState{Hits: st.Hits, Misses: st.Misses, Behind: st.Behind, Entries: st.Entries, Bytes: st.Bytes}
+	})
+	queryOptions = append(queryOptions, queries.WithCache(readCache, checkpoints))
 	qs, err := queries.New(db, checkpoints, queryOptions...)
 	if err != nil {
 		return err
@@ -206,7 +217,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	// The revocation set and the SSE hub are this instance's live sinks:
 	// they see every event, on every instance.
-	pipeline := projections.NewPipeline(logger, agents, revocations.Handle, hub.Handle)
+	pipeline := projections.NewPipeline(logger, agents, revocations.Handle, readCache.Handle, hub.Handle)
 	router.AddConsumerHandler("pipeline", eventstore.Topic, tailer, pipeline.Handle)
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
@@ -248,6 +259,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := revocations.Load(ctx, db.DB, store.Head); err != nil {
 		return err
 	}
+	// The pipeline's subscription began at the head of the log before the
+	// router ran: every event after this later head reaches the cache.
+	cacheFrom, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	readCache.Activate(cacheFrom)
 	revocationsDone := make(chan struct{})
 	go func() {
 		defer close(revocationsDone)
