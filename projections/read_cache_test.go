@@ -65,7 +65,9 @@ func (l *cacheLog) deliver(e eventstore.Event) {
 	}
 }
 
-func at(pos int64) eventstore.Cursor { return eventstore.Cursor{TxID: uint64(1000 + pos), Position: pos} }
+func at(pos int64) eventstore.Cursor {
+	return eventstore.Cursor{TxID: uint64(1000 + pos), Position: pos}
+}
 
 func TestReadCacheAnswersNothingBeforeActivation(t *testing.T) {
 	l := newCacheLog(t, 10*time.Millisecond)
