@@ -71,6 +71,7 @@ type ReadCache struct {
 
 	mu       sync.RWMutex
 	applied  eventstore.Cursor // the last event applied
+	highest  int64             // the highest global position applied
 	advanced chan struct{}     // closed when applied moves
 	active   bool              // Activate has run: fills are accepted
 	floor    eventstore.Cursor // every event after it is marked in recent or older
@@ -135,6 +136,7 @@ func (c *ReadCache) Activate(from eventstore.Cursor) {
 		c.applied = from
 		c.advance()
 	}
+	c.highest = max(c.highest, from.Position)
 	c.floor, c.rotated, c.rotateAt = from, from, c.cfg.Now()
 	c.active = true
 }
@@ -160,6 +162,7 @@ func (c *ReadCache) Handle(msg *message.Message) error {
 		c.recent[d] = cur
 	}
 	c.applied = cur
+	c.highest = max(c.highest, e.GlobalPosition)
 	c.advance()
 	if c.active && c.cfg.Now().Sub(c.rotateAt) >= c.cfg.Rotation {
 		c.floor, c.rotated, c.rotateAt = c.rotated, c.applied, c.cfg.Now()
@@ -175,9 +178,11 @@ func (c *ReadCache) advance() {
 }
 
 // Current reports whether the cache has applied every event committed
-// before the call, waiting for the pipeline at most the configured CatchUp.
-// False means: read the read models.
-func (c *ReadCache) Current(ctx context.Context) bool {
+// before the call, waiting for the pipeline at most the configured CatchUp,
+// and an event at minPosition or beyond (a position no event it applied
+// reaches is left to the read models, which refuse one the log does not
+// hold). False means: read the read models.
+func (c *ReadCache) Current(ctx context.Context, minPosition int64) bool {
 	c.mu.RLock()
 	active := c.active
 	c.mu.RUnlock()
@@ -194,9 +199,13 @@ func (c *ReadCache) Current(ctx context.Context) bool {
 	defer timer.Stop()
 	for {
 		c.mu.RLock()
-		applied, advanced := c.applied, c.advanced
+		applied, highest, advanced := c.applied, c.highest, c.advanced
 		c.mu.RUnlock()
 		if !head.After(applied) {
+			if minPosition > highest {
+				c.behind.Add(1)
+				return false
+			}
 			return true
 		}
 		select {

@@ -75,7 +75,7 @@ func TestReadCacheAnswersNothingBeforeActivation(t *testing.T) {
 	if _, ok := l.cache.Get("k"); ok {
 		t.Fatal("an entry was kept before activation")
 	}
-	if l.cache.Current(t.Context()) {
+	if l.cache.Current(t.Context(), 0) {
 		t.Fatal("an inactive cache says it is current")
 	}
 }
@@ -143,12 +143,12 @@ func TestReadCacheCurrentWaitsForTheTip(t *testing.T) {
 	l.mu.Lock()
 	l.tip = at(1)
 	l.mu.Unlock()
-	if !l.cache.Current(t.Context()) {
+	if !l.cache.Current(t.Context(), 0) {
 		t.Fatal("a cache that applied the tip is not current")
 	}
 	e := l.commit(2, conversation.StreamType, conversation.StreamID(uuid.NewString()), "conversation.message_posted", map[string]string{})
 	done := make(chan bool, 1)
-	go func() { done <- l.cache.Current(t.Context()) }()
+	go func() { done <- l.cache.Current(t.Context(), 0) }()
 	select {
 	case <-done:
 		t.Fatal("Current answered before the cache applied the tip")
@@ -158,11 +158,14 @@ func TestReadCacheCurrentWaitsForTheTip(t *testing.T) {
 	if !<-done {
 		t.Fatal("Current gave up though the tip was applied")
 	}
+	if l.cache.Current(t.Context(), 3) {
+		t.Fatal("Current vouched for a position beyond every event applied")
+	}
 
 	short := newCacheLog(t, 20*time.Millisecond)
 	short.cache.Activate(at(1))
 	short.commit(5, conversation.StreamType, "conversation-x", "conversation.message_posted", map[string]string{})
-	if short.cache.Current(t.Context()) {
+	if short.cache.Current(t.Context(), 0) {
 		t.Fatal("a cache behind the tip says it is current")
 	}
 }
@@ -184,7 +187,7 @@ func TestReadCacheSharesHeadReads(t *testing.T) {
 	}
 	c.Activate(eventstore.Cursor{})
 	first := make(chan bool)
-	go func() { first <- c.Current(t.Context()) }()
+	go func() { first <- c.Current(t.Context(), 0) }()
 	<-started // the first head read is under way
 	const n = 20
 	var wg sync.WaitGroup
@@ -192,7 +195,7 @@ func TestReadCacheSharesHeadReads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !c.Current(t.Context()) {
+			if !c.Current(t.Context(), 0) {
 				t.Error("not current")
 			}
 		}()

@@ -14,8 +14,9 @@ import (
 // it applied (projections.ReadCache).
 type Cache interface {
 	// Current reports whether the cache has applied every event committed
-	// before the call; false means the read models must answer.
-	Current(ctx context.Context) bool
+	// before the call, minPosition among them; false means the read models
+	// must answer.
+	Current(ctx context.Context, minPosition int64) bool
 	// Get returns the answer kept under key.
 	Get(key string) (any, bool)
 	// Put keeps an answer read from read models whose checkpoints were at
@@ -52,7 +53,7 @@ type cacheRead struct {
 // has applied everything committed before the query began, which covers
 // minPosition (a position the client has seen committed) by construction.
 func (r *reader) lookup(ctx context.Context, minPosition int64) *cacheRead {
-	return &cacheRead{r: r, current: r.cache != nil && r.cache.Current(ctx), minPosition: minPosition}
+	return &cacheRead{r: r, current: r.cache != nil && r.cache.Current(ctx, minPosition), minPosition: minPosition}
 }
 
 // readModels prepares a read of the read models, once per query: it waits
