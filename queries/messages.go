@@ -48,8 +48,12 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, actor access.Actor, co
 		}
 		return p, nil
 	}
-	if p, ok := h.r.hotMessages(ctx, actor, conversationID, after, limit, minPosition); ok {
-		return p, nil
+	// Redis answers what memory cannot; a current cache is filled from SQL
+	// instead, so that the next reads are answered from memory.
+	if !c.current {
+		if p, ok := h.r.hotMessages(ctx, actor, conversationID, after, limit, minPosition); ok {
+			return p, nil
+		}
 	}
 	// The answer depends on the conversation and on the caller's membership.
 	if _, err := h.r.conversation(ctx, c, actor, conversationID); err != nil {

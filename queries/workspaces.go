@@ -47,7 +47,7 @@ func (h *ListWorkspacesHandler) Handle(ctx context.Context, actor access.Actor, 
 	if p, ok := get[Page[Workspace]](c, key); ok {
 		return p, nil
 	}
-	if cur == nil {
+	if cur == nil && !c.current { // as for messages: a current cache is filled from SQL
 		if p, ok := h.r.hotWorkspaces(ctx, actor, limit, minPosition); ok {
 			return p, nil
 		}
