@@ -400,15 +400,27 @@ func (s *Store) ReadCommitted(ctx context.Context, after Cursor, limit int) ([]E
 // Head returns the cursor of the last event that every reader can already see:
 // tailing from it delivers exactly what commits afterwards.
 func (s *Store) Head(ctx context.Context) (Cursor, error) {
+	return s.lastCursor(ctx, "head", `WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())`)
+}
+
+// Tip returns the cursor of the last event committed so far in commit
+// order, whether or not an older transaction is still in flight: a reader
+// that has applied it has applied every event committed before the call.
+func (s *Store) Tip(ctx context.Context) (Cursor, error) {
+	return s.lastCursor(ctx, "tip", "")
+}
+
+// lastCursor returns the cursor of the last event in commit order among
+// those where selects (the zero cursor when there is none).
+func (s *Store) lastCursor(ctx context.Context, what, where string) (Cursor, error) {
 	var c Cursor
-	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events
-		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events `+where+`
 		ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Cursor{}, nil
 	}
 	if err != nil {
-		return Cursor{}, fmt.Errorf("eventstore: head: %w", err)
+		return Cursor{}, fmt.Errorf("eventstore: %s: %w", what, err)
 	}
 	return c, nil
 }

@@ -73,10 +73,12 @@ func New(db *sqlx.DB, waiter Waiter, opts ...Option) (Queries, error) {
 // reader is what every handler shares: the database and the waiter (and
 // the hot read models, when there are some).
 type reader struct {
-	db      *sqlx.DB
-	waiter  Waiter
-	hot     HotReads
-	timeout time.Duration // bounds a wait for a hot read model
+	db          *sqlx.DB
+	waiter      Waiter
+	hot         HotReads
+	timeout     time.Duration // bounds a wait for a hot read model
+	cache       Cache
+	checkpoints CheckpointReader
 }
 
 // wait applies read-your-writes: it waits until the projector, and every

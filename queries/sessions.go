@@ -9,6 +9,9 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/apikey"
+	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
 )
 
@@ -66,15 +69,34 @@ type Principal struct {
 }
 
 // KeyPrincipal returns the API key stored under keyHash with its owner's
-// roles; found is false for unknown, revoked or expired keys.
+// roles; found is false for unknown, revoked or expired keys. A key found
+// once is then answered from the in-memory read cache, which its key's and
+// its owner's events evict; a revocation is refused by the caller's
+// revocation check as well, so the cache never lets a revoked key in.
 func (h *CredentialsHandler) KeyPrincipal(ctx context.Context, keyHash string) (Principal, bool, error) {
-	var row struct {
-		ID     string         `db:"id"`
-		UserID string         `db:"user_id"`
-		Scopes pq.StringArray `db:"scopes"`
-		Roles  pq.StringArray `db:"roles"`
+	cacheKey := "apikey:" + keyHash
+	if h.r.cache != nil {
+		if v, ok := h.r.cache.Get(cacheKey); ok {
+			if k, ok := v.(cachedKey); ok && (k.expiresAt.IsZero() || time.Now().Before(k.expiresAt)) {
+				return k.principal, true, nil
+			}
+		}
 	}
-	err := h.r.db.GetContext(ctx, &row, `SELECT k.id, k.user_id, k.scopes, coalesce(u.roles, '{user}') AS roles
+	var asOf eventstore.Cursor
+	fill := false
+	if h.r.cache != nil && h.r.checkpoints != nil {
+		var err error
+		asOf, err = h.r.checkpoints.Least(ctx, projections.SessionsProjector, projections.UsersProjector)
+		fill = err == nil
+	}
+	var row struct {
+		ID        string         `db:"id"`
+		UserID    string         `db:"user_id"`
+		Scopes    pq.StringArray `db:"scopes"`
+		Roles     pq.StringArray `db:"roles"`
+		ExpiresAt sql.NullTime   `db:"expires_at"`
+	}
+	err := h.r.db.GetContext(ctx, &row, `SELECT k.id, k.user_id, k.scopes, coalesce(u.roles, '{user}') AS roles, k.expires_at
 		FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`, keyHash)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -83,5 +105,16 @@ func (h *CredentialsHandler) KeyPrincipal(ctx context.Context, keyHash string) (
 	if err != nil {
 		return Principal{}, false, err
 	}
-	return Principal{UserID: row.UserID, Roles: row.Roles, Scopes: row.Scopes, KeyID: row.ID}, true, nil
+	p := Principal{UserID: row.UserID, Roles: row.Roles, Scopes: row.Scopes, KeyID: row.ID}
+	if fill {
+		h.r.cache.Put(cacheKey, cachedKey{principal: p, expiresAt: row.ExpiresAt.Time}, asOf, 256,
+			apikey.StreamID(row.ID), user.StreamID(row.UserID))
+	}
+	return p, true, nil
+}
+
+// cachedKey is an API key's principal as the read cache keeps it.
+type cachedKey struct {
+	principal Principal
+	expiresAt time.Time // zero: never
 }

@@ -357,12 +357,18 @@ func TestAPIKeys(t *testing.T) {
 	withKey.Must(http.StatusUnauthorized, "GET", "/v1/workspaces", nil)
 	ada.Must(http.StatusNoContent, "DELETE", "/v1/api-keys/"+k["id"].(string), nil)
 
-	// Expiry: the read model says the key expired a second ago.
+	// Expiry: the read model says a key expired a second ago (a key is
+	// remembered in memory once used, with the expiry read with it, so this
+	// one is used for the first time after).
+	expiring := ada.Must(http.StatusCreated, "POST", "/v1/api-keys", map[string]any{"name": "expiring", "scopes": []string{"read"}}).Map(t)
 	db := openDB(t, inst.DatabaseURL)
-	if _, err := db.Exec(`UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1`, never["id"]); err != nil {
+	if _, err := db.Exec(`UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1`, expiring["id"]); err != nil {
 		t.Fatal(err)
 	}
-	reader.Must(http.StatusUnauthorized, "GET", "/v1/workspaces", nil)
+	withExpired := inst.Client(t)
+	withExpired.Token = expiring["key"].(string)
+	withExpired.Must(http.StatusUnauthorized, "GET", "/v1/workspaces", nil)
+	reader.Must(http.StatusOK, "GET", "/v1/workspaces", nil)
 
 	// Secrets stay secret: not in the event log, not in the process log.
 	var n int

@@ -43,6 +43,7 @@ type instance struct {
 	revocations *projections.RevocationSet
 	checkpoints *projections.Checkpoints
 	readModels  *redis.ReadModels // nil without Redis
+	readCache   *projections.ReadCache
 	projectors  []projections.Projector
 	router      *message.Router
 	agents      []*projections.Agent
@@ -151,9 +152,10 @@ func newStore(db *sqlx.DB, notifier *eventstore.Notifier, m *metrics.Metrics) (*
 		eventstore.WithAppendHook(func(r eventstore.AppendResult) { m.ObserveAppend(len(r.Events)) }))
 }
 
-// newQueries builds the query handlers. With Redis configured, the hottest
-// reads are served from the Redis read models whenever they can answer
-// exactly as SQL would.
+// newQueries builds the query handlers. The hottest reads are answered
+// from this instance's memory (the read cache, kept exact by the pipeline)
+// and, when it cannot, with Redis configured, from the Redis read models
+// whenever they can answer exactly as SQL would.
 func (in *instance) newQueries(ctx context.Context) (queries.Queries, error) {
 	in.checkpoints = projections.NewCheckpoints(in.db.DB, in.cfg.ReadYourWritesTimeout)
 	readModels, options, err := newRedisReadModels(ctx, in.caches, in.store, in.cfg, in.metrics, in.logger)
@@ -161,11 +163,20 @@ func (in *instance) newQueries(ctx context.Context) (queries.Queries, error) {
 		return queries.Queries{}, err
 	}
 	in.readModels = readModels
-	return queries.New(in.db, in.checkpoints, append(options, queries.WithWaitTimeout(in.cfg.ReadYourWritesTimeout))...)
+	if in.readCache, err = projections.NewReadCache(projections.ReadCacheConfig{Head: in.store.Tip}); err != nil {
+		return queries.Queries{}, err
+	}
+	in.metrics.WatchReadCache(func() metrics.ReadCacheState {
+		st := in.readCache.Stats()
+		return metrics.ReadCacheState{Hits: st.Hits, Misses: st.Misses, Behind: st.Behind, Entries: st.Entries, Bytes: st.Bytes}
+	})
+	options = append(options, queries.WithWaitTimeout(in.cfg.ReadYourWritesTimeout), queries.WithCache(in.readCache, in.checkpoints))
+	return queries.New(in.db, in.checkpoints, options...)
 }
 
 // newPipeline builds the event pipeline: one gap-safe tail of the log per
-// instance feeds the live sinks (the revocation set, the SSE hub) and
+// instance feeds the live sinks (the revocation set, the read cache, the
+// SSE hub) and
 // queues every event for two agents, the projectors (every read model in
 // one transaction per batch) and the cognition reactions. Each agent works
 // on one instance at a time (a lease).
@@ -186,7 +197,7 @@ func (in *instance) newPipeline() error {
 	if err != nil {
 		return err
 	}
-	pipeline := projections.NewPipeline(in.logger, in.agents, in.revocations.Handle, in.hub.Handle)
+	pipeline := projections.NewPipeline(in.logger, in.agents, in.revocations.Handle, in.readCache.Handle, in.hub.Handle)
 	in.router.AddConsumerHandler("pipeline", eventstore.Topic, tailer, pipeline.Handle)
 	return nil
 }
