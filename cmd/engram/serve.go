@@ -314,7 +314,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Observe: m.ObserveHTTP, LoginMaxAttempts: cfg.LoginMaxAttempts, LoginWindow: cfg.LoginWindow,
 		ConnContext: sse.ConnContext, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Admission: httpapi.Admission{Concurrency: cfg.CommandConcurrency, Queue: cfg.CommandQueue,
-			QueueTimeout: cfg.CommandQueueTimeout},
+			QueueTimeout: cfg.CommandQueueTimeout, QueueTarget: cfg.CommandQueueTarget},
 	}, httpapi.Application{
 		Commands: cmds, Queries: qs, Tokens: tokens, Idempotency: store, Projections: checkpoints,
 		Revocations: revocations, Counters: counted, Memberships: membershipModels{checkpoints: checkpoints, redis: readModels, timeout: cfg.ReadYourWritesTimeout},
