@@ -100,6 +100,9 @@ type Report struct {
 	Refused        int64   `json:"refused,omitempty"`
 	RefusalLatency Summary `json:"refusal_latency"`
 	Failed         int64   `json:"failed,omitempty"`
+	// SendLag is how late an open-loop run sent its requests after their
+	// scheduled time: the client's own delay, included in every latency.
+	SendLag Summary `json:"send_lag"`
 	Gets           int64   `json:"gets"`
 	GetsPerSec     float64 `json:"gets_per_sec"`
 	GetLatency     Summary `json:"get_latency"`
@@ -242,9 +245,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	conns := o.Concurrency
 	if o.OpenLoop {
-		// Keep the connections of a burst for the next one: an open loop
-		// that dials for most requests measures the dialling.
-		conns = max(conns, int(o.Rate))
+		// Every sender keeps its connection: an open loop that dials for
+		// most requests measures the dialling.
+		conns = max(conns, openLoopSenders)
 	}
 	r := &runner{o: o, api: newAPI(strings.TrimRight(o.URL, "/"), conns), run: randomHex(6), lag: newLagProbes(64)}
 	r.report = &Report{Scenario: o.Scenario, Rate: o.Rate, Concurrency: o.Concurrency, Scope: o.Scope}

@@ -108,8 +108,8 @@ func writeVerdicts(res *benchResults) []verdict {
 		accepted := r.CommandsPerSec / res.Append.CommandsPerSec
 		ok := accepted >= targetAccepted && r.RefusalLatency.P99 <= targetRefusalP99 && r.Failed == 0
 		v := verdict{Measure: overload,
-			Engram: fmt.Sprintf("%.0f/s accepted of %.0f/s offered, %d refused (p99 %s), accepted p99 %s",
-				r.CommandsPerSec, r.Rate, r.Refused, ms(r.RefusalLatency.P99), ms(r.CommandLatency.P99)),
+			Engram: fmt.Sprintf("%.0f/s accepted of %.0f/s offered, %d refused (p99 %s), accepted p99 %s; requests left p99 %s after their scheduled time",
+				r.CommandsPerSec, r.Rate, r.Refused, ms(r.RefusalLatency.P99), ms(r.CommandLatency.P99), ms(r.SendLag.P99)),
 			Limit: fmt.Sprintf("%.0f/s (closed loop, same run)", res.Append.CommandsPerSec),
 			Ratio: ratio(r.CommandsPerSec, res.Append.CommandsPerSec), Target: "≥ 90 %, refusals p99 ≤ 100 ms",
 			Met: yesNo(ok)}
