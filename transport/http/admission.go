@@ -18,10 +18,11 @@ import (
 // for a turn, and the rest are answered at once with 503 and Retry-After.
 //
 // How long a command may wait adapts to the load, in the manner of CoDel
-// (controlled delay): a burst, after which the queue empties again, may
-// wait up to QueueTimeout; a standing queue — one that has not been empty
+// (controlled delay): a burst, after which slots come free again, may wait
+// up to QueueTimeout; a standing queue — no command has found a slot free
 // for standingAfter — means the instance is offered more than it serves,
-// and then a command may wait only QueueTarget. A command whose expected
+// and then a command may wait only QueueTarget, until no command has had
+// to queue for standingAfter. A command whose expected
 // wait, from its place in the queue and the time recent commands held
 // their slot, is more than half of what it may wait is refused at the
 // door rather than after waiting for nothing.
@@ -41,8 +42,9 @@ type Admission struct {
 // unless Admission.QueueTarget says otherwise.
 const DefaultQueueTarget = 50 * time.Millisecond
 
-// standingAfter is how long the queue must have stayed non-empty to count
-// as standing (CoDel's interval): shorter waits are bursts, absorbed.
+// standingAfter is how long every slot must have stayed taken for the queue
+// to count as standing (CoDel's interval): shorter waits are bursts,
+// absorbed.
 const standingAfter = 100 * time.Millisecond
 
 // holdWeight is the weight of the latest command in the running average of
@@ -59,8 +61,10 @@ type admission struct {
 
 	mu      sync.Mutex
 	waiting int
-	// emptyAt is when the queue was last seen empty.
-	emptyAt time.Time
+	// freeAt is when a command last found a slot free, queuedAt when one
+	// last found none; standing tells a standing queue from a burst.
+	freeAt, queuedAt time.Time
+	standing         bool
 	// hold is the running average of the time a command holds its slot.
 	hold time.Duration
 
@@ -99,7 +103,7 @@ func (a *admission) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		select {
 		case a.slots <- struct{}{}:
-			a.sawEmpty()
+			a.sawFree()
 		default:
 			if !a.wait(c) {
 				return a.refuse(c)
@@ -114,11 +118,14 @@ func (a *admission) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// sawEmpty records that a command found a slot without queueing.
-func (a *admission) sawEmpty() {
+// sawFree records that a command found a slot free. A queue stops standing
+// once no command has had to queue for standingAfter: one free slot in an
+// overload does not make it a burst again.
+func (a *admission) sawFree() {
 	a.mu.Lock()
-	if a.waiting == 0 {
-		a.emptyAt = a.now()
+	a.freeAt = a.now()
+	if a.standing && a.freeAt.Sub(a.queuedAt) > standingAfter {
+		a.standing = false
 	}
 	a.mu.Unlock()
 }
@@ -140,12 +147,14 @@ func (a *admission) held(d time.Duration) {
 func (a *admission) enqueue() (time.Duration, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
-	if a.waiting == 0 {
-		a.emptyAt = now
+	// The queue stands once no command has found a slot free for
+	// standingAfter: emptied by refusals and timeouts, it still stands.
+	a.queuedAt = a.now()
+	if a.queuedAt.Sub(a.freeAt) > standingAfter {
+		a.standing = true
 	}
 	limit := a.timeout
-	if now.Sub(a.emptyAt) > standingAfter {
+	if a.standing {
 		limit = a.target
 	}
 	expected := time.Duration(a.waiting+1) * a.hold / time.Duration(cap(a.slots))
@@ -163,9 +172,6 @@ func (a *admission) enqueue() (time.Duration, bool) {
 func (a *admission) dequeue() {
 	a.mu.Lock()
 	a.waiting--
-	if a.waiting == 0 {
-		a.emptyAt = a.now()
-	}
 	a.mu.Unlock()
 }
 

@@ -101,7 +101,8 @@ func TestAdmissionStandingQueue(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	adm := newAdmission(Admission{Concurrency: 1, Queue: 8, QueueTimeout: 5 * time.Second, QueueTarget: 30 * time.Millisecond})
 	adm.now = clock.Now
-	adm.slots <- struct{}{} // the only slot is taken
+	adm.slots <- struct{}{} // the only slot is taken, free when taken
+	adm.sawFree()
 	adm.held(5 * time.Millisecond)
 	e := echo.New()
 	e.Use(adm.admit)
@@ -113,12 +114,13 @@ func TestAdmissionStandingQueue(t *testing.T) {
 		return rec.Code, time.Since(start)
 	}
 
-	// A burst: the queue was empty, the first command may wait 5 s.
+	// A burst: a slot was free just now, the first command may wait 5 s.
 	burst := make(chan int, 1)
 	go func() { code, _ := post(); burst <- code }()
 	waitUntil(t, func() bool { return adm.queued() == 1 })
 
-	// The queue stands: the next one waits 30 ms at most.
+	// No slot has been free for a while: the queue stands, the next one
+	// waits 30 ms at most.
 	clock.Advance(2 * standingAfter)
 	code, took := post()
 	if code != http.StatusServiceUnavailable || took < 30*time.Millisecond || took > 4*time.Second {
@@ -145,6 +147,26 @@ func TestAdmissionStandingQueue(t *testing.T) {
 	if n := adm.queued(); n != 0 {
 		t.Fatalf("%d still counted as waiting", n)
 	}
+
+	// A slot free for a moment does not end a standing queue; a while
+	// without queueing does.
+	if code, _ := post(); code != http.StatusNoContent {
+		t.Fatalf("a command on a free slot: %d, want 204", code)
+	}
+	if !adm.isStanding() {
+		t.Fatal("one free slot ended the standing queue")
+	}
+	clock.Advance(2 * standingAfter)
+	if code, _ := post(); code != http.StatusNoContent || adm.isStanding() {
+		t.Fatalf("after a while without queueing: %d, standing %v; want 204 and a burst again", code, adm.isStanding())
+	}
+}
+
+// isStanding reports whether the queue counts as standing.
+func (a *admission) isStanding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.standing
 }
 
 // queued is how many commands wait for a slot.
