@@ -102,10 +102,13 @@ type Report struct {
 	Failed         int64   `json:"failed,omitempty"`
 	// SendLag is how late an open-loop run sent its requests after their
 	// scheduled time: the client's own delay, included in every latency.
-	SendLag Summary `json:"send_lag"`
-	Gets           int64   `json:"gets"`
-	GetsPerSec     float64 `json:"gets_per_sec"`
-	GetLatency     Summary `json:"get_latency"`
+	// RefusalServed is the refusals' latency without it, from the moment
+	// each was sent.
+	SendLag       Summary `json:"send_lag"`
+	RefusalServed Summary `json:"refusal_served"`
+	Gets          int64   `json:"gets"`
+	GetsPerSec    float64 `json:"gets_per_sec"`
+	GetLatency    Summary `json:"get_latency"`
 	// ProjectionLag is the time from a POST's answer to the answer of a
 	// read that asked for its position (Engram-Min-Position).
 	ProjectionLag Summary `json:"projection_lag"`

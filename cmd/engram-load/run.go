@@ -29,6 +29,7 @@ type workerResult struct {
 	// Open loop only.
 	offered, refused, failed int64
 	refusal                  histogram
+	refusalServed            histogram // refusals from the moment they were sent
 	sendLag                  histogram // sent after the scheduled time by
 }
 
@@ -73,7 +74,7 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 
 	rep.ProjectionLag, rep.LagSkipped, rep.LagFailed = r.lag.wait()
 	var acked []ack
-	var cmd, get, refusals, sendLag histogram
+	var cmd, get, refusals, refusalsServed, sendLag histogram
 	for _, w := range results {
 		cmd.merge(&w.cmd)
 		get.merge(&w.get)
@@ -85,9 +86,10 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 		rep.Refused += w.refused
 		rep.Failed += w.failed
 		refusals.merge(&w.refusal)
+		refusalsServed.merge(&w.refusalServed)
 		sendLag.merge(&w.sendLag)
 	}
-	rep.RefusalLatency, rep.SendLag = refusals.summary(), sendLag.summary()
+	rep.RefusalLatency, rep.RefusalServed, rep.SendLag = refusals.summary(), refusalsServed.summary(), sendLag.summary()
 	rep.Drained = r.drain(ctx, subs, acked)
 	hook("drained")
 	after := sample()
@@ -260,10 +262,10 @@ func (r *runner) worker(ctx context.Context, w int, deadline time.Time, tokens <
 // server holds every one of them.
 const openLoopSenders = 512
 
-// openLoop posts at o.Rate until deadline, round robin over the
-// conversations, from openLoopSenders connections opened before the window,
-// and sorts the answers into accepted (201), refused for overload (503,
-// 429) and failed. Every latency is taken from the scheduled send time, and
+// openLoop posts at o.Rate until deadline (or GETs, in the get scenario),
+// round robin over the conversations, from openLoopSenders connections
+// opened before the window, and sorts the answers into accepted (201, or
+// 200 for a GET), refused for overload (503, 429) and failed. Every latency is taken from the scheduled send time, and
 // how late each request left after it is recorded too: a client that falls
 // behind its own schedule shows there, not as the server's.
 func (r *runner) openLoop(ctx context.Context, deadline time.Time) []*workerResult {
@@ -286,7 +288,7 @@ func (r *runner) openLoop(ctx context.Context, deadline time.Time) []*workerResu
 					continue
 				}
 				res.sendLag.record(time.Since(scheduled))
-				r.offer(ctx, int(next.Add(1)-1)%len(r.convs), scheduled, res)
+				r.offer(ctx, int(next.Add(1)-1)%max(len(r.convs), 1), scheduled, res)
 			}
 		})
 	}
@@ -294,19 +296,31 @@ func (r *runner) openLoop(ctx context.Context, deadline time.Time) []*workerResu
 	return results
 }
 
-// offer sends one POST of an open-loop run and sorts its answer.
+// offer sends one request of an open-loop run — a POST, or the get
+// scenario's GET — and sorts its answer.
 func (r *runner) offer(ctx context.Context, conv int, scheduled time.Time, res *workerResult) {
 	res.offered++
-	path := "/v1/conversations/" + r.convs[conv] + "/messages"
-	ans, err := r.api.call(ctx, "POST messages", http.MethodPost, path, r.writer(conv).token, r.message(conv))
+	sent := time.Now()
+	var ans answer
+	var err error
+	if r.o.Scenario == scenarioGet {
+		ans, err = r.api.call(ctx, "GET "+r.o.Path, http.MethodGet, r.o.Path, "", nil)
+	} else {
+		path := "/v1/conversations/" + r.convs[conv] + "/messages"
+		ans, err = r.api.call(ctx, "POST messages", http.MethodPost, path, r.writer(conv).token, r.message(conv))
+	}
 	took := time.Since(scheduled)
 	switch {
+	case err == nil && ans.status == http.StatusOK:
+		res.get.record(took)
+		res.gets++
 	case err == nil && ans.status == http.StatusCreated:
 		res.cmd.record(took)
 		res.commands++
 		res.acked = append(res.acked, ack{pos: ans.position(), conv: conv})
 	case err == nil && (ans.status == http.StatusServiceUnavailable || ans.status == http.StatusTooManyRequests):
 		res.refusal.record(took)
+		res.refusalServed.record(time.Since(sent))
 		res.refused++
 	default:
 		res.failed++
