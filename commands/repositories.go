@@ -29,6 +29,9 @@ type repositories struct {
 	// workspaceOfConversation remembers each conversation's workspace,
 	// which never changes.
 	workspaceOfConversation *aggregateCache[string]
+	// workspaceAccess remembers the latest known state of workspaces, to
+	// authorize conversation commands without reading the workspace.
+	workspaceAccess *aggregateCache[workspaceAccess]
 }
 
 func newRepositories(store EventStore) (*repositories, error) {
@@ -43,6 +46,7 @@ func newRepositories(store EventStore) (*repositories, error) {
 		sessions:                repositoryOf(store, catalog.Sessions),
 		apiKeys:                 repositoryOf(store, catalog.APIKeys),
 		workspaceOfConversation: newAggregateCache[string](100_000),
+		workspaceAccess:         newAggregateCache[workspaceAccess](10_000),
 	}, nil
 }
 
@@ -57,17 +61,80 @@ func (r *repositories) authorizeInWorkspace(ctx context.Context, actor access.Ac
 	if err := validID("workspace_id", workspaceID); err != nil {
 		return WorkspaceState{}, err
 	}
-	ws, err := r.workspaces.load(ctx, workspaceID)
+	wa, err := r.readWorkspace(ctx, workspaceID)
 	if err != nil {
 		return WorkspaceState{}, err
 	}
-	state := workspaceState(ws)
-	r.workspaces.release(workspaceID, ws)
-	role := state.Members[actor.UserID]
-	if err := access.CheckWorkspace(actor, action, role); err != nil {
+	if err := access.CheckWorkspace(actor, action, wa.state.Members[actor.UserID]); err != nil {
 		return WorkspaceState{}, err
 	}
-	return state, nil
+	return wa.state, nil
+}
+
+// workspaceAccess is a workspace's state as of a version, on which
+// commands in the workspace are authorized.
+type workspaceAccess struct {
+	state   WorkspaceState
+	version int
+	// fresh is set when the state was read from the workspace's stream
+	// for this command.
+	fresh bool
+}
+
+// guard is the condition under which a command authorized on wa may be
+// appended: the workspace is still at wa's version.
+func (wa workspaceAccess) guard() eventstore.Guard {
+	return eventstore.Guard{StreamID: workspace.StreamID(wa.state.ID), Version: wa.version}
+}
+
+// check asks the policy whether actor may do action in an active workspace.
+func (wa workspaceAccess) check(actor access.Actor, action access.Action) error {
+	if err := access.CheckWorkspace(actor, action, wa.state.Members[actor.UserID]); err != nil {
+		return err
+	}
+	return requireActive(wa.state)
+}
+
+// readWorkspace reads a workspace's latest state and remembers it.
+func (r *repositories) readWorkspace(ctx context.Context, workspaceID string) (workspaceAccess, error) {
+	ws, err := r.workspaces.load(ctx, workspaceID)
+	if err != nil {
+		return workspaceAccess{}, err
+	}
+	wa := workspaceAccess{state: workspaceState(ws), version: ws.Version(), fresh: true}
+	r.workspaces.release(workspaceID, ws)
+	r.rememberWorkspace(wa)
+	return wa, nil
+}
+
+// rememberWorkspace keeps wa as the workspace's latest known state, unless
+// a later one is known already.
+func (r *repositories) rememberWorkspace(wa workspaceAccess) {
+	newer := false
+	r.workspaceAccess.peek(wa.state.ID, func(known workspaceAccess) { newer = known.version > wa.version })
+	if !newer {
+		wa.fresh = false
+		r.workspaceAccess.put(wa.state.ID, wa)
+	}
+}
+
+// authorizeCached asks the policy whether actor may do action in the
+// workspace, on its latest known state when fresh is false — the caller's
+// append is then guarded on that state's version — and on its stream
+// otherwise. A refusal is only given on a state read from the stream.
+func (r *repositories) authorizeCached(ctx context.Context, actor access.Actor, action access.Action,
+	workspaceID string, fresh bool) (workspaceAccess, error) {
+	if !fresh {
+		var wa workspaceAccess
+		if r.workspaceAccess.peek(workspaceID, func(known workspaceAccess) { wa = known }) && wa.check(actor, action) == nil {
+			return wa, nil
+		}
+	}
+	wa, err := r.readWorkspace(ctx, workspaceID)
+	if err != nil {
+		return workspaceAccess{}, err
+	}
+	return wa, wa.check(actor, action)
 }
 
 // validID rejects identifiers that cannot name anything (every id is a
@@ -77,24 +144,6 @@ func validID(field, id string) error {
 		return domain.Errorf(domain.CodeNotFound, "%s not found", strings.TrimSuffix(field, "_id"))
 	}
 	return nil
-}
-
-// authorizeConversation asks the policy whether actor may do action in the
-// conversation's workspace, which must not be archived (CodeConflict). It
-// returns the workspace's id.
-func (r *repositories) authorizeConversation(ctx context.Context, actor access.Actor, action access.Action, conversationID string) (string, error) {
-	workspaceID, err := r.workspaceOf(ctx, conversationID)
-	if err != nil {
-		return "", err
-	}
-	ws, err := r.authorizeInWorkspace(ctx, actor, action, workspaceID)
-	if err != nil {
-		return "", err
-	}
-	if err := requireActive(ws); err != nil {
-		return "", err
-	}
-	return workspaceID, nil
 }
 
 // requireActive refuses a change in an archived workspace.
@@ -126,28 +175,53 @@ func (r *repositories) workspaceOf(ctx context.Context, conversationID string) (
 }
 
 // inConversation runs a command on a conversation for actor: the policy of
-// the conversation's workspace is asked first, then decide runs through the
-// conversation's writer, after the If-Match check.
+// the conversation's workspace (which must not be archived: CodeConflict)
+// is asked first, then decide runs through the conversation's writer,
+// after the If-Match check.
+//
+// The policy is asked on the workspace's latest known state, without a
+// read, and the command's events are appended only if the workspace is
+// still at that state's version (a guard in the same statement): a member
+// removed, or a workspace archived, on any instance is refused from the
+// next command on. When the workspace has moved on, or when the command
+// failed or wrote nothing on a state not read for it, the command is
+// decided again on the workspace read from its stream.
 func (r *repositories) inConversation(ctx context.Context, actor access.Actor, action access.Action,
 	id string, ifMatch *int, decide func(*conversation.Conversation) error, opts ...eventstore.AppendOption) (ConversationResult, error) {
-	if _, err := r.authorizeConversation(ctx, actor, action, id); err != nil {
-		return ConversationResult{}, err
-	}
-	var state ConversationState
-	w, err := r.conversations.update(withActor(ctx, actor.UserID), id, func(c *conversation.Conversation) error {
-		if err := checkIfMatch(ifMatch, c.Version()); err != nil {
-			return err
-		}
-		if err := decide(c); err != nil {
-			return err
-		}
-		state = conversationState(c)
-		return nil
-	}, opts...)
+	workspaceID, err := r.workspaceOf(ctx, id)
 	if err != nil {
 		return ConversationResult{}, err
 	}
-	return ConversationResult{Conversation: state, Written: w}, nil
+	ctx = withActor(ctx, actor.UserID)
+	fresh := false
+	for {
+		wa, err := r.authorizeCached(ctx, actor, action, workspaceID, fresh)
+		if err != nil {
+			return ConversationResult{}, err
+		}
+		var state ConversationState
+		w, err := r.conversations.updateIf(ctx, id, wa.guard(), func(c *conversation.Conversation) error {
+			if err := checkIfMatch(ifMatch, c.Version()); err != nil {
+				return err
+			}
+			if err := decide(c); err != nil {
+				return err
+			}
+			state = conversationState(c)
+			return nil
+		}, opts...)
+		switch {
+		case errors.Is(err, eventstore.ErrGuardChanged):
+		case err == nil && len(w.Events) > 0:
+			return ConversationResult{Conversation: state, Written: w}, nil // the guard held
+		case wa.fresh || ctx.Err() != nil:
+			if err != nil {
+				return ConversationResult{}, err
+			}
+			return ConversationResult{Conversation: state, Written: w}, nil
+		}
+		fresh = true
+	}
 }
 
 // inWorkspace runs a command on a workspace for actor through the
@@ -175,6 +249,9 @@ func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, acti
 	}, opts...)
 	if err != nil {
 		return WorkspaceResult{}, err
+	}
+	if len(w.Events) > 0 {
+		r.rememberWorkspace(workspaceAccess{state: state, version: w.Version})
 	}
 	return WorkspaceResult{Workspace: state, Written: w}, nil
 }

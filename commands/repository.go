@@ -88,6 +88,9 @@ type job[T any] struct {
 	opts     []eventstore.AppendOption
 	alone    bool // appended on its own: claims or an idempotency key
 	recorded int  // events decided in the current round
+	// guard, when set, is the other stream's version the command was
+	// decided on (see updateIf).
+	guard eventstore.Guard
 
 	result Written
 	err    error
@@ -101,6 +104,17 @@ type job[T any] struct {
 // caller gives up.
 func (r *repository[T]) update(ctx context.Context, id string, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
 	return r.submit(ctx, id, &job[T]{decide: decide, opts: opts})
+}
+
+// updateIf is update for a command decided on another stream as of a
+// version — authorized on a workspace's members, say — without reading that
+// stream: its events are appended only if the other stream is still at that
+// version, checked by the statement that appends them. It fails with
+// eventstore.ErrGuardChanged when the other stream has moved on; the caller
+// then reads it and decides again. Commands of one guard, and unguarded
+// ones, still share their stream's appends.
+func (r *repository[T]) updateIf(ctx context.Context, id string, guard eventstore.Guard, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, guard: guard, opts: opts})
 }
 
 // upsert is update for a stream that may not exist yet: decide then sees an
@@ -231,10 +245,26 @@ func (r *repository[T]) decideAndAppend(id string, w *writer[T], round []*job[T]
 		if round[0].alone {
 			appendCtx, opts = round[0].ctx, round[0].opts
 		}
+		if guard, ok := roundGuard(round); ok {
+			opts = append(opts[:len(opts):len(opts)], eventstore.WithGuard(guard))
+		}
 		res, err := r.store.Append(appendCtx, eventstore.Stream{ID: streamID, Type: r.streamType}, base, events, eventstore.Metadata{}, opts...)
 		if errors.Is(err, eventstore.ErrConcurrency) {
 			// Another instance wrote first: decide again on what it wrote.
 			w.agg, fresh = nil, false
+			continue
+		}
+		if errors.Is(err, eventstore.ErrGuardChanged) {
+			// The guarded commands were decided on an old state of another
+			// stream: their callers decide them again on its new state. The
+			// others are decided again here, on an aggregate without the
+			// events that were not written.
+			w.agg, fresh = nil, false
+			for _, j := range round {
+				if j.guard != (eventstore.Guard{}) {
+					j.finish(Written{}, err)
+				}
+			}
 			continue
 		}
 		if err != nil {
@@ -249,6 +279,17 @@ func (r *repository[T]) decideAndAppend(id string, w *writer[T], round []*job[T]
 		r.answer(round, base, res)
 		return
 	}
+}
+
+// roundGuard returns the guard of a round's guarded commands, which all
+// share one (see writers.next).
+func roundGuard[T any](round []*job[T]) (eventstore.Guard, bool) {
+	for _, j := range round {
+		if j.guard != (eventstore.Guard{}) {
+			return j.guard, true
+		}
+	}
+	return eventstore.Guard{}, false
 }
 
 // createRound appends a new aggregate's events with NoStream expected: the
@@ -492,8 +533,8 @@ func (ws *writers[T]) evictLocked() {
 }
 
 // next takes the writer's next round: the queued commands that can share
-// one append, or one that must be appended alone. It returns nil, and
-// stops the writer, when the queue is empty.
+// one append — with one guard at most — or one that must be appended
+// alone. It returns nil, and stops the writer, when the queue is empty.
 func (ws *writers[T]) next(w *writer[T]) []*job[T] {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
@@ -503,7 +544,14 @@ func (ws *writers[T]) next(w *writer[T]) []*job[T] {
 	}
 	n := 1
 	if !w.queue[0].alone {
+		guard := w.queue[0].guard
 		for n < len(w.queue) && n < roundSize && !w.queue[n].alone {
+			if g := w.queue[n].guard; g != (eventstore.Guard{}) {
+				if guard != (eventstore.Guard{}) && g != guard {
+					break
+				}
+				guard = g
+			}
 			n++
 		}
 	}

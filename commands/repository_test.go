@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,4 +251,79 @@ func TestUpdateNotFoundAndCreateClash(t *testing.T) {
 	if _, err := r.create(t.Context(), id, c); !errors.Is(err, eventstore.ErrConcurrency) {
 		t.Fatalf("create over an existing stream: %v, want ErrConcurrency", err)
 	}
+}
+
+// A guarded command is appended only while the stream it was decided on is
+// at its version. Queued with an unguarded one, a stale guard fails alone:
+// the other is decided again without it and appended.
+func TestUpdateIfFailsOnlyTheStaleGuard(t *testing.T) {
+	store := newMemStore()
+	r, id := newConversationRepo(t, store)
+	other := "workspace-" + newID() // what the guarded commands were decided on
+	store.write(t, other, conversation.Archived{})
+	stale := eventstore.Guard{StreamID: other, Version: 0}
+	current := eventstore.Guard{StreamID: other, Version: 1}
+	postIf := func(guard eventstore.Guard, content string) (Written, error) {
+		return r.updateIf(t.Context(), id, guard, func(c *conversation.Conversation) error {
+			return c.PostMessage(newID(), "u", conversation.RoleUser, content, nil)
+		})
+	}
+
+	// The first append waits until the next two commands are queued.
+	hold := make(chan struct{})
+	store.beforeAppend = func(string) {
+		store.beforeAppend = nil
+		<-hold
+	}
+	first := make(chan error, 1)
+	go func() { _, err := postIf(current, "first"); first <- err }()
+	type outcome struct {
+		w   Written
+		err error
+	}
+	staleDone, plainDone := make(chan outcome, 1), make(chan outcome, 1)
+	waitQueued := func(n int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for queued(r, id) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d commands queued, want %d", queued(r, id), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go func() { w, err := postIf(stale, "stale"); staleDone <- outcome{w, err} }()
+	waitQueued(1)
+	go func() { w, err := post(r, t.Context(), id, newID()); plainDone <- outcome{w, err} }()
+	waitQueued(2)
+	close(hold)
+
+	if err := <-first; err != nil {
+		t.Fatalf("guard on the current version: %v", err)
+	}
+	if o := <-staleDone; !errors.Is(o.err, eventstore.ErrGuardChanged) {
+		t.Fatalf("guard on an old version: %v, want ErrGuardChanged", o.err)
+	}
+	o := <-plainDone
+	if o.err != nil || o.w.Version != 3 {
+		t.Fatalf("the unguarded command of the same round: %+v, %v; want version 3", o.w, o.err)
+	}
+	events, _ := store.ReadStream(t.Context(), conversation.StreamID(id), 0)
+	for _, e := range events {
+		if strings.Contains(string(e.Data), `"stale"`) {
+			t.Fatalf("the stale command's message was written: %s", e.Data)
+		}
+	}
+	if len(events) != 3 {
+		t.Fatalf("%d events, want the creation and two messages", len(events))
+	}
+}
+
+// queued is how many commands wait for the writer of conversation id.
+func queued(r *repository[*conversation.Conversation], id string) int {
+	r.writers.mu.Lock()
+	defer r.writers.mu.Unlock()
+	if w, ok := r.writers.m[conversation.StreamID(id)]; ok {
+		return len(w.queue)
+	}
+	return 0
 }

@@ -28,6 +28,10 @@ import (
 // the statement that cannot tell which append clashed is rolled back and
 // its appends are written one by one.
 //
+// A guarded append (WithGuard) stays in its group's statement: each row
+// carries its append's guard, and the statement inserts the rows of the
+// appends whose guard holds. One whose guard failed fails alone.
+//
 // Hash chains and expected versions are untouched by grouping: every append
 // is prepared (hashed against its stream's head) before it is queued, and
 // the unique (stream_id, stream_version) key still decides who wins. All
@@ -191,14 +195,11 @@ func (s *Store) writeGroup(ctx context.Context, group []*pendingAppend) ([]error
 			plain = append(plain, i)
 		}
 	}
-	outcomes := make([]error, len(group))
 	if len(special) == 0 {
 		// One statement is one transaction: one round trip for the group.
-		if err := s.insertGroup(ctx, s.db, group); err != nil {
-			return nil, err
-		}
-		return outcomes, nil
+		return s.insert(ctx, s.db, group)
 	}
+	outcomes := make([]error, len(group))
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: begin: %w", err)
@@ -219,19 +220,23 @@ func (s *Store) writeGroup(ctx context.Context, group []*pendingAppend) ([]error
 		for k, i := range plain {
 			plainGroup[k] = group[i]
 		}
-		clash, err := savepoint(ctx, tx, "plain", func() error { return s.insertGroup(ctx, tx, plainGroup) })
+		var plainOutcomes []error
+		clash, err := savepoint(ctx, tx, "plain", func() (err error) {
+			plainOutcomes, err = s.insert(ctx, tx, plainGroup)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		if clash != nil {
+		for k, i := range plain {
+			if clash == nil {
+				outcomes[i] = plainOutcomes[k]
+				continue
+			}
 			// One of them clashed: each tries again on its own.
-			for _, i := range plain {
-				p := group[i]
-				if outcomes[i], err = savepoint(ctx, tx, "append", func() error {
-					return s.insertEvents(ctx, tx, insertStatement(len(p.stored)), p.args, p.stored)
-				}); err != nil {
-					return nil, err
-				}
+			p := group[i]
+			if outcomes[i], err = savepoint(ctx, tx, "append", func() error { return s.insertOne(ctx, tx, p) }); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -273,32 +278,8 @@ func savepoint(ctx context.Context, tx *sqlx.Tx, name string, fn func() error) (
 // isRefusal reports whether err is an append's own refusal, which fails
 // that append and no other.
 func isRefusal(err error) bool {
-	return errors.Is(err, ErrConcurrency) || errors.Is(err, ErrClaimed) || errors.Is(err, ErrIdempotencyKeyUsed)
-}
-
-// insertGroup inserts the rows of every append of group in one statement.
-func (s *Store) insertGroup(ctx context.Context, q queryer, group []*pendingAppend) error {
-	var rows int
-	for _, p := range group {
-		rows += len(p.stored)
-	}
-	args := make([]any, 0, rows*eventCols)
-	stored := make([]Event, 0, rows)
-	for _, p := range group {
-		args = append(args, p.args...)
-		stored = append(stored, p.stored...)
-	}
-	if err := s.insertEvents(ctx, q, insertStatement(rows), args, stored); err != nil {
-		return err
-	}
-	k := 0
-	for _, p := range group {
-		for i := range p.stored {
-			p.stored[i].GlobalPosition, p.stored[i].TxID = stored[k].GlobalPosition, stored[k].TxID
-			k++
-		}
-	}
-	return nil
+	return errors.Is(err, ErrConcurrency) || errors.Is(err, ErrClaimed) || errors.Is(err, ErrIdempotencyKeyUsed) ||
+		errors.Is(err, ErrGuardChanged)
 }
 
 // PendingAppends returns how many appends wait for a committer: zero when

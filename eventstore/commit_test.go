@@ -4,11 +4,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/test/pgtest"
@@ -42,23 +44,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Keep the only committer busy: its append waits for a key that an
-	// open transaction holds.
-	blocker, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = blocker.Rollback() }()
-	if _, err := blocker.ExecContext(ctx, `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, position)
-		VALUES ('u1', 'held', 'h', 0, ''::bytea, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan error, 1)
-	go func() {
-		_, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("held"))
-		first <- err
-	}()
-	waitFor(t, func() bool { return waitingOnLock(t, db.DB) })
+	release := holdCommitter(t, db, s, "held")
 
 	type outcome struct {
 		name string
@@ -95,12 +81,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 		})
 	}
 	waitFor(t, func() bool { return s.PendingAppends() == len(appends) })
-	if err := blocker.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-first; err != nil {
-		t.Fatalf("the committer's own append: %v", err)
-	}
+	release()
 	wg.Wait()
 	close(outcomes)
 
@@ -147,6 +128,140 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	}
 	if len(all) != 2+1+1+4 { // before, the committer's own, the group's four
 		t.Fatalf("%d events in the log, want 8", len(all))
+	}
+}
+
+// holdCommitter keeps the store's only committer busy until release: its
+// append, made with an idempotency key (scope u1), waits for that key,
+// which an open transaction holds.
+func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (release func()) {
+	t.Helper()
+	blocker, err := db.BeginTxx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = blocker.Rollback() })
+	if _, err := blocker.ExecContext(t.Context(), `INSERT INTO idempotency_keys (scope, key, request_hash, status, response, position)
+		VALUES ('u1', $1, 'h', 0, ''::bytea, 0)`, key); err != nil {
+		t.Fatal(err)
+	}
+	held := eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
+		Render: func(r eventstore.AppendResult) (int, []byte, error) { return 201, []byte(`{}`), nil }})
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}, held)
+		first <- err
+	}()
+	waitFor(t, func() bool { return waitingOnLock(t, db.DB) })
+	return func() {
+		t.Helper()
+		if err := blocker.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-first; err != nil {
+			t.Fatalf("the committer's own append: %v", err)
+		}
+	}
+}
+
+// Guarded appends share their group's statement: the one whose guarded
+// stream moved past its version fails alone with ErrGuardChanged and writes
+// nothing — not its events, not its idempotency key — while the others,
+// guarded on the current version or not guarded, are committed.
+func TestGroupCommitChecksEachGuard(t *testing.T) {
+	ctx := t.Context()
+	db := pgtest.New(t)
+	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idem := func(key string) eventstore.AppendOption {
+		return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
+			Render: func(r eventstore.AppendResult) (int, []byte, error) { return 201, []byte(`{}`), nil }})
+	}
+	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
+	two := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)} }
+	ws := stream(uuid.NewString()) // the stream the guards name, at version 2
+	if _, err := s.Append(ctx, ws, 0, two(), eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	stale := eventstore.WithGuard(eventstore.Guard{StreamID: ws.ID, Version: 1})
+	current := eventstore.WithGuard(eventstore.Guard{StreamID: ws.ID, Version: 2})
+
+	// Alone: a guard that holds, then one that no longer does.
+	if _, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, current); err != nil {
+		t.Fatalf("guard on the current version: %v", err)
+	}
+	if _, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, stale); !errors.Is(err, eventstore.ErrGuardChanged) {
+		t.Fatalf("guard on an old version: %v, want ErrGuardChanged", err)
+	}
+
+	// In one group with keys (a transaction, savepoints), then in one of
+	// plain appends only (one statement).
+	appends := map[string]func(st eventstore.Stream) error{
+		"stale": func(st eventstore.Stream) error {
+			_, err := s.Append(ctx, st, 0, two(), eventstore.Metadata{}, stale)
+			return err
+		},
+		"stale-key": func(st eventstore.Stream) error {
+			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, stale, idem("k1"))
+			return err
+		},
+		"current": func(st eventstore.Stream) error {
+			_, err := s.Append(ctx, st, 0, two(), eventstore.Metadata{}, current)
+			return err
+		},
+		"current-key": func(st eventstore.Stream) error {
+			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, current, idem("k2"))
+			return err
+		},
+		"plain": func(st eventstore.Stream) error {
+			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{})
+			return err
+		},
+	}
+	groups := [][]string{{"stale", "stale-key", "current", "current-key", "plain"}, {"stale", "current", "plain"}}
+	for i, group := range groups {
+		release := holdCommitter(t, db, s, fmt.Sprint("held", i))
+		streams := map[string]eventstore.Stream{}
+		errs := make(map[string]error)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, name := range group {
+			st := stream(uuid.NewString())
+			streams[name] = st
+			wg.Go(func() {
+				err := appends[name](st)
+				mu.Lock()
+				errs[name] = err
+				mu.Unlock()
+			})
+		}
+		waitFor(t, func() bool { return s.PendingAppends() == len(group) })
+		release()
+		wg.Wait()
+
+		for name, err := range errs {
+			events, rerr := s.ReadStream(ctx, streams[name].ID, 0)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if strings.HasPrefix(name, "stale") {
+				if !errors.Is(err, eventstore.ErrGuardChanged) || len(events) != 0 {
+					t.Errorf("group %d, %s: %v and %d events, want ErrGuardChanged and none", i, name, err, len(events))
+				}
+				continue
+			}
+			if err != nil || len(events) == 0 || events[0].GlobalPosition == 0 {
+				t.Errorf("group %d, %s: %v, %d events", i, name, err, len(events))
+			}
+		}
+	}
+	if _, found, err := s.IdempotentResponse(ctx, "u1", "k1"); err != nil || found {
+		t.Errorf("the stale append's key was stored (%v): a retry could not use it", err)
+	}
+	if _, found, err := s.IdempotentResponse(ctx, "u1", "k2"); err != nil || !found {
+		t.Errorf("the current append's key: found %v, %v", found, err)
 	}
 }
 

@@ -11,6 +11,12 @@
 // is chained to its predecessor in the stream by a SHA-256 hash, so that any
 // later change to a stored row is detectable with [Store.VerifyStream].
 //
+// An append may also be guarded on another stream ([WithGuard]): it is
+// written only while that stream is still at a given version, checked in
+// the same statement, else it fails with [ErrGuardChanged]. A command
+// authorized on a workspace's members as of a version needs no read of the
+// workspace before it appends: the guard proves the membership current.
+//
 // The table itself refuses UPDATE, DELETE and TRUNCATE through a trigger.
 // [ChainHash] and [VerifyChain] compute and check the chain outside the
 // database, for other stores: eventstore/inmem keeps events in memory with

@@ -20,6 +20,9 @@ var (
 	ErrIdempotencyKeyUsed = errors.New("eventstore: idempotency key already used")
 	// ErrNoEvents means Append was called without events.
 	ErrNoEvents = errors.New("eventstore: no events to append")
+	// ErrGuardChanged means the stream an append was guarded on (see
+	// WithGuard) was no longer at the guard's version. Nothing was written.
+	ErrGuardChanged = errors.New("eventstore: guarded stream changed")
 )
 
 // Version constants for Append's expected version.

@@ -13,13 +13,19 @@ import (
 // NotifyChannel is the PostgreSQL channel on which instances announce appends.
 const NotifyChannel = "engram_events"
 
+// notifyInterval is the least time between two NOTIFYs of one process: under
+// load one statement announces many group commits, and other instances
+// learn of an append at most this much later.
+const notifyInterval = 5 * time.Millisecond
+
 // Notifier wakes tailing readers as soon as events are appended, instead of
 // letting them wait for their next poll. Appends made by this process wake
 // local readers at once; every instance also LISTENs on NotifyChannel, and
 // this process NOTIFYs it after its own appends, coalesced: at most one NOTIFY
-// is in flight at a time and it is sent outside the append's transaction, so
-// appends never queue on PostgreSQL's notification lock. Polling remains the
-// fallback: a lost notification only delays a reader until its next poll.
+// is in flight at a time, at most one every notifyInterval, and it is sent
+// outside the append's transaction, so appends never queue on PostgreSQL's
+// notification lock. Polling remains the fallback: a lost notification only
+// delays a reader until its next poll.
 type Notifier struct {
 	db      *sql.DB
 	connStr string
@@ -103,6 +109,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 				if _, err := n.db.ExecContext(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil && ctx.Err() == nil {
 					n.logger.Debug("event notification not sent", "err", err)
 				}
+				pause := time.NewTimer(notifyInterval)
+				select {
+				case <-ctx.Done():
+				case <-pause.C:
+				}
+				pause.Stop()
 			}
 		}
 	}()

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
@@ -61,12 +62,39 @@ type AppendOption func(*appendOptions)
 type appendOptions struct {
 	claims []Claim
 	idem   *Idempotency
+	guard  *Guard
 }
 
 // WithClaims reserves unique values for the stream in the append's transaction;
 // the append fails with ErrClaimed when one is held by another stream.
 func WithClaims(claims ...Claim) AppendOption {
 	return func(o *appendOptions) { o.claims = append(o.claims, claims...) }
+}
+
+// Guard names another stream and the version it must still be at for an
+// append to be written: the append depends on what that stream said, e.g. a
+// command authorized on a workspace's members as of that version.
+type Guard struct {
+	StreamID string
+	Version  int
+}
+
+// WithGuard makes the append conditional on g, checked in the statement
+// that inserts the events: when g's stream has an event above g's version
+// by then, nothing is written and the append fails with ErrGuardChanged.
+// A guarded append still shares its group's statement and round trip.
+func WithGuard(g Guard) AppendOption {
+	return func(o *appendOptions) { o.guard = &g }
+}
+
+// GuardOf returns the guard that opts set, if any, for other
+// implementations of an append (an in-memory store in tests) to honour.
+func GuardOf(opts ...AppendOption) (Guard, bool) {
+	o := optionsOf(opts)
+	if o.guard == nil {
+		return Guard{}, false
+	}
+	return *o.guard, true
 }
 
 // Append writes events to the end of stream, which must be at expectedVersion
@@ -108,6 +136,7 @@ type pendingAppend struct {
 	args   []any // eventCols values per event, in order
 	claims []Claim
 	idem   *Idempotency
+	guard  *Guard
 
 	err  error
 	done chan struct{}
@@ -140,7 +169,7 @@ func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int,
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 
 	p := &pendingAppend{ctx: ctx, stream: stream, stored: make([]Event, len(events)),
-		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: o.idem}
+		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: o.idem, guard: o.guard}
 	for i, ne := range events {
 		sv := ne.SchemaVersion
 		if sv == 0 {
@@ -176,35 +205,65 @@ func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int,
 	return p, nil
 }
 
-// insertStatement returns the multi-row insert of rows events.
-func insertStatement(rows int) string {
+// insertColumns are the columns an append writes, eventCols of them.
+const insertColumns = `event_id, stream_id, stream_type, stream_version, type,
+		schema_version, data, metadata, recorded_at, prev_hash, hash`
+
+// guardCols is the number of values a guarded insert adds to every row:
+// the guard's stream and version (null for an append without a guard).
+const guardCols = 2
+
+// insertStatement returns the multi-row insert of rows events. A guarded
+// one inserts only the rows whose guard holds: each row carries its
+// append's guard, checked against the events table in the same statement,
+// and the rows it inserted are known by their event ids.
+func insertStatement(rows int, guarded bool) string {
+	cols := eventCols
+	if guarded {
+		cols += guardCols
+	}
 	var values strings.Builder
-	values.Grow(rows * eventCols * 5)
+	values.Grow(rows * cols * 5)
 	for i := range rows {
 		if i > 0 {
 			values.WriteByte(',')
 		}
 		values.WriteByte('(')
-		for c := 1; c <= eventCols; c++ {
+		for c := 1; c <= cols; c++ {
 			if c > 1 {
 				values.WriteByte(',')
 			}
 			values.WriteByte('$')
-			values.WriteString(strconv.Itoa(i*eventCols + c))
+			values.WriteString(strconv.Itoa(i*cols + c))
+			if guarded && i == 0 {
+				// A VALUES list takes its column types from its first row.
+				values.WriteString(guardedTypes[c-1])
+			}
 		}
 		values.WriteByte(')')
 	}
-	return `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type,
-		schema_version, data, metadata, recorded_at, prev_hash, hash)
+	if !guarded {
+		return `INSERT INTO events (` + insertColumns + `)
 		VALUES ` + values.String() + ` RETURNING global_position, tx_id::text`
+	}
+	return `INSERT INTO events (` + insertColumns + `)
+		SELECT ` + insertColumns + ` FROM (VALUES ` + values.String() + `)
+		AS v (` + insertColumns + `, guard_stream, guard_version)
+		WHERE v.guard_stream IS NULL OR NOT EXISTS (SELECT FROM events g
+			WHERE g.stream_id = v.guard_stream AND g.stream_version > v.guard_version)
+		RETURNING global_position, tx_id::text, event_id`
 }
+
+// guardedTypes are the types of a guarded insert's values, in order.
+var guardedTypes = [eventCols + guardCols]string{"::uuid", "::text", "::text", "::integer", "::text",
+	"::integer", "::jsonb", "::jsonb", "::timestamptz", "::bytea", "::bytea", "::text", "::integer"}
 
 // writeAlone writes one append in its own transaction: a single statement
 // when it has no claims and no idempotency key.
 func (s *Store) writeAlone(ctx context.Context, p *pendingAppend) error {
 	if !p.special() {
 		// A single statement is its own transaction: one round trip.
-		return s.insertEvents(ctx, s.db, insertStatement(len(p.stored)), p.args, p.stored)
+		return s.insertOne(ctx, s.db, p)
 	}
 	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.writeSpecial(ctx, tx, p) })
 }
@@ -221,7 +280,7 @@ func (s *Store) writeSpecial(ctx context.Context, tx *sqlx.Tx, p *pendingAppend)
 			return err
 		}
 	}
-	if err := s.insertEvents(ctx, tx, insertStatement(len(p.stored)), p.args, p.stored); err != nil {
+	if err := s.insertOne(ctx, tx, p); err != nil {
 		return err
 	}
 	if p.idem != nil {
@@ -234,29 +293,126 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (s *Store) insertEvents(ctx context.Context, q queryer, insert string, args []any, stored []Event) error {
-	rows, err := q.QueryContext(ctx, insert, args...)
+// insertOne inserts the rows of one append and returns its outcome.
+func (s *Store) insertOne(ctx context.Context, q queryer, p *pendingAppend) error {
+	outcomes, err := s.insert(ctx, q, []*pendingAppend{p})
 	if err != nil {
-		return mapAppendError(err)
+		return err
 	}
-	defer rows.Close()
-	i := 0
-	for rows.Next() {
-		if i >= len(stored) {
-			return errors.New("eventstore: more rows returned than inserted")
+	return outcomes[0]
+}
+
+// insert writes the rows of every append of group in one statement and
+// sets their positions. It returns each append's outcome — nil, or
+// ErrGuardChanged when its guard no longer held — and an error when the
+// statement failed as a whole (nothing of the group was written).
+func (s *Store) insert(ctx context.Context, q queryer, group []*pendingAppend) ([]error, error) {
+	guarded := false
+	rows := 0
+	for _, p := range group {
+		guarded = guarded || p.guard != nil
+		rows += len(p.stored)
+	}
+	cols := eventCols
+	if guarded {
+		cols += guardCols
+	}
+	args := make([]any, 0, rows*cols)
+	for _, p := range group {
+		if !guarded {
+			args = append(args, p.args...)
+			continue
 		}
-		if err := rows.Scan(&stored[i].GlobalPosition, &stored[i].TxID); err != nil {
-			return fmt.Errorf("eventstore: scan position: %w", err)
+		var stream, version any
+		if p.guard != nil {
+			stream, version = p.guard.StreamID, p.guard.Version
 		}
-		i++
+		for i := range p.stored {
+			args = append(args, p.args[i*eventCols:(i+1)*eventCols]...)
+			args = append(args, stream, version)
+		}
+	}
+	res, err := q.QueryContext(ctx, insertStatement(rows, guarded), args...)
+	if err != nil {
+		return nil, mapAppendError(err)
+	}
+	defer res.Close()
+	outcomes := make([]error, len(group))
+	var inserted insertedRows
+	next := func() bool { return inserted.scan(res, guarded) }
+	have := next()
+	for i, p := range group {
+		// The rows come back in the order of the statement, without those
+		// of the appends whose guard failed.
+		if !have || (guarded && !inserted.is(p.stored[0].EventID)) {
+			if p.guard == nil {
+				return nil, inserted.failed(res, "eventstore: the insert returned rows out of order")
+			}
+			outcomes[i] = ErrGuardChanged
+			continue
+		}
+		for k := range p.stored {
+			if !have {
+				return nil, inserted.failed(res, "eventstore: fewer rows returned than inserted")
+			}
+			p.stored[k].GlobalPosition, p.stored[k].TxID = inserted.position, inserted.txID
+			have = next()
+		}
+	}
+	if have {
+		return nil, inserted.failed(res, "eventstore: more rows returned than inserted")
+	}
+	if inserted.err != nil {
+		return nil, inserted.err
+	}
+	if err := res.Err(); err != nil {
+		return nil, mapAppendError(err)
+	}
+	return outcomes, nil
+}
+
+// insertedRows reads the rows an insert returns, one at a time.
+type insertedRows struct {
+	position int64
+	txID     uint64
+	eventID  uuid.UUID
+	err      error
+}
+
+// is reports whether the row read last is the event with the given id.
+func (r *insertedRows) is(eventID string) bool {
+	id, err := uuid.Parse(eventID)
+	return err == nil && id == r.eventID
+}
+
+// scan reads the next row, reporting whether there was one.
+func (r *insertedRows) scan(rows *sql.Rows, withID bool) bool {
+	if r.err != nil || !rows.Next() {
+		return false
+	}
+	var err error
+	if withID {
+		err = rows.Scan(&r.position, &r.txID, &r.eventID)
+	} else {
+		err = rows.Scan(&r.position, &r.txID)
+	}
+	if err != nil {
+		r.err = fmt.Errorf("eventstore: scan position: %w", err)
+		return false
+	}
+	return true
+}
+
+// failed is the error of an insert whose rows do not match the appends,
+// or the error that stopped the reading first.
+func (r *insertedRows) failed(rows *sql.Rows, msg string) error {
+	if r.err != nil {
+		return r.err
 	}
 	if err := rows.Err(); err != nil {
 		return mapAppendError(err)
 	}
-	if i != len(stored) {
-		return fmt.Errorf("eventstore: %d rows returned for %d events", i, len(stored))
-	}
-	return nil
+	return errors.New(msg)
 }
 
 func mapAppendError(err error) error {

@@ -98,7 +98,9 @@ func TestConcurrentRefreshesShareOnePair(t *testing.T) {
 
 // A removed member's very next request is refused, on another instance, in
 // each of 20 trials: the removal's answer waits until the read models that
-// authorize queries have applied it.
+// authorize queries have applied it, and a post — authorized on the
+// membership that instance knew, and guarded on its version — is refused
+// as soon as the removal is committed.
 func TestMemberRemovalIsImmediate(t *testing.T) {
 	a := enginetest.Start(t, enginetest.Options{})
 	b := a.Second(t)
@@ -115,11 +117,16 @@ func TestMemberRemovalIsImmediate(t *testing.T) {
 		for _, path := range reads {
 			member.Must(http.StatusOK, "GET", path, nil, "Engram-Min-Position: "+added.Position())
 		}
+		messages := "/v1/conversations/" + convID + "/messages"
+		member.Must(http.StatusCreated, "POST", messages, map[string]any{"content": "while a member"})
 		owner.Must(http.StatusNoContent, "DELETE", "/v1/workspaces/"+wsID+"/members/"+member.UserID, nil)
 		for _, path := range reads {
 			if r := member.Do("GET", path, nil); r.Status != http.StatusNotFound {
 				t.Fatalf("trial %d: GET %s right after the removal: %d, want 404: %s", trial, path, r.Status, r.Body)
 			}
+		}
+		if r := member.Do("POST", messages, map[string]any{"content": "after the removal"}); r.Status != http.StatusNotFound {
+			t.Fatalf("trial %d: POST message right after the removal: %d, want 404: %s", trial, r.Status, r.Body)
 		}
 		var list struct {
 			Items []struct {

@@ -144,9 +144,12 @@ type benchResults struct {
 	Idle          *Report
 	Rebuild       rebuildResult
 	// OneConversation is 200 posts/s into one conversation, open loop;
-	// Overload an open-loop run at twice the closed-loop append rate.
+	// Overload an open-loop run at twice the closed-loop append rate, and
+	// EchoOverload the bare echo handler driven the same way: the fastest
+	// a refusal can be answered on this machine at that rate.
 	OneConversation *Report
 	Overload        *Report
+	EchoOverload    *Report
 }
 
 type pgbenchResult struct {
@@ -799,6 +802,12 @@ func (b *bench) startServer(ctx context.Context, extra ...string) error {
 // echoBaseline measures the bare echo handler, served by a process of its
 // own (as Engram is), with the same client and concurrency as the GETs.
 func (b *bench) echoBaseline(ctx context.Context, window time.Duration, clients int) (*Report, error) {
+	return b.echo(ctx, Options{Concurrency: clients, Duration: window, Subscribers: -1, Seed: -1})
+}
+
+// echo runs o against the bare echo handler (GET /echo), served by a
+// process of its own for the run.
+func (b *bench) echo(ctx context.Context, o Options) (*Report, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -819,10 +828,14 @@ func (b *bench) echoBaseline(ctx context.Context, window time.Duration, clients 
 	if err != nil {
 		return nil, fmt.Errorf("echo server: %w", err)
 	}
-	base := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-	b.logf("echo: GET %s/echo, %d clients, %s", base, clients, window)
-	rep, err := Run(ctx, Options{URL: base, Scenario: scenarioGet, Path: "/echo", Concurrency: clients,
-		Duration: window, Subscribers: -1, Seed: -1})
+	o.URL = strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	o.Scenario, o.Path = scenarioGet, "/echo"
+	how := fmt.Sprintf("%d clients", o.Concurrency)
+	if o.OpenLoop {
+		how = fmt.Sprintf("open loop at %.0f/s", o.Rate)
+	}
+	b.logf("echo: GET %s/echo, %s, %s", o.URL, how, o.Duration)
+	rep, err := Run(ctx, o)
 	if rep != nil {
 		b.printReport(rep)
 	}

@@ -383,6 +383,9 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 	if res.Echo != nil {
 		p("| bare echo JSON handler, GET, %d clients (same load client) | %.0f req/s | %s |\n", res.Echo.Concurrency, res.Echo.GetsPerSec, latencies(res.Echo.GetLatency))
 	}
+	if e := res.EchoOverload; e != nil {
+		p("| bare echo JSON handler, GET, open loop at %.0f/s (the overload run's rate and client) | %.0f req/s | %s |\n", e.Rate, e.GetsPerSec, latencies(e.GetLatency))
+	}
 
 	p("\n## Engram\n\n")
 	p("| Run | Throughput | Latency | Errors |\n|---|---|---|---|\n")
@@ -408,6 +411,10 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 	}
 	if r := res.Echo64; r != nil {
 		p("| bare echo JSON handler, GET, 64 clients (same load client) | %.0f req/s | %s | %s |\n", r.GetsPerSec, latencies(r.GetLatency), errorList(r))
+	}
+	if r := res.Overload; r != nil {
+		p("| POST message, open loop at %.0f/s (twice the closed loop) | %.0f commands/s accepted; %d refused in %s (%s from the moment each was sent); requests sent %s after their scheduled time | %s | %s |\n",
+			r.Rate, r.CommandsPerSec, r.Refused, latencies(r.RefusalLatency), latencies(r.RefusalServed), latencies(r.SendLag), latencies(r.CommandLatency), errorList(r))
 	}
 	for _, g := range res.Reads {
 		if r := g.Report; r != nil {
@@ -474,7 +481,11 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 	p("the runs mute the assistant, and one run at a moderate rate shows what an answered message\n")
 	p("costs. Between runs the benchmark waits (at most 30 s) for the read models to catch up.\n\n")
 	p("Latencies of paced runs (`-rate`) are measured from the scheduled start of each request, so a\n")
-	p("server that falls behind is not flattered (coordinated omission). POST→SSE delivery is timed from\n")
+	p("server that falls behind is not flattered (coordinated omission). Open-loop runs send from 512\n")
+	p("connections opened before the window, whatever the answers, and report how late each request\n")
+	p("left after its scheduled time (the client's own delay) and the refusals timed from their\n")
+	p("sending; the bare echo handler driven by the same open loop shows what the machine alone adds.\n")
+	p("POST→SSE delivery is timed from\n")
 	p("the send time each message carries in its metadata to the frame's arrival; *lost* counts\n")
 	p("acknowledged messages a connected subscriber never received (subscribers resume with\n")
 	p("`Last-Event-ID` after a disconnect, as EventSource does). Projection lag is the time from a POST's\n")

@@ -100,9 +100,15 @@ type Report struct {
 	Refused        int64   `json:"refused,omitempty"`
 	RefusalLatency Summary `json:"refusal_latency"`
 	Failed         int64   `json:"failed,omitempty"`
-	Gets           int64   `json:"gets"`
-	GetsPerSec     float64 `json:"gets_per_sec"`
-	GetLatency     Summary `json:"get_latency"`
+	// SendLag is how late an open-loop run sent its requests after their
+	// scheduled time: the client's own delay, included in every latency.
+	// RefusalServed is the refusals' latency without it, from the moment
+	// each was sent.
+	SendLag       Summary `json:"send_lag"`
+	RefusalServed Summary `json:"refusal_served"`
+	Gets          int64   `json:"gets"`
+	GetsPerSec    float64 `json:"gets_per_sec"`
+	GetLatency    Summary `json:"get_latency"`
 	// ProjectionLag is the time from a POST's answer to the answer of a
 	// read that asked for its position (Engram-Min-Position).
 	ProjectionLag Summary `json:"projection_lag"`
@@ -244,9 +250,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	conns := o.Concurrency
 	if o.OpenLoop {
-		// Keep the connections of a burst for the next one: an open loop
-		// that dials for most requests measures the dialling.
-		conns = max(conns, int(o.Rate))
+		// Every sender keeps its connection: an open loop that dials for
+		// most requests measures the dialling.
+		conns = max(conns, openLoopSenders)
 	}
 	r := &runner{o: o, api: newAPI(strings.TrimRight(o.URL, "/"), conns), run: randomHex(6), lag: newLagProbes(64)}
 	r.report = &Report{Scenario: o.Scenario, Rate: o.Rate, Concurrency: o.Concurrency, Scope: o.Scope}

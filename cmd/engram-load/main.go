@@ -66,6 +66,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.LagSample, "lag-sample", 0.05, "fraction of POSTs followed by a read with Engram-Min-Position (projection lag)")
 	fs.IntVar(&o.Seed, "seed", -1, "messages per conversation before the window (-1: 20 for read and mixed, else 0)")
 	fs.DurationVar(&o.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last POST")
+	fs.BoolVar(&o.OpenLoop, "open-loop", false, "append at -rate whatever the answers, from 512 connections (an overload test)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a -url that is not a loopback address")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("q", false, "no progress lines")

@@ -23,6 +23,10 @@ func printReport(w io.Writer, r *Report) {
 	if r.Offered > 0 {
 		fmt.Fprintf(w, "open loop  %d offered, %d refused for overload (latency %s), %d failed\n",
 			r.Offered, r.Refused, latencies(r.RefusalLatency), r.Failed)
+		fmt.Fprintf(w, "           sent after the scheduled time by %s\n", latencies(r.SendLag))
+		if r.Refused > 0 {
+			fmt.Fprintf(w, "           refusals from the moment they were sent: %s\n", latencies(r.RefusalServed))
+		}
 	}
 	if r.Unsent > 0 {
 		fmt.Fprintf(w, "behind     %d operations scheduled at %.0f/s were not sent before the window ended\n", r.Unsent, r.Rate)

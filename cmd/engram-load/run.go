@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,8 @@ type workerResult struct {
 	// Open loop only.
 	offered, refused, failed int64
 	refusal                  histogram
+	refusalServed            histogram // refusals from the moment they were sent
+	sendLag                  histogram // sent after the scheduled time by
 }
 
 func (r *runner) execute(ctx context.Context) (*Report, error) {
@@ -52,6 +55,9 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 	defer stopSubs()
 	subs, subsDone := r.subscribe(subsCtx)
 
+	if o.OpenLoop {
+		r.warm(ctx, openLoopSenders)
+	}
 	hook("start")
 	start := sample()
 	r.api.errors = &errorCounts{} // count the window's errors only
@@ -68,7 +74,7 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 
 	rep.ProjectionLag, rep.LagSkipped, rep.LagFailed = r.lag.wait()
 	var acked []ack
-	var cmd, get, refusals histogram
+	var cmd, get, refusals, refusalsServed, sendLag histogram
 	for _, w := range results {
 		cmd.merge(&w.cmd)
 		get.merge(&w.get)
@@ -80,8 +86,10 @@ func (r *runner) execute(ctx context.Context) (*Report, error) {
 		rep.Refused += w.refused
 		rep.Failed += w.failed
 		refusals.merge(&w.refusal)
+		refusalsServed.merge(&w.refusalServed)
+		sendLag.merge(&w.sendLag)
 	}
-	rep.RefusalLatency = refusals.summary()
+	rep.RefusalLatency, rep.RefusalServed, rep.SendLag = refusals.summary(), refusalsServed.summary(), sendLag.summary()
 	rep.Drained = r.drain(ctx, subs, acked)
 	hook("drained")
 	after := sample()
@@ -157,7 +165,7 @@ func (r *runner) work(ctx context.Context, deadline time.Time) []*workerResult {
 		return nil
 	}
 	if o.OpenLoop {
-		return []*workerResult{r.openLoop(ctx, deadline)}
+		return r.openLoop(ctx, deadline)
 	}
 	workers := o.Concurrency
 	if o.Scenario == scenarioAppend || o.Scenario == scenarioSSE {
@@ -248,53 +256,91 @@ func (r *runner) worker(ctx context.Context, w int, deadline time.Time, tokens <
 	}
 }
 
-// openLoopInFlight bounds the requests an open-loop run has in flight; a
-// schedule that would exceed it counts as unsent.
-const openLoopInFlight = 20_000
+// openLoopSenders is how many connections an open-loop run sends from: more
+// than the server lets in at once (its command slots and queue, 320 by
+// default), so that a scheduled request finds a connection free unless the
+// server holds every one of them.
+const openLoopSenders = 512
 
-// openLoop posts at o.Rate until deadline, each POST from its own
-// goroutine, round robin over the conversations, and sorts the answers
-// into accepted (201), refused for overload (503, 429) and failed.
-func (r *runner) openLoop(ctx context.Context, deadline time.Time) *workerResult {
-	res := &workerResult{}
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		inFlight = make(chan struct{}, openLoopInFlight)
-	)
-	i := 0
-	for scheduled := range pace(ctx, r.o.Rate, deadline, 1024) {
-		select {
-		case inFlight <- struct{}{}:
-		default:
-			res.unsent++
-			continue
-		}
-		conv := i % len(r.convs)
-		i++
-		res.offered++
+// openLoop posts at o.Rate until deadline (or GETs, in the get scenario),
+// round robin over the conversations, from openLoopSenders connections
+// opened before the window, and sorts the answers into accepted (201, or
+// 200 for a GET), refused for overload (503, 429) and failed. Every latency is taken from the scheduled send time, and
+// how late each request left after it is recorded too: a client that falls
+// behind its own schedule shows there, not as the server's.
+func (r *runner) openLoop(ctx context.Context, deadline time.Time) []*workerResult {
+	// The schedule never waits for the senders: it is buffered whole.
+	planned := int(min(r.o.Rate*time.Until(deadline).Seconds(), 1<<20)) + 1
+	schedule := pace(ctx, r.o.Rate, deadline, planned)
+	var next atomic.Int64
+	results := make([]*workerResult, openLoopSenders)
+	var wg sync.WaitGroup
+	for i := range results {
+		res := &workerResult{}
+		results[i] = res
 		wg.Go(func() {
-			defer func() { <-inFlight }()
-			path := "/v1/conversations/" + r.convs[conv] + "/messages"
-			ans, err := r.api.call(ctx, "POST messages", http.MethodPost, path, r.writer(conv).token, r.message(conv))
-			took := time.Since(scheduled)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil && ans.status == http.StatusCreated:
-				res.cmd.record(took)
-				res.commands++
-				res.acked = append(res.acked, ack{pos: ans.position(), conv: conv})
-			case err == nil && (ans.status == http.StatusServiceUnavailable || ans.status == http.StatusTooManyRequests):
-				res.refusal.record(took)
-				res.refused++
-			default:
-				res.failed++
+			for scheduled := range schedule {
+				if ctx.Err() != nil {
+					return
+				}
+				if time.Now().After(deadline) {
+					res.unsent++
+					continue
+				}
+				res.sendLag.record(time.Since(scheduled))
+				r.offer(ctx, int(next.Add(1)-1)%max(len(r.convs), 1), scheduled, res)
 			}
 		})
 	}
 	wg.Wait()
-	return res
+	return results
+}
+
+// offer sends one request of an open-loop run — a POST, or the get
+// scenario's GET — and sorts its answer.
+func (r *runner) offer(ctx context.Context, conv int, scheduled time.Time, res *workerResult) {
+	res.offered++
+	sent := time.Now()
+	var ans answer
+	var err error
+	if r.o.Scenario == scenarioGet {
+		ans, err = r.api.call(ctx, "GET "+r.o.Path, http.MethodGet, r.o.Path, "", nil)
+	} else {
+		path := "/v1/conversations/" + r.convs[conv] + "/messages"
+		ans, err = r.api.call(ctx, "POST messages", http.MethodPost, path, r.writer(conv).token, r.message(conv))
+	}
+	took := time.Since(scheduled)
+	switch {
+	case err == nil && ans.status == http.StatusOK:
+		res.get.record(took)
+		res.gets++
+	case err == nil && ans.status == http.StatusCreated:
+		res.cmd.record(took)
+		res.commands++
+		res.acked = append(res.acked, ack{pos: ans.position(), conv: conv})
+	case err == nil && (ans.status == http.StatusServiceUnavailable || ans.status == http.StatusTooManyRequests):
+		res.refusal.record(took)
+		res.refusalServed.record(time.Since(sent))
+		res.refused++
+	default:
+		res.failed++
+	}
+}
+
+// warm opens n connections to the server before the window, so that the
+// window measures requests rather than dialling: n requests at once, each
+// on a connection of its own unless another one came free first.
+func (r *runner) warm(ctx context.Context, n int) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			<-start
+			_, _ = r.api.call(ctx, "GET warm-up", http.MethodGet, "/healthz", "", nil)
+		})
+	}
+	close(start)
+	wg.Wait()
 }
 
 func (r *runner) post(ctx context.Context, conv int, scheduled time.Time, res *workerResult) {

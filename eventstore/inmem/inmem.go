@@ -81,7 +81,13 @@ func (s *Store) Append(ctx context.Context, stream eventstore.Stream, expectedVe
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 
 	s.mu.Lock()
-	result, err := s.appendLocked(stream, expectedVersion, events, md, claims, idem, recordedAt)
+	var result eventstore.AppendResult
+	var err error
+	if g, ok := eventstore.GuardOf(opts...); ok && len(s.streams[g.StreamID]) > g.Version {
+		err = eventstore.ErrGuardChanged
+	} else {
+		result, err = s.appendLocked(stream, expectedVersion, events, md, claims, idem, recordedAt)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return eventstore.AppendResult{}, err

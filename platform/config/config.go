@@ -77,11 +77,12 @@ type Config struct {
 	BodyLimit int64 `env:"ENGRAM_BODY_LIMIT" envDefault:"1048576"`
 	// CommandConcurrency is how many commands (POST, PATCH, DELETE …) an
 	// instance works on at once; CommandQueue more wait at most
-	// CommandQueueTimeout for a turn, and the rest are refused at once with
-	// 503 and Retry-After.
+	// CommandQueueTimeout for a turn (CommandQueueTarget once the queue
+	// stands), and the rest are refused at once with 503 and Retry-After.
 	CommandConcurrency  int           `env:"ENGRAM_COMMAND_CONCURRENCY" envDefault:"64"`
 	CommandQueue        int           `env:"ENGRAM_COMMAND_QUEUE" envDefault:"256"`
 	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"1s"`
+	CommandQueueTarget  time.Duration `env:"ENGRAM_COMMAND_QUEUE_TARGET" envDefault:"50ms"`
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// Empty means the client address is always the TCP peer.
 	TrustedProxies Prefixes `env:"ENGRAM_TRUSTED_PROXIES"`
@@ -403,6 +404,7 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_READ_YOUR_WRITES_TIMEOUT", cfg.ReadYourWritesTimeout},
 		{"ENGRAM_PROJECTION_POLL_INTERVAL", cfg.ProjectionPollInterval},
 		{"ENGRAM_COMMAND_QUEUE_TIMEOUT", cfg.CommandQueueTimeout},
+		{"ENGRAM_COMMAND_QUEUE_TARGET", cfg.CommandQueueTarget},
 	} {
 		if !v.failed[d.name] && d.value <= 0 {
 			v.add(d.name, v.environ[d.name], "must be a positive duration")
@@ -590,6 +592,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("command_concurrency", c.CommandConcurrency),
 		slog.Int("command_queue", c.CommandQueue),
 		slog.Duration("command_queue_timeout", c.CommandQueueTimeout),
+		slog.Duration("command_queue_target", c.CommandQueueTarget),
 		slog.String("trusted_proxies", c.TrustedProxies.String()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.Bool("auto_migrate", c.AutoMigrate),

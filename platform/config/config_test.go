@@ -35,6 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 		CommandConcurrency:       64,
 		CommandQueue:             256,
 		CommandQueueTimeout:      time.Second,
+		CommandQueueTarget:       50 * time.Millisecond,
 		DatabaseURL:              "postgres://127.0.0.1:5432/engram?sslmode=disable",
 		DatabaseMaxConns:         32,
 		AutoMigrate:              true,

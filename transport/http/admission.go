@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,8 +15,17 @@ import (
 // each waits behind all the others until its client gives up — and serves a
 // fraction of its capacity. The admission queue keeps it at capacity
 // instead: at most Concurrency commands run at once, at most Queue more wait
-// for a turn, each no longer than QueueTimeout, and the rest are answered at
-// once with 503 and Retry-After.
+// for a turn, and the rest are answered at once with 503 and Retry-After.
+//
+// How long a command may wait adapts to the load, in the manner of CoDel
+// (controlled delay): a burst, after which slots come free again, may wait
+// up to QueueTimeout; a standing queue — no command has found a slot free
+// for standingAfter — means the instance is offered more than it serves,
+// and then a command may wait only QueueTarget, until no command has had
+// to queue for standingAfter. A command whose expected
+// wait, from its place in the queue and the time recent commands held
+// their slot, is more than half of what it may wait is refused at the
+// door rather than after waiting for nothing.
 type Admission struct {
 	// Concurrency is how many commands run at once (≥ 1).
 	Concurrency int
@@ -23,20 +33,51 @@ type Admission struct {
 	Queue int
 	// QueueTimeout bounds a command's wait for its turn (> 0).
 	QueueTimeout time.Duration
+	// QueueTarget bounds the wait while the queue is standing (0: the
+	// lesser of QueueTimeout and DefaultQueueTarget).
+	QueueTarget time.Duration
 }
+
+// DefaultQueueTarget is the wait a standing queue holds its commands to
+// unless Admission.QueueTarget says otherwise.
+const DefaultQueueTarget = 50 * time.Millisecond
+
+// standingAfter is how long every slot must have stayed taken for the queue
+// to count as standing (CoDel's interval): shorter waits are bursts,
+// absorbed.
+const standingAfter = 100 * time.Millisecond
+
+// holdWeight is the weight of the latest command in the running average of
+// the time a command holds its slot.
+const holdWeight = 1.0 / 16
 
 // admission is the running admission queue.
 type admission struct {
 	slots      chan struct{}
-	waiting    atomic.Int64
-	maxWaiting int64
+	maxWaiting int
 	timeout    time.Duration
-	refused    atomic.Int64
+	target     time.Duration
+	now        func() time.Time
+
+	mu      sync.Mutex
+	waiting int
+	// freeAt is when a command last found a slot free, queuedAt when one
+	// last found none; standing tells a standing queue from a burst.
+	freeAt, queuedAt time.Time
+	standing         bool
+	// hold is the running average of the time a command holds its slot.
+	hold time.Duration
+
+	refused atomic.Int64
 }
 
 func newAdmission(a Admission) *admission {
+	target := a.QueueTarget
+	if target <= 0 {
+		target = min(a.QueueTimeout, DefaultQueueTarget)
+	}
 	return &admission{slots: make(chan struct{}, max(a.Concurrency, 1)),
-		maxWaiting: int64(max(a.Queue, 0)), timeout: a.QueueTimeout}
+		maxWaiting: max(a.Queue, 0), timeout: a.QueueTimeout, target: target, now: time.Now}
 }
 
 // isCommand reports whether a request may change something: the requests
@@ -49,9 +90,12 @@ func isCommand(method string) bool {
 	return true
 }
 
+// refusedKey marks a request the admission queue refused, for the access
+// log: under overload refusals are counted, not logged one by one.
+const refusedKey = "engram.admission_refused"
+
 // admit is the middleware: it runs a command when a slot is free, queues it
-// for a bounded time when the queue has room, and otherwise refuses it at
-// once.
+// when it may wait for one, and otherwise refuses it at once.
 func (a *admission) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !isCommand(c.Request().Method) {
@@ -59,24 +103,86 @@ func (a *admission) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		select {
 		case a.slots <- struct{}{}:
+			a.sawFree()
 		default:
 			if !a.wait(c) {
 				return a.refuse(c)
 			}
 		}
-		defer func() { <-a.slots }()
+		start := a.now()
+		defer func() {
+			<-a.slots
+			a.held(a.now().Sub(start))
+		}()
 		return next(c)
 	}
 }
 
+// sawFree records that a command found a slot free. A queue stops standing
+// once no command has had to queue for standingAfter: one free slot in an
+// overload does not make it a burst again.
+func (a *admission) sawFree() {
+	a.mu.Lock()
+	a.freeAt = a.now()
+	if a.standing && a.freeAt.Sub(a.queuedAt) > standingAfter {
+		a.standing = false
+	}
+	a.mu.Unlock()
+}
+
+// held adds a command's time in its slot to the running average.
+func (a *admission) held(d time.Duration) {
+	a.mu.Lock()
+	if a.hold == 0 {
+		a.hold = d
+	} else {
+		a.hold += time.Duration(holdWeight * float64(d-a.hold))
+	}
+	a.mu.Unlock()
+}
+
+// enqueue decides whether a command that found no free slot may wait, and
+// for how long at most. Commands leave slots at about Concurrency ÷ hold per
+// second, so the n-th in the queue expects to wait n × hold ÷ Concurrency.
+func (a *admission) enqueue() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// The queue stands once no command has found a slot free for
+	// standingAfter: emptied by refusals and timeouts, it still stands.
+	a.queuedAt = a.now()
+	if a.queuedAt.Sub(a.freeAt) > standingAfter {
+		a.standing = true
+	}
+	limit := a.timeout
+	if a.standing {
+		limit = a.target
+	}
+	expected := time.Duration(a.waiting+1) * a.hold / time.Duration(cap(a.slots))
+	// Half the limit: the estimate is an average, and a command let in
+	// close to its limit would often wait it out and be refused after all,
+	// late, instead of at once.
+	if a.waiting >= a.maxWaiting || 2*expected > limit {
+		return 0, false
+	}
+	a.waiting++
+	return limit, true
+}
+
+// dequeue records that a queued command stopped waiting.
+func (a *admission) dequeue() {
+	a.mu.Lock()
+	a.waiting--
+	a.mu.Unlock()
+}
+
 // wait waits for a slot, reporting whether it got one.
 func (a *admission) wait(c echo.Context) bool {
-	if a.waiting.Add(1) > a.maxWaiting {
-		a.waiting.Add(-1)
+	limit, ok := a.enqueue()
+	if !ok {
 		return false
 	}
-	defer a.waiting.Add(-1)
-	t := time.NewTimer(a.timeout)
+	defer a.dequeue()
+	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case a.slots <- struct{}{}:
@@ -91,6 +197,7 @@ func (a *admission) wait(c echo.Context) bool {
 // refuse answers 503 with Retry-After as problem JSON.
 func (a *admission) refuse(c echo.Context) error {
 	a.refused.Add(1)
+	c.Set(refusedKey, true)
 	retry := max(int64(a.timeout/time.Second), 1)
 	h := c.Response().Header()
 	h.Set("Retry-After", strconv.FormatInt(retry, 10))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestAdmission(t *testing.T) {
 		t.Fatalf("started %s, want 1", n)
 	}
 	go func() { answers <- do(http.MethodPost, "/cmd/2").Code }()
-	waitUntil(t, func() bool { return adm.waiting.Load() == 1 })
+	waitUntil(t, func() bool { return adm.queued() == 1 })
 
 	start := time.Now()
 	rec := do(http.MethodPost, "/cmd/3")
@@ -88,9 +89,109 @@ func TestAdmissionQueueTimeout(t *testing.T) {
 	if took := time.Since(start); took < 30*time.Millisecond || took > 2*time.Second {
 		t.Fatalf("waited %v, want about the queue timeout", took)
 	}
-	if adm.waiting.Load() != 0 {
-		t.Fatalf("%d still counted as waiting", adm.waiting.Load())
+	if n := adm.queued(); n != 0 {
+		t.Fatalf("%d still counted as waiting", n)
 	}
+}
+
+// A burst may wait up to the queue timeout; once the queue has stood for
+// longer than standingAfter, a queued command waits no longer than the
+// target, and one whose expected wait is longer is refused at the door.
+func TestAdmissionStandingQueue(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	adm := newAdmission(Admission{Concurrency: 1, Queue: 8, QueueTimeout: 5 * time.Second, QueueTarget: 30 * time.Millisecond})
+	adm.now = clock.Now
+	adm.slots <- struct{}{} // the only slot is taken, free when taken
+	adm.sawFree()
+	adm.held(5 * time.Millisecond)
+	e := echo.New()
+	e.Use(adm.admit)
+	e.POST("/cmd", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+	post := func() (int, time.Duration) {
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/cmd", nil))
+		return rec.Code, time.Since(start)
+	}
+
+	// A burst: a slot was free just now, the first command may wait 5 s.
+	burst := make(chan int, 1)
+	go func() { code, _ := post(); burst <- code }()
+	waitUntil(t, func() bool { return adm.queued() == 1 })
+
+	// No slot has been free for a while: the queue stands, the next one
+	// waits 30 ms at most.
+	clock.Advance(2 * standingAfter)
+	code, took := post()
+	if code != http.StatusServiceUnavailable || took < 30*time.Millisecond || took > 4*time.Second {
+		t.Fatalf("queued behind a standing queue: %d after %v, want 503 after about the target", code, took)
+	}
+
+	// Slots are held for long: the second place in the queue is expected
+	// to wait 2 × 10 s, far beyond the target, so the door refuses at once.
+	adm.mu.Lock()
+	adm.hold = 10 * time.Second
+	adm.target = 3 * time.Second
+	adm.mu.Unlock()
+	if code, took := post(); code != http.StatusServiceUnavailable || took >= 3*time.Second {
+		t.Fatalf("expected wait beyond the target: %d after %v, want 503 at once", code, took)
+	}
+	if n := adm.refused.Load(); n != 2 {
+		t.Fatalf("refused = %d, want 2", n)
+	}
+
+	<-adm.slots // the slot frees: the command of the burst runs
+	if code := <-burst; code != http.StatusNoContent {
+		t.Fatalf("the burst's command: %d, want 204", code)
+	}
+	if n := adm.queued(); n != 0 {
+		t.Fatalf("%d still counted as waiting", n)
+	}
+
+	// A slot free for a moment does not end a standing queue; a while
+	// without queueing does.
+	if code, _ := post(); code != http.StatusNoContent {
+		t.Fatalf("a command on a free slot: %d, want 204", code)
+	}
+	if !adm.isStanding() {
+		t.Fatal("one free slot ended the standing queue")
+	}
+	clock.Advance(2 * standingAfter)
+	if code, _ := post(); code != http.StatusNoContent || adm.isStanding() {
+		t.Fatalf("after a while without queueing: %d, standing %v; want 204 and a burst again", code, adm.isStanding())
+	}
+}
+
+// isStanding reports whether the queue counts as standing.
+func (a *admission) isStanding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.standing
+}
+
+// queued is how many commands wait for a slot.
+func (a *admission) queued() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waiting
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -78,6 +78,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			s.cfg.Observe(c.Request().Method, route, status, d)
 		}
 		level := s.logLevel(status, route)
+		if refused, _ := c.Get(refusedKey).(bool); refused {
+			// Overload refusals come by the thousand: the request metrics
+			// count them, one line each would only add to the load.
+			level = slog.LevelDebug
+		}
 		if s.logger.Enabled(c.Request().Context(), level) {
 			attrs := []any{"method", c.Request().Method, "route", route, "status", status,
 				"latency_ms", float64(d.Microseconds()) / 1000, "request_id", requestID(c)}

@@ -36,7 +36,7 @@ func appendOutcome(err error) string {
 	case err == nil:
 		return metrics.AppendOK
 	case errors.Is(err, eventstore.ErrConcurrency), errors.Is(err, eventstore.ErrClaimed),
-		errors.Is(err, eventstore.ErrIdempotencyKeyUsed):
+		errors.Is(err, eventstore.ErrIdempotencyKeyUsed), errors.Is(err, eventstore.ErrGuardChanged):
 		return metrics.AppendConflict
 	default:
 		return metrics.AppendFailed

@@ -225,7 +225,7 @@ func newServer(cfg config.Config, application *app.Application, m *metrics.Metri
 		Observe: m.ObserveHTTP, LoginMaxAttempts: cfg.LoginMaxAttempts, LoginWindow: cfg.LoginWindow,
 		ConnContext: sse.ConnContext, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Admission: httpapi.Admission{Concurrency: cfg.CommandConcurrency, Queue: cfg.CommandQueue,
-			QueueTimeout: cfg.CommandQueueTimeout},
+			QueueTimeout: cfg.CommandQueueTimeout, QueueTarget: cfg.CommandQueueTarget},
 		Metrics: m.Handler(), OpenAPI: engram.OpenAPI,
 	}, application, logger)
 }
