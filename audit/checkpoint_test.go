@@ -14,6 +14,7 @@ import (
 
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/test/pgtest"
 )
 
 // checkpointed is a log of more than one block, and a checkpoint of it.
@@ -95,18 +96,6 @@ func (c *checkpointed) chainBreaks(t *testing.T) []string {
 	return breaks
 }
 
-// superuser runs statements with the immutability triggers disabled, as a
-// database superuser can.
-func (c *checkpointed) superuser(t *testing.T, statements ...string) {
-	t.Helper()
-	db := c.store.DB()
-	for _, q := range append(append([]string{`ALTER TABLE events DISABLE TRIGGER USER`}, statements...), `ALTER TABLE events ENABLE TRIGGER USER`) {
-		if _, err := db.ExecContext(context.Background(), q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-}
-
 // rewrite replaces the events of a stream from version from on with events
 // of the same ids, types, times, metadata, positions and transactions but
 // other data, their hashes and the chain recomputed — by the event store
@@ -132,7 +121,7 @@ func (c *checkpointed) rewrite(t *testing.T, streamID string, from int, data ...
 	if len(rows) != len(data) {
 		t.Fatalf("rewrite %s: %d events from version %d, %d data", streamID, len(rows), from, len(data))
 	}
-	c.superuser(t, fmt.Sprintf(`DELETE FROM events WHERE stream_id = '%s' AND stream_version >= %d`, streamID, from))
+	pgtest.AsSuperuser(t, c.store.DB(), fmt.Sprintf(`DELETE FROM events WHERE stream_id = '%s' AND stream_version >= %d`, streamID, from))
 	for i, r := range rows {
 		var md eventstore.Metadata
 		if err := json.Unmarshal([]byte(r.Metadata), &md); err != nil {
@@ -144,7 +133,7 @@ func (c *checkpointed) rewrite(t *testing.T, streamID string, from int, data ...
 		if err != nil {
 			t.Fatalf("rewrite %s: %v", streamID, err)
 		}
-		c.superuser(t, fmt.Sprintf(`WITH moved AS (DELETE FROM events WHERE global_position = %d RETURNING *)
+		pgtest.AsSuperuser(t, c.store.DB(), fmt.Sprintf(`WITH moved AS (DELETE FROM events WHERE global_position = %d RETURNING *)
 			INSERT INTO events (global_position, tx_id, event_id, stream_id, stream_type, stream_version, type,
 				schema_version, data, metadata, recorded_at, prev_hash, hash) OVERRIDING SYSTEM VALUE
 			SELECT %d, '%s'::xid8, event_id, stream_id, stream_type, stream_version, type,
@@ -162,7 +151,7 @@ func TestCheckpointPassesAnUntouchedLogThatHasGrown(t *testing.T) {
 		t.Fatalf("grown log: changes %v, report %+v", changes, report)
 	}
 	// An event written after the checkpoint passed off as one it covers.
-	c.superuser(t, `UPDATE events SET tx_id = '3'::xid8 WHERE stream_id = 'gadget-new'`)
+	pgtest.AsSuperuser(t, c.store.DB(), `UPDATE events SET tx_id = '3'::xid8 WHERE stream_id = 'gadget-new'`)
 	var pos int64
 	if err := c.store.DB().Get(&pos, `SELECT global_position FROM events WHERE stream_id = 'gadget-new'`); err != nil {
 		t.Fatal(err)
@@ -174,7 +163,7 @@ func TestCheckpointPassesAnUntouchedLogThatHasGrown(t *testing.T) {
 
 func TestCheckpointCatchesTheDeletionOfAStreamsLastEvent(t *testing.T) {
 	c := newCheckpointed(t)
-	c.superuser(t, `DELETE FROM events WHERE stream_id = 'gadget-three' AND stream_version = 3`)
+	pgtest.AsSuperuser(t, c.store.DB(), `DELETE FROM events WHERE stream_id = 'gadget-three' AND stream_version = 3`)
 	if breaks := c.chainBreaks(t); len(breaks) != 0 {
 		t.Fatalf("the chains were expected to see nothing: %v", breaks)
 	}
@@ -201,7 +190,7 @@ func TestCheckpointCatchesARewriteWithRecomputedHashes(t *testing.T) {
 func TestCheckpointCatchesAChangeBeyondDoublePrecision(t *testing.T) {
 	c := newCheckpointed(t)
 	// 9007199254740993 and 9007199254740992 are one and the same double.
-	c.superuser(t, `UPDATE events SET data = '{"grams": 9007199254740992}' WHERE stream_id = 'gadget-big'`)
+	pgtest.AsSuperuser(t, c.store.DB(), `UPDATE events SET data = '{"grams": 9007199254740992}' WHERE stream_id = 'gadget-big'`)
 	if breaks := c.chainBreaks(t); !slices.Equal(breaks, []string{"gadget-big v1 hash mismatch"}) {
 		t.Fatalf("breaks = %v", breaks)
 	}
@@ -212,7 +201,7 @@ func TestCheckpointCatchesAChangeBeyondDoublePrecision(t *testing.T) {
 
 func TestCheckpointCatchesATruncatedLog(t *testing.T) {
 	c := newCheckpointed(t)
-	c.superuser(t, `DELETE FROM events WHERE global_position >= 250`)
+	pgtest.AsSuperuser(t, c.store.DB(), `DELETE FROM events WHERE global_position >= 250`)
 	if breaks := c.chainBreaks(t); len(breaks) != 0 {
 		t.Fatalf("the chains were expected to see nothing: %v", breaks)
 	}
@@ -224,7 +213,7 @@ func TestCheckpointCatchesATruncatedLog(t *testing.T) {
 
 func TestCheckpointNamesEveryChange(t *testing.T) {
 	c := newCheckpointed(t)
-	c.superuser(t,
+	pgtest.AsSuperuser(t, c.store.DB(),
 		`DELETE FROM events WHERE global_position IN (10, 11, 256)`,
 		`UPDATE events SET data = '{"i": -1}' WHERE global_position = 100`, // hidden by the deletions of its block
 		`UPDATE events SET stream_version = 9 WHERE global_position = 304`)
@@ -236,7 +225,7 @@ func TestCheckpointNamesEveryChange(t *testing.T) {
 
 func TestCheckpointIsNotSignedForABrokenLog(t *testing.T) {
 	c := newCheckpointed(t)
-	c.superuser(t, `UPDATE events SET data = '{"dial": 7}' WHERE stream_id = 'gadget-three' AND stream_version = 2`)
+	pgtest.AsSuperuser(t, c.store.DB(), `UPDATE events SET data = '{"dial": 7}' WHERE stream_id = 'gadget-three' AND stream_version = 2`)
 	var breaks int
 	_, err := c.svc.Checkpoint(context.Background(), auditor, c.key, func(eventstore.Break) error { breaks++; return nil })
 	if !errors.Is(err, audit.ErrLogBroken) || breaks != 1 {

@@ -5,10 +5,10 @@
 //
 // It is the one place, besides the event store itself, that reads the event
 // log for clients: query handlers (package queries) read read models only.
-// Everything it hands out has its secrets removed — each event is decoded by
-// its aggregate's Decode, passed through domain.Redact and encoded again, and
-// states are rendered by an exporter per aggregate type that leaves secrets
-// out.
+// Everything it hands out has its secrets removed — each event is decoded
+// and redacted as its stream type's entry of domain/catalog says and encoded
+// again, and states are rendered by that entry's view of the aggregate, which
+// leaves secrets out.
 //
 // Every read is itself recorded, as an audit.log_read event (package
 // domain/auditlog) in the reader's stream "audit-<actor id>": who read, what

@@ -8,25 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/auditlog"
+	"github.com/engramhq/engram/eventstore"
 )
 
 // Item is one event of the log as auditors see it, in the API and in
-// exports alike: its data without secrets, and its place in the hash chain.
+// exports alike: its envelope, with its data without secrets, and its place
+// in the hash chain.
 type Item struct {
-	GlobalPosition int64           `json:"global_position"`
-	EventID        string          `json:"event_id"`
-	StreamID       string          `json:"stream_id"`
-	StreamType     string          `json:"stream_type"`
-	StreamVersion  int             `json:"stream_version"`
-	Type           string          `json:"type"`
-	SchemaVersion  int             `json:"schema_version"`
-	Data           json.RawMessage `json:"data"`
-	Metadata       json.RawMessage `json:"metadata"`
-	RecordedAt     time.Time       `json:"recorded_at"`
+	eventstore.Envelope
 	// Hash and PrevHash are hexadecimal; PrevHash is null for version 1.
 	Hash     string  `json:"hash"`
 	PrevHash *string `json:"prev_hash"`

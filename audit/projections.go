@@ -246,7 +246,7 @@ var readModels = []readModel{
 				return nil
 			}
 			rows := []expectedRow{{table: "workspaces", key: w.ID(), cols: map[string]any{
-				"owner_id": w.OwnerID(), "name": w.Name(), "description": w.Description(), "config": objectOrEmpty(w.Config()),
+				"owner_id": w.OwnerID(), "name": w.Name(), "description": w.Description(), "config": domain.ObjectOrEmpty(w.Config()),
 				"archived": w.Archived(), "version": s.version, "created_at": s.firstAt, "updated_at": s.lastAt,
 			}}}
 			for userID, role := range w.Members() {
@@ -342,7 +342,7 @@ func expectConversation(s *foldedStream) []expectedRow {
 		lastActivity = ev.recordedAt
 		messages = append(messages, expectedRow{table: "messages", key: m.MessageID, position: ev.position, cols: map[string]any{
 			"conversation_id": c.ID(), "workspace_id": c.WorkspaceID(), "author_id": m.AuthorID, "role": m.Role,
-			"content": m.Content, "metadata": objectOrEmpty(m.Metadata), "created_at": ev.recordedAt,
+			"content": m.Content, "metadata": domain.ObjectOrEmpty(m.Metadata), "created_at": ev.recordedAt,
 			"position": ev.position, "stream_version": ev.version,
 		}})
 	})
@@ -354,7 +354,7 @@ func expectConversation(s *foldedStream) []expectedRow {
 	}
 	row := expectedRow{table: "conversations", key: c.ID(), cols: map[string]any{
 		"workspace_id": c.WorkspaceID(), "created_by": c.CreatedBy(), "title": c.Title(), "modality": c.Modality(),
-		"metadata": objectOrEmpty(c.Metadata()), "archived": c.Archived(), "message_count": c.MessageCount(),
+		"metadata": domain.ObjectOrEmpty(c.Metadata()), "archived": c.Archived(), "message_count": c.MessageCount(),
 		"version": s.version, "created_at": s.firstAt, "updated_at": s.lastAt, "last_activity_at": lastActivity,
 	}}
 	return append([]expectedRow{row}, messages...)
@@ -423,7 +423,7 @@ func expectMemory(s *foldedStream) []expectedRow {
 			expires = *it.expiresAt
 		}
 		rows = append(rows, expectedRow{table: "memory_items", key: id, position: it.position, cols: map[string]any{
-			"workspace_id": it.workspaceID, "type": it.itemType, "content": it.content, "metadata": objectOrEmpty(it.metadata),
+			"workspace_id": it.workspaceID, "type": it.itemType, "content": it.content, "metadata": domain.ObjectOrEmpty(it.metadata),
 			"expires_at": expires, "source_message_id": nullable(it.source), "deleted": it.deleted, "version": it.version,
 			"created_at": it.createdAt, "updated_at": it.updatedAt,
 		}})

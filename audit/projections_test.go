@@ -65,7 +65,7 @@ func projectAll(t *testing.T, store *eventstore.Store) {
 				}
 			}
 			last := page[len(page)-1]
-			cursor = eventstore.Cursor{TxID: last.TxID, Position: last.GlobalPosition}
+			cursor = last.Cursor()
 		}
 		setCheckpoint(t, tx, p.Name(), cursor)
 		if err := tx.Commit(); err != nil {
@@ -192,8 +192,7 @@ func TestVerifyProjectionsNamesEveryDifference(t *testing.T) {
 	skipped := uuid.NewString()
 	posted, _ := json.Marshal(conversation.MessagePosted{MessageID: skipped, AuthorID: f.users[0], Role: "user", Content: "lost?", Metadata: json.RawMessage(`{}`)})
 	res := f.append(t, conversation.StreamType, conversationID, version, "user", [2]string{conversation.EventMessagePosted, string(posted)})
-	setCheckpoint(t, f.store.DB(), projections.ConversationsProjector,
-		eventstore.Cursor{TxID: res[0].TxID, Position: res[0].GlobalPosition})
+	setCheckpoint(t, f.store.DB(), projections.ConversationsProjector, res[0].Cursor())
 
 	f.exec(t, `INSERT INTO parked_events (consumer_group, global_position, event_id, type, error) VALUES ('users', 1, $1, 'user.registered', 'boom')`,
 		uuid.NewString())

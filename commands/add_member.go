@@ -19,6 +19,8 @@ type AddMember struct {
 	UserID      string
 	Email       string
 	Role        string
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[MemberResult]
 }
 
 // MemberResult is a membership after a command.
@@ -45,12 +47,22 @@ func (h *AddMemberHandler) Handle(ctx context.Context, cmd AddMember) (MemberRes
 	if err != nil {
 		return MemberResult{}, err
 	}
+	var role string
+	result := func(w Written) MemberResult {
+		return MemberResult{WorkspaceID: cmd.WorkspaceID, UserID: userID, Role: role, Written: w}
+	}
 	res, err := h.repos.inWorkspace(ctx, cmd.Actor, access.ManageMembers, cmd.WorkspaceID, nil,
-		func(ws *workspace.Workspace) error { return ws.AddMember(userID, cmd.Role) })
+		func(ws *workspace.Workspace) error {
+			if err := ws.AddMember(userID, cmd.Role); err != nil {
+				return err
+			}
+			role, _ = ws.MemberRole(userID)
+			return nil
+		}, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return MemberResult{}, err
 	}
-	return MemberResult{WorkspaceID: cmd.WorkspaceID, UserID: userID, Role: res.Workspace.Members[userID], Written: res.Written}, nil
+	return result(res.Written), nil
 }
 
 func (h *AddMemberHandler) resolveUser(ctx context.Context, cmd AddMember) (string, error) {

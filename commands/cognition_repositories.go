@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/memory"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
@@ -21,18 +22,16 @@ type cognitionRepositories struct {
 func newCognitionRepositories(repos *repositories) *cognitionRepositories {
 	return &cognitionRepositories{
 		repositories: repos,
-		tasks: newRepository(repos.store, task.StreamType, task.StreamID,
-			func() *task.Task { return &task.Task{} }, task.Decode),
-		whiteboards: newRepository(repos.store, memory.StreamType, memory.StreamID,
-			func() *memory.Whiteboard { return &memory.Whiteboard{} }, memory.Decode),
+		tasks:        repositoryOf(repos.store, catalog.Tasks),
+		whiteboards:  repositoryOf(repos.store, catalog.Memories),
 	}
 }
 
 // changeBoard runs decide on a workspace's whiteboard, which is empty before
 // its first item, through the whiteboard's writer.
 func (r *cognitionRepositories) changeBoard(ctx context.Context, workspaceID string,
-	decide func(*memory.Whiteboard) error) (Written, error) {
-	return r.whiteboards.upsert(ctx, workspaceID, decide)
+	decide func(*memory.Whiteboard) error, opts ...eventstore.AppendOption) (Written, error) {
+	return r.whiteboards.upsert(ctx, workspaceID, decide, opts...)
 }
 
 // taskOrigin returns the event that submitted a task: its metadata tells

@@ -15,6 +15,8 @@ type CreateConversation struct {
 	Title       string
 	Modality    string
 	Metadata    json.RawMessage
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[ConversationResult]
 }
 
 // ConversationResult is a conversation after a command.
@@ -43,10 +45,11 @@ func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConver
 		return ConversationResult{}, err
 	}
 	state := conversationState(c)
-	w, err := h.repos.conversations.create(withActor(ctx, cmd.Actor.UserID), id, c)
+	result := func(w Written) ConversationResult { return ConversationResult{Conversation: state, Written: w} }
+	w, err := h.repos.conversations.create(withActor(ctx, cmd.Actor.UserID), id, c, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return ConversationResult{}, err
 	}
 	h.repos.workspaceOfConversation.put(id, cmd.WorkspaceID)
-	return ConversationResult{Conversation: state, Written: w}, nil
+	return result(w), nil
 }

@@ -14,6 +14,8 @@ type CreateWorkspace struct {
 	Name        string
 	Description string
 	Config      json.RawMessage
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[WorkspaceResult]
 }
 
 // WorkspaceResult is a workspace after a command.
@@ -38,9 +40,10 @@ func (h *CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace
 		return WorkspaceResult{}, err
 	}
 	state := workspaceState(ws)
-	w, err := h.repos.workspaces.create(withActor(ctx, cmd.Actor.UserID), id, ws)
+	result := func(w Written) WorkspaceResult { return WorkspaceResult{Workspace: state, Written: w} }
+	w, err := h.repos.workspaces.create(withActor(ctx, cmd.Actor.UserID), id, ws, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return WorkspaceResult{}, err
 	}
-	return WorkspaceResult{Workspace: state, Written: w}, nil
+	return result(w), nil
 }

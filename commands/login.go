@@ -46,6 +46,11 @@ type Login struct {
 	IP        string
 }
 
+// AccountName returns the form of an e-mail address under which Login
+// finds its account: two spellings of one address name one account (for a
+// throttle of failed logins, say).
+func AccountName(email string) string { return user.NormalizeEmail(email) }
+
 // LoginResult is the session's tokens and its user.
 type LoginResult struct {
 	User UserState

@@ -15,13 +15,19 @@ type PostMessage struct {
 	Content        string
 	Role           string
 	Metadata       json.RawMessage
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[MessageResult]
 }
 
-// MessageResult is a posted message.
+// MessageResult is a posted message, as posted.
 type MessageResult struct {
 	MessageID      string
 	ConversationID string
 	WorkspaceID    string
+	AuthorID       string
+	Role           string
+	Content        string
+	Metadata       json.RawMessage
 	Written
 }
 
@@ -34,15 +40,25 @@ type PostMessageHandler struct {
 // message: see conversation.MessagePosted.
 func (h *PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (MessageResult, error) {
 	id := newID()
+	var posted conversation.MessagePosted
+	var workspaceID string
+	result := func(w Written) MessageResult {
+		return MessageResult{MessageID: id, ConversationID: cmd.ConversationID, WorkspaceID: workspaceID,
+			AuthorID: posted.AuthorID, Role: posted.Role, Content: posted.Content, Metadata: posted.Metadata, Written: w}
+	}
 	// Cognition appends to the conversation too (routing decisions,
 	// replies) and so do other instances: a message does not depend on
 	// them, and the conversation's writer decides it again on their events.
 	res, err := h.repos.inConversation(ctx, cmd.Actor, access.PostMessage, cmd.ConversationID, nil,
 		func(c *conversation.Conversation) error {
-			return c.PostMessage(id, cmd.Actor.UserID, cmd.Role, cmd.Content, cmd.Metadata)
-		})
+			if err := c.PostMessage(id, cmd.Actor.UserID, cmd.Role, cmd.Content, cmd.Metadata); err != nil {
+				return err
+			}
+			posted, workspaceID = lastPending[conversation.MessagePosted](c), c.WorkspaceID()
+			return nil
+		}, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {
 		return MessageResult{}, err
 	}
-	return MessageResult{MessageID: id, ConversationID: cmd.ConversationID, WorkspaceID: res.Conversation.WorkspaceID, Written: res.Written}, nil
+	return result(res.Written), nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/apikey"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
@@ -38,20 +39,20 @@ func newRepositories(store EventStore) (*repositories, error) {
 		return nil, errors.New("commands: nil event store")
 	}
 	return &repositories{
-		store: store,
-		users: newRepository(store, user.StreamType, user.StreamID,
-			func() *user.User { return &user.User{} }, user.Decode),
-		workspaces: newRepository(store, workspace.StreamType, workspace.StreamID,
-			func() *workspace.Workspace { return &workspace.Workspace{} }, workspace.Decode),
-		conversations: newRepository(store, conversation.StreamType, conversation.StreamID,
-			func() *conversation.Conversation { return &conversation.Conversation{} }, conversation.Decode),
-		sessions: newRepository(store, session.StreamType, session.StreamID,
-			func() *session.Session { return &session.Session{} }, session.Decode),
-		apiKeys: newRepository(store, apikey.StreamType, apikey.StreamID,
-			func() *apikey.APIKey { return &apikey.APIKey{} }, apikey.Decode),
+		store:                   store,
+		users:                   repositoryOf(store, catalog.Users),
+		workspaces:              repositoryOf(store, catalog.Workspaces),
+		conversations:           repositoryOf(store, catalog.Conversations),
+		sessions:                repositoryOf(store, catalog.Sessions),
+		apiKeys:                 repositoryOf(store, catalog.APIKeys),
 		workspaceOfConversation: newAggregateCache[string](100_000),
 		workspaceAccess:         newAggregateCache[workspaceAccess](10_000),
 	}, nil
+}
+
+// repositoryOf returns the repository of the aggregates of a stream type.
+func repositoryOf[T aggregate](store EventStore, k catalog.Aggregate[T]) *repository[T] {
+	return newRepository(store, k.Type, k.StreamID, k.New, k.Decode)
 }
 
 // authorizeInWorkspace loads the workspace and asks the policy whether actor
@@ -186,7 +187,7 @@ func (r *repositories) workspaceOf(ctx context.Context, conversationID string) (
 // failed or wrote nothing on a state not read for it, the command is
 // decided again on the workspace read from its stream.
 func (r *repositories) inConversation(ctx context.Context, actor access.Actor, action access.Action,
-	id string, ifMatch *int, decide func(*conversation.Conversation) error) (ConversationResult, error) {
+	id string, ifMatch *int, decide func(*conversation.Conversation) error, opts ...eventstore.AppendOption) (ConversationResult, error) {
 	workspaceID, err := r.workspaceOf(ctx, id)
 	if err != nil {
 		return ConversationResult{}, err
@@ -208,7 +209,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 			}
 			state = conversationState(c)
 			return nil
-		})
+		}, opts...)
 		switch {
 		case errors.Is(err, eventstore.ErrGuardChanged):
 		case err == nil && len(w.Events) > 0:
@@ -227,7 +228,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 // workspace's writer: the policy is asked on the workspace's latest state,
 // then the If-Match check, then decide.
 func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, action access.Action,
-	id string, ifMatch *int, decide func(*workspace.Workspace) error) (WorkspaceResult, error) {
+	id string, ifMatch *int, decide func(*workspace.Workspace) error, opts ...eventstore.AppendOption) (WorkspaceResult, error) {
 	if err := validID("workspace_id", id); err != nil {
 		return WorkspaceResult{}, err
 	}
@@ -245,7 +246,7 @@ func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, acti
 		}
 		state = workspaceState(ws)
 		return nil
-	})
+	}, opts...)
 	if err != nil {
 		return WorkspaceResult{}, err
 	}

@@ -113,14 +113,14 @@ func (r *repository[T]) update(ctx context.Context, id string, decide decideFunc
 // eventstore.ErrGuardChanged when the other stream has moved on; the caller
 // then reads it and decides again. Commands of one guard, and unguarded
 // ones, still share their stream's appends.
-func (r *repository[T]) updateIf(ctx context.Context, id string, guard eventstore.Guard, decide decideFunc[T]) (Written, error) {
-	return r.submit(ctx, id, &job[T]{decide: decide, guard: guard})
+func (r *repository[T]) updateIf(ctx context.Context, id string, guard eventstore.Guard, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, guard: guard, opts: opts})
 }
 
 // upsert is update for a stream that may not exist yet: decide then sees an
 // empty aggregate (version 0).
-func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T]) (Written, error) {
-	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true})
+func (r *repository[T]) upsert(ctx context.Context, id string, decide decideFunc[T], opts ...eventstore.AppendOption) (Written, error) {
+	return r.submit(ctx, id, &job[T]{decide: decide, maySkip: true, opts: opts})
 }
 
 // create appends the events of a new aggregate, whose stream must not exist;
@@ -131,7 +131,7 @@ func (r *repository[T]) create(ctx context.Context, id string, agg T, opts ...ev
 
 func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Written, error) {
 	j.ctx, j.md, j.done = ctx, metadataFrom(ctx), make(chan struct{})
-	j.alone = j.fresh != nil || len(j.opts) > 0 || eventstore.HasIdempotency(ctx)
+	j.alone = j.fresh != nil || len(j.opts) > 0
 	w, start := r.writers.enqueue(r.streamID(id), j)
 	if start {
 		go r.write(id, w)

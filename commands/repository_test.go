@@ -13,84 +13,41 @@ import (
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/eventstore/inmem"
 )
 
-// memStore is an in-memory EventStore that checks expected versions like
-// the real one. beforeAppend, when set, runs before every append: a test
-// uses it to play another instance writing first.
+// memStore is the in-memory event store, counting appends and clashes.
+// beforeAppend, when set, runs before every append: a test uses it to play
+// another instance writing first.
 type memStore struct {
+	*inmem.Store
 	mu           sync.Mutex
-	streams      map[string][]eventstore.Event
 	appends      int
 	clashes      int
 	beforeAppend func(streamID string)
 }
 
-func newMemStore() *memStore { return &memStore{streams: make(map[string][]eventstore.Event)} }
+func newMemStore() *memStore { return &memStore{Store: inmem.New()} }
 
-func (m *memStore) Append(_ context.Context, stream eventstore.Stream, expected int, events []eventstore.NewEvent,
+func (m *memStore) Append(ctx context.Context, stream eventstore.Stream, expected int, events []eventstore.NewEvent,
 	md eventstore.Metadata, opts ...eventstore.AppendOption) (eventstore.AppendResult, error) {
 	if m.beforeAppend != nil {
 		m.beforeAppend(stream.ID)
 	}
-	if g, ok := eventstore.GuardOf(opts...); ok {
-		m.mu.Lock()
-		moved := len(m.streams[g.StreamID]) > g.Version
-		m.mu.Unlock()
-		if moved {
-			return eventstore.AppendResult{}, eventstore.ErrGuardChanged
-		}
-	}
-	return m.append(stream, expected, events, md)
+	return m.count(m.Store.Append(ctx, stream, expected, events, md, opts...))
 }
 
-func (m *memStore) append(stream eventstore.Stream, expected int, events []eventstore.NewEvent,
-	md eventstore.Metadata) (eventstore.AppendResult, error) {
+func (m *memStore) count(res eventstore.AppendResult, err error) (eventstore.AppendResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.streams[stream.ID]) != expected {
+	switch {
+	case err == nil:
+		m.appends++
+	case errors.Is(err, eventstore.ErrConcurrency):
 		m.clashes++
-		return eventstore.AppendResult{}, eventstore.ErrConcurrency
 	}
-	m.appends++
-	var res eventstore.AppendResult
-	for i, ne := range events {
-		e := eventstore.Event{StreamID: stream.ID, StreamType: stream.Type, StreamVersion: expected + i + 1,
-			Type: ne.Type, SchemaVersion: 1, Data: ne.Data, Metadata: md, GlobalPosition: int64(expected + i + 1)}
-		if ne.Metadata != nil {
-			e.Metadata = *ne.Metadata
-		}
-		m.streams[stream.ID] = append(m.streams[stream.ID], e)
-		res.Events = append(res.Events, e)
-	}
-	return res, nil
+	return res, err
 }
-
-func (m *memStore) ReadStream(_ context.Context, streamID string, after int) ([]eventstore.Event, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.streams[streamID]
-	if after >= len(s) {
-		return nil, nil
-	}
-	return append([]eventstore.Event(nil), s[after:]...), nil
-}
-
-func (m *memStore) ReadStreams(context.Context, []eventstore.StreamTail) (map[string][]eventstore.Event, error) {
-	return nil, errors.New("not used")
-}
-
-func (m *memStore) FirstEvent(_ context.Context, streamID string) (eventstore.Event, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.streams[streamID]
-	if len(s) == 0 {
-		return eventstore.Event{}, false, nil
-	}
-	return s[0], true, nil
-}
-
-func (m *memStore) ClaimOwner(context.Context, eventstore.Claim) (string, error) { return "", nil }
 
 // write appends a domain event directly, as another instance would.
 func (m *memStore) write(t *testing.T, streamID string, e domain.Event) {
@@ -100,11 +57,12 @@ func (m *memStore) write(t *testing.T, streamID string, e domain.Event) {
 		t.Error(err)
 		return
 	}
-	m.mu.Lock()
-	n := len(m.streams[streamID])
-	m.mu.Unlock()
-	if _, err := m.append(eventstore.Stream{ID: streamID, Type: conversation.StreamType}, n,
-		[]eventstore.NewEvent{{ID: newID(), Type: e.EventType(), Data: data}}, eventstore.Metadata{}); err != nil {
+	events, err := m.ReadStream(t.Context(), streamID, 0)
+	if err == nil {
+		_, err = m.count(m.Store.Append(t.Context(), eventstore.Stream{ID: streamID, Type: conversation.StreamType}, len(events),
+			[]eventstore.NewEvent{{ID: newID(), Type: e.EventType(), Data: data}}, eventstore.Metadata{}))
+	}
+	if err != nil {
 		t.Error(err)
 	}
 }

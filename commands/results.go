@@ -3,7 +3,9 @@ package commands
 import (
 	"encoding/json"
 	"errors"
+	"time"
 
+	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/domain/workspace"
@@ -27,6 +29,34 @@ type Written struct {
 
 func written(res eventstore.AppendResult, version int) Written {
 	return Written{Events: res.Events, Version: version, Position: res.LastPosition()}
+}
+
+// RecordedAt is when the command's events were recorded (zero when it
+// wrote none).
+func (w Written) RecordedAt() time.Time {
+	if len(w.Events) == 0 {
+		return time.Time{}
+	}
+	return w.Events[len(w.Events)-1].RecordedAt
+}
+
+// StartedStream reports whether the command's events are the first of their
+// stream: the command created what it wrote about.
+func (w Written) StartedStream() bool {
+	return len(w.Events) > 0 && w.Events[0].StreamVersion == 1
+}
+
+// lastPending returns the latest event of type E that agg recorded and has
+// not appended yet: what a command decided, as the aggregate normalized it.
+func lastPending[E domain.Event](agg interface{ Pending() []domain.Event }) E {
+	pending := agg.Pending()
+	for i := len(pending) - 1; i >= 0; i-- {
+		if e, ok := pending[i].(E); ok {
+			return e
+		}
+	}
+	var none E
+	return none
 }
 
 // UserState is a user as seen by a command, without secrets.

@@ -19,6 +19,16 @@ type StoreMemoryItem struct {
 	Metadata    json.RawMessage
 	// ExpiresAt, when set, is when the item stops being recalled.
 	ExpiresAt *time.Time
+	// Idempotency, when set, applies the command once per key.
+	Idempotency *Idempotency[StoredItemResult]
+}
+
+// StoredItemResult is the item a StoreMemoryItem stored, as the
+// workspace's whiteboard recorded it.
+type StoredItemResult struct {
+	WorkspaceID string
+	Item        memory.ItemStored
+	Written
 }
 
 // StoreMemoryItemHandler handles StoreMemoryItem.
@@ -29,20 +39,28 @@ type StoreMemoryItemHandler struct {
 
 // Handle records memory.item_stored (editors and owners). It fails with
 // CodeConflict when the workspace is archived.
-func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem) (MemoryItemResult, error) {
+func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem) (StoredItemResult, error) {
 	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.ManageMemory, cmd.WorkspaceID)
 	if err != nil {
-		return MemoryItemResult{}, err
+		return StoredItemResult{}, err
 	}
 	if ws.Archived {
-		return MemoryItemResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
+		return StoredItemResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
 	}
 	id, now := newID(), h.now()
-	w, err := h.repos.changeBoard(withActor(ctx, cmd.Actor.UserID), cmd.WorkspaceID, func(w *memory.Whiteboard) error {
-		return w.Store(id, cmd.Type, cmd.Content, cmd.Metadata, cmd.ExpiresAt, "", now)
-	})
-	if err != nil {
-		return MemoryItemResult{}, err
+	var stored memory.ItemStored
+	result := func(w Written) StoredItemResult {
+		return StoredItemResult{WorkspaceID: cmd.WorkspaceID, Item: stored, Written: w}
 	}
-	return MemoryItemResult{ItemID: id, WorkspaceID: cmd.WorkspaceID, Written: w}, nil
+	w, err := h.repos.changeBoard(withActor(ctx, cmd.Actor.UserID), cmd.WorkspaceID, func(w *memory.Whiteboard) error {
+		if err := w.Store(id, cmd.Type, cmd.Content, cmd.Metadata, cmd.ExpiresAt, "", now); err != nil {
+			return err
+		}
+		stored = lastPending[memory.ItemStored](w)
+		return nil
+	}, cmd.Idempotency.appendOptions(result)...)
+	if err != nil {
+		return StoredItemResult{}, err
+	}
+	return result(w), nil
 }

@@ -2,8 +2,10 @@
 // error vocabulary that the rest of Engram maps to HTTP statuses in one place.
 //
 // Each aggregate lives in its own subpackage (domain/user, domain/workspace,
-// domain/conversation, …). Aggregates change state only in their Apply switch;
-// behaviour methods check the rules and record events. Nothing here performs I/O,
+// domain/conversation, …) and embeds a Root, which keeps its version and its
+// pending events. Aggregates change state only in their Apply switch;
+// behaviour methods check the rules and record events. Each package reads
+// its stored events back with a Decoder table. Nothing here performs I/O,
 // reads a clock or draws random numbers: callers pass identifiers and times in.
 package domain
 

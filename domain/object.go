@@ -16,6 +16,15 @@ const MaxObjectBytes = 16 << 10
 // emptyObject is the canonical form of an absent or empty JSON-object field.
 var emptyObject = json.RawMessage(`{}`)
 
+// ObjectOrEmpty returns raw, or the empty object {} when raw is empty: a
+// JSON-object field as it is shown.
+func ObjectOrEmpty(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return append(json.RawMessage(nil), emptyObject...)
+	}
+	return raw
+}
+
 // CanonicalObject checks that raw is a JSON object that can be stored and
 // returns its canonical form: compact, keys sorted, numbers kept as written,
 // with the escaping of encoding/json, so that two equal objects have equal

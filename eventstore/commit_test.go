@@ -1,7 +1,6 @@
 package eventstore_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	ctx := t.Context()
 	db, s := oneCommitter(t)
-	idem := func(key string) context.Context { return withKey(ctx, key) }
 	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
 
 	// Before the group: a stream at version 2, and a key already used.
@@ -32,7 +30,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	if _, err := s.Append(ctx, busy, 0, []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)}, eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(idem("used"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{}); err != nil {
+	if _, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("used")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -48,7 +46,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 			return s.Append(ctx, busy, 1, one(), eventstore.Metadata{}) // the stream is at 2
 		},
 		"replay": func() (eventstore.AppendResult, error) {
-			return s.Append(idem("used"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
+			return s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("used"))
 		},
 		"plain1": func() (eventstore.AppendResult, error) {
 			return s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
@@ -61,7 +59,7 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 				eventstore.WithClaims(eventstore.Claim{Scope: "test.name", Value: "unique"}))
 		},
 		"fresh-key": func() (eventstore.AppendResult, error) {
-			return s.Append(idem("fresh"), stream(uuid.NewString()), 0, one(), eventstore.Metadata{})
+			return s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("fresh"))
 		},
 	}
 	outcomes := make(chan outcome, len(appends))
@@ -135,10 +133,10 @@ func oneCommitter(t *testing.T) (*sqlx.DB, *eventstore.Store) {
 	return db, s
 }
 
-// withKey is ctx with an idempotency key of scope u1; the stored response
-// names the append's last position.
-func withKey(ctx context.Context, key string) context.Context {
-	return eventstore.WithIdempotency(ctx, &eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
+// idem carries an idempotency key of scope u1; the stored response names
+// the append's last position.
+func idem(key string) eventstore.AppendOption {
+	return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
 		Render: func(r eventstore.AppendResult) (int, []byte, error) {
 			return 201, fmt.Appendf(nil, `{"position":%d}`, r.LastPosition()), nil
 		}})
@@ -158,10 +156,10 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 		VALUES ('u1', $1, 'h', 0, ''::bytea, 0)`, key); err != nil {
 		t.Fatal(err)
 	}
-	held := withKey(t.Context(), key)
+	held := idem(key)
 	first := make(chan error, 1)
 	go func() {
-		_, err := s.Append(held, stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{})
+		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}, held)
 		first <- err
 	}()
 	waitFor(t, func() bool { return waitingOnLock(t, db.DB) })
@@ -183,7 +181,6 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 func TestGroupCommitChecksEachGuard(t *testing.T) {
 	ctx := t.Context()
 	db, s := oneCommitter(t)
-	idem := func(key string) context.Context { return withKey(ctx, key) }
 	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
 	two := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)} }
 	ws := stream(uuid.NewString()) // the stream the guards name, at version 2
@@ -209,7 +206,7 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 			return err
 		},
 		"stale-key": func(st eventstore.Stream) error {
-			_, err := s.Append(idem("k1"), st, 0, one(), eventstore.Metadata{}, stale)
+			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, stale, idem("k1"))
 			return err
 		},
 		"current": func(st eventstore.Stream) error {
@@ -217,7 +214,7 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 			return err
 		},
 		"current-key": func(st eventstore.Stream) error {
-			_, err := s.Append(idem("k2"), st, 0, one(), eventstore.Metadata{}, current)
+			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, current, idem("k2"))
 			return err
 		},
 		"plain": func(st eventstore.Stream) error {

@@ -18,6 +18,10 @@
 // workspace before it appends: the guard proves the membership current.
 //
 // The table itself refuses UPDATE, DELETE and TRUNCATE through a trigger.
+// [ChainHash] and [VerifyChain] compute and check the chain outside the
+// database, for other stores: eventstore/inmem keeps events in memory with
+// the same semantics, and eventstore/storetest is the contract that both
+// pass.
 //
 // # Reading
 //

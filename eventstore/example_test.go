@@ -87,6 +87,6 @@ func ExampleStore_ReadCommitted() {
 			fmt.Println(e.GlobalPosition, e.Type)
 		}
 		last := events[len(events)-1]
-		cursor = eventstore.Cursor{TxID: last.TxID, Position: last.GlobalPosition}
+		cursor = last.Cursor()
 	}
 }

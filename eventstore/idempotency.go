@@ -10,9 +10,10 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Idempotency asks Append to record an idempotency key and the response to
-// the request in the same transaction as the events, so that a retry of the
-// request can be answered with the first response and append nothing.
+// Idempotency asks an append to record an idempotency key and the response
+// to the request in the same transaction as the events, so that a retry of
+// the request can be answered with the first response and append nothing.
+// Pass it with WithIdempotency.
 type Idempotency struct {
 	// Scope separates keys of different callers (e.g. the actor id).
 	Scope string
@@ -26,6 +27,19 @@ type Idempotency struct {
 	Render func(AppendResult) (status int, body []byte, err error)
 }
 
+// WithIdempotency makes the append record idem's key and the response it
+// renders in the append's transaction. Such an append answers one request
+// and is written on its own, never merged with another command's events;
+// it fails with ErrIdempotencyKeyUsed when the key was stored first by
+// another request. An Idempotency without a key or a renderer is ignored.
+func WithIdempotency(idem Idempotency) AppendOption {
+	return func(o *appendOptions) {
+		if idem.Key != "" && idem.Render != nil {
+			o.idem = &idem
+		}
+	}
+}
+
 // StoredResponse is the first response given to an idempotent request.
 type StoredResponse struct {
 	Status      int
@@ -37,22 +51,6 @@ type StoredResponse struct {
 // SameRequest reports whether hash identifies the same request body as the
 // one stored.
 func (r StoredResponse) SameRequest(hash []byte) bool { return bytes.Equal(r.RequestHash, hash) }
-
-type idempotencyKey struct{}
-
-// WithIdempotency returns a context that makes the next Append made with it
-// record idem.
-func WithIdempotency(ctx context.Context, idem *Idempotency) context.Context {
-	return context.WithValue(ctx, idempotencyKey{}, idem)
-}
-
-func idempotencyFrom(ctx context.Context) *Idempotency {
-	idem, _ := ctx.Value(idempotencyKey{}).(*Idempotency)
-	if idem == nil || idem.Key == "" || idem.Render == nil {
-		return nil
-	}
-	return idem
-}
 
 // IdempotentResponse returns the response stored for (scope, key), if any.
 func (s *Store) IdempotentResponse(ctx context.Context, scope, key string) (StoredResponse, bool, error) {
@@ -97,8 +95,3 @@ func storeIdempotentResponse(ctx context.Context, tx *sqlx.Tx, idem *Idempotency
 	}
 	return nil
 }
-
-// HasIdempotency reports whether the next Append made with ctx records an
-// idempotency key: such an append answers one request and is written on
-// its own, never merged with another command's events.
-func HasIdempotency(ctx context.Context) bool { return idempotencyFrom(ctx) != nil }

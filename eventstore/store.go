@@ -61,6 +61,7 @@ type AppendOption func(*appendOptions)
 
 type appendOptions struct {
 	claims []Claim
+	idem   *Idempotency
 	guard  *Guard
 }
 
@@ -89,10 +90,7 @@ func WithGuard(g Guard) AppendOption {
 // GuardOf returns the guard that opts set, if any, for other
 // implementations of an append (an in-memory store in tests) to honour.
 func GuardOf(opts ...AppendOption) (Guard, bool) {
-	var o appendOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := optionsOf(opts)
 	if o.guard == nil {
 		return Guard{}, false
 	}
@@ -110,8 +108,8 @@ func GuardOf(opts ...AppendOption) (Guard, bool) {
 //
 // It returns ErrConcurrency when the stream is not at expectedVersion,
 // ErrClaimed when a claim is held by another stream, ErrIdempotencyKeyUsed when
-// the context's idempotency key (see WithIdempotency) was stored first by
-// another request, and ErrNoEvents when events is empty.
+// the idempotency key of WithIdempotency was stored first by another
+// request, and ErrNoEvents when events is empty.
 func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (AppendResult, error) {
 	p, err := s.prepare(ctx, stream, expectedVersion, events, md, opts...)
 	if err != nil {
@@ -153,14 +151,8 @@ const eventCols = 11
 
 // prepare validates an append, and builds and hashes its rows.
 func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent, md Metadata, opts ...AppendOption) (*pendingAppend, error) {
-	if len(events) == 0 {
-		return nil, ErrNoEvents
-	}
-	if stream.ID == "" || stream.Type == "" {
-		return nil, errors.New("eventstore: stream id and type are required")
-	}
-	if expectedVersion < 0 {
-		return nil, fmt.Errorf("eventstore: expected version %d < 0", expectedVersion)
+	if err := CheckAppend(stream, expectedVersion, events); err != nil {
+		return nil, err
 	}
 	var o appendOptions
 	for _, opt := range opts {
@@ -177,14 +169,8 @@ func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int,
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 
 	p := &pendingAppend{ctx: ctx, stream: stream, stored: make([]Event, len(events)),
-		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: idempotencyFrom(ctx), guard: o.guard}
+		args: make([]any, 0, eventCols*len(events)), claims: o.claims, idem: o.idem, guard: o.guard}
 	for i, ne := range events {
-		if ne.ID == "" || ne.Type == "" {
-			return nil, errors.New("eventstore: event id and type are required")
-		}
-		if !isJSONObject(ne.Data) {
-			return nil, fmt.Errorf("eventstore: event %s: data must be a JSON object", ne.Type)
-		}
 		sv := ne.SchemaVersion
 		if sv == 0 {
 			sv = 1
@@ -552,6 +538,9 @@ type Cursor struct {
 	Position int64
 }
 
+// Cursor returns the event's place in commit order.
+func (e Event) Cursor() Cursor { return Cursor{TxID: e.TxID, Position: e.GlobalPosition} }
+
 // ReadCommitted returns up to limit events after cursor in commit order,
 // (tx_id, global_position), stopping below the oldest transaction still in
 // flight, so that an event whose transaction commits late is never skipped.
@@ -567,15 +556,27 @@ func (s *Store) ReadCommitted(ctx context.Context, after Cursor, limit int) ([]E
 // Head returns the cursor of the last event that every reader can already see:
 // tailing from it delivers exactly what commits afterwards.
 func (s *Store) Head(ctx context.Context) (Cursor, error) {
+	return s.lastCursor(ctx, "head", `WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())`)
+}
+
+// Tip returns the cursor of the last event committed so far in commit
+// order, whether or not an older transaction is still in flight: a reader
+// that has applied it has applied every event committed before the call.
+func (s *Store) Tip(ctx context.Context) (Cursor, error) {
+	return s.lastCursor(ctx, "tip", "")
+}
+
+// lastCursor returns the cursor of the last event in commit order among
+// those where selects (the zero cursor when there is none).
+func (s *Store) lastCursor(ctx context.Context, what, where string) (Cursor, error) {
 	var c Cursor
-	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events
-		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events `+where+`
 		ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Cursor{}, nil
 	}
 	if err != nil {
-		return Cursor{}, fmt.Errorf("eventstore: head: %w", err)
+		return Cursor{}, fmt.Errorf("eventstore: %s: %w", what, err)
 	}
 	return c, nil
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/eventstore/storetest"
 	"github.com/engramhq/engram/test/pgtest"
 )
 
@@ -36,159 +35,26 @@ func stream(id string) eventstore.Stream {
 	return eventstore.Stream{ID: "test-" + id, Type: "test"}
 }
 
-func TestAppendAndReadStream(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	st := stream(uuid.NewString())
-	md := eventstore.Metadata{CorrelationID: "c1", CausationID: "r1", ActorID: "u1", RequestID: "r1"}
-
-	res, err := s.Append(ctx, st, eventstore.NoStream, []eventstore.NewEvent{
-		ev("test.created", `{"name":"a","n":1.50}`),
-		ev("test.renamed", `{"name":"b","nested":{"z":1,"a":[1,2,{"k":"v"}]}}`),
-	}, md)
-	if err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	if res.LastVersion() != 2 || len(res.Events) != 2 {
-		t.Fatalf("last version = %d, events = %d; want 2, 2", res.LastVersion(), len(res.Events))
-	}
-	if res.Events[0].GlobalPosition >= res.Events[1].GlobalPosition {
-		t.Fatalf("positions not increasing: %d, %d", res.Events[0].GlobalPosition, res.Events[1].GlobalPosition)
-	}
-	if _, err := s.Append(ctx, st, 2, []eventstore.NewEvent{ev("test.renamed", `{"name":"c"}`)}, md); err != nil {
-		t.Fatalf("second append: %v", err)
-	}
-
-	events, err := s.ReadStream(ctx, st.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(events) != 3 {
-		t.Fatalf("read %d events, want 3", len(events))
-	}
-	for i, e := range events {
-		if e.StreamVersion != i+1 {
-			t.Errorf("event %d has version %d", i, e.StreamVersion)
-		}
-		if e.Metadata != md {
-			t.Errorf("event %d metadata = %+v, want %+v", i, e.Metadata, md)
-		}
-		if e.StreamType != "test" || e.SchemaVersion != 1 || e.TxID == 0 || len(e.Hash) != 32 {
-			t.Errorf("event %d envelope incomplete: %+v", i, e)
-		}
-	}
-	if events[0].PrevHash != nil || string(events[1].PrevHash) != string(events[0].Hash) {
-		t.Error("hash chain not linked")
-	}
-	after, err := s.ReadStream(ctx, st.ID, 2)
-	if err != nil || len(after) != 1 || after[0].StreamVersion != 3 {
-		t.Fatalf("read after version 2 = %v, %v", after, err)
-	}
-
-	breaks, err := s.VerifyStream(ctx, st.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(breaks) != 0 {
-		t.Fatalf("intact stream reported breaks: %+v", breaks)
-	}
+// The contract of an event store (eventstore/storetest), each test on a
+// database of its own.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store { return newStore(t) })
 }
 
-func TestAppendRejectsWrongExpectedVersion(t *testing.T) {
+// A store that has not seen a stream (no cached head) refuses a gap too.
+func TestAppendWithoutCachedHeadRefusesAGap(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	st := stream(uuid.NewString())
 	if _, err := s.Append(ctx, st, 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, expected := range []int{0, 2, 5} {
-		_, err := s.Append(ctx, st, expected, []eventstore.NewEvent{ev("test.changed", `{}`)}, eventstore.Metadata{})
-		if !errors.Is(err, eventstore.ErrConcurrency) {
-			t.Errorf("expected version %d: err = %v, want ErrConcurrency", expected, err)
-		}
-	}
-	// A fresh store (no cached heads) must refuse a gap as well.
 	s2, _ := eventstore.New(s.DB())
 	if _, err := s2.Append(ctx, st, 3, []eventstore.NewEvent{ev("test.changed", `{}`)}, eventstore.Metadata{}); !errors.Is(err, eventstore.ErrConcurrency) {
 		t.Errorf("gap append: err = %v, want ErrConcurrency", err)
 	}
-	events, _ := s.ReadStream(ctx, st.ID, 0)
-	if len(events) != 1 {
+	if events, _ := s.ReadStream(ctx, st.ID, 0); len(events) != 1 {
 		t.Fatalf("stream has %d events, want 1", len(events))
-	}
-}
-
-func TestAppendRejectsBadInput(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	st := stream(uuid.NewString())
-	cases := map[string][]eventstore.NewEvent{
-		"no events":     nil,
-		"array data":    {ev("test.x", `[1]`)},
-		"invalid json":  {ev("test.x", `{"a":`)},
-		"missing type":  {{ID: uuid.NewString(), Data: json.RawMessage(`{}`)}},
-		"missing id":    {{Type: "test.x", Data: json.RawMessage(`{}`)}},
-		"string data":   {ev("test.x", `"x"`)},
-		"whitespace ok": {ev("test.x", " \n{}")},
-	}
-	for name, events := range cases {
-		_, err := s.Append(ctx, st, 0, events, eventstore.Metadata{})
-		if name == "whitespace ok" {
-			if err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("%s: append succeeded", name)
-		}
-	}
-}
-
-// Parallel appends at the same expected version: exactly one wins each round
-// and the stream never holds duplicate or missing versions.
-func TestConcurrentAppendsExactlyOneWins(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	st := stream(uuid.NewString())
-	const rounds, writers = 20, 8
-	for round := 0; round < rounds; round++ {
-		var wins, clashes atomic.Int32
-		var wg sync.WaitGroup
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := s.Append(ctx, st, round, []eventstore.NewEvent{ev("test.tick", `{}`)}, eventstore.Metadata{})
-				switch {
-				case err == nil:
-					wins.Add(1)
-				case errors.Is(err, eventstore.ErrConcurrency):
-					clashes.Add(1)
-				default:
-					t.Errorf("append: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
-		if wins.Load() != 1 || clashes.Load() != writers-1 {
-			t.Fatalf("round %d: %d wins, %d clashes", round, wins.Load(), clashes.Load())
-		}
-	}
-	events, err := s.ReadStream(ctx, st.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(events) != rounds {
-		t.Fatalf("stream has %d events, want %d", len(events), rounds)
-	}
-	for i, e := range events {
-		if e.StreamVersion != i+1 {
-			t.Fatalf("version %d at index %d", e.StreamVersion, i)
-		}
-	}
-	if breaks, _ := s.VerifyStream(ctx, st.ID); len(breaks) != 0 {
-		t.Fatalf("breaks: %+v", breaks)
 	}
 }
 
@@ -255,73 +121,6 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 	if !missing {
 		t.Fatalf("breaks = %+v, want missing version 1", breaks)
-	}
-}
-
-func TestClaims(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	c := eventstore.Claim{Scope: "user.email", Value: "a@example.com"}
-	a, b := stream("a"), stream("b")
-	if _, err := s.Append(ctx, a, 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}, eventstore.WithClaims(c)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.Append(ctx, b, 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}, eventstore.WithClaims(c))
-	if !errors.Is(err, eventstore.ErrClaimed) {
-		t.Fatalf("second claim: err = %v, want ErrClaimed", err)
-	}
-	if events, _ := s.ReadStream(ctx, b.ID, 0); len(events) != 0 {
-		t.Fatal("events written despite failed claim")
-	}
-	owner, err := s.ClaimOwner(ctx, c)
-	if err != nil || owner != a.ID {
-		t.Fatalf("owner = %q, %v", owner, err)
-	}
-}
-
-// The same idempotency key sent by 20 concurrent requests appends once; the
-// others learn that the key was used and can read the first response.
-func TestIdempotencyKeyAppendsOnce(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	const n = 20
-	var wg sync.WaitGroup
-	var ok, used atomic.Int32
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			idem := &eventstore.Idempotency{Scope: "u1", Key: "k1", RequestHash: []byte("h"),
-				Render: func(r eventstore.AppendResult) (int, []byte, error) {
-					return 201, []byte(fmt.Sprintf(`{"position":%d}`, r.LastPosition())), nil
-				}}
-			_, err := s.Append(eventstore.WithIdempotency(ctx, idem), stream(fmt.Sprint(i)), 0,
-				[]eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case errors.Is(err, eventstore.ErrIdempotencyKeyUsed):
-				used.Add(1)
-			default:
-				t.Errorf("append: %v", err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if ok.Load() != 1 || used.Load() != n-1 {
-		t.Fatalf("%d appended, %d refused; want 1 and %d", ok.Load(), used.Load(), n-1)
-	}
-	last, _ := s.LastPosition(ctx)
-	resp, found, err := s.IdempotentResponse(ctx, "u1", "k1")
-	if err != nil || !found {
-		t.Fatalf("stored response: %v %v", found, err)
-	}
-	if resp.Status != 201 || string(resp.Body) != fmt.Sprintf(`{"position":%d}`, last) || !resp.SameRequest([]byte("h")) {
-		t.Fatalf("stored response = %+v (last position %d)", resp, last)
-	}
-	all, _ := s.ReadAll(ctx, 0, 100)
-	if len(all) != 1 {
-		t.Fatalf("%d events in the log, want 1", len(all))
 	}
 }
 

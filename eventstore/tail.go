@@ -212,7 +212,7 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 			if !t.deliver(ctx, e, out) {
 				return
 			}
-			cursor = Cursor{TxID: e.TxID, Position: e.GlobalPosition}
+			cursor = e.Cursor()
 		}
 		if len(events) == t.cfg.BatchSize {
 			continue

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
 )
@@ -43,6 +44,21 @@ func quiet(t *testing.T, msgs <-chan *message.Message, d time.Duration) {
 	}
 }
 
+// tail subscribes to the log of s through a Tailer closed when t ends.
+func tail(t *testing.T, s *eventstore.Store, cfg eventstore.TailerConfig) <-chan *message.Message {
+	t.Helper()
+	tailer, err := eventstore.NewTailer(s, cfg, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tailer.Close() })
+	msgs, err := tailer.Subscribe(t.Context(), eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
 // Transaction A takes its position first but commits after B: the tailer
 // waits while A is in flight, then delivers A and B in commit order, once each.
 func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
@@ -59,31 +75,9 @@ func TestTailerSurvivesOutOfOrderCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{From: &from, PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tailer.Close()
-	msgs, err := tailer.Subscribe(ctx, eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := tail(t, s, eventstore.TailerConfig{From: &from, PollInterval: 20 * time.Millisecond})
 
-	txA, err := s.DB().BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txA.Rollback()
-	var posA int64
-	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
-		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
-		t.Fatal(err)
-	}
-	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	posB := resB.LastPosition()
+	txA, posA, posB := commitOutOfOrder(t, s)
 	// Nothing is delivered while A is in flight: not the event the tailer
 	// started after, and not B, which would let A be skipped.
 	quiet(t, msgs, 200*time.Millisecond)
@@ -103,18 +97,10 @@ func TestTailerWakesAndRedeliversNacked(t *testing.T) {
 	s := newStore(t)
 	wake := make(chan struct{}, 1)
 	from := eventstore.Cursor{}
-	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{
+	msgs := tail(t, s, eventstore.TailerConfig{
 		From: &from, PollInterval: time.Minute, RetryInterval: 10 * time.Millisecond,
 		Wake: func() (<-chan struct{}, func()) { return wake, func() {} },
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tailer.Close()
-	msgs, err := tailer.Subscribe(ctx, eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	res, err := s.Append(ctx, stream("w"), 0, []eventstore.NewEvent{ev("test.created", `{}`), ev("test.changed", `{}`)}, eventstore.Metadata{})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +174,7 @@ func TestCursorOfAndFirstEvent(t *testing.T) {
 	}
 	second := res.Events[1]
 	c, err := s.CursorOf(ctx, second.GlobalPosition)
-	if err != nil || c != (eventstore.Cursor{TxID: second.TxID, Position: second.GlobalPosition}) {
+	if err != nil || c != second.Cursor() {
 		t.Fatalf("CursorOf = %+v, %v", c, err)
 	}
 	if c, err := s.CursorOf(ctx, 0); err != nil || c != (eventstore.Cursor{}) {
@@ -225,4 +211,26 @@ func TestCursorOfAndFirstEvent(t *testing.T) {
 	if _, ok, err := s.FirstEvent(ctx, "test-missing"); ok || err != nil {
 		t.Fatalf("FirstEvent of a missing stream = %v, %v", ok, err)
 	}
+}
+
+// commitOutOfOrder inserts event A in a transaction it leaves open, then
+// appends event B, which commits first: A holds the earlier position and
+// commits (through txA) after B. Commit or roll back txA to end it.
+func commitOutOfOrder(t *testing.T, s *eventstore.Store) (txA *sqlx.Tx, posA, posB int64) {
+	t.Helper()
+	ctx := t.Context()
+	txA, err := s.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = txA.Rollback() })
+	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
+		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
+		t.Fatal(err)
+	}
+	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txA, posA, resB.LastPosition()
 }

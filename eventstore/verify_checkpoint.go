@@ -86,38 +86,9 @@ func (s *Store) WalkLog(ctx context.Context, horizon uint64, fn func(LogEntry) e
 // walkPage passes each event after position after and below horizon, of
 // one page, to fn and returns how many it read.
 func (s *Store) walkPage(ctx context.Context, horizon uint64, after int64, fn func(e *Event, data, md string) error) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT global_position, tx_id::text, event_id, stream_id, stream_type,
-		stream_version, type, schema_version, data::text, metadata::text, recorded_at, prev_hash, hash
-		FROM events WHERE global_position > $1 AND tx_id < $2::text::xid8
-		ORDER BY global_position LIMIT $3`, after, strconv.FormatUint(horizon, 10), verifyPageSize)
-	if err != nil {
-		return 0, fmt.Errorf("eventstore: walk log: %w", err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var (
-			e        Event
-			tx       string
-			data, md string
-		)
-		if err := rows.Scan(&e.GlobalPosition, &tx, &e.EventID, &e.StreamID, &e.StreamType, &e.StreamVersion,
-			&e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
-			return n, fmt.Errorf("eventstore: walk log: %w", err)
-		}
-		if e.TxID, err = strconv.ParseUint(tx, 10, 64); err != nil {
-			return n, fmt.Errorf("eventstore: walk log: transaction id %q: %w", tx, err)
-		}
-		e.RecordedAt = e.RecordedAt.UTC().Truncate(time.Microsecond)
-		n++
-		if err := fn(&e, data, md); err != nil {
-			return n, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("eventstore: walk log: %w", err)
-	}
-	return n, nil
+	return s.eachRaw(ctx, "walk log", `SELECT `+rawEventColumns+` FROM events
+		WHERE global_position > $1 AND tx_id < $2::text::xid8 ORDER BY global_position LIMIT $3`,
+		[]any{after, strconv.FormatUint(horizon, 10), verifyPageSize}, fn)
 }
 
 // leafTag separates leaves from every other SHA-256 input of the log.

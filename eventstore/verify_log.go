@@ -3,7 +3,6 @@ package eventstore
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -68,38 +67,14 @@ func (s *Store) VerifyLog(ctx context.Context, streamID string, onBreak func(Bre
 // verifyPage reads the page of events after (afterStream, afterVersion) and
 // passes each to fn; it returns how many it read.
 func (s *Store) verifyPage(ctx context.Context, onlyStream, afterStream string, afterVersion int, fn func(e *Event, data, md string) error) (int, error) {
-	query := `SELECT global_position, event_id, stream_id, stream_type, stream_version, type, schema_version,
-		data::text, metadata::text, recorded_at, prev_hash, hash FROM events `
+	query := `SELECT ` + rawEventColumns + ` FROM events `
 	args := []any{afterStream, afterVersion, verifyPageSize}
 	if onlyStream == "" {
 		query += `WHERE (stream_id, stream_version) > ($1, $2) ORDER BY stream_id, stream_version LIMIT $3`
 	} else {
 		query += `WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3`
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return 0, fmt.Errorf("eventstore: verify log: %w", err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var (
-			e        Event
-			data, md string
-		)
-		if err := rows.Scan(&e.GlobalPosition, &e.EventID, &e.StreamID, &e.StreamType, &e.StreamVersion,
-			&e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
-			return n, fmt.Errorf("eventstore: verify log: %w", err)
-		}
-		n++
-		if err := fn(&e, data, md); err != nil {
-			return n, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("eventstore: verify log: %w", err)
-	}
-	return n, nil
+	return s.eachRaw(ctx, "verify log", query, args, fn)
 }
 
 // chainCheck follows one stream's hash chain and version sequence.

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/test/pgtest"
 )
 
 func TestVerifyLogWalksEveryStreamAndReportsEachBreak(t *testing.T) {
@@ -51,19 +52,11 @@ func TestVerifyLogWalksEveryStreamAndReportsEachBreak(t *testing.T) {
 	}
 
 	// Tamper as a superuser would: change one event's data, delete another.
-	db := s.DB()
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`ALTER TABLE events DISABLE TRIGGER USER`)
-	exec(`UPDATE events SET data = '{"n": 9999}' WHERE stream_id = $1 AND stream_version = 2050`, long.ID)
-	exec(`DELETE FROM events WHERE stream_id = $1 AND stream_version = 2`, short[1].ID)
-	exec(`ALTER TABLE events ENABLE TRIGGER USER`)
+	pgtest.AsSuperuser(t, s.DB(),
+		`UPDATE events SET data = '{"n": 9999}' WHERE stream_id = '`+long.ID+`' AND stream_version = 2050`,
+		`DELETE FROM events WHERE stream_id = '`+short[1].ID+`' AND stream_version = 2`)
 	var pos3 int64
-	if err := db.GetContext(ctx, &pos3, `SELECT global_position FROM events WHERE stream_id = $1 AND stream_version = 3`, short[1].ID); err != nil {
+	if err := s.DB().GetContext(ctx, &pos3, `SELECT global_position FROM events WHERE stream_id = $1 AND stream_version = 3`, short[1].ID); err != nil {
 		t.Fatal(err)
 	}
 

@@ -87,7 +87,7 @@ type Agent struct {
 	fromOK   bool              // from is known
 	queue    []eventstore.Event
 	overflow bool
-	signal   chan struct{}
+	wake     chan struct{}
 }
 
 // NewAgent returns an Agent feeding c. Call Run to start it.
@@ -111,7 +111,7 @@ func NewAgent(c Consumer, cfg AgentConfig) (*Agent, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Logger = cfg.Logger.With("consumer", c.Name())
-	return &Agent{c: c, cfg: cfg, signal: make(chan struct{}, 1)}, nil
+	return &Agent{c: c, cfg: cfg, wake: make(chan struct{}, 1)}, nil
 }
 
 // Name returns the consumer's name.
@@ -133,7 +133,7 @@ func (a *Agent) offer(prev eventstore.Cursor, prevOK bool, e eventstore.Event) {
 	}
 	a.mu.Unlock()
 	select {
-	case a.signal <- struct{}{}:
+	case a.wake <- struct{}{}:
 	default:
 	}
 }
@@ -157,7 +157,7 @@ func (a *Agent) take() (from eventstore.Cursor, events []eventstore.Event, gap b
 		a.queue = nil
 	} else {
 		a.queue = append([]eventstore.Event(nil), a.queue[n:]...)
-		a.from, a.fromOK = cursorOf(events[n-1]), true
+		a.from, a.fromOK = events[n-1].Cursor(), true
 	}
 	return from, events, gap
 }
@@ -230,7 +230,7 @@ func (a *Agent) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-a.signal:
+			case <-a.wake:
 				idle = 0
 			case <-tick.C:
 				if idle++; idle < idleChecks {
@@ -269,7 +269,7 @@ func (a *Agent) Run(ctx context.Context) {
 		}
 		backoff = DefaultRetryInterval
 		cur = next
-		if cur.Before(cursorOf(events[len(events)-1])) {
+		if cur.Before(events[len(events)-1].Cursor()) {
 			// Part of the consumer was behind: it reads the log for it.
 			known = false
 		}
@@ -319,7 +319,7 @@ func (a *Agent) catchUp(ctx context.Context, cur *eventstore.Cursor) error {
 			continue
 		}
 		*cur = next
-		if len(page) < a.cfg.MaxBatch && !next.Before(cursorOf(page[len(page)-1])) {
+		if len(page) < a.cfg.MaxBatch && !next.Before(page[len(page)-1].Cursor()) {
 			return nil
 		}
 	}
@@ -329,15 +329,11 @@ func (a *Agent) catchUp(ctx context.Context, cur *eventstore.Cursor) error {
 // after returns the events that come after c in commit order.
 func after(events []eventstore.Event, c eventstore.Cursor) []eventstore.Event {
 	for i, e := range events {
-		if cursorOf(e).After(c) {
+		if e.Cursor().After(c) {
 			return events[i:]
 		}
 	}
 	return nil
-}
-
-func cursorOf(e eventstore.Event) eventstore.Cursor {
-	return eventstore.Cursor{TxID: e.TxID, Position: e.GlobalPosition}
 }
 
 // sleep waits d or until ctx ends; it reports false in the second case.

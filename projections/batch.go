@@ -160,7 +160,7 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	if err != nil {
 		return from, err
 	}
-	end := cursorOf(events[len(events)-1])
+	end := events[len(events)-1].Cursor()
 	next := end
 	var moved []string
 	for _, p := range c.projectors {

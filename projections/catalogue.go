@@ -4,7 +4,8 @@ package projections
 const (
 	// KindSQL is a set of SQL tables, rebuilt with a Rebuilder.
 	KindSQL = "sql"
-	// KindRedis is a Redis read model, rebuilt with RedisReadModels.Rebuild.
+	// KindRedis is a Redis read model (package projections/redis), rebuilt
+	// with its ReadModels.Rebuild.
 	KindRedis = "redis"
 	// KindCache is a cache that refills itself; it is not rebuilt.
 	KindCache = "cache"
@@ -20,8 +21,8 @@ type Info struct {
 	Rebuildable bool `json:"rebuildable"`
 }
 
-// Catalogue describes every projector: the SQL ones, the cognition ones,
-// the Redis read models and the revocation cache.
+// Catalogue describes the SQL projectors and the cognition ones. The Redis
+// read models describe theirs (package projections/redis).
 func Catalogue() []Info {
 	var out []Info
 	for _, p := range append(SQL(), Cognition()...) {
@@ -34,10 +35,7 @@ func Catalogue() []Info {
 		}
 		out = append(out, info)
 	}
-	return append(out,
-		Info{Name: RedisMessagesProjector, Kind: KindRedis, Description: redisMessagesDescription, Rebuildable: true},
-		Info{Name: RedisWorkspacesProjector, Kind: KindRedis, Description: redisWorkspacesDescription, Rebuildable: true},
-	)
+	return out
 }
 
 // SQLProjector returns the SQL projector named name.

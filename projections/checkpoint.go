@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/engramhq/engram/eventstore"
 )
 
 // ErrUnknownPosition means a client waited for a position the log does not
@@ -141,4 +143,10 @@ func (c *Checkpoints) Status(ctx context.Context, names []string) ([]Status, err
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// Least returns the least checkpoint of the named projectors, in commit
+// order (the start of the log when one has none yet).
+func (c *Checkpoints) Least(ctx context.Context, names ...string) (eventstore.Cursor, error) {
+	return leastCheckpoint(ctx, c.db, names)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 
+	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/memory"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
@@ -19,28 +20,17 @@ const (
 // Cognition returns the projectors of the cognition read models: the tasks
 // handed to experts and the workspace memory items.
 func Cognition() []Projector {
-	return []Projector{tasksProjector{}, memoryProjector{}}
+	return []Projector{
+		streamProjector{name: TasksProjector, streamType: task.StreamType, tables: []string{"tasks"},
+			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask},
+		streamProjector{name: MemoryProjector, streamType: memory.StreamType, tables: []string{"memory_items"},
+			description: "workspace memory items", decode: memory.Decode, apply: applyMemory},
+	}
 }
 
-type tasksProjector struct{}
-
-func (tasksProjector) Name() string { return TasksProjector }
-
-func (tasksProjector) Wants(e eventstore.Event) bool { return e.StreamType == task.StreamType }
-
-func (tasksProjector) Tables() []string { return []string{"tasks"} }
-
-func (tasksProjector) Description() string { return "tasks handed to domain experts" }
-
-func (tasksProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	if e.StreamType != task.StreamType {
-		return nil
-	}
-	ev, err := task.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, task.StreamType)
+// applyTask keeps one row per task, guarded by the task stream's version.
+func applyTask(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
+	var err error
 	if ev, ok := ev.(task.Submitted); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO tasks (id, workspace_id, conversation_id, message_id, requested_by, expert,
 			input, priority, status, submitted_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)`,
@@ -70,28 +60,11 @@ func (tasksProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) 
 	return err
 }
 
-type memoryProjector struct{}
-
-func (memoryProjector) Name() string { return MemoryProjector }
-
-func (memoryProjector) Wants(e eventstore.Event) bool { return e.StreamType == memory.StreamType }
-
-func (memoryProjector) Tables() []string { return []string{"memory_items"} }
-
-func (memoryProjector) Description() string { return "workspace memory items" }
-
-// Apply keeps one row per item. Rows are guarded by the memory stream's
+// applyMemory keeps one row per item. Rows are guarded by the memory stream's
 // version, so a redelivered event changes nothing; a deleted item keeps its
 // row, marked deleted, so that no older event can bring it back.
-func (memoryProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	if e.StreamType != memory.StreamType {
-		return nil
-	}
-	ev, err := memory.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	workspaceID := idOf(e, memory.StreamType)
+func applyMemory(ctx context.Context, tx Execer, e eventstore.Event, workspaceID string, ev domain.Event) error {
+	var err error
 	switch ev := ev.(type) {
 	case memory.ItemStored:
 		_, err = tx.ExecContext(ctx, `INSERT INTO memory_items (id, workspace_id, type, content, metadata, expires_at,

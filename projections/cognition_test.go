@@ -59,40 +59,40 @@ func TestCognitionReadModels(t *testing.T) {
 	taskStream := func(id string) eventstore.Stream {
 		return eventstore.Stream{ID: task.StreamID(id), Type: task.StreamType}
 	}
-	appendEvents(t, f.store, taskStream(done), 0, submitted(done), task.Started{Worker: "w", Attempt: 1, Deadline: deadline},
+	appendEvents(t, f.Store, taskStream(done), 0, submitted(done), task.Started{Worker: "w", Attempt: 1, Deadline: deadline},
 		task.Progressed{Progress: 50, Note: "half"}, task.Completed{Output: "ECHO: hello", ReplyMessageID: reply})
-	appendEvents(t, f.store, taskStream(failed), 0, submitted(failed), task.Started{Worker: "w", Attempt: 1, Deadline: deadline},
+	appendEvents(t, f.Store, taskStream(failed), 0, submitted(failed), task.Started{Worker: "w", Attempt: 1, Deadline: deadline},
 		task.Started{Worker: "w", Attempt: 2, Deadline: deadline}, task.Failed{Reason: "boom", Attempts: 2})
-	appendEvents(t, f.store, taskStream(cancelled), 0, submitted(cancelled), task.Cancelled{Reason: "stop"})
+	appendEvents(t, f.Store, taskStream(cancelled), 0, submitted(cancelled), task.Cancelled{Reason: "stop"})
 
 	kept, gone := uuid.NewString(), uuid.NewString()
 	memStream := eventstore.Stream{ID: memory.StreamID(ws), Type: memory.StreamType}
 	content := "Ada wrote the first program"
-	appendEvents(t, f.store, memStream, 0,
+	appendEvents(t, f.Store, memStream, 0,
 		memory.ItemStored{ItemID: kept, Type: memory.TypeEntity, Content: "Ada", Metadata: json.RawMessage(`{"name":"Ada"}`),
 			ExpiresAt: &deadline, SourceMessageID: uuid.NewString()},
 		memory.ItemStored{ItemID: gone, Type: memory.TypeMessage, Content: "forget me", Metadata: json.RawMessage(`{}`)},
 		memory.ItemUpdated{ItemID: kept, Content: &content},
 		memory.ItemDeleted{ItemID: gone})
-	f.settle(t)
+	f.Settle(t)
 
 	ps := cognitionProjectors(t)
 	for _, name := range []string{projections.TasksProjector, projections.MemoryProjector} {
-		f.applyLive(t, ps[name])
+		f.ApplyLive(t, ps[name])
 	}
 	var status, output, reason string
 	var attempts, progress int
-	if err := f.db.QueryRow(`SELECT status, coalesce(output, ''), attempts, progress FROM tasks WHERE id = $1`, done).
+	if err := f.DB.QueryRow(`SELECT status, coalesce(output, ''), attempts, progress FROM tasks WHERE id = $1`, done).
 		Scan(&status, &output, &attempts, &progress); err != nil || status != task.StatusCompleted || output != "ECHO: hello" ||
 		attempts != 1 || progress != 100 {
 		t.Fatalf("completed task row: %s %q %d %d %v", status, output, attempts, progress, err)
 	}
-	if err := f.db.QueryRow(`SELECT status, reason, attempts FROM tasks WHERE id = $1`, failed).Scan(&status, &reason, &attempts); err != nil ||
+	if err := f.DB.QueryRow(`SELECT status, reason, attempts FROM tasks WHERE id = $1`, failed).Scan(&status, &reason, &attempts); err != nil ||
 		status != task.StatusFailed || reason != "boom" || attempts != 2 {
 		t.Fatalf("failed task row: %s %q %d %v", status, reason, attempts, err)
 	}
 	var n int
-	if err := f.db.QueryRow(`SELECT count(*) FROM memory_items WHERE deleted_at IS NULL AND words @@ to_tsquery('simple', 'program')`).Scan(&n); err != nil || n != 1 {
+	if err := f.DB.QueryRow(`SELECT count(*) FROM memory_items WHERE deleted_at IS NULL AND words @@ to_tsquery('simple', 'program')`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("memory rows found by word: %d, %v", n, err)
 	}
 
@@ -101,11 +101,11 @@ func TestCognitionReadModels(t *testing.T) {
 	for name, p := range ps {
 		before[name] = f.checksums(t, p, "public")
 	}
-	events, err := f.store.ReadAll(t.Context(), 0, 100)
+	events, err := f.Store.ReadAll(t.Context(), 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := f.db.BeginTx(t.Context(), nil)
+	tx, err := f.DB.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

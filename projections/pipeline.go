@@ -48,7 +48,7 @@ func (p *Pipeline) Handle(msg *message.Message) error {
 		p.logger.Warn("event pipeline: message is not an event; skipped", "message_id", msg.UUID, "err", err)
 		return nil
 	}
-	cur := cursorOf(e)
+	cur := e.Cursor()
 	p.mu.Lock()
 	if !p.lastOK || cur.After(p.last) { // not a redelivery
 		for _, a := range p.agents {

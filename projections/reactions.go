@@ -123,7 +123,7 @@ func (c *Reactions) Handle(ctx context.Context, from eventstore.Cursor, events [
 			return from, firstErr
 		}
 	}
-	end := cursorOf(events[len(events)-1])
+	end := events[len(events)-1].Cursor()
 	if _, err := c.db.ExecContext(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
 		VALUES ($1, $2, $3::text::xid8) ON CONFLICT (consumer_group) DO UPDATE
 		SET offset_acked = excluded.offset_acked, last_processed_transaction_id = excluded.last_processed_transaction_id

@@ -2,138 +2,36 @@ package projections_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
-	"github.com/engramhq/engram/test/eventgen"
-	"github.com/engramhq/engram/test/pgtest"
+	"github.com/engramhq/engram/projections/projectionstest"
 )
 
-// rebuildFixture is a fresh database with a store, a generator and a
+// rebuildFixture is a log of its own (projectionstest.Log) with a
 // rebuilder.
 type rebuildFixture struct {
-	db    *sqlx.DB
-	store *eventstore.Store
-	gen   *eventgen.Generator
-	r     *projections.Rebuilder
+	*projectionstest.Log
+	r *projections.Rebuilder
 }
 
 func newRebuildFixture(t *testing.T) *rebuildFixture {
 	t.Helper()
-	db := pgtest.New(t)
-	store, err := eventstore.New(db)
+	l := projectionstest.New(t)
+	r, err := projections.NewRebuilder(l.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := projections.NewRebuilder(store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &rebuildFixture{db: db, store: store, gen: eventgen.New(store, 7), r: r}
-}
-
-// generate appends about n events and waits until every reader can see
-// them (see settle).
-func (f *rebuildFixture) generate(t *testing.T, n int) {
-	t.Helper()
-	if _, err := f.gen.Append(t.Context(), n); err != nil {
-		t.Fatal(err)
-	}
-	f.settle(t)
-}
-
-// settle waits until the head of the log is its last event: the head is
-// held back by any transaction in flight in the cluster, other tests'
-// included.
-func (f *rebuildFixture) settle(t *testing.T) {
-	t.Helper()
-	last, err := f.store.LastPosition(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		head, err := f.store.Head(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if head.Position == last {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the head stays at %d, below the last position %d", head.Position, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// applyLive applies the events after the projector's checkpoint to its live
-// tables as its consumer group does: one event at a time, each in a
-// transaction with the checkpoint, parking the events it fails on.
-func (f *rebuildFixture) applyLive(t *testing.T, p projections.Projector) {
-	t.Helper()
-	ctx := t.Context()
-	var cur eventstore.Cursor
-	var tx sql.NullString
-	var pos sql.NullInt64
-	err := f.db.QueryRowContext(ctx, `SELECT last_processed_transaction_id::text, offset_acked FROM consumer_offsets
-		WHERE consumer_group = $1`, p.Name()).Scan(&tx, &pos)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		t.Fatal(err)
-	}
-	if tx.Valid {
-		cur.TxID, _ = strconv.ParseUint(tx.String, 10, 64)
-		cur.Position = pos.Int64
-	}
-	for {
-		page, err := f.store.ReadCommitted(ctx, cur, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		tx, err := f.db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range page {
-			exec := func(q string, args ...any) {
-				if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-					t.Fatal(err)
-				}
-			}
-			exec(`SAVEPOINT apply`)
-			if err := p.Apply(ctx, tx, e); err != nil {
-				exec(`ROLLBACK TO SAVEPOINT apply`)
-				exec(`INSERT INTO parked_events (consumer_group, global_position, event_id, type, error)
-					VALUES ($1, $2, $3, $4, 'failed')`, p.Name(), e.GlobalPosition, e.EventID, e.Type)
-			}
-			exec(`RELEASE SAVEPOINT apply`)
-			cur = eventstore.Cursor{TxID: e.TxID, Position: e.GlobalPosition}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
-			VALUES ($1, $2, $3::text::xid8) ON CONFLICT (consumer_group) DO UPDATE
-			SET offset_acked = excluded.offset_acked, last_processed_transaction_id = excluded.last_processed_transaction_id`,
-			p.Name(), cur.Position, strconv.FormatUint(cur.TxID, 10)); err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return &rebuildFixture{Log: l, r: r}
 }
 
 // checksums returns, per table of p, the md5 of its rows in order, as
@@ -143,7 +41,7 @@ func (f *rebuildFixture) checksums(t *testing.T, p projections.TableProjector, s
 	out := map[string]string{}
 	for _, table := range p.Tables() {
 		var sum string
-		err := f.db.QueryRowContext(t.Context(), `SELECT count(*) || ':' || coalesce(md5(string_agg(r::text, E'\n' ORDER BY r::text)), '')
+		err := f.DB.QueryRowContext(t.Context(), `SELECT count(*) || ':' || coalesce(md5(string_agg(r::text, E'\n' ORDER BY r::text)), '')
 			FROM `+schema+`.`+table+` r`).Scan(&sum)
 		if err != nil {
 			t.Fatalf("checksum of %s.%s: %v", schema, table, err)
@@ -158,7 +56,7 @@ func (f *rebuildFixture) indexNames(t *testing.T, p projections.TableProjector) 
 	var names []string
 	for _, table := range p.Tables() {
 		var got []string
-		if err := f.db.SelectContext(t.Context(), &got, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1
+		if err := f.DB.SelectContext(t.Context(), &got, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1
 			ORDER BY indexname`, table); err != nil {
 			t.Fatal(err)
 		}
@@ -167,22 +65,10 @@ func (f *rebuildFixture) indexNames(t *testing.T, p projections.TableProjector) 
 	return names
 }
 
-func (f *rebuildFixture) checkpoint(t *testing.T, name string) eventstore.Cursor {
-	t.Helper()
-	var tx string
-	var c eventstore.Cursor
-	if err := f.db.QueryRowContext(t.Context(), `SELECT last_processed_transaction_id::text, offset_acked FROM consumer_offsets
-		WHERE consumer_group = $1`, name).Scan(&tx, &c.Position); err != nil {
-		t.Fatal(err)
-	}
-	c.TxID, _ = strconv.ParseUint(tx, 10, 64)
-	return c
-}
-
 func (f *rebuildFixture) schemaExists(t *testing.T, name string) bool {
 	t.Helper()
 	var ok bool
-	if err := f.db.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name).Scan(&ok); err != nil {
+	if err := f.DB.QueryRowContext(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name).Scan(&ok); err != nil {
 		t.Fatal(err)
 	}
 	return ok
@@ -215,13 +101,13 @@ func equalSums(t *testing.T, what string, got, want map[string]string) {
 // arrived since the live model last moved are applied by the swap.
 func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 1000)
-	head, err := f.store.Head(t.Context())
+	f.Generate(t, 1000)
+	head, err := f.Store.Head(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range sqlProjectors(t) {
-		f.applyLive(t, p)
+		f.ApplyLive(t, p)
 		live := f.checksums(t, p, "public")
 		indexes := f.indexNames(t, p)
 
@@ -236,7 +122,7 @@ func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 		if got := f.indexNames(t, p); len(got) != len(indexes) || joined(got) != joined(indexes) {
 			t.Errorf("indexes of %s after the swap = %v, want %v", p.Name(), got, indexes)
 		}
-		if got := f.checkpoint(t, p.Name()); got != head {
+		if got := f.Checkpoint(t, p.Name()); got != head {
 			t.Errorf("checkpoint of %s = %+v, want %+v", p.Name(), got, head)
 		}
 		if f.schemaExists(t, projections.ShadowSchema(p.Name())) {
@@ -245,21 +131,21 @@ func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 	}
 
 	// The live model lags: the swap catches up with the log.
-	f.generate(t, 600)
+	f.Generate(t, 600)
 	conv := sqlProjectors(t)[2]
 	res, err := f.r.Rebuild(t.Context(), conv, projections.RebuildOptions{PageSize: 10_000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	head, _ = f.store.Head(t.Context())
-	if res.Cursor != head || f.checkpoint(t, conv.Name()) != head {
-		t.Errorf("after a catching-up rebuild: cursor %+v, checkpoint %+v, want %+v", res.Cursor, f.checkpoint(t, conv.Name()), head)
+	head, _ = f.Store.Head(t.Context())
+	if res.Cursor != head || f.Checkpoint(t, conv.Name()) != head {
+		t.Errorf("after a catching-up rebuild: cursor %+v, checkpoint %+v, want %+v", res.Cursor, f.Checkpoint(t, conv.Name()), head)
 	}
 	if _, err := f.r.Rebuild(t.Context(), conv, projections.RebuildOptions{Into: "fresh"}); err != nil {
 		t.Fatal(err)
 	}
 	equalSums(t, "swapped after catching up vs fresh", f.checksums(t, conv, "public"), f.checksums(t, conv, "fresh"))
-	f.applyLive(t, conv) // from the new checkpoint: nothing left to apply
+	f.ApplyLive(t, conv) // from the new checkpoint: nothing left to apply
 	equalSums(t, "live after the swap", f.checksums(t, conv, "public"), f.checksums(t, conv, "fresh"))
 }
 
@@ -272,11 +158,11 @@ func joined(ss []string) string {
 // rebuild drops what the interrupted one left.
 func TestRebuildInterruptedLeavesTheLiveModel(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 800)
+	f.Generate(t, 800)
 	p := sqlProjectors(t)[2]
-	f.applyLive(t, p)
+	f.ApplyLive(t, p)
 	before := f.checksums(t, p, "public")
-	checkpoint := f.checkpoint(t, p.Name())
+	checkpoint := f.Checkpoint(t, p.Name())
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -285,7 +171,7 @@ func TestRebuildInterruptedLeavesTheLiveModel(t *testing.T) {
 		t.Fatalf("interrupted rebuild: %v, want context.Canceled", err)
 	}
 	equalSums(t, "live after an interrupted rebuild", f.checksums(t, p, "public"), before)
-	if f.checkpoint(t, p.Name()) != checkpoint {
+	if f.Checkpoint(t, p.Name()) != checkpoint {
 		t.Error("an interrupted rebuild moved the checkpoint")
 	}
 	if !f.schemaExists(t, projections.ShadowSchema(p.Name())) {
@@ -301,13 +187,13 @@ func TestRebuildInterruptedLeavesTheLiveModel(t *testing.T) {
 // whether the point is a position or a time, and leaves the live one alone.
 func TestRebuildAsOf(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 800)
-	mid, err := f.store.Head(t.Context())
+	f.Generate(t, 800)
+	mid, err := f.Store.Head(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var at time.Time
-	if err := f.db.QueryRowContext(t.Context(), `SELECT max(recorded_at) FROM events`).Scan(&at); err != nil {
+	if err := f.DB.QueryRowContext(t.Context(), `SELECT max(recorded_at) FROM events`).Scan(&at); err != nil {
 		t.Fatal(err)
 	}
 	for !time.Now().After(at.Add(time.Millisecond)) { // later events are recorded strictly after
@@ -315,12 +201,12 @@ func TestRebuildAsOf(t *testing.T) {
 	ps := sqlProjectors(t)
 	then := map[string]map[string]string{}
 	for _, p := range ps {
-		f.applyLive(t, p)
+		f.ApplyLive(t, p)
 		then[p.Name()] = f.checksums(t, p, "public")
 	}
-	f.generate(t, 500)
+	f.Generate(t, 500)
 	for _, p := range ps {
-		f.applyLive(t, p)
+		f.ApplyLive(t, p)
 	}
 
 	for _, p := range ps {
@@ -347,24 +233,24 @@ func TestRebuildAsOf(t *testing.T) {
 // consumer, and replace the projector's parked events at the swap.
 func TestRebuildParksWhatFails(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 300)
+	f.Generate(t, 300)
 	ctx := t.Context()
 	// A conversation whose creation the projector cannot decode, and a
 	// message to it (which the projector then ignores).
 	id := uuid.NewString()
 	stream := eventstore.Stream{ID: conversation.StreamType + "-" + id, Type: conversation.StreamType}
-	bad, err := f.store.Append(ctx, stream, 0, []eventstore.NewEvent{
+	bad, err := f.Store.Append(ctx, stream, 0, []eventstore.NewEvent{
 		{ID: uuid.NewString(), Type: conversation.EventCreated, SchemaVersion: 99, Data: json.RawMessage(`{"conversation_id":"` + id + `"}`)},
 		{ID: uuid.NewString(), Type: conversation.EventMessagePosted, Data: json.RawMessage(`{"message_id":"` + uuid.NewString() + `","author_id":"a","role":"user","content":"x"}`)},
 	}, eventstore.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.generate(t, 300)
+	f.Generate(t, 300)
 	p := sqlProjectors(t)[2]
-	f.applyLive(t, p)
+	f.ApplyLive(t, p)
 	live := f.checksums(t, p, "public")
-	if _, err := f.db.ExecContext(ctx, `INSERT INTO parked_events (consumer_group, global_position, event_id, type, error)
+	if _, err := f.DB.ExecContext(ctx, `INSERT INTO parked_events (consumer_group, global_position, event_id, type, error)
 		VALUES ($1, 1, $2, 'stale', 'from an older run')`, p.Name(), uuid.NewString()); err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +264,7 @@ func TestRebuildParksWhatFails(t *testing.T) {
 		t.Fatalf("parked = %+v, want only position %d", res.Parked, want)
 	}
 	var parked []int64
-	if err := f.db.SelectContext(ctx, &parked, `SELECT global_position FROM parked_events WHERE consumer_group = $1`, p.Name()); err != nil {
+	if err := f.DB.SelectContext(ctx, &parked, `SELECT global_position FROM parked_events WHERE consumer_group = $1`, p.Name()); err != nil {
 		t.Fatal(err)
 	}
 	if len(parked) != 1 || parked[0] != want {
@@ -389,7 +275,7 @@ func TestRebuildParksWhatFails(t *testing.T) {
 
 func TestRebuildRefuses(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.generate(t, 100)
+	f.Generate(t, 100)
 	p := sqlProjectors(t)[0]
 	ctx := t.Context()
 	for _, o := range []projections.RebuildOptions{
@@ -422,7 +308,7 @@ func TestRebuildRefuses(t *testing.T) {
 		done <- err
 	}()
 	<-started
-	if running, err := projections.Rebuilding(ctx, f.db.DB, p.Name()); err != nil || !running {
+	if running, err := projections.Rebuilding(ctx, f.DB.DB, p.Name()); err != nil || !running {
 		t.Errorf("Rebuilding during a rebuild = %v, %v", running, err)
 	}
 	if _, err := f.r.Rebuild(ctx, p, projections.RebuildOptions{}); !errors.Is(err, projections.ErrRebuildRunning) {
@@ -432,7 +318,7 @@ func TestRebuildRefuses(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if running, err := projections.Rebuilding(ctx, f.db.DB, p.Name()); err != nil || running {
+	if running, err := projections.Rebuilding(ctx, f.DB.DB, p.Name()); err != nil || running {
 		t.Errorf("Rebuilding after the rebuild = %v, %v", running, err)
 	}
 }

@@ -115,7 +115,7 @@ func (s *RevocationSet) Observe(e eventstore.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.apply(e.StreamType, e.StreamID, e.Type, e.RecordedAt)
-	if c := (eventstore.Cursor{TxID: e.TxID, Position: e.GlobalPosition}); c.After(s.applied) {
+	if c := e.Cursor(); c.After(s.applied) {
 		s.applied = c
 	}
 	if s.target != nil && !s.target.After(s.applied) {

@@ -106,7 +106,7 @@ func TestRevocationSet(t *testing.T) {
 	// The head moves ahead of the set: it stays current as of the last head
 	// it had applied, until it reaches the new one.
 	ahead := appendEvent("session", uuid.NewString(), "session.revoked")
-	aheadCursor := eventstore.Cursor{TxID: ahead.Events[0].TxID, Position: ahead.Events[0].GlobalPosition}
+	aheadCursor := ahead.Events[0].Cursor()
 	advance(time.Second)
 	runOnce(t, set, headReaching(aheadCursor, store)) // target: the new head, read now
 	advance(2500 * time.Millisecond)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/apikey"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/session"
@@ -27,24 +29,94 @@ const (
 
 // SQL returns the projectors of the SQL read models.
 func SQL() []Projector {
-	return []Projector{usersProjector{}, workspacesProjector{}, conversationsProjector{}, sessionsProjector{}}
+	return []Projector{
+		streamProjector{name: UsersProjector, streamType: user.StreamType, tables: []string{"users"},
+			description: "users: profiles and roles", decode: user.Decode, apply: applyUser},
+		streamProjector{name: WorkspacesProjector, streamType: workspace.StreamType, tables: []string{"workspaces", "workspace_members"},
+			description: "workspaces and their members", decode: workspace.Decode, apply: applyWorkspace},
+		conversationsProjector{streamProjector{name: ConversationsProjector, streamType: conversation.StreamType,
+			tables: []string{"conversations", "messages"}, description: "conversations and their messages",
+			decode: conversation.Decode, apply: applyConversation}},
+		sessionsProjector{},
+	}
 }
+
+// streamProjector is a SQL projector of the streams of one type. What
+// operators see of it (name, tables, description) is data; apply gets each
+// event of its streams decoded, with the id of the stream's aggregate.
+type streamProjector struct {
+	name, streamType, description string
+	tables                        []string
+	decode                        func(eventType string, schemaVersion int, data []byte) (domain.Event, error)
+	apply                         func(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error
+}
+
+var (
+	_ TableProjector = streamProjector{}
+	_ Selective      = streamProjector{}
+	_ Describer      = streamProjector{}
+)
+
+// Name returns the projector's name (its checkpoint's).
+func (p streamProjector) Name() string { return p.name }
+
+// Wants reports whether e belongs to the projector's streams.
+func (p streamProjector) Wants(e eventstore.Event) bool { return e.StreamType == p.streamType }
+
+// Tables returns the read-model tables the projector writes.
+func (p streamProjector) Tables() []string { return slices.Clone(p.tables) }
+
+// Description says what the projector builds.
+func (p streamProjector) Description() string { return p.description }
+
+// Apply decodes e, when it belongs to the projector's streams, and applies
+// it.
+func (p streamProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
+	if e.StreamType != p.streamType {
+		return nil
+	}
+	ev, err := p.decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	return p.apply(ctx, tx, e, idOf(e, p.streamType), ev)
+}
+
+// conversationsProjector also applies batches (sql_batch.go).
+type conversationsProjector struct{ streamProjector }
 
 // advance moves a row to stream version v if it is behind it, and reports
 // whether it did: false means the event was already applied.
 func advance(ctx context.Context, tx Execer, table, id string, v int, at time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2`, id, v, at)
+	return advanceSetting(ctx, tx, table, id, `updated_at = $3`, v, at)
+}
+
+// advanceVersion is advance for a table without updated_at.
+func advanceVersion(ctx context.Context, tx Execer, table, id string, v int) (bool, error) {
+	return advanceSetting(ctx, tx, table, id, ``, v)
+}
+
+// advanceSetting moves a row to stream version v (args[0]) if it is behind
+// it, setting the columns of set too ($3 on: the rest of args).
+func advanceSetting(ctx context.Context, tx Execer, table, id, set string, args ...any) (bool, error) {
+	if set != "" {
+		set = ", " + set
+	}
+	ok, err := changedOne(tx.ExecContext(ctx, `UPDATE `+table+` SET version = $2`+set+` WHERE id = $1 AND version < $2`, append([]any{id}, args...)...))
 	if err != nil {
 		return false, fmt.Errorf("advance %s %s: %w", table, id, err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return ok, nil
 }
 
 // insertNew inserts a row created by an event; it reports false when the row
 // already exists (the event was applied before).
 func insertNew(ctx context.Context, tx Execer, query string, args ...any) (bool, error) {
-	res, err := tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, args...)
+	return changedOne(tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, args...))
+}
+
+// changedOne reports whether a statement changed one row.
+func changedOne(res sql.Result, err error) (bool, error) {
 	if err != nil {
 		return false, err
 	}
@@ -56,27 +128,9 @@ func idOf(e eventstore.Event, streamType string) string {
 	return e.StreamID[len(streamType)+1:]
 }
 
-type usersProjector struct{}
-
-func (usersProjector) Name() string { return UsersProjector }
-
-func (usersProjector) Wants(e eventstore.Event) bool { return e.StreamType == user.StreamType }
-
-// Tables returns the read-model tables the projector writes.
-func (usersProjector) Tables() []string { return []string{"users"} }
-
-// Description says what the projector builds.
-func (usersProjector) Description() string { return "users: profiles and roles" }
-
-func (usersProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	if e.StreamType != user.StreamType {
-		return nil
-	}
-	ev, err := user.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, user.StreamType)
+// applyUser keeps one row per user, guarded by the user stream's version.
+func applyUser(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
+	var err error
 	if ev, ok := ev.(user.Registered); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO users (id, email, display_name, roles, created_at, updated_at, version)
 			VALUES ($1, $2, $3, $4, $5, $5, $6)`, id, ev.Email, ev.DisplayName, pq.Array([]string{ev.Role}), e.RecordedAt, e.StreamVersion)
@@ -94,29 +148,10 @@ func (usersProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) 
 	return err
 }
 
-type workspacesProjector struct{}
-
-func (workspacesProjector) Name() string { return WorkspacesProjector }
-
-func (workspacesProjector) Wants(e eventstore.Event) bool {
-	return e.StreamType == workspace.StreamType
-}
-
-// Tables returns the read-model tables the projector writes.
-func (workspacesProjector) Tables() []string { return []string{"workspaces", "workspace_members"} }
-
-// Description says what the projector builds.
-func (workspacesProjector) Description() string { return "workspaces and their members" }
-
-func (workspacesProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	if e.StreamType != workspace.StreamType {
-		return nil
-	}
-	ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, workspace.StreamType)
+// applyWorkspace keeps one row per workspace, guarded by its stream's
+// version, and one per member.
+func applyWorkspace(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
+	var err error
 	if ev, ok := ev.(workspace.Created); ok {
 		created, err := insertNew(ctx, tx, `INSERT INTO workspaces (id, owner_id, name, description, config, created_at, updated_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`, id, ev.OwnerID, ev.Name, ev.Description, jsonOrEmpty(ev.Config), e.RecordedAt, e.StreamVersion)
@@ -145,29 +180,10 @@ func (workspacesProjector) Apply(ctx context.Context, tx Execer, e eventstore.Ev
 	return err
 }
 
-type conversationsProjector struct{}
-
-func (conversationsProjector) Name() string { return ConversationsProjector }
-
-func (conversationsProjector) Wants(e eventstore.Event) bool {
-	return e.StreamType == conversation.StreamType
-}
-
-// Tables returns the read-model tables the projector writes.
-func (conversationsProjector) Tables() []string { return []string{"conversations", "messages"} }
-
-// Description says what the projector builds.
-func (conversationsProjector) Description() string { return "conversations and their messages" }
-
-func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	if e.StreamType != conversation.StreamType {
-		return nil
-	}
-	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, conversation.StreamType)
+// applyConversation keeps one row per conversation, guarded by its
+// stream's version, and one per message.
+func applyConversation(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
+	var err error
 	if ev, ok := ev.(conversation.Created); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO conversations (id, workspace_id, created_by, title, modality, metadata,
 			created_at, updated_at, last_activity_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8)`,
@@ -203,10 +219,21 @@ func (conversationsProjector) Apply(ctx context.Context, tx Execer, e eventstore
 	return nil
 }
 
+// sessionsProjector builds the sessions and the API keys: the streams of two
+// types under one name.
 type sessionsProjector struct{}
 
+// sessionStreams apply the events of each of sessionsProjector's stream
+// types.
+var sessionStreams = []streamProjector{
+	{streamType: session.StreamType, decode: session.Decode, apply: applySession},
+	{streamType: apikey.StreamType, decode: apikey.Decode, apply: applyAPIKey},
+}
+
+// Name returns the projector's name (its checkpoint's).
 func (sessionsProjector) Name() string { return SessionsProjector }
 
+// Wants reports whether e belongs to a session or an API key.
 func (sessionsProjector) Wants(e eventstore.Event) bool {
 	return e.StreamType == session.StreamType || e.StreamType == apikey.StreamType
 }
@@ -217,34 +244,27 @@ func (sessionsProjector) Tables() []string { return []string{"sessions", "api_ke
 // Description says what the projector builds.
 func (sessionsProjector) Description() string { return "sessions and API keys" }
 
+// Apply applies an event of a session or an API key.
 func (sessionsProjector) Apply(ctx context.Context, tx Execer, e eventstore.Event) error {
-	switch e.StreamType {
-	case session.StreamType:
-		return applySession(ctx, tx, e)
-	case apikey.StreamType:
-		return applyAPIKey(ctx, tx, e)
+	for _, p := range sessionStreams {
+		if e.StreamType == p.streamType {
+			return p.Apply(ctx, tx, e)
+		}
 	}
 	return nil
 }
 
-func applySession(ctx context.Context, tx Execer, e eventstore.Event) error {
-	ev, err := session.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, session.StreamType)
+// applySession keeps one row per session, guarded by its stream's version.
+func applySession(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
 	if ev, ok := ev.(session.Started); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO sessions (id, user_id, user_agent, ip, created_at, expires_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, ev.UserID, ev.UserAgent, ev.IP, e.RecordedAt, ev.ExpiresAt, e.StreamVersion)
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE sessions SET version = $2 WHERE id = $1 AND version < $2`, id, e.StreamVersion)
-	if err != nil {
+	if ok, err := advanceVersion(ctx, tx, "sessions", id, e.StreamVersion); !ok || err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
+	var err error
 	switch ev := ev.(type) {
 	case session.Refreshed:
 		_, err = tx.ExecContext(ctx, `UPDATE sessions SET last_refreshed_at = $2, expires_at = $3 WHERE id = $1`, id, e.RecordedAt, ev.ExpiresAt)
@@ -254,29 +274,22 @@ func applySession(ctx context.Context, tx Execer, e eventstore.Event) error {
 	return err
 }
 
-func applyAPIKey(ctx context.Context, tx Execer, e eventstore.Event) error {
-	ev, err := apikey.Decode(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return err
-	}
-	id := idOf(e, apikey.StreamType)
+// applyAPIKey keeps one row per API key, guarded by its stream's version.
+func applyAPIKey(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
 	if ev, ok := ev.(apikey.Issued); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, ev.UserID, ev.Name, ev.Prefix, ev.KeyHash, pq.Array(ev.Scopes),
 			e.RecordedAt, ev.ExpiresAt, e.StreamVersion)
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE api_keys SET version = $2 WHERE id = $1 AND version < $2`, id, e.StreamVersion)
-	if err != nil {
+	if ok, err := advanceVersion(ctx, tx, "api_keys", id, e.StreamVersion); !ok || err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
 	if _, ok := ev.(apikey.Revoked); ok {
-		_, err = tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1`, id, e.RecordedAt)
+		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1`, id, e.RecordedAt)
+		return err
 	}
-	return err
+	return nil
 }
 
 func jsonOrEmpty(raw []byte) string {

@@ -74,15 +74,23 @@ func (h *GetConversationHandler) Handle(ctx context.Context, actor access.Actor,
 	if !isUUID(id) {
 		return Conversation{}, notFound("conversation")
 	}
-	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition, projections.WorkspacesProjector); err != nil {
-		return Conversation{}, err
-	}
-	return h.r.conversation(ctx, actor, id)
+	return h.r.conversation(ctx, h.r.lookup(ctx, minPosition), actor, id)
 }
 
 // conversation loads a conversation the actor may read, with the actor's
 // membership of its workspace in the same query.
-func (r *reader) conversation(ctx context.Context, actor access.Actor, id string) (Conversation, error) {
+func (r *reader) conversation(ctx context.Context, c *cacheRead, actor access.Actor, id string) (Conversation, error) {
+	if conv, ok := get[Conversation](c, conversationKey(id)); ok {
+		if role, ok := c.role(conv.WorkspaceID, actor.UserID); ok {
+			if err := access.CheckWorkspace(actor, access.ReadConversation, role); err != nil {
+				return Conversation{}, err
+			}
+			return conv, nil
+		}
+	}
+	if err := c.readModels(ctx, projections.ConversationsProjector, projections.WorkspacesProjector); err != nil {
+		return Conversation{}, err
+	}
 	var row struct {
 		Conversation
 		MemberRole string `db:"member_role"`
@@ -96,6 +104,8 @@ func (r *reader) conversation(ctx context.Context, actor access.Actor, id string
 	if err != nil {
 		return Conversation{}, err
 	}
+	c.putConversation(row.Conversation)
+	c.putRole(row.WorkspaceID, actor.UserID, row.MemberRole)
 	if err := access.CheckWorkspace(actor, access.ReadConversation, row.MemberRole); err != nil {
 		return Conversation{}, err
 	}

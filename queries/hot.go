@@ -3,21 +3,25 @@ package queries
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/redis"
 )
 
 // HotReads serves the hottest pages from a faster copy of the read models
-// (projections.RedisReadModels), when that copy can answer exactly as the SQL
+// (package projections/redis), when that copy can answer exactly as the SQL
 // read models would. Every method reports false when it cannot; the query
 // then goes to SQL, which also reports every error.
 type HotReads interface {
 	// Messages reads up to count messages of a conversation after position
 	// after, with userID's role in the conversation's workspace.
-	Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (projections.HotMessages, bool)
+	Messages(ctx context.Context, conversationID, userID string, after int64, count int, minPosition int64) (redis.HotMessages, bool)
 	// Workspaces reads the first count workspaces of userID, newest first.
-	Workspaces(ctx context.Context, userID string, count int, minPosition int64) ([]projections.WorkspaceRow, bool)
+	Workspaces(ctx context.Context, userID string, count int, minPosition int64) ([]redis.WorkspaceRow, bool)
+	// Status tells whether each hot read model is live (queries read it)
+	// and which position it has applied.
+	Status(ctx context.Context) []redis.Status
 }
 
 // Option configures New.
@@ -26,6 +30,15 @@ type Option func(*reader)
 // WithHotReads makes the message list and the first page of the workspace
 // list try h before SQL.
 func WithHotReads(h HotReads) Option { return func(r *reader) { r.hot = h } }
+
+// DefaultWaitTimeout is how long a query waits for a hot read model to apply
+// a position unless WithWaitTimeout says otherwise.
+const DefaultWaitTimeout = 5 * time.Second
+
+// WithWaitTimeout bounds how long a query waits for a hot read model to
+// apply a position (the read-your-writes timeout; the SQL read models are
+// bounded by New's waiter).
+func WithWaitTimeout(d time.Duration) Option { return func(r *reader) { r.timeout = d } }
 
 // hotMessages answers a page of messages from the hot read model when it
 // can, and only with a success: anything else (not found, forbidden) is
@@ -69,4 +82,4 @@ func (r *reader) hotWorkspaces(ctx context.Context, actor access.Actor, limit in
 	return pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} }), true
 }
 
-var _ HotReads = (*projections.RedisReadModels)(nil)
+var _ HotReads = (*redis.ReadModels)(nil)

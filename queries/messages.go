@@ -8,6 +8,7 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/projections"
 )
 
@@ -38,17 +39,29 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, actor access.Actor, co
 		return Page[Message]{}, &domain.Error{Code: domain.CodeInvalid, Message: "validation failed",
 			Fields: []domain.FieldError{{Field: "after", Message: "must be a message position (a non-negative integer)"}}}
 	}
-	if p, ok := h.r.hotMessages(ctx, actor, conversationID, after, page.limit(), minPosition); ok {
+	limit := page.limit()
+	c := h.r.lookup(ctx, minPosition)
+	key := messagesKey(conversationID, after, limit)
+	if p, ok := get[Page[Message]](c, key); ok {
+		if _, err := h.r.conversation(ctx, c, actor, conversationID); err != nil {
+			return Page[Message]{}, err
+		}
 		return p, nil
 	}
+	// Redis answers what memory cannot; a current cache is filled from SQL
+	// instead, so that the next reads are answered from memory.
+	if !c.current {
+		if p, ok := h.r.hotMessages(ctx, actor, conversationID, after, limit, minPosition); ok {
+			return p, nil
+		}
+	}
 	// The answer depends on the conversation and on the caller's membership.
-	if err := h.r.wait(ctx, projections.ConversationsProjector, minPosition, projections.WorkspacesProjector); err != nil {
+	if _, err := h.r.conversation(ctx, c, actor, conversationID); err != nil {
 		return Page[Message]{}, err
 	}
-	if _, err := h.r.conversation(ctx, actor, conversationID); err != nil {
+	if err := c.readModels(ctx, projections.ConversationsProjector, projections.WorkspacesProjector); err != nil {
 		return Page[Message]{}, err
 	}
-	limit := page.limit()
 	items := []Message{}
 	err = h.r.db.SelectContext(ctx, &items, `SELECT id, conversation_id, role, author_id, content, metadata, created_at, position
 		FROM messages WHERE conversation_id = $1 AND position > $2 ORDER BY position LIMIT $3`, conversationID, after, limit+1)
@@ -60,6 +73,7 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, actor access.Actor, co
 		p.Items = items[:limit]
 		p.NextCursor = strconv.FormatInt(p.Items[limit-1].Position, 10)
 	}
+	c.put(key, p, messagesSize(p.Items), conversation.StreamID(conversationID))
 	return p, nil
 }
 

@@ -34,6 +34,7 @@ type Queries struct {
 	ListSessions      *ListSessionsHandler
 	ListAPIKeys       *ListAPIKeysHandler
 	Credentials       *CredentialsHandler
+	Memberships       *MembershipsHandler
 
 	// Cognition: tasks and workspace memory.
 	GetTask       *GetTaskHandler
@@ -46,7 +47,7 @@ func New(db *sqlx.DB, waiter Waiter, opts ...Option) (Queries, error) {
 	if db == nil || waiter == nil {
 		return Queries{}, errors.New("queries: db and waiter are required")
 	}
-	r := &reader{db: db, waiter: waiter}
+	r := &reader{db: db, waiter: waiter, timeout: DefaultWaitTimeout}
 	for _, o := range opts {
 		o(r)
 	}
@@ -61,6 +62,7 @@ func New(db *sqlx.DB, waiter Waiter, opts ...Option) (Queries, error) {
 		ListSessions:      &ListSessionsHandler{r},
 		ListAPIKeys:       &ListAPIKeysHandler{r},
 		Credentials:       &CredentialsHandler{r},
+		Memberships:       &MembershipsHandler{r},
 
 		GetTask:       &GetTaskHandler{r},
 		SearchMemory:  &SearchMemoryHandler{r: r, memory: postgres.NewMemory(db), now: time.Now},
@@ -71,9 +73,12 @@ func New(db *sqlx.DB, waiter Waiter, opts ...Option) (Queries, error) {
 // reader is what every handler shares: the database and the waiter (and
 // the hot read models, when there are some).
 type reader struct {
-	db     *sqlx.DB
-	waiter Waiter
-	hot    HotReads
+	db          *sqlx.DB
+	waiter      Waiter
+	hot         HotReads
+	timeout     time.Duration // bounds a wait for a hot read model
+	cache       Cache
+	checkpoints CheckpointReader
 }
 
 // wait applies read-your-writes: it waits until the projector, and every

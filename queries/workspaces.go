@@ -42,12 +42,17 @@ func (h *ListWorkspacesHandler) Handle(ctx context.Context, actor access.Actor, 
 		return Page[Workspace]{}, err
 	}
 	limit := page.limit()
-	if cur == nil {
+	c := h.r.lookup(ctx, minPosition)
+	key := workspacesKey(actor.UserID, page.Cursor, limit)
+	if p, ok := get[Page[Workspace]](c, key); ok {
+		return p, nil
+	}
+	if cur == nil && !c.current { // as for messages: a current cache is filled from SQL
 		if p, ok := h.r.hotWorkspaces(ctx, actor, limit, minPosition); ok {
 			return p, nil
 		}
 	}
-	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
+	if err := c.readModels(ctx, projections.WorkspacesProjector); err != nil {
 		return Page[Workspace]{}, err
 	}
 	var items []Workspace
@@ -63,7 +68,9 @@ func (h *ListWorkspacesHandler) Handle(ctx context.Context, actor access.Actor, 
 	if err != nil {
 		return Page[Workspace]{}, err
 	}
-	return pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} }), nil
+	p := pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} })
+	c.put(key, p, workspacesSize(p.Items), workspacesDeps(actor.UserID, p.Items)...)
+	return p, nil
 }
 
 // pageOf trims the extra row fetched to learn whether another page exists.
@@ -87,7 +94,17 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 	if !isUUID(id) {
 		return Workspace{}, notFound("workspace")
 	}
-	if err := h.r.wait(ctx, projections.WorkspacesProjector, minPosition); err != nil {
+	c := h.r.lookup(ctx, minPosition)
+	if w, ok := get[Workspace](c, workspaceKey(id)); ok {
+		if role, ok := c.role(id, actor.UserID); ok {
+			if err := access.CheckWorkspace(actor, access.ReadWorkspace, role); err != nil {
+				return Workspace{}, err
+			}
+			w.Role = role
+			return w, nil
+		}
+	}
+	if err := c.readModels(ctx, projections.WorkspacesProjector); err != nil {
 		return Workspace{}, err
 	}
 	// The workspace and the caller's membership, in one query.
@@ -101,6 +118,8 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 	if err != nil {
 		return Workspace{}, err
 	}
+	c.putWorkspace(w)
+	c.putRole(id, actor.UserID, w.Role)
 	if err := access.CheckWorkspace(actor, access.ReadWorkspace, w.Role); err != nil {
 		return Workspace{}, err
 	}

@@ -6,12 +6,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strconv"
@@ -22,36 +20,24 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/test/enginetest"
+	"github.com/engramhq/engram/test/pgtest"
 )
 
-// runCLI runs the engram binary against inst's database and returns its
-// standard output, standard error and exit status.
-func runCLI(t *testing.T, inst *enginetest.Instance, args ...string) (string, string, int) {
+// auditScene starts an instance with a user, Ada, and an auditor, Aud, and
+// opens its database.
+func auditScene(t *testing.T) (*enginetest.Instance, *sql.DB, *enginetest.Client, *enginetest.Client) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, enginetest.Binary(t), args...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "USER=" + os.Getenv("USER"),
-		"ENGRAM_ENV=test", "ENGRAM_DATABASE_URL=" + inst.DatabaseURL, "ENGRAM_JWT_SECRET=" + inst.JWTSecret,
-		"ENGRAM_REDIS_URL=", "ENGRAM_LOG_FORMAT=json",
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		code = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("engram %s: %v", strings.Join(args, " "), err)
-	}
-	return stdout.String(), stderr.String(), code
+	inst := enginetest.Start(t, enginetest.Options{})
+	db := openDB(t, inst.DatabaseURL)
+	ada := inst.Signup(t, "Ada")
+	aud := inst.Signup(t, "Aud")
+	grant(t, inst, aud, "auditor")
+	return inst, db, ada, aud
 }
 
 // grant gives c's user a global role with `engram user grant` and logs in
@@ -59,7 +45,7 @@ func runCLI(t *testing.T, inst *enginetest.Instance, args ...string) (string, st
 func grant(t *testing.T, inst *enginetest.Instance, c *enginetest.Client, role string) {
 	t.Helper()
 	email := emailOf(t, inst, c)
-	if out, errOut, code := runCLI(t, inst, "user", "grant", "--email", email, "--role", role); code != 0 {
+	if out, errOut, code := engramCLI(t, inst, "", "user", "grant", "--email", email, "--role", role); code != 0 {
 		t.Fatalf("engram user grant: exit %d\n%s%s", code, out, errOut)
 	}
 	login := c.Must(http.StatusOK, "POST", "/v1/auth/login", map[string]string{"email": email, "password": enginetest.Password}).Map(t)
@@ -107,24 +93,10 @@ func lastAuditRead(t *testing.T, db *sql.DB, actorID string) map[string]any {
 	return m
 }
 
-type auditItem struct {
-	GlobalPosition int64           `json:"global_position"`
-	EventID        string          `json:"event_id"`
-	StreamID       string          `json:"stream_id"`
-	StreamType     string          `json:"stream_type"`
-	StreamVersion  int             `json:"stream_version"`
-	Type           string          `json:"type"`
-	SchemaVersion  int             `json:"schema_version"`
-	Data           json.RawMessage `json:"data"`
-	Metadata       json.RawMessage `json:"metadata"`
-	RecordedAt     time.Time       `json:"recorded_at"`
-	Hash           string          `json:"hash"`
-	PrevHash       *string         `json:"prev_hash"`
-}
-
+// auditPage is a page of the audit API (audit.Page as it travels).
 type auditPage struct {
-	Items      []auditItem `json:"items"`
-	NextCursor string      `json:"next_cursor"`
+	Items      []audit.Item `json:"items"`
+	NextCursor string       `json:"next_cursor"`
 }
 
 // Who may read the audit log: auditors and admins, and their API keys with
@@ -222,11 +194,7 @@ func statusOf(err error) int {
 // The event log API: filters, pages, NDJSON, validation, redaction, and a
 // record of every read.
 func TestAuditEventLogAPI(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
-	db := openDB(t, inst.DatabaseURL)
-	ada := inst.Signup(t, "Ada")
-	aud := inst.Signup(t, "Aud")
-	grant(t, inst, aud, "auditor")
+	inst, db, ada, aud := auditScene(t)
 
 	// Some history with every kind of secret: password hashes (register,
 	// password change where available), refresh token hashes (login,
@@ -281,7 +249,7 @@ func TestAuditEventLogAPI(t *testing.T) {
 	noSecret("the event list", body)
 
 	// Filters, one at a time and together.
-	count := func(query string) []auditItem {
+	count := func(query string) []audit.Item {
 		t.Helper()
 		var p auditPage
 		aud.Must(http.StatusOK, "GET", "/v1/audit/events?"+query, nil).JSON(t, &p)
@@ -304,7 +272,7 @@ func TestAuditEventLogAPI(t *testing.T) {
 	}
 	at := all.Items[2].RecordedAt
 	items := count("from=" + url.QueryEscape(at.Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(at.Add(time.Microsecond).Format(time.RFC3339Nano)))
-	if len(items) == 0 || !slices.ContainsFunc(items, func(it auditItem) bool { return it.EventID == all.Items[2].EventID }) {
+	if len(items) == 0 || !slices.ContainsFunc(items, func(it audit.Item) bool { return it.EventID == all.Items[2].EventID }) {
 		t.Fatalf("time filter: %+v", items)
 	}
 
@@ -345,7 +313,7 @@ func TestAuditEventLogAPI(t *testing.T) {
 		t.Fatalf("NDJSON lines %d, want %d", len(lines), len(all.Items))
 	}
 	for i, line := range lines {
-		var it auditItem
+		var it audit.Item
 		if err := json.Unmarshal(line, &it); err != nil || !reflect.DeepEqual(it, all.Items[i]) {
 			t.Fatalf("line %d = %s (%v), want %+v", i, line, err, all.Items[i])
 		}
@@ -543,7 +511,7 @@ func TestAuditStateAsItWasMatchesWhatTheAPIShowed(t *testing.T) {
 	}
 
 	// The command line folds the same state.
-	out, errOut, code := runCLI(t, inst, "audit", "state", "conversation-"+convID, "--version", "2")
+	out, errOut, code := engramCLI(t, inst, "", "audit", "state", "conversation-"+convID, "--version", "2")
 	if code != 0 {
 		t.Fatalf("engram audit state: exit %d: %s", code, errOut)
 	}
@@ -557,7 +525,7 @@ func TestAuditStateAsItWasMatchesWhatTheAPIShowed(t *testing.T) {
 	aud.Must(http.StatusUnprocessableEntity, "GET", "/v1/audit/streams/conversation-"+convID+"/state?version=99", nil)
 	aud.Must(http.StatusNotFound, "GET", "/v1/audit/streams/conversation-"+convID+"/state?at=2001-01-01T00:00:00Z", nil)
 	aud.Must(http.StatusNotFound, "GET", "/v1/audit/streams/conversation-"+uuid.NewString()+"/state", nil)
-	if _, _, code := runCLI(t, inst, "audit", "state", "conversation-"+convID, "--version", "99"); code == 0 {
+	if _, _, code := engramCLI(t, inst, "", "audit", "state", "conversation-"+convID, "--version", "99"); code == 0 {
 		t.Fatal("engram audit state beyond the stream exited 0")
 	}
 
@@ -573,11 +541,7 @@ func TestAuditStateAsItWasMatchesWhatTheAPIShowed(t *testing.T) {
 // Tampering with the log is found: a changed event is reported at exactly
 // its stream and version, a deleted one as a gap; the CLI exits non-zero.
 func TestAuditVerifyFindsTampering(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
-	db := openDB(t, inst.DatabaseURL)
-	ada := inst.Signup(t, "Ada")
-	aud := inst.Signup(t, "Aud")
-	grant(t, inst, aud, "auditor")
+	inst, db, ada, aud := auditScene(t)
 	wsID := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Lab"}).Map(t)["id"].(string)
 	ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 2"})
 	ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 3"})
@@ -598,7 +562,7 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 	if !v.OK || v.Found != 0 || v.Events < 10 || v.Streams < 6 {
 		t.Fatalf("intact log: %+v", v)
 	}
-	out, errOut, code := runCLI(t, inst, "audit", "verify")
+	out, errOut, code := engramCLI(t, inst, "", "audit", "verify")
 	if code != 0 || !strings.Contains(out, "no breaks") {
 		t.Fatalf("engram audit verify on an intact log: exit %d\n%s%s", code, out, errOut)
 	}
@@ -609,16 +573,9 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 	if err := db.QueryRow(`SELECT global_position FROM events WHERE stream_id = $1 AND stream_version = 4`, convStream).Scan(&deletedNext); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
-		`ALTER TABLE events DISABLE TRIGGER USER`,
-		`UPDATE events SET data = jsonb_set(data, '{name}', '"Forged"') WHERE stream_id = '` + wsStream + `' AND stream_version = 2`,
-		`DELETE FROM events WHERE stream_id = '` + convStream + `' AND stream_version = 3`,
-		`ALTER TABLE events ENABLE TRIGGER USER`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	pgtest.AsSuperuser(t, db,
+		`UPDATE events SET data = jsonb_set(data, '{name}', '"Forged"') WHERE stream_id = '`+wsStream+`' AND stream_version = 2`,
+		`DELETE FROM events WHERE stream_id = '`+convStream+`' AND stream_version = 3`)
 
 	v = verifyAnswer{}
 	aud.Must(http.StatusOK, "GET", "/v1/audit/verify", nil).JSON(t, &v)
@@ -647,16 +604,16 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 		t.Fatalf("one stream: %+v", one)
 	}
 
-	out, _, code = runCLI(t, inst, "audit", "verify")
+	out, _, code = engramCLI(t, inst, "", "audit", "verify")
 	if code == 0 || !strings.Contains(out, "stream="+wsStream+" version=2 ") || !strings.Contains(out, "stream="+convStream+" version=3 ") ||
 		!strings.Contains(out, "3 breaks") {
 		t.Fatalf("engram audit verify on a tampered log: exit %d\n%s", code, out)
 	}
-	out, _, code = runCLI(t, inst, "audit", "verify", "--stream", "user-"+ada.UserID)
+	out, _, code = engramCLI(t, inst, "", "audit", "verify", "--stream", "user-"+ada.UserID)
 	if code != 0 || !strings.Contains(out, "checked 1 streams") {
 		t.Fatalf("engram audit verify --stream on an intact stream: exit %d\n%s", code, out)
 	}
-	if _, _, code = runCLI(t, inst, "audit", "verify", "--stream", convStream); code != 1 {
+	if _, _, code = engramCLI(t, inst, "", "audit", "verify", "--stream", convStream); code != 1 {
 		t.Fatalf("engram audit verify --stream on a broken stream: exit %d", code)
 	}
 	// Each verification, API and CLI, was recorded.
@@ -805,17 +762,13 @@ func TestAuditNDJSONExportStreamsInBoundedMemory(t *testing.T) {
 // `engram audit export` writes the API's items, secrets removed, with a
 // progress bar on standard error; every CLI read is recorded.
 func TestAuditCLIExport(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
-	db := openDB(t, inst.DatabaseURL)
-	ada := inst.Signup(t, "Ada")
-	aud := inst.Signup(t, "Aud")
-	grant(t, inst, aud, "auditor")
+	inst, db, ada, aud := auditScene(t)
 	wsID := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Lab"}).Map(t)["id"].(string)
 	last := ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 2"}).Position()
 
 	var page auditPage
 	aud.Must(http.StatusOK, "GET", "/v1/audit/events?to_position="+last, nil).JSON(t, &page)
-	out, errOut, code := runCLI(t, inst, "audit", "export", "--from", "1", "--to", last)
+	out, errOut, code := engramCLI(t, inst, "", "audit", "export", "--from", "1", "--to", last)
 	if code != 0 {
 		t.Fatalf("engram audit export: exit %d\n%s", code, errOut)
 	}
@@ -824,7 +777,7 @@ func TestAuditCLIExport(t *testing.T) {
 		t.Fatalf("exported %d lines, the API listed %d", len(lines), len(page.Items))
 	}
 	for i, line := range lines {
-		var it auditItem
+		var it audit.Item
 		if err := json.Unmarshal([]byte(line), &it); err != nil || !reflect.DeepEqual(it, page.Items[i]) {
 			t.Fatalf("line %d = %s (%v), want %+v", i, line, err, page.Items[i])
 		}
@@ -839,14 +792,14 @@ func TestAuditCLIExport(t *testing.T) {
 	// Times, types and a file; bad flags are refused with every problem.
 	file := t.TempDir() + "/grants.ndjson"
 	from := page.Items[0].RecordedAt.Format(time.RFC3339Nano)
-	if _, errOut, code := runCLI(t, inst, "audit", "export", "--from", from, "--type", "user.role_granted", "-o", file, "--no-progress"); code != 0 {
+	if _, errOut, code := engramCLI(t, inst, "", "audit", "export", "--from", from, "--type", "user.role_granted", "-o", file, "--no-progress"); code != 0 {
 		t.Fatalf("export to a file: exit %d\n%s", code, errOut)
 	}
 	written, err := os.ReadFile(file)
 	if err != nil || bytes.Count(written, []byte("\n")) != 1 || !bytes.Contains(written, []byte(`"role":"auditor"`)) {
 		t.Fatalf("export of the grants = %s, %v", written, err)
 	}
-	_, errOut, code = runCLI(t, inst, "audit", "export", "--from", "yesterday", "--to", "0", "--stream-type", "a b")
+	_, errOut, code = engramCLI(t, inst, "", "audit", "export", "--from", "yesterday", "--to", "0", "--stream-type", "a b")
 	if code != 2 || !strings.Contains(errOut, "--from") || !strings.Contains(errOut, "--to") {
 		t.Fatalf("bad flags: exit %d\n%s", code, errOut)
 	}

@@ -371,7 +371,7 @@ func authzDo(t *testing.T, inst *enginetest.Instance, method, path string, body 
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
-		rd = strings.NewReader(string(encodeJSON(t, body)))
+		rd = strings.NewReader(string(mustJSON(t, body)))
 	}
 	req, err := http.NewRequestWithContext(ctx, method, inst.URL+path, rd)
 	if err != nil {

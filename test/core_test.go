@@ -15,10 +15,21 @@ import (
 )
 
 // The newcomer's path: register, log in, create a workspace and a
-// conversation, post messages and read them back in order; restart the
-// binary and find everything still there.
+// conversation, post messages and read them back in order; restart Engram
+// and find everything still there. Engram runs as the binary and, the
+// same program, inside the test process.
 func TestCoreSpineEndToEnd(t *testing.T) {
-	inst := enginetest.Start(t, enginetest.Options{})
+	for _, mode := range []struct {
+		name      string
+		inProcess bool
+	}{{"binary", false}, {"in-process", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			coreSpine(t, enginetest.Start(t, enginetest.Options{InProcess: mode.inProcess}))
+		})
+	}
+}
+
+func coreSpine(t *testing.T, inst *enginetest.Instance) {
 	ada := inst.Signup(t, "Ada")
 
 	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Research", "description": "notes"})

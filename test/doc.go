@@ -1,7 +1,8 @@
 // Package test holds Engram's end-to-end tests: each starts the real engram
-// binary on a free port against a fresh database and talks to it over HTTP
-// (and SSE) like a client would. Shared helpers live in the subpackages
-// enginetest (the running binary) and pgtest (fresh databases).
+// binary (or, with enginetest.Options.InProcess, the same program inside
+// the test process) on a free port against a fresh database and talks to
+// it over HTTP (and SSE) like a client would. Shared helpers live in the
+// subpackages enginetest (the running Engram) and pgtest (fresh databases).
 //
 // Every answer a test receives through an enginetest.Client is checked
 // against openapi.yaml (enginetest.CheckContract): a route, a status, a

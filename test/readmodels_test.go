@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -22,11 +21,12 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/redis"
 	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/test/enginetest"
 	"github.com/engramhq/engram/test/eventgen"
@@ -46,34 +46,17 @@ func sqlReadModelNames() []string {
 	return []string{"users", "workspaces", "conversations", "sessions"}
 }
 
-// testRedisURL is the Redis an instance uses when the test does not start
-// its own.
-func testRedisURL() string {
-	if u := os.Getenv("ENGRAM_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
 // projectionsCLI runs `engram projections ARGS` against inst's database and
 // Redis and returns its standard output; it fails the test unless the
 // command succeeds.
 func projectionsCLI(t *testing.T, inst *enginetest.Instance, redisURL string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, enginetest.Binary(t), append([]string{"projections"}, args...)...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"ENGRAM_ENV=test", "ENGRAM_DATABASE_URL=" + inst.DatabaseURL, "ENGRAM_JWT_SECRET=" + inst.JWTSecret,
-		"ENGRAM_REDIS_URL=" + redisURL, "ENGRAM_REDIS_PREFIX=" + inst.RedisPrefix, "ENGRAM_LOG_FORMAT=json",
+	env := []string{"ENGRAM_REDIS_URL=" + redisURL, "ENGRAM_REDIS_PREFIX=" + inst.RedisPrefix}
+	out, errOut, code := engramCLIEnv(t, inst, env, "", append([]string{"projections"}, args...)...)
+	if code != 0 {
+		t.Fatalf("engram projections %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("engram projections %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
+	return out
 }
 
 // checksums returns the md5 of every table of the named read models, rows
@@ -292,7 +275,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 
 	// Swapped in with nothing else happening: the same read models.
 	for _, name := range sqlReadModelNames() {
-		out := projectionsCLI(t, inst, testRedisURL(), "rebuild", name)
+		out := projectionsCLI(t, inst, redistest.URL(), "rebuild", name)
 		if !strings.Contains(out, "swapped in") {
 			t.Fatalf("rebuild %s said %q", name, out)
 		}
@@ -350,9 +333,9 @@ func TestRebuildEqualsLive(t *testing.T) {
 	// The read models the reads above depend on.
 	underLoad := []string{"workspaces", "conversations"}
 	for _, name := range underLoad {
-		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--page-size", "50")
+		projectionsCLI(t, inst, redistest.URL(), "rebuild", name, "--page-size", "50")
 	}
-	projectionsCLI(t, inst, testRedisURL(), "rebuild", projections.RedisMessagesProjector)
+	projectionsCLI(t, inst, redistest.URL(), "rebuild", redis.MessagesProjector)
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {
@@ -363,7 +346,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	}
 	quiesce(t, db)
 	for _, name := range underLoad {
-		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--into", "fresh_"+name, "--quiet")
+		projectionsCLI(t, inst, redistest.URL(), "rebuild", name, "--into", "fresh_"+name, "--quiet")
 	}
 	equalChecksums(t, "live after rebuilds under load vs fresh rebuilds",
 		checksums(t, db, underLoad, live), checksums(t, db, underLoad, func(n string) string { return "fresh_" + n }))
@@ -377,7 +360,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 		Name, State string
 		LagEvents   int64 `json:"lag_events"`
 	}
-	if err := json.Unmarshal([]byte(projectionsCLI(t, inst, testRedisURL(), "status", "--json")), &statuses); err != nil {
+	if err := json.Unmarshal([]byte(projectionsCLI(t, inst, redistest.URL(), "status", "--json")), &statuses); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range statuses {
@@ -405,8 +388,8 @@ func TestPointInTimeRebuild(t *testing.T) {
 
 	pos := strconv.FormatInt(mid.Position, 10)
 	for _, name := range sqlReadModelNames() {
-		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--as-of", pos, "--into", "pit_pos_"+name, "--quiet")
-		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--as-of", at.UTC().Format(time.RFC3339Nano), "--into", "pit_time_"+name, "--quiet")
+		projectionsCLI(t, inst, redistest.URL(), "rebuild", name, "--as-of", pos, "--into", "pit_pos_"+name, "--quiet")
+		projectionsCLI(t, inst, redistest.URL(), "rebuild", name, "--as-of", at.UTC().Format(time.RFC3339Nano), "--into", "pit_time_"+name, "--quiet")
 	}
 	equalChecksums(t, "as of position", checksums(t, db, sqlReadModelNames(), func(n string) string { return "pit_pos_" + n }), then)
 	equalChecksums(t, "as of time", checksums(t, db, sqlReadModelNames(), func(n string) string { return "pit_time_" + n }), then)
@@ -460,7 +443,7 @@ func TestProjectionsCrashSafety(t *testing.T) {
 	t.Logf("caught up after %s", time.Since(start))
 
 	for _, name := range sqlReadModelNames() {
-		projectionsCLI(t, inst, testRedisURL(), "rebuild", name, "--into", "clean_"+name, "--quiet")
+		projectionsCLI(t, inst, redistest.URL(), "rebuild", name, "--into", "clean_"+name, "--quiet")
 	}
 	equalChecksums(t, "after a crash vs a clean rebuild", checksums(t, db, sqlReadModelNames(), live),
 		checksums(t, db, sqlReadModelNames(), func(n string) string { return "clean_" + n }))
@@ -468,7 +451,7 @@ func TestProjectionsCrashSafety(t *testing.T) {
 	// The Redis read models answer as SQL does: pages inside the message
 	// window, and every user's workspaces.
 	waitRedisLive(t, inst)
-	sqlQ, hotQ, served := hotQueries(t, xdb, inst.RedisPrefix, testRedisURL())
+	sqlQ, hotQ, served := hotQueries(t, xdb, inst.RedisPrefix, redistest.URL())
 	admin := access.Actor{UserID: gen.Users()[0], Roles: []string{access.RoleAdmin}}
 	for _, id := range gen.Conversations() {
 		all, err := sqlQ.ListMessages.Handle(t.Context(), admin, id, queries.PageRequest{Limit: queries.MaxLimit}, 0)
@@ -523,13 +506,13 @@ func waitRedisLive(t *testing.T, inst *enginetest.Instance) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var report struct {
-			ReadModels []projections.RedisStatus `json:"read_models"`
+			ReadModels []redis.Status `json:"read_models"`
 		}
 		res := inst.Client(t).Do("GET", "/readyz", nil)
 		_ = json.Unmarshal(res.Body, &report)
 		live := 0
 		for _, s := range report.ReadModels {
-			if s.State == projections.RedisLive {
+			if s.State == redis.Live {
 				live++
 			}
 		}
@@ -544,21 +527,11 @@ func waitRedisLive(t *testing.T, inst *enginetest.Instance) {
 }
 
 // redisConn is a Redis always in use, for queries made by the test itself.
-type redisConn struct{ client *redis.Client }
+type redisConn struct{ client *goredis.Client }
 
-func (c redisConn) Client() *redis.Client              { return c.client }
+func (c redisConn) Client() *goredis.Client            { return c.client }
 func (c redisConn) Backend() string                    { return "redis" }
 func (c redisConn) Failed(context.Context, error) bool { return false }
-func (c redisConn) close()                             { _ = c.client.Close() }
-func newRedisConn(t *testing.T, url string) redisConn {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redisConn{client: redis.NewClient(opts)}
-	t.Cleanup(c.close)
-	return c
-}
 
 // hotQueries returns the queries over SQL only and over the Redis read
 // models of prefix, and the count of reads Redis answered.
@@ -569,7 +542,7 @@ func hotQueries(t *testing.T, db *sqlx.DB, prefix, redisURL string) (queries.Que
 		t.Fatal(err)
 	}
 	served := &atomic.Int64{}
-	rm, err := projections.NewRedisReadModels(newRedisConn(t, redisURL), store, slog.New(slog.DiscardHandler), projections.RedisOptions{
+	rm, err := redis.New(redisConn{client: redistest.Client(t, redisURL)}, store, slog.New(slog.DiscardHandler), redis.Options{
 		Prefix: prefix, OnRead: func(_ string, fromRedis bool) {
 			if fromRedis {
 				served.Add(1)
@@ -776,7 +749,7 @@ func (rs *redisServer) start() {
 		_ = rs.cmd.Wait()
 		close(rs.done)
 	}()
-	client := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
+	client := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
 	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for client.Ping(rs.t.Context()).Err() != nil {

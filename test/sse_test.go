@@ -198,7 +198,7 @@ func checkFrame(t *testing.T, f enginetest.Frame, position, eventType string) {
 		t.Fatalf("frame = %+v", f)
 	}
 	env := f.Map(t)
-	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "data", "metadata", "recorded_at"} {
+	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "schema_version", "data", "metadata", "recorded_at"} {
 		if _, ok := env[k]; !ok {
 			t.Errorf("envelope lacks %s: %s", k, f.Data)
 		}

@@ -84,13 +84,7 @@ func (c *stressClient) do(base, method, path string, body any, headers ...string
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	enginetest.SetHeaders(req, c.token, headers...)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -519,7 +513,7 @@ func firstDifference(a, b []string) int {
 // command line and by the auditor's route.
 func checkProjectionsVerify(t *testing.T, inst *enginetest.Instance, owner *enginetest.Client) {
 	t.Helper()
-	out, errOut, code := runCLI(t, inst, "projections", "verify")
+	out, errOut, code := engramCLI(t, inst, "", "projections", "verify")
 	if code != 0 {
 		t.Errorf("engram projections verify: exit %d\n%s%s", code, out, errOut)
 	}

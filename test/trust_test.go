@@ -140,6 +140,12 @@ func TestMemberRemovalIsImmediate(t *testing.T) {
 			}
 		}
 	}
+	// The reads on the second instance were answered from its in-memory
+	// read cache whenever they could be: the guarantee holds for the cache.
+	_, samples, _ := scrapeMetrics(t, b.Client(t))
+	if hits := samples[`engram_read_cache_lookups_total{result="hit"}`]; hits == 0 {
+		t.Fatalf("the second instance answered nothing from its read cache (%v)", samples)
+	}
 }
 
 // Bad input is refused as problem JSON naming what is wrong, never with 500

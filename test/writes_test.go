@@ -90,7 +90,7 @@ func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
 		t.Errorf("%d events up to version %d: versions are not contiguous", count, maxVersion)
 	}
 
-	out, errOut, code := runCLI(t, first, "audit", "verify", "--stream", stream)
+	out, errOut, code := engramCLI(t, first, "", "audit", "verify", "--stream", stream)
 	if code != 0 || !strings.Contains(out, "no breaks") {
 		t.Fatalf("engram audit verify: exit %d\n%s%s", code, out, errOut)
 	}

@@ -78,7 +78,7 @@ func (a *api) call(ctx context.Context, kind, method, path, token string, body a
 		}
 		return answer{}, fmt.Errorf("%s: read answer: %w", kind, err)
 	}
-	if resp.StatusCode >= 300 {
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified { // 304 answers a revalidation
 		a.errors.add(kind, resp.StatusCode)
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}, nil

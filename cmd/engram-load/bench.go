@@ -98,6 +98,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// readRun is one GET run: what was read, by how many clients.
+type readRun struct {
+	Read    string
+	Clients int
+	Report  *Report
+}
+
+// readKinds are the reads measured, in the order reported.
+var readKinds = []string{readConversation, readMessages, readWorkspaces, readRevalidate}
+
+// readClients are the client counts the reads (and echo) run at.
+var readClients = []int{appendConcurrency, 2 * appendConcurrency}
+
 // benchResults is everything one benchmark run measured.
 type benchResults struct {
 	Quick      bool
@@ -110,23 +123,26 @@ type benchResults struct {
 
 	Pgbench      pgbenchResult
 	PgbenchBatch pgbenchResult
-	Echo         *Report
+	// Echo is the bare echo handler at 32 clients, Echo64 at 64: the
+	// baselines of the GETs with as many clients.
+	Echo   *Report
+	Echo64 *Report
 
 	IdleRSS   float64
 	Append    *Report
 	AppendCPU float64 // server CPU seconds in the append window
 	// Answered is the run in the default configuration, where the
 	// assistant answers every message; the other runs mute it.
-	Answered        answeredResult
-	GetConversation *Report
-	GetMessages     *Report
-	Lag             *Report
-	SSE200          *Report
-	SSE1000         *Report
-	SSE1000CPU      float64 // server CPU seconds, window start to drained
-	SSE1000Frames   float64 // frames the server sent in that time
-	Idle            *Report
-	Rebuild         rebuildResult
+	Answered answeredResult
+	// Reads are the GET runs: each read kind at 32 and at 64 clients.
+	Reads         []readRun
+	Lag           *Report
+	SSE200        *Report
+	SSE1000       *Report
+	SSE1000CPU    float64 // server CPU seconds, window start to drained
+	SSE1000Frames float64 // frames the server sent in that time
+	Idle          *Report
+	Rebuild       rebuildResult
 	// OneConversation is 200 posts/s into one conversation, open loop;
 	// Overload an open-loop run at twice the closed-loop append rate, and
 	// EchoOverload the bare echo handler driven the same way: the fastest
@@ -177,15 +193,15 @@ type bench struct {
 
 // windows are the lengths of the measured windows.
 type windows struct {
-	pgbench, batch, echo, answered, append, getConv, getMsgs, lag, sse, idle time.Duration
+	pgbench, batch, echo, answered, append, get, lag, sse, idle time.Duration
 }
 
 func (b *bench) windows() windows {
 	w := windows{pgbench: 20 * time.Second, batch: 10 * time.Second, echo: 15 * time.Second, answered: 10 * time.Second, append: 20 * time.Second,
-		getConv: 15 * time.Second, getMsgs: 10 * time.Second, lag: 15 * time.Second, sse: 20 * time.Second, idle: 5 * time.Second}
+		get: 8 * time.Second, lag: 15 * time.Second, sse: 20 * time.Second, idle: 5 * time.Second}
 	if b.cfg.quick {
 		w = windows{pgbench: 5 * time.Second, batch: 3 * time.Second, echo: 4 * time.Second, answered: 3 * time.Second, append: 5 * time.Second,
-			getConv: 4 * time.Second, getMsgs: 3 * time.Second, lag: 4 * time.Second, sse: 5 * time.Second, idle: 3 * time.Second}
+			get: 3 * time.Second, lag: 4 * time.Second, sse: 5 * time.Second, idle: 3 * time.Second}
 	}
 	return w
 }
@@ -235,7 +251,10 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 	b.logf("pgbench: 100-row inserts, 4 clients, %s", w.batch)
 	res.PgbenchBatch = b.pgbench(ctx, batchInsert, 4, w.batch, 100)
 	b.logf("pgbench: %.0f rows/s %s", res.PgbenchBatch.TPS*100, res.PgbenchBatch.Err)
-	if res.Echo, err = b.echoBaseline(ctx, w.echo); err != nil {
+	if res.Echo, err = b.echoBaseline(ctx, w.echo, readClients[0]); err != nil {
+		return res, err
+	}
+	if res.Echo64, err = b.echoBaseline(ctx, w.echo, readClients[1]); err != nil {
 		return res, err
 	}
 
@@ -275,18 +294,17 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 				Window: b.collectGarbage(ctx)})
 			return err
 		}},
-		{"GET conversation", func(ctx context.Context) error {
-			var err error
-			res.GetConversation, err = b.load(ctx, Options{Scenario: scenarioRead, Read: "conversation",
-				Concurrency: appendConcurrency, Duration: w.getConv})
-			return err
-		}},
-		{"GET messages", func(ctx context.Context) error {
-			var err error
-			res.GetMessages, err = b.load(ctx, Options{Scenario: scenarioRead, Read: "messages",
-				Concurrency: appendConcurrency, Duration: w.getMsgs})
-			return err
-		}},
+	}
+	for _, clients := range readClients {
+		for _, read := range readKinds {
+			phases = append(phases, benchPhase{fmt.Sprintf("GET %s, %d clients", read, clients), func(ctx context.Context) error {
+				rep, err := b.load(ctx, Options{Scenario: scenarioRead, Read: read, Concurrency: clients, Duration: w.get})
+				res.Reads = append(res.Reads, readRun{Read: read, Clients: clients, Report: rep})
+				return err
+			}})
+		}
+	}
+	phases = append(phases, []benchPhase{
 		{"SSE 1,000 subscribers × 500 events/s", func(ctx context.Context) error {
 			var err error
 			var cpu cpuWindow
@@ -307,7 +325,7 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 				Duration: w.lag, LagSample: 0.2})
 			return err
 		}},
-	}
+	}...)
 	phases = append(phases, b.writePhases(w)...)
 	for _, p := range phases {
 		if ctx.Err() != nil {
@@ -783,8 +801,8 @@ func (b *bench) startServer(ctx context.Context, extra ...string) error {
 
 // echoBaseline measures the bare echo handler, served by a process of its
 // own (as Engram is), with the same client and concurrency as the GETs.
-func (b *bench) echoBaseline(ctx context.Context, window time.Duration) (*Report, error) {
-	return b.echo(ctx, Options{Concurrency: appendConcurrency, Duration: window, Subscribers: -1, Seed: -1})
+func (b *bench) echoBaseline(ctx context.Context, window time.Duration, clients int) (*Report, error) {
+	return b.echo(ctx, Options{Concurrency: clients, Duration: window, Subscribers: -1, Seed: -1})
 }
 
 // echo runs o against the bare echo handler (GET /echo), served by a

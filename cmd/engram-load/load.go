@@ -215,8 +215,10 @@ func (o Options) validate() error {
 	if o.Scope != scopeConversation && o.Scope != scopeWorkspace {
 		problems = append(problems, fmt.Sprintf("-scope %q: want conversation or workspace", o.Scope))
 	}
-	if o.Read != "conversation" && o.Read != "messages" {
-		problems = append(problems, fmt.Sprintf("-read %q: want conversation or messages", o.Read))
+	switch o.Read {
+	case readConversation, readMessages, readWorkspaces, readRevalidate:
+	default:
+		problems = append(problems, fmt.Sprintf("-read %q: want conversation, messages, workspaces or revalidate", o.Read))
 	}
 	if o.Scenario == scenarioGet && !strings.HasPrefix(o.Path, "/") {
 		problems = append(problems, "-path must start with / for the get scenario")
@@ -278,6 +280,8 @@ type runner struct {
 
 	mu   sync.Mutex
 	base int64 // position after the setup
+
+	etags sync.Map // conversation index → its last ETag (read revalidate)
 }
 
 func randomHex(n int) string {

@@ -61,7 +61,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Users, "users", 1, "least number of users to create")
 	fs.IntVar(&o.Conversations, "conversations", 0, "conversations (0: -concurrency for append and mixed, else 8)")
 	fs.StringVar(&o.Scope, "scope", scopeWorkspace, "stream subscribers open: workspace (every conversation) or conversation")
-	fs.StringVar(&o.Read, "read", "conversation", "what the read scenario GETs: conversation or messages")
+	fs.StringVar(&o.Read, "read", "conversation", "what the read scenario GETs: conversation, messages (20 a page), workspaces (the caller's list) or revalidate (a conversation with If-None-Match: 304)")
 	fs.StringVar(&o.Path, "path", "", "path the get scenario GETs (no auth), e.g. /echo")
 	fs.Float64Var(&o.LagSample, "lag-sample", 0.05, "fraction of POSTs followed by a read with Engram-Min-Position (projection lag)")
 	fs.IntVar(&o.Seed, "seed", -1, "messages per conversation before the window (-1: 20 for read and mixed, else 0)")

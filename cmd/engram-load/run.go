@@ -410,14 +410,34 @@ func (l *lagProbes) wait() (Summary, int64, int64) {
 	return l.lag.summary(), l.skipped, l.failed
 }
 
+// What the read scenario GETs.
+const (
+	readConversation = "conversation"
+	readMessages     = "messages"
+	readWorkspaces   = "workspaces"
+	readRevalidate   = "revalidate"
+)
+
 func (r *runner) read(ctx context.Context, conv int, what string, scheduled time.Time, res *workerResult) {
 	path, kind := "/v1/conversations/"+r.convs[conv], "GET conversation"
-	if what == "messages" {
+	var header []string
+	switch what {
+	case readMessages:
 		path, kind = path+"/messages?limit=20", "GET messages"
+	case readWorkspaces:
+		path, kind = "/v1/workspaces", "GET workspaces"
+	case readRevalidate:
+		kind = "GET conversation If-None-Match"
+		if etag, ok := r.etags.Load(conv); ok {
+			header = []string{"If-None-Match", etag.(string)}
+		}
 	}
-	ans, err := r.api.call(ctx, kind, http.MethodGet, path, r.writer(conv).token, nil)
-	if err != nil || ans.status != http.StatusOK {
+	ans, err := r.api.call(ctx, kind, http.MethodGet, path, r.writer(conv).token, nil, header...)
+	if err != nil || ans.status != http.StatusOK && ans.status != http.StatusNotModified {
 		return
+	}
+	if what == readRevalidate && ans.status == http.StatusOK {
+		r.etags.Store(conv, ans.header.Get("ETag"))
 	}
 	res.get.record(time.Since(scheduled))
 	res.gets++

@@ -23,7 +23,7 @@ import (
 	"github.com/engramhq/engram/domain/memory"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 	"github.com/engramhq/engram/test/pgtest"
 )
 
@@ -42,13 +42,13 @@ func (fakeHasher) Issue(string, string, []string) (string, time.Time, error) {
 func (fakeHasher) NewSecret(prefix string) (string, error) { return prefix + "secret", nil }
 func (fakeHasher) HashSecret(s string) string              { return "h:" + s }
 
-// recorder is a Signals that keeps what it is sent.
+// recorder is a SignalPublisher that keeps what it is sent.
 type recorder struct {
 	mu  sync.Mutex
-	got []signals.Signal
+	got []livebus.Signal
 }
 
-func (r *recorder) Publish(_ context.Context, s signals.Signal) error {
+func (r *recorder) Publish(_ context.Context, s livebus.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, s)
@@ -118,9 +118,6 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	db := pgtest.New(t)
 	store, err := eventstore.New(db)
 	if err != nil {
@@ -334,8 +331,8 @@ func testLoopRepliesOnce(t *testing.T, h *harness) {
 		msgs[1].AuthorID != "expert:echo" || msgs[1].MessageID != ReplyID(id) {
 		t.Fatalf("messages = %+v", msgs)
 	}
-	h.sig.wait(t, signals.TypeStatus, "Processing your request...")
-	h.sig.wait(t, signals.TypeTyping, `"state":"stop"`)
+	h.sig.wait(t, livebus.TypeStatus, "Processing your request...")
+	h.sig.wait(t, livebus.TypeTyping, `"state":"stop"`)
 
 	// Metadata: everything is correlated with the user's message and caused
 	// by it (the reply) or by the task's submission (the task's events).
@@ -386,7 +383,7 @@ func testRememberAndRecall(t *testing.T, h *harness) {
 	h.post("/remember Ada: a mathematician")
 	h.post("Lunch is at noon")
 	h.feed()
-	h.sig.wait(t, signals.TypeStatus, "Remembered: Ada")
+	h.sig.wait(t, livebus.TypeStatus, "Remembered: Ada")
 	events, err := h.store.ReadStream(context.Background(), "memory-"+h.ws, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +493,7 @@ func testRetries(t *testing.T, h *harness) {
 		if failed.Attempts != 3 || failed.Reason != "flaky failure 3" {
 			t.Fatalf("failed = %+v", failed)
 		}
-		h.sig.wait(t, signals.TypeStatus, "The flaky expert could not answer: flaky failure 3")
+		h.sig.wait(t, livebus.TypeStatus, "The flaky expert could not answer: flaky failure 3")
 		h.feed()
 		for _, m := range h.messages() {
 			if m.MessageID == ReplyID(id) {
@@ -549,7 +546,7 @@ func testCancelMidTask(t *testing.T, h *harness) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the expert was not stopped")
 	}
-	h.sig.wait(t, signals.TypeStatus, `"state":"cancelled"`)
+	h.sig.wait(t, livebus.TypeStatus, `"state":"cancelled"`)
 	if events := h.taskEvents(id); types(events) != "submitted,started,progressed,cancelled" {
 		t.Fatalf("events = %s", types(events))
 	}

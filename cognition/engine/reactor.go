@@ -14,7 +14,7 @@ import (
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 	"github.com/engramhq/engram/projections"
 )
 
@@ -28,7 +28,7 @@ type ReactorConfig struct {
 	Commands commands.Commands
 	Router   cognition.Router
 	// Signals, when set, receives status signals ("Remembered: Ada").
-	Signals cognition.Signals
+	Signals cognition.SignalPublisher
 	// Submitted, when set, is told of every task the reactor submits, so
 	// that a local worker can start it at once. It must not block.
 	Submitted func(taskID string)
@@ -79,7 +79,7 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 	}
 	logger := cfg.Logger.With("component", ReactorName)
 	cfg.Logger = logger
-	return &Reactor{cfg: cfg, sig: signaler{signals: cfg.Signals, logger: logger}}, nil
+	return &Reactor{cfg: cfg, sig: signaler{publisher: cfg.Signals, logger: logger}}, nil
 }
 
 // Name returns the checkpoint's name, "cognition".
@@ -206,7 +206,7 @@ func (r *Reactor) submit(ctx context.Context, workspaceID, conversationID string
 func (r *Reactor) rememberEntity(ctx context.Context, workspaceID, conversationID string, m conversation.MessagePosted, input string) error {
 	name, content := entityOf(input)
 	if name == "" {
-		r.sig.publish(ctx, signals.TypeStatus, workspaceID, conversationID, ActorID,
+		r.sig.publish(ctx, livebus.TypeStatus, workspaceID, conversationID, ActorID,
 			statusData{State: "ignored", Text: "Nothing to remember: write /remember <name>: <what to remember>."})
 		return nil
 	}
@@ -215,7 +215,7 @@ func (r *Reactor) rememberEntity(ctx context.Context, workspaceID, conversationI
 	if err != nil || res.AlreadyRemembered {
 		return err
 	}
-	r.sig.publish(ctx, signals.TypeStatus, workspaceID, conversationID, ActorID,
+	r.sig.publish(ctx, livebus.TypeStatus, workspaceID, conversationID, ActorID,
 		statusData{State: "remembered", Text: "Remembered: " + name})
 	return nil
 }

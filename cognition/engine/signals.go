@@ -6,18 +6,18 @@ import (
 	"log/slog"
 
 	"github.com/engramhq/engram/cognition"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // signaler publishes signals about one conversation, best effort: a signal
 // that cannot be sent is logged at debug level and forgotten.
 type signaler struct {
-	signals cognition.Signals
-	logger  *slog.Logger
+	publisher cognition.SignalPublisher
+	logger    *slog.Logger
 }
 
 func (s signaler) publish(ctx context.Context, typ, workspaceID, conversationID, userID string, data any) {
-	if s.signals == nil {
+	if s.publisher == nil {
 		return
 	}
 	raw, err := json.Marshal(data)
@@ -25,7 +25,7 @@ func (s signaler) publish(ctx context.Context, typ, workspaceID, conversationID,
 		s.logger.Debug("signal not encoded", "type", typ, "err", err)
 		return
 	}
-	err = s.signals.Publish(ctx, signals.Signal{Type: typ, WorkspaceID: workspaceID, ConversationID: conversationID,
+	err = s.publisher.Publish(ctx, livebus.Signal{Type: typ, WorkspaceID: workspaceID, ConversationID: conversationID,
 		UserID: userID, Data: raw})
 	if err != nil {
 		s.logger.Debug("signal not sent", "type", typ, "conversation_id", conversationID, "err", err)

@@ -18,7 +18,7 @@ import (
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // OpenTasks is where a worker finds work (see postgres.Tasks).
@@ -44,7 +44,7 @@ type WorkerConfig struct {
 	Tasks    OpenTasks
 	Streams  StreamReader
 	// Signals, when set, receives typing, status and delta signals.
-	Signals cognition.Signals
+	Signals cognition.SignalPublisher
 	// Wake, when set, subscribes to appends (eventstore.Notifier.Subscribe):
 	// a cancellation is then noticed at once instead of at the next check.
 	Wake func() (<-chan struct{}, func())
@@ -137,7 +137,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	cfg.Logger = cfg.Logger.With("component", "worker", "worker", cfg.ID)
 	runCtx, cancel := context.WithCancel(context.Background())
-	return &Worker{cfg: cfg, sig: signaler{signals: cfg.Signals, logger: cfg.Logger},
+	return &Worker{cfg: cfg, sig: signaler{publisher: cfg.Signals, logger: cfg.Logger},
 		queue: make(chan string, 256), stopping: make(chan struct{}),
 		runCtx: runCtx, cancelRun: cancel, running: map[string]*run{}, waitingSet: map[string]bool{}}, nil
 }
@@ -438,7 +438,7 @@ func (w *Worker) attempt(ctx context.Context, expert cognition.Expert, t cogniti
 		if on {
 			state = "start"
 		}
-		w.sig.publish(context.WithoutCancel(ctx), signals.TypeTyping, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
+		w.sig.publish(context.WithoutCancel(ctx), livebus.TypeTyping, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
 			typingData{State: state, TaskID: t.ID, Expert: t.Expert})
 	}
 	typing(true)
@@ -513,7 +513,7 @@ func (w *Worker) fail(ctx context.Context, t cognition.Task, reason string, log 
 		return
 	}
 	log.Info("task failed", "attempts", t.Attempt)
-	w.sig.publish(ctx, signals.TypeStatus, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
+	w.sig.publish(ctx, livebus.TypeStatus, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
 		statusData{TaskID: t.ID, Expert: t.Expert, State: "failed", Text: fmt.Sprintf("The %s expert could not answer: %s", t.Expert, reason)})
 }
 
@@ -523,7 +523,7 @@ func (w *Worker) interrupted(ctx context.Context, t cognition.Task, cause error,
 	switch {
 	case errors.Is(cause, errCancelled):
 		log.Info("task cancelled while running")
-		w.sig.publish(context.WithoutCancel(ctx), signals.TypeStatus, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
+		w.sig.publish(context.WithoutCancel(ctx), livebus.TypeStatus, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
 			statusData{TaskID: t.ID, Expert: t.Expert, State: "cancelled", Text: "Cancelled."})
 	case errors.Is(cause, errTakenOver):
 		log.Info("task taken over by another worker")
@@ -634,7 +634,7 @@ func (p *progress) Report(ctx context.Context, percent int, note string) error {
 
 // Status implements cognition.Progress.
 func (p *progress) Status(ctx context.Context, text string) {
-	p.w.sig.publish(ctx, signals.TypeStatus, p.task.WorkspaceID, p.task.ConversationID, commands.ExpertAuthor(p.task.Expert),
+	p.w.sig.publish(ctx, livebus.TypeStatus, p.task.WorkspaceID, p.task.ConversationID, commands.ExpertAuthor(p.task.Expert),
 		statusData{TaskID: p.task.ID, Expert: p.task.Expert, State: "running", Text: text})
 }
 
@@ -644,6 +644,6 @@ func (p *progress) Delta(ctx context.Context, text string) {
 	i := p.deltas
 	p.deltas++
 	p.mu.Unlock()
-	p.w.sig.publish(ctx, signals.TypeDelta, p.task.WorkspaceID, p.task.ConversationID, commands.ExpertAuthor(p.task.Expert),
+	p.w.sig.publish(ctx, livebus.TypeDelta, p.task.WorkspaceID, p.task.ConversationID, commands.ExpertAuthor(p.task.Expert),
 		deltaData{TaskID: p.task.ID, Expert: p.task.Expert, ReplyMessageID: ReplyID(p.task.ID), Index: i, Text: text})
 }

@@ -14,9 +14,6 @@ import (
 // The SQL memory is fed by the memory projector, in a transaction as the
 // consumer group runs it.
 func TestMemoryContract(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	db := pgtest.New(t) // one database: every subtest uses workspaces of its own
 	var projector projections.Projector
 	for _, p := range projections.Cognition() {

@@ -13,9 +13,6 @@ import (
 )
 
 func TestTasksAndConversations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	db := pgtest.New(t)
 	ctx := context.Background()
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)

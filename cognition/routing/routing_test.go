@@ -22,22 +22,48 @@ func route(t *testing.T, r cognition.Router, content string) cognition.Decision 
 	return d
 }
 
+// newRouter returns the router of kind configured by cfg (JSON), with the
+// experts above and echo as the default.
+func newRouter(t *testing.T, kind, cfg string) cognition.Router {
+	t.Helper()
+	c, err := Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(kind, c, "echo", experts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// routeCase is a message and the decision expected for it; the decision's
+// reason must contain reasonHolds.
+type routeCase struct {
+	content            string
+	action, expert     string
+	priority           int
+	input, reasonHolds string
+}
+
+// checkRoutes routes each case's message through r and checks the decision.
+func checkRoutes(t *testing.T, r cognition.Router, cases []routeCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.content, func(t *testing.T) {
+			d := route(t, r, tt.content)
+			if d.Action != tt.action || d.Expert != tt.expert || d.Priority != tt.priority || d.Input != tt.input ||
+				!strings.Contains(d.Reason, tt.reasonHolds) {
+				t.Fatalf("decision = %+v, want %s/%s/%d input %q reason with %q", d, tt.action, tt.expert, tt.priority, tt.input, tt.reasonHolds)
+			}
+		})
+	}
+}
+
 func TestRules(t *testing.T) {
-	cfg, err := Parse([]byte(`{"commands":{"/mute":{"action":"ignore"},"/ask":{"action":"delegate","expert":"llm","priority":5},
-		"/note":{"action":"process","reason":"a note"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(KindRules, cfg, "echo", experts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		content            string
-		action, expert     string
-		priority           int
-		input, reasonHolds string
-	}{
+	r := newRouter(t, KindRules, `{"commands":{"/mute":{"action":"ignore"},"/ask":{"action":"delegate","expert":"llm","priority":5},
+		"/note":{"action":"process","reason":"a note"}}}`)
+	tests := []routeCase{
 		{"hello there", "respond", "echo", 3, "hello there", "no command"},
 		{"  spaced  ", "respond", "echo", 3, "spaced", "no command"},
 		{"/remember Ada: a mathematician", "process", "", 2, "Ada: a mathematician", "/remember"},
@@ -54,15 +80,7 @@ func TestRules(t *testing.T) {
 		{"/note buy milk", "process", "", 3, "buy milk", "a note"},
 		{"a /remember in the middle", "respond", "echo", 3, "a /remember in the middle", "no command"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.content, func(t *testing.T) {
-			d := route(t, r, tt.content)
-			if d.Action != tt.action || d.Expert != tt.expert || d.Priority != tt.priority || d.Input != tt.input ||
-				!strings.Contains(d.Reason, tt.reasonHolds) {
-				t.Fatalf("decision = %+v, want %s/%s/%d input %q reason with %q", d, tt.action, tt.expert, tt.priority, tt.input, tt.reasonHolds)
-			}
-		})
-	}
+	checkRoutes(t, r, tests)
 }
 
 func TestRulesDefaults(t *testing.T) {
@@ -79,23 +97,12 @@ func TestRulesDefaults(t *testing.T) {
 }
 
 func TestPatterns(t *testing.T) {
-	cfg, err := Parse([]byte(`{"default_priority":2,"patterns":[
+	r := newRouter(t, KindPatterns, `{"default_priority":2,"patterns":[
 		{"pattern":"(?i)^remember (?P<input>.+)$","action":"process","priority":2},
 		{"pattern":"(?i)what do you (know|remember) about (?P<input>[^?]+)","action":"delegate","expert":"memory","priority":4},
 		{"pattern":"(?i)\\bunsubscribe\\b","action":"ignore","reason":"noise"},
-		{"pattern":"\\?$","action":"respond","expert":"llm"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(KindPatterns, cfg, "echo", experts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		content, action, expert string
-		priority                int
-		input, reasonHolds      string
-	}{
+		{"pattern":"\\?$","action":"respond","expert":"llm"}]}`)
+	tests := []routeCase{
 		{"Remember Paris: the capital", "process", "", 2, "Paris: the capital", "pattern 0"},
 		{"What do you know about Ada?", "delegate", "memory", 4, "Ada", "pattern 1"},
 		{"please UNSUBSCRIBE me", "ignore", "", 2, "please UNSUBSCRIBE me", "noise"},
@@ -103,15 +110,7 @@ func TestPatterns(t *testing.T) {
 		{"just chatting", "respond", "echo", 2, "just chatting", "no pattern matched"},
 		{"/remember commands mean nothing here", "respond", "echo", 2, "/remember commands mean nothing here", "no pattern"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.content, func(t *testing.T) {
-			d := route(t, r, tt.content)
-			if d.Action != tt.action || d.Expert != tt.expert || d.Priority != tt.priority || d.Input != tt.input ||
-				!strings.Contains(d.Reason, tt.reasonHolds) {
-				t.Fatalf("decision = %+v, want %s/%s/%d input %q reason with %q", d, tt.action, tt.expert, tt.priority, tt.input, tt.reasonHolds)
-			}
-		})
-	}
+	checkRoutes(t, r, tests)
 }
 
 func TestDeterministic(t *testing.T) {

@@ -32,6 +32,8 @@ const (
 // APIKey is the API key aggregate. The zero value is an empty aggregate ready
 // to have stored events applied.
 type APIKey struct {
+	domain.Root
+
 	id        string
 	userID    string
 	name      string
@@ -40,9 +42,6 @@ type APIKey struct {
 	prefix    string
 	expiresAt *time.Time
 	revoked   bool
-
-	version int
-	pending []domain.Event
 }
 
 // Issue validates a new key and records apikey.issued. The name is 1–100
@@ -75,7 +74,7 @@ func Issue(id, userID, name string, scopes []string, keyHash, prefix string, exp
 		return nil, err
 	}
 	k := &APIKey{}
-	k.record(Issued{KeyID: id, UserID: userID, Name: name, Scopes: scopes, KeyHash: keyHash, Prefix: prefix, ExpiresAt: expires})
+	k.Record(k.Apply, Issued{KeyID: id, UserID: userID, Name: name, Scopes: scopes, KeyHash: keyHash, Prefix: prefix, ExpiresAt: expires})
 	return k, nil
 }
 
@@ -103,13 +102,14 @@ func (k *APIKey) Revoke() error {
 	if k.revoked {
 		return nil
 	}
-	k.record(Revoked{})
+	k.Record(k.Apply, Revoked{})
 	return nil
 }
 
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (k *APIKey) Apply(e domain.Event) {
+	k.Applied()
 	switch e := e.(type) {
 	case Issued:
 		k.id = e.KeyID
@@ -122,25 +122,10 @@ func (k *APIKey) Apply(e domain.Event) {
 	case Revoked:
 		k.revoked = true
 	}
-	k.version++
-}
-
-func (k *APIKey) record(e domain.Event) {
-	k.Apply(e)
-	k.pending = append(k.pending, e)
 }
 
 // ID returns the key's identifier.
 func (k *APIKey) ID() string { return k.id }
-
-// Version returns the number of events applied, stored and pending.
-func (k *APIKey) Version() int { return k.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (k *APIKey) Pending() []domain.Event { return slices.Clone(k.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (k *APIKey) ClearPending() { k.pending = nil }
 
 // UserID returns the user who owns the key.
 func (k *APIKey) UserID() string { return k.userID }

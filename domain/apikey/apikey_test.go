@@ -2,9 +2,7 @@ package apikey
 
 import (
 	"encoding/json"
-	"errors"
 	"github.com/engramhq/engram/domain/domaintest"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -28,13 +26,7 @@ func issued() Issued {
 
 func timePtr(t time.Time) *time.Time { return &t }
 
-func load(events ...domain.Event) *APIKey {
-	k := &APIKey{}
-	for _, e := range events {
-		k.Apply(e)
-	}
-	return k
-}
+func load(events ...domain.Event) *APIKey { return domaintest.Load(&APIKey{}, events...) }
 
 func TestIssue(t *testing.T) {
 	withExpiry := issued()
@@ -95,29 +87,14 @@ func TestIssue(t *testing.T) {
 }
 
 func TestCommands(t *testing.T) {
-	tests := []struct {
-		name  string
-		given []domain.Event
-		when  func(*APIKey) error
-		then  []domain.Event
-		code  string
-	}{
-		{name: "revoke", given: []domain.Event{issued()},
-			when: func(k *APIKey) error { return k.Revoke() },
-			then: []domain.Event{Revoked{}}},
-		{name: "revoke twice records nothing", given: []domain.Event{issued(), Revoked{}},
-			when: func(k *APIKey) error { return k.Revoke() }},
+	tests := []domaintest.Case[*APIKey]{
+		{Name: "revoke", Given: []domain.Event{issued()},
+			When: func(k *APIKey) error { return k.Revoke() },
+			Then: []domain.Event{Revoked{}}},
+		{Name: "revoke twice records nothing", Given: []domain.Event{issued(), Revoked{}},
+			When: func(k *APIKey) error { return k.Revoke() }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			k := load(tt.given...)
-			err := tt.when(k)
-			domaintest.CheckOutcome(t, err, tt.code, nil, k.Pending(), tt.then)
-			if k.Version() != len(tt.given)+len(tt.then) || !k.Revoked() {
-				t.Fatalf("version = %d, revoked %v", k.Version(), k.Revoked())
-			}
-		})
-	}
+	domaintest.Run(t, func() *APIKey { return &APIKey{} }, tests)
 }
 
 func TestState(t *testing.T) {
@@ -159,29 +136,12 @@ func TestDecodeRoundTrip(t *testing.T) {
 	withExpiry := issued()
 	withExpiry.ExpiresAt = timePtr(exp)
 	events := []domain.Event{issued(), withExpiry, Revoked{}}
-	for _, e := range events {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatalf("Decode(%s): %v", e.EventType(), err)
-		}
-		if !reflect.DeepEqual(got, e) {
-			t.Fatalf("Decode(%s) = %#v, want %#v", e.EventType(), got, e)
-		}
-	}
+	domaintest.RoundTrip(t, Decode, events...)
 	data, _ := json.Marshal(issued())
 	if !strings.Contains(string(data), `"expires_at":null`) {
 		t.Fatalf("expires_at must be null when absent: %s", data)
 	}
-	if _, err := Decode("apikey.rotated", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown type: %v", err)
-	}
-	if _, err := Decode(EventIssued, 3, data); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown version: %v", err)
-	}
+	domaintest.Unknown(t, Decode, EventIssued)
 	if _, err := Decode(EventIssued, 1, []byte(`{"scopes":"read"}`)); err == nil {
 		t.Fatal("bad JSON decoded")
 	}
@@ -196,30 +156,11 @@ func TestRedacted(t *testing.T) {
 
 func TestLoadFromStoredEvents(t *testing.T) {
 	k, err := Issue(kid, uid, "CI", []string{"audit", "read"}, khash, prefix, timePtr(exp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Revoke(); err != nil {
-		t.Fatal(err)
-	}
-	loaded := &APIKey{}
-	for _, e := range k.Pending() {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded.Apply(stored)
-	}
-	if loaded.Version() != 2 || len(loaded.Pending()) != 0 {
-		t.Fatalf("loaded version %d pending %d", loaded.Version(), len(loaded.Pending()))
-	}
-	k.ClearPending()
-	if !reflect.DeepEqual(k, loaded) {
-		t.Fatalf("loaded state differs:\n%#v\n%#v", k, loaded)
+	domaintest.Must(t, err)
+	domaintest.Must(t, k.Revoke())
+	loaded := domaintest.Reload(t, k, &APIKey{}, Decode)
+	if loaded.Version() != 2 {
+		t.Fatalf("loaded version %d, want 2", loaded.Version())
 	}
 	if !loaded.Revoked() || !slices.Equal(loaded.Scopes(), []string{ScopeAudit, ScopeRead}) {
 		t.Fatal("accessors differ")

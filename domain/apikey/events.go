@@ -1,8 +1,6 @@
 package apikey
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/engramhq/engram/domain"
@@ -26,50 +24,30 @@ type Issued struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
-// Revoked records that the key was revoked; it no longer authenticates.
-type Revoked struct{}
-
 // EventType returns "apikey.issued".
 func (Issued) EventType() string { return EventIssued }
-
-// EventType returns "apikey.revoked".
-func (Revoked) EventType() string { return EventRevoked }
 
 // Redacted returns the event without the key hash.
 func (e Issued) Redacted() domain.Event { e.KeyHash = ""; return e }
 
+// Revoked records that the key was revoked; it no longer authenticates.
+type Revoked struct{}
+
+// EventType returns "apikey.revoked".
+func (Revoked) EventType() string { return EventRevoked }
+
 var _ domain.Redactable = Issued{}
+
+// decoder reads the stored events of API key streams.
+var decoder = domain.Decoder{
+	EventIssued:  domain.As(func(e *Issued) error { e.ExpiresAt = domain.UTC(e.ExpiresAt); return nil }),
+	EventRevoked: domain.As[Revoked](),
+}
 
 // Decode turns a stored event of the API key stream back into its event
 // struct, with times in UTC. It fails with domain.ErrUnknownEvent for an
 // unknown type or schema version; upcasters from older schema versions belong
-// here.
+// in its table.
 func Decode(eventType string, schemaVersion int, data []byte) (domain.Event, error) {
-	if schemaVersion != 1 {
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	var (
-		e   domain.Event
-		err error
-	)
-	switch eventType {
-	case EventIssued:
-		var i Issued
-		err = json.Unmarshal(data, &i)
-		if i.ExpiresAt != nil {
-			t := i.ExpiresAt.UTC()
-			i.ExpiresAt = &t
-		}
-		e = i
-	case EventRevoked:
-		var r Revoked
-		err = json.Unmarshal(data, &r)
-		e = r
-	default:
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", eventType, err)
-	}
-	return e, nil
+	return decoder.Decode(eventType, schemaVersion, data)
 }

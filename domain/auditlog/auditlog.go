@@ -102,22 +102,20 @@ func Record(r Read) (LogRead, error) {
 	}, nil
 }
 
+// decoder reads the stored events of audit streams.
+var decoder = domain.Decoder{
+	EventLogRead: domain.As(func(e *LogRead) error {
+		if err := domain.Canonical(&e.Filter); err != nil {
+			return fmt.Errorf("filter: %w", err)
+		}
+		return nil
+	}),
+}
+
 // Decode turns a stored event of an audit stream back into its event struct,
 // with the filter in canonical form (see domain.CanonicalObject). It fails
 // with domain.ErrUnknownEvent for an unknown type or schema version;
-// upcasters from older schema versions belong here.
+// upcasters from older schema versions belong in its table.
 func Decode(eventType string, schemaVersion int, data []byte) (domain.Event, error) {
-	if schemaVersion != 1 || eventType != EventLogRead {
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	var e LogRead
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", eventType, err)
-	}
-	filter, err := domain.CanonicalObject(e.Filter)
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: filter: %w", eventType, err)
-	}
-	e.Filter = filter
-	return e, nil
+	return decoder.Decode(eventType, schemaVersion, data)
 }

@@ -7,7 +7,6 @@ package conversation
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -55,6 +54,8 @@ const (
 // Conversation is the conversation aggregate. The zero value is an empty
 // aggregate ready to have stored events applied.
 type Conversation struct {
+	domain.Root
+
 	id          string
 	workspaceID string
 	createdBy   string
@@ -63,9 +64,6 @@ type Conversation struct {
 	metadata    json.RawMessage
 	archived    bool
 	messages    map[string]bool // message id → routing decided
-
-	version int
-	pending []domain.Event
 }
 
 // New validates a new conversation and records conversation.created. The
@@ -86,7 +84,7 @@ func New(id, workspaceID, createdBy, title, modality string, metadata json.RawMe
 		return nil, err
 	}
 	c := &Conversation{}
-	c.record(Created{
+	c.Record(c.Apply, Created{
 		ConversationID: id,
 		WorkspaceID:    workspaceID,
 		CreatedBy:      createdBy,
@@ -134,7 +132,7 @@ func (c *Conversation) Update(title *string, metadataPatch json.RawMessage) erro
 	if ev.Title == nil && ev.Metadata == nil {
 		return nil
 	}
-	c.record(ev)
+	c.Record(c.Apply, ev)
 	return nil
 }
 
@@ -169,7 +167,7 @@ func (c *Conversation) PostMessage(messageID, authorID, role, content string, me
 	if _, ok := c.messages[messageID]; ok {
 		return domain.Errorf(domain.CodeConflict, "message already posted")
 	}
-	c.record(MessagePosted{MessageID: messageID, AuthorID: authorID, Role: role, Content: content, Metadata: metadata})
+	c.Record(c.Apply, MessagePosted{MessageID: messageID, AuthorID: authorID, Role: role, Content: content, Metadata: metadata})
 	return nil
 }
 
@@ -201,7 +199,7 @@ func (c *Conversation) DecideRouting(messageID, action, expert string, priority 
 	case decided:
 		return domain.Errorf(domain.CodeConflict, "routing already decided for this message")
 	}
-	c.record(RoutingDecided{MessageID: messageID, Action: action, Expert: expert, Priority: priority, Reason: reason})
+	c.Record(c.Apply, RoutingDecided{MessageID: messageID, Action: action, Expert: expert, Priority: priority, Reason: reason})
 	return nil
 }
 
@@ -210,7 +208,7 @@ func (c *Conversation) Archive() error {
 	if err := c.checkActive(); err != nil {
 		return err
 	}
-	c.record(Archived{})
+	c.Record(c.Apply, Archived{})
 	return nil
 }
 
@@ -224,6 +222,7 @@ func (c *Conversation) checkActive() error {
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (c *Conversation) Apply(e domain.Event) {
+	c.Applied()
 	switch e := e.(type) {
 	case Created:
 		c.id = e.ConversationID
@@ -251,25 +250,10 @@ func (c *Conversation) Apply(e domain.Event) {
 	case Archived:
 		c.archived = true
 	}
-	c.version++
-}
-
-func (c *Conversation) record(e domain.Event) {
-	c.Apply(e)
-	c.pending = append(c.pending, e)
 }
 
 // ID returns the conversation's identifier.
 func (c *Conversation) ID() string { return c.id }
-
-// Version returns the number of events applied, stored and pending.
-func (c *Conversation) Version() int { return c.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (c *Conversation) Pending() []domain.Event { return slices.Clone(c.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (c *Conversation) ClearPending() { c.pending = nil }
 
 // WorkspaceID returns the workspace the conversation belongs to.
 func (c *Conversation) WorkspaceID() string { return c.workspaceID }

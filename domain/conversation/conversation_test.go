@@ -2,9 +2,7 @@ package conversation
 
 import (
 	"encoding/json"
-	"errors"
 	"github.com/engramhq/engram/domain/domaintest"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -29,13 +27,7 @@ func posted(id string) MessagePosted {
 
 func ptr(s string) *string { return &s }
 
-func load(events ...domain.Event) *Conversation {
-	c := &Conversation{}
-	for _, e := range events {
-		c.Apply(e)
-	}
-	return c
-}
+func load(events ...domain.Event) *Conversation { return domaintest.Load(&Conversation{}, events...) }
 
 func TestNew(t *testing.T) {
 	tests := []struct {
@@ -95,152 +87,136 @@ func TestCommands(t *testing.T) {
 	base := []domain.Event{created()}
 	withMsg := []domain.Event{created(), posted(mid)}
 	archived := []domain.Event{created(), posted(mid), Archived{}}
-	tests := []struct {
-		name   string
-		given  []domain.Event
-		when   func(*Conversation) error
-		then   []domain.Event
-		code   string
-		fields []string
-	}{
+	tests := []domaintest.Case[*Conversation]{
 		// Update
-		{name: "update title", given: base,
-			when: func(c *Conversation) error { return c.Update(ptr(" Roadmap "), nil) },
-			then: []domain.Event{Updated{Title: ptr("Roadmap")}}},
-		{name: "update merges metadata (RFC 7386)", given: base,
-			when: func(c *Conversation) error {
+		{Name: "update title", Given: base,
+			When: func(c *Conversation) error { return c.Update(ptr(" Roadmap "), nil) },
+			Then: []domain.Event{Updated{Title: ptr("Roadmap")}}},
+		{Name: "update merges metadata (RFC 7386)", Given: base,
+			When: func(c *Conversation) error {
 				return c.Update(nil, json.RawMessage(`{"a":{"x":null,"z":3},"tag":null,"new":[1]}`))
 			},
-			then: []domain.Event{Updated{Metadata: json.RawMessage(`{"a":{"y":2,"z":3},"new":[1]}`)}}},
-		{name: "update replaces object by scalar", given: base,
-			when: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{"a":"flat"}`)) },
-			then: []domain.Event{Updated{Metadata: json.RawMessage(`{"a":"flat","tag":"t"}`)}}},
-		{name: "update title and metadata", given: base,
-			when: func(c *Conversation) error { return c.Update(ptr("R"), json.RawMessage(`{"tag":"u"}`)) },
-			then: []domain.Event{Updated{Title: ptr("R"), Metadata: json.RawMessage(`{"a":{"x":1,"y":2},"tag":"u"}`)}}},
-		{name: "update delete everything", given: base,
-			when: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{"a":null,"tag":null}`)) },
-			then: []domain.Event{Updated{Metadata: json.RawMessage(`{}`)}}},
-		{name: "update same values records nothing", given: base,
-			when: func(c *Conversation) error {
+			Then: []domain.Event{Updated{Metadata: json.RawMessage(`{"a":{"y":2,"z":3},"new":[1]}`)}}},
+		{Name: "update replaces object by scalar", Given: base,
+			When: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{"a":"flat"}`)) },
+			Then: []domain.Event{Updated{Metadata: json.RawMessage(`{"a":"flat","tag":"t"}`)}}},
+		{Name: "update title and metadata", Given: base,
+			When: func(c *Conversation) error { return c.Update(ptr("R"), json.RawMessage(`{"tag":"u"}`)) },
+			Then: []domain.Event{Updated{Title: ptr("R"), Metadata: json.RawMessage(`{"a":{"x":1,"y":2},"tag":"u"}`)}}},
+		{Name: "update delete everything", Given: base,
+			When: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{"a":null,"tag":null}`)) },
+			Then: []domain.Event{Updated{Metadata: json.RawMessage(`{}`)}}},
+		{Name: "update same values records nothing", Given: base,
+			When: func(c *Conversation) error {
 				return c.Update(ptr("Plans"), json.RawMessage(`{"tag":"t","a":{"x":1},"gone":null}`))
 			}},
-		{name: "update empty patch records nothing", given: base,
-			when: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{}`)) }},
-		{name: "update nothing records nothing", given: base,
-			when: func(c *Conversation) error { return c.Update(nil, nil) }},
-		{name: "update invalid title and non-object patch", given: base,
-			when: func(c *Conversation) error { return c.Update(ptr(""), json.RawMessage(`null`)) },
-			code: domain.CodeInvalid, fields: []string{"title", "metadata"}},
-		{name: "update merged metadata too big", given: []domain.Event{created(),
+		{Name: "update empty patch records nothing", Given: base,
+			When: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{}`)) }},
+		{Name: "update nothing records nothing", Given: base,
+			When: func(c *Conversation) error { return c.Update(nil, nil) }},
+		{Name: "update invalid title and non-object patch", Given: base,
+			When: func(c *Conversation) error { return c.Update(ptr(""), json.RawMessage(`null`)) },
+			Code: domain.CodeInvalid, Fields: []string{"title", "metadata"}},
+		{Name: "update merged metadata too big", Given: []domain.Event{created(),
 			Updated{Metadata: json.RawMessage(`{"big":"` + strings.Repeat("x", domain.MaxObjectBytes-20) + `"}`)}},
-			when: func(c *Conversation) error {
+			When: func(c *Conversation) error {
 				return c.Update(nil, json.RawMessage(`{"more":"`+strings.Repeat("y", 100)+`"}`))
 			},
-			code: domain.CodeInvalid, fields: []string{"metadata"}},
-		{name: "update archived", given: archived,
-			when: func(c *Conversation) error { return c.Update(ptr("R"), nil) },
-			code: domain.CodeConflict},
+			Code: domain.CodeInvalid, Fields: []string{"metadata"}},
+		{Name: "update archived", Given: archived,
+			When: func(c *Conversation) error { return c.Update(ptr("R"), nil) },
+			Code: domain.CodeConflict},
 		// PostMessage
-		{name: "post message with defaults", given: base,
-			when: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "hello", nil) },
-			then: []domain.Event{posted(mid)}},
-		{name: "post assistant message, content kept as given", given: base,
-			when: func(c *Conversation) error {
+		{Name: "post message with defaults", Given: base,
+			When: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "hello", nil) },
+			Then: []domain.Event{posted(mid)}},
+		{Name: "post assistant message, content kept as given", Given: base,
+			When: func(c *Conversation) error {
 				return c.PostMessage(mid, "assistant-1", RoleAssistant, "  indented\n", json.RawMessage(`{"model":"m"}`))
 			},
-			then: []domain.Event{MessagePosted{MessageID: mid, AuthorID: "assistant-1", Role: RoleAssistant, Content: "  indented\n", Metadata: json.RawMessage(`{"model":"m"}`)}}},
-		{name: "post system message of 32000 runes", given: base,
-			when: func(c *Conversation) error {
+			Then: []domain.Event{MessagePosted{MessageID: mid, AuthorID: "assistant-1", Role: RoleAssistant, Content: "  indented\n", Metadata: json.RawMessage(`{"model":"m"}`)}}},
+		{Name: "post system message of 32000 runes", Given: base,
+			When: func(c *Conversation) error {
 				return c.PostMessage(mid, uid, RoleSystem, strings.Repeat("é", 32000), nil)
 			},
-			then: []domain.Event{MessagePosted{MessageID: mid, AuthorID: uid, Role: RoleSystem, Content: strings.Repeat("é", 32000), Metadata: json.RawMessage(`{}`)}}},
-		{name: "post content too long", given: base,
-			when: func(c *Conversation) error { return c.PostMessage(mid, uid, "", strings.Repeat("é", 32001), nil) },
-			code: domain.CodeInvalid, fields: []string{"content"}},
-		{name: "post whitespace only", given: base,
-			when: func(c *Conversation) error { return c.PostMessage(mid, uid, "", " \t\n ", nil) },
-			code: domain.CodeInvalid, fields: []string{"content"}},
-		{name: "post content with NUL", given: base,
-			when: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "a\x00b", nil) },
-			code: domain.CodeInvalid, fields: []string{"content"}},
-		{name: "post content invalid UTF-8", given: base,
-			when: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "a\xffb", nil) },
-			code: domain.CodeInvalid, fields: []string{"content"}},
-		{name: "post everything invalid", given: base,
-			when: func(c *Conversation) error { return c.PostMessage("", "", "robot", "", json.RawMessage(`"s"`)) },
-			code: domain.CodeInvalid, fields: []string{"message_id", "author_id", "role", "content", "metadata"}},
-		{name: "post duplicate message id", given: withMsg,
-			when: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "again", nil) },
-			code: domain.CodeConflict},
-		{name: "post archived", given: archived,
-			when: func(c *Conversation) error { return c.PostMessage("m-2", uid, "", "hello", nil) },
-			code: domain.CodeConflict},
+			Then: []domain.Event{MessagePosted{MessageID: mid, AuthorID: uid, Role: RoleSystem, Content: strings.Repeat("é", 32000), Metadata: json.RawMessage(`{}`)}}},
+		{Name: "post content too long", Given: base,
+			When: func(c *Conversation) error { return c.PostMessage(mid, uid, "", strings.Repeat("é", 32001), nil) },
+			Code: domain.CodeInvalid, Fields: []string{"content"}},
+		{Name: "post whitespace only", Given: base,
+			When: func(c *Conversation) error { return c.PostMessage(mid, uid, "", " \t\n ", nil) },
+			Code: domain.CodeInvalid, Fields: []string{"content"}},
+		{Name: "post content with NUL", Given: base,
+			When: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "a\x00b", nil) },
+			Code: domain.CodeInvalid, Fields: []string{"content"}},
+		{Name: "post content invalid UTF-8", Given: base,
+			When: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "a\xffb", nil) },
+			Code: domain.CodeInvalid, Fields: []string{"content"}},
+		{Name: "post everything invalid", Given: base,
+			When: func(c *Conversation) error { return c.PostMessage("", "", "robot", "", json.RawMessage(`"s"`)) },
+			Code: domain.CodeInvalid, Fields: []string{"message_id", "author_id", "role", "content", "metadata"}},
+		{Name: "post duplicate message id", Given: withMsg,
+			When: func(c *Conversation) error { return c.PostMessage(mid, uid, "", "again", nil) },
+			Code: domain.CodeConflict},
+		{Name: "post archived", Given: archived,
+			When: func(c *Conversation) error { return c.PostMessage("m-2", uid, "", "hello", nil) },
+			Code: domain.CodeConflict},
 		// DecideRouting
-		{name: "route respond", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 3, " greeting ") },
-			then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionRespond, Priority: 3, Reason: "greeting"}}},
-		{name: "route delegate", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionDelegate, "calendar", 1, "") },
-			then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionDelegate, Expert: "calendar", Priority: 1}}},
-		{name: "route process and ignore at priority 5", given: []domain.Event{created(), posted(mid), posted("m-2")},
-			when: func(c *Conversation) error {
+		{Name: "route respond", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 3, " greeting ") },
+			Then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionRespond, Priority: 3, Reason: "greeting"}}},
+		{Name: "route delegate", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionDelegate, "calendar", 1, "") },
+			Then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionDelegate, Expert: "calendar", Priority: 1}}},
+		{Name: "route process and ignore at priority 5", Given: []domain.Event{created(), posted(mid), posted("m-2")},
+			When: func(c *Conversation) error {
 				if err := c.DecideRouting(mid, ActionProcess, "", 5, ""); err != nil {
 					return err
 				}
 				return c.DecideRouting("m-2", ActionIgnore, "", 5, "noise")
 			},
-			then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionProcess, Priority: 5},
+			Then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionProcess, Priority: 5},
 				RoutingDecided{MessageID: "m-2", Action: ActionIgnore, Priority: 5, Reason: "noise"}}},
-		{name: "route delegate without expert", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionDelegate, "  ", 2, "") },
-			code: domain.CodeInvalid, fields: []string{"expert"}},
-		{name: "route priority 0", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 0, "") },
-			code: domain.CodeInvalid, fields: []string{"priority"}},
-		{name: "route priority 6", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 6, "") },
-			code: domain.CodeInvalid, fields: []string{"priority"}},
-		{name: "route reason 501 runes", given: withMsg,
-			when: func(c *Conversation) error {
+		{Name: "route delegate without expert", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionDelegate, "  ", 2, "") },
+			Code: domain.CodeInvalid, Fields: []string{"expert"}},
+		{Name: "route priority 0", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 0, "") },
+			Code: domain.CodeInvalid, Fields: []string{"priority"}},
+		{Name: "route priority 6", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 6, "") },
+			Code: domain.CodeInvalid, Fields: []string{"priority"}},
+		{Name: "route reason 501 runes", Given: withMsg,
+			When: func(c *Conversation) error {
 				return c.DecideRouting(mid, ActionRespond, "", 1, strings.Repeat("r", 501))
 			},
-			code: domain.CodeInvalid, fields: []string{"reason"}},
-		{name: "route reason 500 runes", given: withMsg,
-			when: func(c *Conversation) error {
+			Code: domain.CodeInvalid, Fields: []string{"reason"}},
+		{Name: "route reason 500 runes", Given: withMsg,
+			When: func(c *Conversation) error {
 				return c.DecideRouting(mid, ActionRespond, "", 1, strings.Repeat("ř", 500))
 			},
-			then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionRespond, Priority: 1, Reason: strings.Repeat("ř", 500)}}},
-		{name: "route everything invalid", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting("", "shout", "\x00", 9, "\xff") },
-			code: domain.CodeInvalid, fields: []string{"message_id", "action", "expert", "priority", "reason"}},
-		{name: "route unknown message", given: withMsg,
-			when: func(c *Conversation) error { return c.DecideRouting("m-404", ActionRespond, "", 1, "") },
-			code: domain.CodeNotFound},
-		{name: "route twice", given: []domain.Event{created(), posted(mid), RoutingDecided{MessageID: mid, Action: ActionIgnore, Priority: 1}},
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 1, "") },
-			code: domain.CodeConflict},
-		{name: "route archived", given: archived,
-			when: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 1, "") },
-			code: domain.CodeConflict},
+			Then: []domain.Event{RoutingDecided{MessageID: mid, Action: ActionRespond, Priority: 1, Reason: strings.Repeat("ř", 500)}}},
+		{Name: "route everything invalid", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting("", "shout", "\x00", 9, "\xff") },
+			Code: domain.CodeInvalid, Fields: []string{"message_id", "action", "expert", "priority", "reason"}},
+		{Name: "route unknown message", Given: withMsg,
+			When: func(c *Conversation) error { return c.DecideRouting("m-404", ActionRespond, "", 1, "") },
+			Code: domain.CodeNotFound},
+		{Name: "route twice", Given: []domain.Event{created(), posted(mid), RoutingDecided{MessageID: mid, Action: ActionIgnore, Priority: 1}},
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 1, "") },
+			Code: domain.CodeConflict},
+		{Name: "route archived", Given: archived,
+			When: func(c *Conversation) error { return c.DecideRouting(mid, ActionRespond, "", 1, "") },
+			Code: domain.CodeConflict},
 		// Archive
-		{name: "archive", given: withMsg,
-			when: func(c *Conversation) error { return c.Archive() },
-			then: []domain.Event{Archived{}}},
-		{name: "archive twice", given: archived,
-			when: func(c *Conversation) error { return c.Archive() },
-			code: domain.CodeConflict},
+		{Name: "archive", Given: withMsg,
+			When: func(c *Conversation) error { return c.Archive() },
+			Then: []domain.Event{Archived{}}},
+		{Name: "archive twice", Given: archived,
+			When: func(c *Conversation) error { return c.Archive() },
+			Code: domain.CodeConflict},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := load(tt.given...)
-			err := tt.when(c)
-			domaintest.CheckOutcome(t, err, tt.code, tt.fields, c.Pending(), tt.then)
-			if c.Version() != len(tt.given)+len(tt.then) {
-				t.Fatalf("version = %d, want %d", c.Version(), len(tt.given)+len(tt.then))
-			}
-		})
-	}
+	domaintest.Run(t, func() *Conversation { return &Conversation{} }, tests)
 }
 
 func TestState(t *testing.T) {
@@ -264,29 +240,15 @@ func TestStreamID(t *testing.T) {
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
-	events := []domain.Event{
+	domaintest.RoundTrip(t, Decode,
 		created(),
-		Updated{Title: ptr("R"), Metadata: json.RawMessage(`{"k":"<&>"}`)},
+		Updated{Title: ptr("R"), Metadata: json.RawMessage(`{"k":"\u003c\u0026\u003e"}`)},
 		Updated{Title: ptr("")},
 		MessagePosted{MessageID: mid, AuthorID: uid, Role: RoleAssistant, Content: "  hi\n", Metadata: json.RawMessage(`{"n":1e3}`)},
 		RoutingDecided{MessageID: mid, Action: ActionDelegate, Expert: "calendar", Priority: 2, Reason: "date"},
 		RoutingDecided{MessageID: mid, Action: ActionIgnore, Priority: 5},
 		Archived{},
-	}
-	for _, e := range events {
-		e = canonical(t, e)
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatalf("Decode(%s): %v", e.EventType(), err)
-		}
-		if !reflect.DeepEqual(got, e) {
-			t.Fatalf("Decode(%s) = %#v, want %#v", e.EventType(), got, e)
-		}
-	}
+	)
 	data, _ := json.Marshal(RoutingDecided{MessageID: mid, Action: ActionIgnore, Priority: 1})
 	if strings.Contains(string(data), "expert") {
 		t.Fatalf("empty expert must be omitted: %s", data)
@@ -298,77 +260,23 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if m := got.(MessagePosted); string(m.Metadata) != `{"a":[1,2],"z":null}` {
 		t.Fatalf("metadata not canonical: %s", m.Metadata)
 	}
-	if _, err := Decode("conversation.deleted", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown type: %v", err)
-	}
-	if _, err := Decode(EventCreated, 0, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown version: %v", err)
-	}
+	domaintest.Unknown(t, Decode, EventCreated)
 	if _, err := Decode(EventRoutingDecided, 1, []byte(`{"priority":"high"}`)); err == nil {
 		t.Fatal("bad JSON decoded")
 	}
 }
 
-func canonical(t *testing.T, e domain.Event) domain.Event {
-	t.Helper()
-	var err error
-	switch x := e.(type) {
-	case Created:
-		x.Metadata, err = domain.CanonicalObject(x.Metadata)
-		e = x
-	case Updated:
-		if x.Metadata != nil {
-			x.Metadata, err = domain.CanonicalObject(x.Metadata)
-		}
-		e = x
-	case MessagePosted:
-		x.Metadata, err = domain.CanonicalObject(x.Metadata)
-		e = x
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func TestLoadFromStoredEvents(t *testing.T) {
 	c, err := New(cid, wid, uid, "Plans", "", json.RawMessage(`{"a":{"b":1}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, c.Update(ptr("Roadmap"), json.RawMessage(`{"a":{"c":2}}`)))
-	must(t, c.PostMessage("m-1", uid, "", "hello", json.RawMessage(`{"lang":"en"}`)))
-	must(t, c.PostMessage("m-2", "bot", RoleAssistant, "hi there", nil))
-	must(t, c.DecideRouting("m-1", ActionDelegate, "greeter", 2, "a greeting"))
-	must(t, c.Archive())
+	domaintest.Must(t, err)
+	domaintest.Must(t, c.Update(ptr("Roadmap"), json.RawMessage(`{"a":{"c":2}}`)))
+	domaintest.Must(t, c.PostMessage("m-1", uid, "", "hello", json.RawMessage(`{"lang":"en"}`)))
+	domaintest.Must(t, c.PostMessage("m-2", "bot", RoleAssistant, "hi there", nil))
+	domaintest.Must(t, c.DecideRouting("m-1", ActionDelegate, "greeter", 2, "a greeting"))
+	domaintest.Must(t, c.Archive())
 
-	loaded := &Conversation{}
-	for _, e := range c.Pending() {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded.Apply(stored)
-	}
-	if loaded.Version() != 6 || len(loaded.Pending()) != 0 {
-		t.Fatalf("loaded version %d pending %d", loaded.Version(), len(loaded.Pending()))
-	}
-	c.ClearPending()
-	if !reflect.DeepEqual(c, loaded) {
-		t.Fatalf("loaded state differs:\n%#v\n%#v", c, loaded)
-	}
-	if string(loaded.Metadata()) != `{"a":{"b":1,"c":2}}` || loaded.MessageCount() != 2 || loaded.Title() != "Roadmap" {
-		t.Fatalf("accessors: %s %d %q", loaded.Metadata(), loaded.MessageCount(), loaded.Title())
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
+	loaded := domaintest.Reload(t, c, &Conversation{}, Decode)
+	if loaded.Version() != 6 || string(loaded.Metadata()) != `{"a":{"b":1,"c":2}}` || loaded.MessageCount() != 2 || loaded.Title() != "Roadmap" {
+		t.Fatalf("accessors: %d %s %d %q", loaded.Version(), loaded.Metadata(), loaded.MessageCount(), loaded.Title())
 	}
 }

@@ -2,7 +2,6 @@ package conversation
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/engramhq/engram/domain"
 )
@@ -26,12 +25,18 @@ type Created struct {
 	Metadata       json.RawMessage `json:"metadata"`
 }
 
+// EventType returns "conversation.created".
+func (Created) EventType() string { return EventCreated }
+
 // Updated records the fields that changed; absent fields did not change.
 // Metadata, when present, is the full metadata after the merge patch.
 type Updated struct {
 	Title    *string         `json:"title,omitempty"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
+
+// EventType returns "conversation.updated".
+func (Updated) EventType() string { return EventUpdated }
 
 // MessagePosted records a message. Content is stored as given.
 type MessagePosted struct {
@@ -42,6 +47,9 @@ type MessagePosted struct {
 	Metadata  json.RawMessage `json:"metadata"`
 }
 
+// EventType returns "conversation.message_posted".
+func (MessagePosted) EventType() string { return EventMessagePosted }
+
 // RoutingDecided records how the router decided to handle a message.
 type RoutingDecided struct {
 	MessageID string `json:"message_id"`
@@ -51,68 +59,28 @@ type RoutingDecided struct {
 	Reason    string `json:"reason"`
 }
 
-// Archived records that the conversation was archived; it accepts no further change.
-type Archived struct{}
-
-// EventType returns "conversation.created".
-func (Created) EventType() string { return EventCreated }
-
-// EventType returns "conversation.updated".
-func (Updated) EventType() string { return EventUpdated }
-
-// EventType returns "conversation.message_posted".
-func (MessagePosted) EventType() string { return EventMessagePosted }
-
 // EventType returns "conversation.routing_decided".
 func (RoutingDecided) EventType() string { return EventRoutingDecided }
+
+// Archived records that the conversation was archived; it accepts no further change.
+type Archived struct{}
 
 // EventType returns "conversation.archived".
 func (Archived) EventType() string { return EventArchived }
 
+// decoder reads the stored events of conversation streams.
+var decoder = domain.Decoder{
+	EventCreated:        domain.As(func(e *Created) error { return domain.Canonical(&e.Metadata) }),
+	EventUpdated:        domain.As(func(e *Updated) error { return domain.CanonicalIfSet(&e.Metadata) }),
+	EventMessagePosted:  domain.As(func(e *MessagePosted) error { return domain.Canonical(&e.Metadata) }),
+	EventRoutingDecided: domain.As[RoutingDecided](),
+	EventArchived:       domain.As[Archived](),
+}
+
 // Decode turns a stored event of the conversation stream back into its event
 // struct, with metadata in canonical form (see domain.CanonicalObject). It
 // fails with domain.ErrUnknownEvent for an unknown type or schema version;
-// upcasters from older schema versions belong here.
+// upcasters from older schema versions belong in its table.
 func Decode(eventType string, schemaVersion int, data []byte) (domain.Event, error) {
-	if schemaVersion != 1 {
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	var (
-		e   domain.Event
-		err error
-	)
-	switch eventType {
-	case EventCreated:
-		var c Created
-		if err = json.Unmarshal(data, &c); err == nil {
-			c.Metadata, err = domain.CanonicalObject(c.Metadata)
-		}
-		e = c
-	case EventUpdated:
-		var u Updated
-		if err = json.Unmarshal(data, &u); err == nil && u.Metadata != nil {
-			u.Metadata, err = domain.CanonicalObject(u.Metadata)
-		}
-		e = u
-	case EventMessagePosted:
-		var m MessagePosted
-		if err = json.Unmarshal(data, &m); err == nil {
-			m.Metadata, err = domain.CanonicalObject(m.Metadata)
-		}
-		e = m
-	case EventRoutingDecided:
-		var r RoutingDecided
-		err = json.Unmarshal(data, &r)
-		e = r
-	case EventArchived:
-		var a Archived
-		err = json.Unmarshal(data, &a)
-		e = a
-	default:
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", eventType, err)
-	}
-	return e, nil
+	return decoder.Decode(eventType, schemaVersion, data)
 }

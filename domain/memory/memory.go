@@ -13,7 +13,6 @@ package memory
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -52,12 +51,11 @@ const MetadataName = "name"
 // empty whiteboard (a workspace that remembers nothing yet), ready to have
 // stored events applied.
 type Whiteboard struct {
+	domain.Root
+
 	items    map[string]*item  // item id → item
 	entities map[string]string // folded entity name → item id
 	sources  map[string]bool   // message ids remembered
-
-	version int
-	pending []domain.Event
 }
 
 // item is what the whiteboard keeps of an item: enough to enforce the rules.
@@ -97,7 +95,7 @@ func (w *Whiteboard) Store(itemID, itemType, content string, metadata json.RawMe
 	if err := w.checkNew(itemID, sourceMessageID); err != nil {
 		return err
 	}
-	w.record(ItemStored{ItemID: itemID, Type: itemType, Content: content, Metadata: metadata,
+	w.Record(w.Apply, ItemStored{ItemID: itemID, Type: itemType, Content: content, Metadata: metadata,
 		ExpiresAt: expiresAt, SourceMessageID: sourceMessageID})
 	return nil
 }
@@ -134,13 +132,13 @@ func (w *Whiteboard) Remember(itemID, name, content, sourceMessageID string) (st
 			}
 			ev.Metadata = md
 		}
-		w.record(ev)
+		w.Record(w.Apply, ev)
 		return id, nil
 	}
 	if err := w.checkNew(itemID, sourceMessageID); err != nil {
 		return "", err
 	}
-	w.record(ItemStored{ItemID: itemID, Type: TypeEntity, Content: content, Metadata: nameObject(name),
+	w.Record(w.Apply, ItemStored{ItemID: itemID, Type: TypeEntity, Content: content, Metadata: nameObject(name),
 		SourceMessageID: sourceMessageID})
 	return itemID, nil
 }
@@ -152,7 +150,7 @@ func (w *Whiteboard) Delete(itemID string) error {
 	if !ok || it.deleted {
 		return domain.Errorf(domain.CodeNotFound, "memory item not found")
 	}
-	w.record(ItemDeleted{ItemID: itemID})
+	w.Record(w.Apply, ItemDeleted{ItemID: itemID})
 	return nil
 }
 
@@ -198,6 +196,7 @@ func fold(name string) string { return strings.ToLower(strings.TrimSpace(name)) 
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (w *Whiteboard) Apply(e domain.Event) {
+	w.Applied()
 	if w.items == nil {
 		w.items = map[string]*item{}
 		w.entities = map[string]string{}
@@ -233,7 +232,6 @@ func (w *Whiteboard) Apply(e domain.Event) {
 			w.unindex(e.ItemID, it)
 		}
 	}
-	w.version++
 }
 
 func (w *Whiteboard) index(id string, it *item) {
@@ -253,20 +251,6 @@ func (w *Whiteboard) remembered(sourceMessageID string) {
 		w.sources[sourceMessageID] = true
 	}
 }
-
-func (w *Whiteboard) record(e domain.Event) {
-	w.Apply(e)
-	w.pending = append(w.pending, e)
-}
-
-// Version returns the number of events applied, stored and pending.
-func (w *Whiteboard) Version() int { return w.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (w *Whiteboard) Pending() []domain.Event { return slices.Clone(w.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (w *Whiteboard) ClearPending() { w.pending = nil }
 
 // Has reports whether the item exists and was not deleted.
 func (w *Whiteboard) Has(itemID string) bool {

@@ -10,7 +10,6 @@ package session
 import (
 	"crypto/subtle"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -41,6 +40,8 @@ const (
 // Session is the session aggregate. The zero value is an empty aggregate
 // ready to have stored events applied.
 type Session struct {
+	domain.Root
+
 	id           string
 	userID       string
 	tokenHash    string
@@ -50,9 +51,6 @@ type Session struct {
 	expiresAt    time.Time
 	revoked      bool
 	revokeReason string
-
-	version int
-	pending []domain.Event
 }
 
 // Start validates a new session and records session.started. The user agent
@@ -78,7 +76,7 @@ func Start(id, userID, refreshTokenHash, userAgent, ip string, expiresAt time.Ti
 		return nil, err
 	}
 	s := &Session{}
-	s.record(Started{
+	s.Record(s.Apply, Started{
 		SessionID:        id,
 		UserID:           userID,
 		RefreshTokenHash: refreshTokenHash,
@@ -127,7 +125,7 @@ func (s *Session) Refresh(presentedHash, newHash string, newExpiresAt, now time.
 	case !now.Before(s.expiresAt):
 		return domain.Errorf(domain.CodeUnauthorized, "session has expired")
 	case s.spent(presentedHash):
-		s.record(Revoked{Reason: ReasonRefreshTokenReuse})
+		s.Record(s.Apply, Revoked{Reason: ReasonRefreshTokenReuse})
 		return domain.Errorf(domain.CodeUnauthorized, "refresh token was already used; session revoked")
 	case !equal(presentedHash, s.tokenHash):
 		return domain.Errorf(domain.CodeUnauthorized, "unknown refresh token")
@@ -140,7 +138,7 @@ func (s *Session) Refresh(presentedHash, newHash string, newExpiresAt, now time.
 	if err := v.Err(); err != nil {
 		return err
 	}
-	s.record(Refreshed{RefreshTokenHash: newHash, ExpiresAt: newExpiresAt.UTC()})
+	s.Record(s.Apply, Refreshed{RefreshTokenHash: newHash, ExpiresAt: newExpiresAt.UTC()})
 	return nil
 }
 
@@ -174,13 +172,14 @@ func (s *Session) Revoke(reason string) error {
 	if reason == "" {
 		reason = ReasonRevoked
 	}
-	s.record(Revoked{Reason: reason})
+	s.Record(s.Apply, Revoked{Reason: reason})
 	return nil
 }
 
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (s *Session) Apply(e domain.Event) {
+	s.Applied()
 	switch e := e.(type) {
 	case Started:
 		s.id = e.SessionID
@@ -197,25 +196,10 @@ func (s *Session) Apply(e domain.Event) {
 		s.revoked = true
 		s.revokeReason = e.Reason
 	}
-	s.version++
-}
-
-func (s *Session) record(e domain.Event) {
-	s.Apply(e)
-	s.pending = append(s.pending, e)
 }
 
 // ID returns the session's identifier.
 func (s *Session) ID() string { return s.id }
-
-// Version returns the number of events applied, stored and pending.
-func (s *Session) Version() int { return s.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (s *Session) Pending() []domain.Event { return slices.Clone(s.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (s *Session) ClearPending() { s.pending = nil }
 
 // UserID returns the user the session belongs to.
 func (s *Session) UserID() string { return s.userID }

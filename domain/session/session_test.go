@@ -2,9 +2,7 @@ package session
 
 import (
 	"encoding/json"
-	"errors"
 	"github.com/engramhq/engram/domain/domaintest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +27,7 @@ func started() Started {
 	return Started{SessionID: sid, UserID: uid, RefreshTokenHash: h1, UserAgent: "curl/8", IP: "192.0.2.1", ExpiresAt: exp}
 }
 
-func load(events ...domain.Event) *Session {
-	s := &Session{}
-	for _, e := range events {
-		s.Apply(e)
-	}
-	return s
-}
+func load(events ...domain.Event) *Session { return domaintest.Load(&Session{}, events...) }
 
 func TestStart(t *testing.T) {
 	paris := time.FixedZone("CET", 3600)
@@ -93,85 +85,69 @@ func TestStart(t *testing.T) {
 func TestCommands(t *testing.T) {
 	later := exp.Add(24 * time.Hour)
 	rotated := []domain.Event{started(), Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}
-	tests := []struct {
-		name   string
-		given  []domain.Event
-		when   func(*Session) error
-		then   []domain.Event
-		code   string
-		fields []string
-	}{
-		{name: "refresh", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh(h1, h2, later, t0) },
-			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
-		{name: "refresh twice in a row", given: []domain.Event{started()},
-			when: func(s *Session) error {
+	tests := []domaintest.Case[*Session]{
+		{Name: "refresh", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh(h1, h2, later, t0) },
+			Then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
+		{Name: "refresh twice in a row", Given: []domain.Event{started()},
+			When: func(s *Session) error {
 				if err := s.Refresh(h1, h2, later, t0); err != nil {
 					return err
 				}
 				return s.Refresh(h2, h3, later.Add(time.Hour), t0.Add(time.Minute))
 			},
-			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later},
+			Then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later},
 				Refreshed{RefreshTokenHash: h3, ExpiresAt: later.Add(time.Hour)}}},
-		{name: "refresh stores expiry in UTC", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh(h1, h2, later.In(time.FixedZone("X", -7200)), t0) },
-			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
-		{name: "refresh after previous rotation", given: rotated,
-			when: func(s *Session) error { return s.Refresh(h2, h3, later, exp.Add(time.Hour)) },
-			then: []domain.Event{Refreshed{RefreshTokenHash: h3, ExpiresAt: later}}},
-		{name: "refresh with reused token revokes", given: rotated,
-			when: func(s *Session) error { return s.Refresh(h1, h3, later, t0) },
-			then: []domain.Event{Revoked{Reason: ReasonRefreshTokenReuse}},
-			code: domain.CodeUnauthorized},
-		{name: "refresh with unknown token", given: rotated,
-			when: func(s *Session) error { return s.Refresh("forged", h3, later, t0) },
-			code: domain.CodeUnauthorized},
-		{name: "refresh with empty token", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh("", h3, later, t0) },
-			code: domain.CodeUnauthorized},
-		{name: "refresh revoked session", given: []domain.Event{started(), Revoked{Reason: ReasonLogout}},
-			when: func(s *Session) error { return s.Refresh(h1, h2, later, t0) },
-			code: domain.CodeUnauthorized},
-		{name: "refresh reused token of revoked session records nothing", given: append(rotated, Revoked{Reason: ReasonRefreshTokenReuse}),
-			when: func(s *Session) error { return s.Refresh(h1, h3, later, t0) },
-			code: domain.CodeUnauthorized},
-		{name: "refresh at expiry", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh(h1, h2, later, exp) },
-			code: domain.CodeUnauthorized},
-		{name: "refresh just before expiry", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh(h1, h2, later, exp.Add(-time.Nanosecond)) },
-			then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
-		{name: "refresh with invalid successor", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh(h1, "", t0, t0) },
-			code: domain.CodeInvalid, fields: []string{"refresh_token_hash", "expires_at"}},
-		{name: "refresh to the current hash", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Refresh(h1, h1, later, t0) },
-			code: domain.CodeInvalid, fields: []string{"refresh_token_hash"}},
-		{name: "refresh to a spent hash", given: rotated,
-			when: func(s *Session) error { return s.Refresh(h2, h1, later, t0) },
-			code: domain.CodeInvalid, fields: []string{"refresh_token_hash"}},
-		{name: "revoke", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Revoke(" logout ") },
-			then: []domain.Event{Revoked{Reason: ReasonLogout}}},
-		{name: "revoke without reason", given: rotated,
-			when: func(s *Session) error { return s.Revoke("") },
-			then: []domain.Event{Revoked{Reason: ReasonRevoked}}},
-		{name: "revoke twice records nothing", given: []domain.Event{started(), Revoked{Reason: ReasonLogout}},
-			when: func(s *Session) error { return s.Revoke(ReasonLogout) }},
-		{name: "revoke with invalid reason", given: []domain.Event{started()},
-			when: func(s *Session) error { return s.Revoke(strings.Repeat("r", 201)) },
-			code: domain.CodeInvalid, fields: []string{"reason"}},
+		{Name: "refresh stores expiry in UTC", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh(h1, h2, later.In(time.FixedZone("X", -7200)), t0) },
+			Then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
+		{Name: "refresh after previous rotation", Given: rotated,
+			When: func(s *Session) error { return s.Refresh(h2, h3, later, exp.Add(time.Hour)) },
+			Then: []domain.Event{Refreshed{RefreshTokenHash: h3, ExpiresAt: later}}},
+		{Name: "refresh with reused token revokes", Given: rotated,
+			When: func(s *Session) error { return s.Refresh(h1, h3, later, t0) },
+			Then: []domain.Event{Revoked{Reason: ReasonRefreshTokenReuse}},
+			Code: domain.CodeUnauthorized},
+		{Name: "refresh with unknown token", Given: rotated,
+			When: func(s *Session) error { return s.Refresh("forged", h3, later, t0) },
+			Code: domain.CodeUnauthorized},
+		{Name: "refresh with empty token", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh("", h3, later, t0) },
+			Code: domain.CodeUnauthorized},
+		{Name: "refresh revoked session", Given: []domain.Event{started(), Revoked{Reason: ReasonLogout}},
+			When: func(s *Session) error { return s.Refresh(h1, h2, later, t0) },
+			Code: domain.CodeUnauthorized},
+		{Name: "refresh reused token of revoked session records nothing", Given: append(rotated, Revoked{Reason: ReasonRefreshTokenReuse}),
+			When: func(s *Session) error { return s.Refresh(h1, h3, later, t0) },
+			Code: domain.CodeUnauthorized},
+		{Name: "refresh at expiry", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh(h1, h2, later, exp) },
+			Code: domain.CodeUnauthorized},
+		{Name: "refresh just before expiry", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh(h1, h2, later, exp.Add(-time.Nanosecond)) },
+			Then: []domain.Event{Refreshed{RefreshTokenHash: h2, ExpiresAt: later}}},
+		{Name: "refresh with invalid successor", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh(h1, "", t0, t0) },
+			Code: domain.CodeInvalid, Fields: []string{"refresh_token_hash", "expires_at"}},
+		{Name: "refresh to the current hash", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Refresh(h1, h1, later, t0) },
+			Code: domain.CodeInvalid, Fields: []string{"refresh_token_hash"}},
+		{Name: "refresh to a spent hash", Given: rotated,
+			When: func(s *Session) error { return s.Refresh(h2, h1, later, t0) },
+			Code: domain.CodeInvalid, Fields: []string{"refresh_token_hash"}},
+		{Name: "revoke", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Revoke(" logout ") },
+			Then: []domain.Event{Revoked{Reason: ReasonLogout}}},
+		{Name: "revoke without reason", Given: rotated,
+			When: func(s *Session) error { return s.Revoke("") },
+			Then: []domain.Event{Revoked{Reason: ReasonRevoked}}},
+		{Name: "revoke twice records nothing", Given: []domain.Event{started(), Revoked{Reason: ReasonLogout}},
+			When: func(s *Session) error { return s.Revoke(ReasonLogout) }},
+		{Name: "revoke with invalid reason", Given: []domain.Event{started()},
+			When: func(s *Session) error { return s.Revoke(strings.Repeat("r", 201)) },
+			Code: domain.CodeInvalid, Fields: []string{"reason"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := load(tt.given...)
-			err := tt.when(s)
-			domaintest.CheckOutcome(t, err, tt.code, tt.fields, s.Pending(), tt.then)
-			if s.Version() != len(tt.given)+len(tt.then) {
-				t.Fatalf("version = %d, want %d", s.Version(), len(tt.given)+len(tt.then))
-			}
-		})
-	}
+	domaintest.Run(t, func() *Session { return &Session{} }, tests)
 }
 
 func TestState(t *testing.T) {
@@ -202,19 +178,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 		Refreshed{RefreshTokenHash: h2, ExpiresAt: exp.Add(time.Nanosecond)},
 		Revoked{Reason: ReasonRefreshTokenReuse},
 	}
-	for _, e := range events {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatalf("Decode(%s): %v", e.EventType(), err)
-		}
-		if !reflect.DeepEqual(got, e) {
-			t.Fatalf("Decode(%s) = %#v, want %#v", e.EventType(), got, e)
-		}
-	}
+	domaintest.RoundTrip(t, Decode, events...)
 	got, err := Decode(EventRefreshed, 1, []byte(`{"refresh_token_hash":"h","expires_at":"2026-03-02T14:00:00+02:00"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -222,12 +186,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if r := got.(Refreshed); r.ExpiresAt != time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC) {
 		t.Fatalf("expires_at not UTC: %v", r.ExpiresAt)
 	}
-	if _, err := Decode("session.paused", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown type: %v", err)
-	}
-	if _, err := Decode(EventRevoked, 2, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown version: %v", err)
-	}
+	domaintest.Unknown(t, Decode, EventRevoked)
 	if _, err := Decode(EventStarted, 1, []byte(`{"expires_at":"tomorrow"}`)); err == nil {
 		t.Fatal("bad time decoded")
 	}
@@ -244,42 +203,18 @@ func TestRedacted(t *testing.T) {
 
 func TestLoadFromStoredEvents(t *testing.T) {
 	s, err := Start(sid, uid, h1, "curl/8", "2001:db8::1", exp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, s.Refresh(h1, h2, exp.Add(time.Hour), t0))
-	must(t, s.Refresh(h2, h3, exp.Add(2*time.Hour), t0))
+	domaintest.Must(t, err)
+	domaintest.Must(t, s.Refresh(h1, h2, exp.Add(time.Hour), t0))
+	domaintest.Must(t, s.Refresh(h2, h3, exp.Add(2*time.Hour), t0))
 	if err := s.Refresh(h1, "hash-4", exp.Add(3*time.Hour), t0); domain.ErrorCode(err) != domain.CodeUnauthorized {
 		t.Fatalf("reuse: %v", err)
 	}
 
-	loaded := &Session{}
-	for _, e := range s.Pending() {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded.Apply(stored)
-	}
-	if loaded.Version() != 4 || len(loaded.Pending()) != 0 {
-		t.Fatalf("loaded version %d pending %d", loaded.Version(), len(loaded.Pending()))
-	}
-	s.ClearPending()
-	if !reflect.DeepEqual(s, loaded) {
-		t.Fatalf("loaded state differs:\n%#v\n%#v", s, loaded)
+	loaded := domaintest.Reload(t, s, &Session{}, Decode)
+	if loaded.Version() != 4 {
+		t.Fatalf("loaded version %d, want 4", loaded.Version())
 	}
 	if !loaded.Revoked() || loaded.RevokeReason() != ReasonRefreshTokenReuse || loaded.RefreshTokenHash() != h3 {
 		t.Fatalf("accessors: %v %q %q", loaded.Revoked(), loaded.RevokeReason(), loaded.RefreshTokenHash())
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

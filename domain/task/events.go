@@ -1,8 +1,6 @@
 package task
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/engramhq/engram/domain"
@@ -32,6 +30,9 @@ type Submitted struct {
 	Priority    int    `json:"priority"`
 }
 
+// EventType returns "task.submitted".
+func (Submitted) EventType() string { return EventSubmitted }
+
 // Started records that a worker claimed the task for one attempt. The
 // worker gives the attempt up at Deadline; after it, another worker may
 // claim the task again.
@@ -41,11 +42,17 @@ type Started struct {
 	Deadline time.Time `json:"deadline"`
 }
 
+// EventType returns "task.started".
+func (Started) EventType() string { return EventStarted }
+
 // Progressed records how far the running attempt has come (0–100).
 type Progressed struct {
 	Progress int    `json:"progress"`
 	Note     string `json:"note"`
 }
+
+// EventType returns "task.progressed".
+func (Progressed) EventType() string { return EventProgressed }
 
 // Completed records the expert's answer. ReplyMessageID is the id of the
 // assistant message that carries Output into the conversation; both are
@@ -55,77 +62,40 @@ type Completed struct {
 	ReplyMessageID string `json:"reply_message_id,omitempty"`
 }
 
+// EventType returns "task.completed".
+func (Completed) EventType() string { return EventCompleted }
+
 // Failed records that the task was given up, why, and after how many attempts.
 type Failed struct {
 	Reason   string `json:"reason"`
 	Attempts int    `json:"attempts"`
 }
 
+// EventType returns "task.failed".
+func (Failed) EventType() string { return EventFailed }
+
 // Cancelled records that the task was cancelled, and why.
 type Cancelled struct {
 	Reason string `json:"reason"`
 }
 
-// EventType returns "task.submitted".
-func (Submitted) EventType() string { return EventSubmitted }
-
-// EventType returns "task.started".
-func (Started) EventType() string { return EventStarted }
-
-// EventType returns "task.progressed".
-func (Progressed) EventType() string { return EventProgressed }
-
-// EventType returns "task.completed".
-func (Completed) EventType() string { return EventCompleted }
-
-// EventType returns "task.failed".
-func (Failed) EventType() string { return EventFailed }
-
 // EventType returns "task.cancelled".
 func (Cancelled) EventType() string { return EventCancelled }
 
+// decoder reads the stored events of task streams.
+var decoder = domain.Decoder{
+	EventSubmitted:  domain.As[Submitted](),
+	EventStarted:    domain.As(func(e *Started) error { e.Deadline = e.Deadline.UTC(); return nil }),
+	EventProgressed: domain.As[Progressed](),
+	EventCompleted:  domain.As[Completed](),
+	EventFailed:     domain.As[Failed](),
+	EventCancelled:  domain.As[Cancelled](),
+}
+
 // Decode turns a stored event of the task stream back into its event struct,
 // with times in UTC. It fails with domain.ErrUnknownEvent for an unknown type
-// or schema version; upcasters from older schema versions belong here.
+// or schema version; upcasters from older schema versions belong in its
+// table.
 func Decode(eventType string, schemaVersion int, data []byte) (domain.Event, error) {
-	if schemaVersion != 1 {
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	var (
-		e   domain.Event
-		err error
-	)
-	switch eventType {
-	case EventSubmitted:
-		var s Submitted
-		err = json.Unmarshal(data, &s)
-		e = s
-	case EventStarted:
-		var s Started
-		err = json.Unmarshal(data, &s)
-		s.Deadline = s.Deadline.UTC()
-		e = s
-	case EventProgressed:
-		var p Progressed
-		err = json.Unmarshal(data, &p)
-		e = p
-	case EventCompleted:
-		var c Completed
-		err = json.Unmarshal(data, &c)
-		e = c
-	case EventFailed:
-		var f Failed
-		err = json.Unmarshal(data, &f)
-		e = f
-	case EventCancelled:
-		var c Cancelled
-		err = json.Unmarshal(data, &c)
-		e = c
-	default:
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", eventType, err)
-	}
-	return e, nil
+	return decoder.Decode(eventType, schemaVersion, data)
 }

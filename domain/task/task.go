@@ -11,7 +11,6 @@
 package task
 
 import (
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,6 +50,8 @@ const ReasonCancelled = "cancelled"
 // Task is the task aggregate. The zero value is an empty aggregate ready to
 // have stored events applied.
 type Task struct {
+	domain.Root
+
 	id             string
 	workspaceID    string
 	conversationID string
@@ -68,9 +69,6 @@ type Task struct {
 	output         string
 	replyMessageID string
 	reason         string
-
-	version int
-	pending []domain.Event
 }
 
 // Submit validates a new task and records task.submitted. Identifiers are
@@ -97,7 +95,7 @@ func Submit(id, workspaceID, conversationID, messageID, requestedBy, expert, inp
 		return nil, err
 	}
 	t := &Task{}
-	t.record(Submitted{TaskID: id, WorkspaceID: workspaceID, ConversationID: conversationID, MessageID: messageID,
+	t.Record(t.Apply, Submitted{TaskID: id, WorkspaceID: workspaceID, ConversationID: conversationID, MessageID: messageID,
 		RequestedBy: requestedBy, Expert: expert, Input: input, Priority: priority})
 	return t, nil
 }
@@ -118,7 +116,7 @@ func (t *Task) Claim(worker string, now, deadline time.Time) error {
 	case t.status == StatusRunning && now.Before(t.deadline):
 		return domain.Errorf(domain.CodeConflict, "task is running")
 	}
-	t.record(Started{Worker: worker, Attempt: t.attempts + 1, Deadline: deadline.UTC()})
+	t.Record(t.Apply, Started{Worker: worker, Attempt: t.attempts + 1, Deadline: deadline.UTC()})
 	return nil
 }
 
@@ -133,7 +131,7 @@ func (t *Task) Retry(worker string, now, deadline time.Time) error {
 	if err := t.checkRunningFor(worker); err != nil {
 		return err
 	}
-	t.record(Started{Worker: worker, Attempt: t.attempts + 1, Deadline: deadline.UTC()})
+	t.Record(t.Apply, Started{Worker: worker, Attempt: t.attempts + 1, Deadline: deadline.UTC()})
 	return nil
 }
 
@@ -157,7 +155,7 @@ func (t *Task) Progress(worker string, percent int, note string) error {
 	if err := t.checkRunningFor(worker); err != nil {
 		return err
 	}
-	t.record(Progressed{Progress: percent, Note: note})
+	t.Record(t.Apply, Progressed{Progress: percent, Note: note})
 	return nil
 }
 
@@ -185,7 +183,7 @@ func (t *Task) Complete(worker, output, replyMessageID string) error {
 	if err := t.checkRunningFor(worker); err != nil {
 		return err
 	}
-	t.record(Completed{Output: output, ReplyMessageID: replyMessageID})
+	t.Record(t.Apply, Completed{Output: output, ReplyMessageID: replyMessageID})
 	return nil
 }
 
@@ -204,7 +202,7 @@ func (t *Task) Fail(worker, reason string, now time.Time) error {
 	if err := t.checkWorker(worker, now); err != nil {
 		return err
 	}
-	t.record(Failed{Reason: reason, Attempts: t.attempts})
+	t.Record(t.Apply, Failed{Reason: reason, Attempts: t.attempts})
 	return nil
 }
 
@@ -223,7 +221,7 @@ func (t *Task) Cancel(reason string) error {
 	if reason == "" {
 		reason = ReasonCancelled
 	}
-	t.record(Cancelled{Reason: reason})
+	t.Record(t.Apply, Cancelled{Reason: reason})
 	return nil
 }
 
@@ -252,6 +250,7 @@ func (t *Task) checkRunningFor(worker string) error {
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (t *Task) Apply(e domain.Event) {
+	t.Applied()
 	switch e := e.(type) {
 	case Submitted:
 		t.id = e.TaskID
@@ -283,25 +282,10 @@ func (t *Task) Apply(e domain.Event) {
 		t.status = StatusCancelled
 		t.reason = e.Reason
 	}
-	t.version++
-}
-
-func (t *Task) record(e domain.Event) {
-	t.Apply(e)
-	t.pending = append(t.pending, e)
 }
 
 // ID returns the task's identifier.
 func (t *Task) ID() string { return t.id }
-
-// Version returns the number of events applied, stored and pending.
-func (t *Task) Version() int { return t.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (t *Task) Pending() []domain.Event { return slices.Clone(t.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (t *Task) ClearPending() { t.pending = nil }
 
 // WorkspaceID returns the workspace of the task's conversation.
 func (t *Task) WorkspaceID() string { return t.workspaceID }

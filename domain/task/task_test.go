@@ -1,10 +1,7 @@
 package task
 
 import (
-	"encoding/json"
-	"errors"
 	"github.com/engramhq/engram/domain/domaintest"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -37,13 +34,7 @@ func started(worker string, attempt int) Started {
 	return Started{Worker: worker, Attempt: attempt, Deadline: deadline}
 }
 
-func load(events ...domain.Event) *Task {
-	t := &Task{}
-	for _, e := range events {
-		t.Apply(e)
-	}
-	return t
-}
+func load(events ...domain.Event) *Task { return domaintest.Load(&Task{}, events...) }
 
 func TestSubmit(t *testing.T) {
 	tests := []struct {
@@ -90,134 +81,113 @@ func TestCommands(t *testing.T) {
 	failed := append(slices.Clone(running), Failed{Reason: "boom", Attempts: 1})
 	cancelled := append(slices.Clone(base), Cancelled{Reason: "no longer needed"})
 	later := deadline.Add(time.Second)
-	tests := []struct {
-		name   string
-		given  []domain.Event
-		when   func(*Task) error
-		then   []domain.Event
-		code   string
-		fields []string
-	}{
+	tests := []domaintest.Case[*Task]{
 		// Claim and Retry
-		{name: "claim a submitted task", given: base,
-			when: func(t *Task) error { return t.Claim(w1, now, deadline) },
-			then: []domain.Event{started(w1, 1)}},
-		{name: "a running task may not be claimed, even by its worker", given: running,
-			when: func(t *Task) error { return t.Claim(w1, now, deadline) },
-			code: domain.CodeConflict},
-		{name: "another worker claims an abandoned attempt", given: running,
-			when: func(t *Task) error { return t.Claim(w2, deadline, later) },
-			then: []domain.Event{Started{Worker: w2, Attempt: 2, Deadline: later}}},
-		{name: "a completed task is never claimed again", given: completed,
-			when: func(t *Task) error { return t.Claim(w1, later, later.Add(time.Minute)) },
-			code: domain.CodeConflict},
-		{name: "a cancelled task is never claimed", given: cancelled,
-			when: func(t *Task) error { return t.Claim(w1, now, deadline) },
-			code: domain.CodeConflict},
-		{name: "claim invalid", given: base,
-			when: func(t *Task) error { return t.Claim("", now, now) },
-			code: domain.CodeInvalid, fields: []string{"worker", "deadline"}},
-		{name: "the worker retries", given: running,
-			when: func(t *Task) error { return t.Retry(w1, now, deadline) },
-			then: []domain.Event{started(w1, 2)}},
-		{name: "another worker may not retry", given: running,
-			when: func(t *Task) error { return t.Retry(w2, later, later.Add(time.Minute)) },
-			code: domain.CodeConflict},
-		{name: "no retry of a submitted task", given: base,
-			when: func(t *Task) error { return t.Retry(w1, now, deadline) },
-			code: domain.CodeConflict},
-		{name: "no retry after a cancellation", given: append(slices.Clone(running), Cancelled{Reason: "stop"}),
-			when: func(t *Task) error { return t.Retry(w1, now, deadline) },
-			code: domain.CodeConflict},
-		{name: "retry invalid", given: running,
-			when: func(t *Task) error { return t.Retry(w1, now, now.Add(-time.Second)) },
-			code: domain.CodeInvalid, fields: []string{"deadline"}},
+		{Name: "claim a submitted task", Given: base,
+			When: func(t *Task) error { return t.Claim(w1, now, deadline) },
+			Then: []domain.Event{started(w1, 1)}},
+		{Name: "a running task may not be claimed, even by its worker", Given: running,
+			When: func(t *Task) error { return t.Claim(w1, now, deadline) },
+			Code: domain.CodeConflict},
+		{Name: "another worker claims an abandoned attempt", Given: running,
+			When: func(t *Task) error { return t.Claim(w2, deadline, later) },
+			Then: []domain.Event{Started{Worker: w2, Attempt: 2, Deadline: later}}},
+		{Name: "a completed task is never claimed again", Given: completed,
+			When: func(t *Task) error { return t.Claim(w1, later, later.Add(time.Minute)) },
+			Code: domain.CodeConflict},
+		{Name: "a cancelled task is never claimed", Given: cancelled,
+			When: func(t *Task) error { return t.Claim(w1, now, deadline) },
+			Code: domain.CodeConflict},
+		{Name: "claim invalid", Given: base,
+			When: func(t *Task) error { return t.Claim("", now, now) },
+			Code: domain.CodeInvalid, Fields: []string{"worker", "deadline"}},
+		{Name: "the worker retries", Given: running,
+			When: func(t *Task) error { return t.Retry(w1, now, deadline) },
+			Then: []domain.Event{started(w1, 2)}},
+		{Name: "another worker may not retry", Given: running,
+			When: func(t *Task) error { return t.Retry(w2, later, later.Add(time.Minute)) },
+			Code: domain.CodeConflict},
+		{Name: "no retry of a submitted task", Given: base,
+			When: func(t *Task) error { return t.Retry(w1, now, deadline) },
+			Code: domain.CodeConflict},
+		{Name: "no retry after a cancellation", Given: append(slices.Clone(running), Cancelled{Reason: "stop"}),
+			When: func(t *Task) error { return t.Retry(w1, now, deadline) },
+			Code: domain.CodeConflict},
+		{Name: "retry invalid", Given: running,
+			When: func(t *Task) error { return t.Retry(w1, now, now.Add(-time.Second)) },
+			Code: domain.CodeInvalid, Fields: []string{"deadline"}},
 		// Progress
-		{name: "progress", given: running,
-			when: func(t *Task) error { return t.Progress(w1, 40, " halfway ") },
-			then: []domain.Event{Progressed{Progress: 40, Note: "halfway"}}},
-		{name: "progress of another worker", given: running,
-			when: func(t *Task) error { return t.Progress(w2, 40, "") },
-			code: domain.CodeConflict},
-		{name: "progress before start", given: base,
-			when: func(t *Task) error { return t.Progress(w1, 40, "") },
-			code: domain.CodeConflict},
-		{name: "progress invalid", given: running,
-			when: func(t *Task) error { return t.Progress(w1, 101, strings.Repeat("n", MaxNoteRunes+1)) },
-			code: domain.CodeInvalid, fields: []string{"progress", "note"}},
+		{Name: "progress", Given: running,
+			When: func(t *Task) error { return t.Progress(w1, 40, " halfway ") },
+			Then: []domain.Event{Progressed{Progress: 40, Note: "halfway"}}},
+		{Name: "progress of another worker", Given: running,
+			When: func(t *Task) error { return t.Progress(w2, 40, "") },
+			Code: domain.CodeConflict},
+		{Name: "progress before start", Given: base,
+			When: func(t *Task) error { return t.Progress(w1, 40, "") },
+			Code: domain.CodeConflict},
+		{Name: "progress invalid", Given: running,
+			When: func(t *Task) error { return t.Progress(w1, 101, strings.Repeat("n", MaxNoteRunes+1)) },
+			Code: domain.CodeInvalid, Fields: []string{"progress", "note"}},
 		// Complete
-		{name: "complete", given: running,
-			when: func(t *Task) error { return t.Complete(w1, "ECHO: hello", "r-1") },
-			then: []domain.Event{Completed{Output: "ECHO: hello", ReplyMessageID: "r-1"}}},
-		{name: "complete without output", given: running,
-			when: func(t *Task) error { return t.Complete(w1, "  ", "") },
-			then: []domain.Event{Completed{}}},
-		{name: "complete with output needs a reply id", given: running,
-			when: func(t *Task) error { return t.Complete(w1, "x", "") },
-			code: domain.CodeInvalid, fields: []string{"reply_message_id"}},
-		{name: "no reply without output", given: running,
-			when: func(t *Task) error { return t.Complete(w1, "", "r-1") },
-			code: domain.CodeInvalid, fields: []string{"reply_message_id"}},
-		{name: "complete by another worker", given: running,
-			when: func(t *Task) error { return t.Complete(w2, "x", "r-1") },
-			code: domain.CodeConflict},
-		{name: "complete twice", given: completed,
-			when: func(t *Task) error { return t.Complete(w1, "x", "r-1") },
-			code: domain.CodeConflict},
-		{name: "complete a cancelled task", given: append(slices.Clone(running), Cancelled{Reason: "stop"}),
-			when: func(t *Task) error { return t.Complete(w1, "x", "r-1") },
-			code: domain.CodeConflict},
+		{Name: "complete", Given: running,
+			When: func(t *Task) error { return t.Complete(w1, "ECHO: hello", "r-1") },
+			Then: []domain.Event{Completed{Output: "ECHO: hello", ReplyMessageID: "r-1"}}},
+		{Name: "complete without output", Given: running,
+			When: func(t *Task) error { return t.Complete(w1, "  ", "") },
+			Then: []domain.Event{Completed{}}},
+		{Name: "complete with output needs a reply id", Given: running,
+			When: func(t *Task) error { return t.Complete(w1, "x", "") },
+			Code: domain.CodeInvalid, Fields: []string{"reply_message_id"}},
+		{Name: "no reply without output", Given: running,
+			When: func(t *Task) error { return t.Complete(w1, "", "r-1") },
+			Code: domain.CodeInvalid, Fields: []string{"reply_message_id"}},
+		{Name: "complete by another worker", Given: running,
+			When: func(t *Task) error { return t.Complete(w2, "x", "r-1") },
+			Code: domain.CodeConflict},
+		{Name: "complete twice", Given: completed,
+			When: func(t *Task) error { return t.Complete(w1, "x", "r-1") },
+			Code: domain.CodeConflict},
+		{Name: "complete a cancelled task", Given: append(slices.Clone(running), Cancelled{Reason: "stop"}),
+			When: func(t *Task) error { return t.Complete(w1, "x", "r-1") },
+			Code: domain.CodeConflict},
 		// Fail
-		{name: "fail", given: running,
-			when: func(t *Task) error { return t.Fail(w1, " boom ", now) },
-			then: []domain.Event{Failed{Reason: "boom", Attempts: 1}}},
-		{name: "expire a submitted task", given: base,
-			when: func(t *Task) error { return t.Fail(w2, "expired", now) },
-			then: []domain.Event{Failed{Reason: "expired", Attempts: 0}}},
-		{name: "another worker may not fail a running attempt", given: running,
-			when: func(t *Task) error { return t.Fail(w2, "boom", now) },
-			code: domain.CodeConflict},
-		{name: "another worker fails an abandoned attempt", given: running,
-			when: func(t *Task) error { return t.Fail(w2, "abandoned", later) },
-			then: []domain.Event{Failed{Reason: "abandoned", Attempts: 1}}},
-		{name: "fail twice", given: failed,
-			when: func(t *Task) error { return t.Fail(w1, "boom", now) },
-			code: domain.CodeConflict},
-		{name: "fail needs a reason", given: running,
-			when: func(t *Task) error { return t.Fail(w1, " ", now) },
-			code: domain.CodeInvalid, fields: []string{"reason"}},
+		{Name: "fail", Given: running,
+			When: func(t *Task) error { return t.Fail(w1, " boom ", now) },
+			Then: []domain.Event{Failed{Reason: "boom", Attempts: 1}}},
+		{Name: "expire a submitted task", Given: base,
+			When: func(t *Task) error { return t.Fail(w2, "expired", now) },
+			Then: []domain.Event{Failed{Reason: "expired", Attempts: 0}}},
+		{Name: "another worker may not fail a running attempt", Given: running,
+			When: func(t *Task) error { return t.Fail(w2, "boom", now) },
+			Code: domain.CodeConflict},
+		{Name: "another worker fails an abandoned attempt", Given: running,
+			When: func(t *Task) error { return t.Fail(w2, "abandoned", later) },
+			Then: []domain.Event{Failed{Reason: "abandoned", Attempts: 1}}},
+		{Name: "fail twice", Given: failed,
+			When: func(t *Task) error { return t.Fail(w1, "boom", now) },
+			Code: domain.CodeConflict},
+		{Name: "fail needs a reason", Given: running,
+			When: func(t *Task) error { return t.Fail(w1, " ", now) },
+			Code: domain.CodeInvalid, Fields: []string{"reason"}},
 		// Cancel
-		{name: "cancel a submitted task", given: base,
-			when: func(t *Task) error { return t.Cancel("") },
-			then: []domain.Event{Cancelled{Reason: ReasonCancelled}}},
-		{name: "cancel a running task", given: running,
-			when: func(t *Task) error { return t.Cancel("no longer needed") },
-			then: []domain.Event{Cancelled{Reason: "no longer needed"}}},
-		{name: "cancel a completed task", given: completed,
-			when: func(t *Task) error { return t.Cancel("") },
-			code: domain.CodeConflict},
-		{name: "cancel twice", given: cancelled,
-			when: func(t *Task) error { return t.Cancel("") },
-			code: domain.CodeConflict},
-		{name: "cancel reason too long", given: base,
-			when: func(t *Task) error { return t.Cancel(strings.Repeat("r", MaxReasonRunes+1)) },
-			code: domain.CodeInvalid, fields: []string{"reason"}},
+		{Name: "cancel a submitted task", Given: base,
+			When: func(t *Task) error { return t.Cancel("") },
+			Then: []domain.Event{Cancelled{Reason: ReasonCancelled}}},
+		{Name: "cancel a running task", Given: running,
+			When: func(t *Task) error { return t.Cancel("no longer needed") },
+			Then: []domain.Event{Cancelled{Reason: "no longer needed"}}},
+		{Name: "cancel a completed task", Given: completed,
+			When: func(t *Task) error { return t.Cancel("") },
+			Code: domain.CodeConflict},
+		{Name: "cancel twice", Given: cancelled,
+			When: func(t *Task) error { return t.Cancel("") },
+			Code: domain.CodeConflict},
+		{Name: "cancel reason too long", Given: base,
+			When: func(t *Task) error { return t.Cancel(strings.Repeat("r", MaxReasonRunes+1)) },
+			Code: domain.CodeInvalid, Fields: []string{"reason"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			task := load(tt.given...)
-			before := task.Version()
-			err := tt.when(task)
-			got := task.Pending()
-			if err != nil && len(got) != 0 {
-				t.Fatalf("failed command recorded %v", got)
-			}
-			if task.Version() != before+len(got) {
-				t.Fatalf("version %d after %d events from %d", task.Version(), len(got), before)
-			}
-			domaintest.CheckOutcome(t, err, tt.code, tt.fields, got, tt.then)
-		})
-	}
+	domaintest.Run(t, func() *Task { return &Task{} }, tests)
 }
 
 func TestState(t *testing.T) {
@@ -243,25 +213,8 @@ func TestState(t *testing.T) {
 func TestDecodeRoundTrip(t *testing.T) {
 	events := []domain.Event{submitted(), started(w1, 1), Progressed{Progress: 10, Note: "n"},
 		Completed{Output: "o", ReplyMessageID: "r"}, Failed{Reason: "x", Attempts: 3}, Cancelled{Reason: "c"}}
-	for _, e := range events {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := Decode(e.EventType(), 1, data)
-		if err != nil {
-			t.Fatalf("decode %s: %v", e.EventType(), err)
-		}
-		if !reflect.DeepEqual(got, e) {
-			t.Fatalf("round trip of %s = %#v, want %#v", e.EventType(), got, e)
-		}
-	}
-	if _, err := Decode(EventSubmitted, 2, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("schema version 2: %v", err)
-	}
-	if _, err := Decode("task.exploded", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown type: %v", err)
-	}
+	domaintest.RoundTrip(t, Decode, events...)
+	domaintest.Unknown(t, Decode, EventSubmitted)
 	if _, err := Decode(EventFailed, 1, []byte(`{"attempts":"x"}`)); err == nil {
 		t.Fatal("bad data decoded")
 	}

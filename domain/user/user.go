@@ -35,14 +35,13 @@ const (
 // User is the user aggregate. The zero value is an empty aggregate ready to
 // have stored events applied.
 type User struct {
+	domain.Root
+
 	id           string
 	email        string
 	displayName  string
 	passwordHash string
 	roles        map[string]bool
-
-	version int
-	pending []domain.Event
 }
 
 // NormalizeEmail returns email trimmed and lower-cased, the form in which
@@ -79,7 +78,7 @@ func Register(id, email, displayName, passwordHash string) (*User, error) {
 		return nil, err
 	}
 	u := &User{}
-	u.record(Registered{
+	u.Record(u.Apply, Registered{
 		UserID:       id,
 		Email:        email,
 		DisplayName:  displayName,
@@ -118,7 +117,7 @@ func (u *User) UpdateProfile(displayName string) error {
 	if displayName == u.displayName {
 		return nil
 	}
-	u.record(ProfileUpdated{DisplayName: displayName})
+	u.Record(u.Apply, ProfileUpdated{DisplayName: displayName})
 	return nil
 }
 
@@ -129,7 +128,7 @@ func (u *User) ChangePassword(passwordHash string) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	u.record(PasswordChanged{PasswordHash: passwordHash})
+	u.Record(u.Apply, PasswordChanged{PasswordHash: passwordHash})
 	return nil
 }
 
@@ -144,13 +143,14 @@ func (u *User) GrantRole(role string) error {
 	if u.roles[role] {
 		return nil
 	}
-	u.record(RoleGranted{Role: role})
+	u.Record(u.Apply, RoleGranted{Role: role})
 	return nil
 }
 
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (u *User) Apply(e domain.Event) {
+	u.Applied()
 	switch e := e.(type) {
 	case Registered:
 		u.id = e.UserID
@@ -168,25 +168,10 @@ func (u *User) Apply(e domain.Event) {
 		}
 		u.roles[e.Role] = true
 	}
-	u.version++
-}
-
-func (u *User) record(e domain.Event) {
-	u.Apply(e)
-	u.pending = append(u.pending, e)
 }
 
 // ID returns the user's identifier.
 func (u *User) ID() string { return u.id }
-
-// Version returns the number of events applied, stored and pending.
-func (u *User) Version() int { return u.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (u *User) Pending() []domain.Event { return slices.Clone(u.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (u *User) ClearPending() { u.pending = nil }
 
 // Email returns the normalized e-mail address.
 func (u *User) Email() string { return u.email }

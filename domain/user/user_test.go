@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/engramhq/engram/domain/domaintest"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -22,13 +21,7 @@ func registered() Registered {
 }
 
 // load builds an aggregate from stored events, as a repository does.
-func load(events ...domain.Event) *User {
-	u := &User{}
-	for _, e := range events {
-		u.Apply(e)
-	}
-	return u
-}
+func load(events ...domain.Event) *User { return domaintest.Load(&User{}, events...) }
 
 // checkOutcome asserts the error code, the invalid fields and the recorded events.
 
@@ -92,58 +85,42 @@ func TestRegister(t *testing.T) {
 }
 
 func TestCommands(t *testing.T) {
-	tests := []struct {
-		name   string
-		given  []domain.Event
-		when   func(*User) error
-		then   []domain.Event
-		code   string
-		fields []string
-	}{
-		{name: "update profile", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.UpdateProfile(" Ada Lovelace ") },
-			then: []domain.Event{ProfileUpdated{DisplayName: "Ada Lovelace"}}},
-		{name: "update profile unchanged records nothing", given: []domain.Event{registered(), ProfileUpdated{DisplayName: "Countess"}},
-			when: func(u *User) error { return u.UpdateProfile("Countess ") }},
-		{name: "update profile empty", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.UpdateProfile("") },
-			code: domain.CodeInvalid, fields: []string{"display_name"}},
-		{name: "update profile too long", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.UpdateProfile(strings.Repeat("x", 101)) },
-			code: domain.CodeInvalid, fields: []string{"display_name"}},
-		{name: "change password", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.ChangePassword("new-hash") },
-			then: []domain.Event{PasswordChanged{PasswordHash: "new-hash"}}},
-		{name: "change password empty", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.ChangePassword("") },
-			code: domain.CodeInvalid, fields: []string{"password_hash"}},
-		{name: "change password too long", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.ChangePassword(strings.Repeat("h", domain.MaxSecretBytes+1)) },
-			code: domain.CodeInvalid, fields: []string{"password_hash"}},
-		{name: "grant admin", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.GrantRole(RoleAdmin) },
-			then: []domain.Event{RoleGranted{Role: RoleAdmin}}},
-		{name: "grant auditor", given: []domain.Event{registered(), RoleGranted{Role: RoleAdmin}},
-			when: func(u *User) error { return u.GrantRole(RoleAuditor) },
-			then: []domain.Event{RoleGranted{Role: RoleAuditor}}},
-		{name: "grant held role records nothing", given: []domain.Event{registered(), RoleGranted{Role: RoleAdmin}},
-			when: func(u *User) error { return u.GrantRole(RoleAdmin) }},
-		{name: "grant initial role records nothing", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.GrantRole(RoleUser) }},
-		{name: "grant unknown role", given: []domain.Event{registered()},
-			when: func(u *User) error { return u.GrantRole("root") },
-			code: domain.CodeInvalid, fields: []string{"role"}},
+	tests := []domaintest.Case[*User]{
+		{Name: "update profile", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.UpdateProfile(" Ada Lovelace ") },
+			Then: []domain.Event{ProfileUpdated{DisplayName: "Ada Lovelace"}}},
+		{Name: "update profile unchanged records nothing", Given: []domain.Event{registered(), ProfileUpdated{DisplayName: "Countess"}},
+			When: func(u *User) error { return u.UpdateProfile("Countess ") }},
+		{Name: "update profile empty", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.UpdateProfile("") },
+			Code: domain.CodeInvalid, Fields: []string{"display_name"}},
+		{Name: "update profile too long", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.UpdateProfile(strings.Repeat("x", 101)) },
+			Code: domain.CodeInvalid, Fields: []string{"display_name"}},
+		{Name: "change password", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.ChangePassword("new-hash") },
+			Then: []domain.Event{PasswordChanged{PasswordHash: "new-hash"}}},
+		{Name: "change password empty", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.ChangePassword("") },
+			Code: domain.CodeInvalid, Fields: []string{"password_hash"}},
+		{Name: "change password too long", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.ChangePassword(strings.Repeat("h", domain.MaxSecretBytes+1)) },
+			Code: domain.CodeInvalid, Fields: []string{"password_hash"}},
+		{Name: "grant admin", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.GrantRole(RoleAdmin) },
+			Then: []domain.Event{RoleGranted{Role: RoleAdmin}}},
+		{Name: "grant auditor", Given: []domain.Event{registered(), RoleGranted{Role: RoleAdmin}},
+			When: func(u *User) error { return u.GrantRole(RoleAuditor) },
+			Then: []domain.Event{RoleGranted{Role: RoleAuditor}}},
+		{Name: "grant held role records nothing", Given: []domain.Event{registered(), RoleGranted{Role: RoleAdmin}},
+			When: func(u *User) error { return u.GrantRole(RoleAdmin) }},
+		{Name: "grant initial role records nothing", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.GrantRole(RoleUser) }},
+		{Name: "grant unknown role", Given: []domain.Event{registered()},
+			When: func(u *User) error { return u.GrantRole("root") },
+			Code: domain.CodeInvalid, Fields: []string{"role"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			u := load(tt.given...)
-			err := tt.when(u)
-			domaintest.CheckOutcome(t, err, tt.code, tt.fields, u.Pending(), tt.then)
-			if u.Version() != len(tt.given)+len(tt.then) {
-				t.Fatalf("version = %d, want %d", u.Version(), len(tt.given)+len(tt.then))
-			}
-		})
-	}
+	domaintest.Run(t, func() *User { return &User{} }, tests)
 }
 
 func TestState(t *testing.T) {
@@ -214,29 +191,12 @@ func TestDecodeRoundTrip(t *testing.T) {
 		PasswordChanged{PasswordHash: "h2"},
 		RoleGranted{Role: RoleAdmin},
 	}
-	for _, e := range events {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatalf("Decode(%s): %v", e.EventType(), err)
-		}
-		if !reflect.DeepEqual(got, e) {
-			t.Fatalf("Decode(%s) = %#v, want %#v", e.EventType(), got, e)
-		}
-	}
+	domaintest.RoundTrip(t, Decode, events...)
 	data, _ := json.Marshal(registered())
 	if !strings.Contains(string(data), `"password_hash":`) || !strings.Contains(string(data), `"display_name":"Ada"`) {
 		t.Fatalf("snake_case JSON expected: %s", data)
 	}
-	if _, err := Decode("user.deleted", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown type: %v", err)
-	}
-	if _, err := Decode(EventRegistered, 2, data); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown version: %v", err)
-	}
+	domaintest.Unknown(t, Decode, EventRegistered)
 	if _, err := Decode(EventRegistered, 1, []byte(`[`)); err == nil {
 		t.Fatal("bad JSON decoded")
 	}
@@ -256,44 +216,17 @@ func TestRedacted(t *testing.T) {
 
 func TestLoadFromStoredEvents(t *testing.T) {
 	u, err := Register(uid, "ada@example.com", "Ada", hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, u.UpdateProfile("Countess"))
-	must(t, u.ChangePassword("h2"))
-	must(t, u.GrantRole(RoleAuditor))
-	must(t, u.GrantRole(RoleAdmin))
+	domaintest.Must(t, err)
+	domaintest.Must(t, u.UpdateProfile("Countess"))
+	domaintest.Must(t, u.ChangePassword("h2"))
+	domaintest.Must(t, u.GrantRole(RoleAuditor))
+	domaintest.Must(t, u.GrantRole(RoleAdmin))
 
-	loaded := &User{}
-	for _, e := range u.Pending() {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded.Apply(stored)
-	}
-	if loaded.Version() != 5 || len(loaded.Pending()) != 0 {
-		t.Fatalf("loaded version %d pending %d", loaded.Version(), len(loaded.Pending()))
-	}
-	u.ClearPending()
-	if len(u.Pending()) != 0 || u.Version() != 5 {
-		t.Fatal("ClearPending")
-	}
-	if !reflect.DeepEqual(u, loaded) {
-		t.Fatalf("loaded state differs:\n%#v\n%#v", u, loaded)
+	loaded := domaintest.Reload(t, u, &User{}, Decode)
+	if loaded.Version() != 5 {
+		t.Fatalf("loaded version %d, want 5", loaded.Version())
 	}
 	if loaded.Email() != u.Email() || loaded.DisplayName() != "Countess" || !slices.Equal(loaded.Roles(), u.Roles()) {
 		t.Fatal("accessors differ")
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

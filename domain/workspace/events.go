@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/engramhq/engram/domain"
 )
@@ -26,12 +25,18 @@ type Created struct {
 	Config      json.RawMessage `json:"config"`
 }
 
+// EventType returns "workspace.created".
+func (Created) EventType() string { return EventCreated }
+
 // Updated records the fields that changed; absent fields did not change.
 type Updated struct {
 	Name        *string         `json:"name,omitempty"`
 	Description *string         `json:"description,omitempty"`
 	Config      json.RawMessage `json:"config,omitempty"`
 }
+
+// EventType returns "workspace.updated".
+func (Updated) EventType() string { return EventUpdated }
 
 // MemberAdded records that a user became a member, or that a member's role
 // changed.
@@ -40,71 +45,36 @@ type MemberAdded struct {
 	Role   string `json:"role"`
 }
 
+// EventType returns "workspace.member_added".
+func (MemberAdded) EventType() string { return EventMemberAdded }
+
 // MemberRemoved records that a user stopped being a member.
 type MemberRemoved struct {
 	UserID string `json:"user_id"`
 }
 
-// Archived records that the workspace was archived; it accepts no further change.
-type Archived struct{}
-
-// EventType returns "workspace.created".
-func (Created) EventType() string { return EventCreated }
-
-// EventType returns "workspace.updated".
-func (Updated) EventType() string { return EventUpdated }
-
-// EventType returns "workspace.member_added".
-func (MemberAdded) EventType() string { return EventMemberAdded }
-
 // EventType returns "workspace.member_removed".
 func (MemberRemoved) EventType() string { return EventMemberRemoved }
+
+// Archived records that the workspace was archived; it accepts no further change.
+type Archived struct{}
 
 // EventType returns "workspace.archived".
 func (Archived) EventType() string { return EventArchived }
 
+// decoder reads the stored events of workspace streams.
+var decoder = domain.Decoder{
+	EventCreated:       domain.As(func(e *Created) error { return domain.Canonical(&e.Config) }),
+	EventUpdated:       domain.As(func(e *Updated) error { return domain.CanonicalIfSet(&e.Config) }),
+	EventMemberAdded:   domain.As[MemberAdded](),
+	EventMemberRemoved: domain.As[MemberRemoved](),
+	EventArchived:      domain.As[Archived](),
+}
+
 // Decode turns a stored event of the workspace stream back into its event
-// struct, with config in canonical form (see domain.CanonicalObject). It fails
-// with domain.ErrUnknownEvent for an unknown type or schema version;
-// upcasters from older schema versions belong here.
+// struct, with config in canonical form (see domain.CanonicalObject). It
+// fails with domain.ErrUnknownEvent for an unknown type or schema version;
+// upcasters from older schema versions belong in its table.
 func Decode(eventType string, schemaVersion int, data []byte) (domain.Event, error) {
-	if schemaVersion != 1 {
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	var (
-		e   domain.Event
-		err error
-	)
-	switch eventType {
-	case EventCreated:
-		var c Created
-		if err = json.Unmarshal(data, &c); err == nil {
-			c.Config, err = domain.CanonicalObject(c.Config)
-		}
-		e = c
-	case EventUpdated:
-		var u Updated
-		if err = json.Unmarshal(data, &u); err == nil && u.Config != nil {
-			u.Config, err = domain.CanonicalObject(u.Config)
-		}
-		e = u
-	case EventMemberAdded:
-		var m MemberAdded
-		err = json.Unmarshal(data, &m)
-		e = m
-	case EventMemberRemoved:
-		var m MemberRemoved
-		err = json.Unmarshal(data, &m)
-		e = m
-	case EventArchived:
-		var a Archived
-		err = json.Unmarshal(data, &a)
-		e = a
-	default:
-		return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, domain.ErrUnknownEvent)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", eventType, err)
-	}
-	return e, nil
+	return decoder.Decode(eventType, schemaVersion, data)
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
-	"slices"
 
 	"github.com/engramhq/engram/domain"
 )
@@ -35,6 +34,8 @@ const (
 // Workspace is the workspace aggregate. The zero value is an empty aggregate
 // ready to have stored events applied.
 type Workspace struct {
+	domain.Root
+
 	id          string
 	ownerID     string
 	name        string
@@ -42,9 +43,6 @@ type Workspace struct {
 	config      json.RawMessage
 	members     map[string]string // user id → role
 	archived    bool
-
-	version int
-	pending []domain.Event
 }
 
 // Create validates a new workspace and records workspace.created. The name is
@@ -62,7 +60,7 @@ func Create(id, ownerID, name, description string, config json.RawMessage) (*Wor
 		return nil, err
 	}
 	w := &Workspace{}
-	w.record(Created{WorkspaceID: id, OwnerID: ownerID, Name: name, Description: description, Config: config})
+	w.Record(w.Apply, Created{WorkspaceID: id, OwnerID: ownerID, Name: name, Description: description, Config: config})
 	return w, nil
 }
 
@@ -102,7 +100,7 @@ func (w *Workspace) Update(name, description *string, config json.RawMessage) er
 	if ev.Name == nil && ev.Description == nil && ev.Config == nil {
 		return nil
 	}
-	w.record(ev)
+	w.Record(w.Apply, ev)
 	return nil
 }
 
@@ -127,7 +125,7 @@ func (w *Workspace) AddMember(userID, role string) error {
 	case current == RoleOwner && w.owners() == 1:
 		return domain.Errorf(domain.CodeConflict, "the last owner cannot be demoted")
 	}
-	w.record(MemberAdded{UserID: userID, Role: role})
+	w.Record(w.Apply, MemberAdded{UserID: userID, Role: role})
 	return nil
 }
 
@@ -145,7 +143,7 @@ func (w *Workspace) RemoveMember(userID string) error {
 	case role == RoleOwner && w.owners() == 1:
 		return domain.Errorf(domain.CodeConflict, "the last owner cannot leave")
 	}
-	w.record(MemberRemoved{UserID: userID})
+	w.Record(w.Apply, MemberRemoved{UserID: userID})
 	return nil
 }
 
@@ -154,7 +152,7 @@ func (w *Workspace) Archive() error {
 	if err := w.checkActive(); err != nil {
 		return err
 	}
-	w.record(Archived{})
+	w.Record(w.Apply, Archived{})
 	return nil
 }
 
@@ -178,6 +176,7 @@ func (w *Workspace) owners() int {
 // Apply changes the state by one event; it is used both when recording new
 // events and when loading stored ones, and it never fails.
 func (w *Workspace) Apply(e domain.Event) {
+	w.Applied()
 	switch e := e.(type) {
 	case Created:
 		w.id = e.WorkspaceID
@@ -206,25 +205,10 @@ func (w *Workspace) Apply(e domain.Event) {
 	case Archived:
 		w.archived = true
 	}
-	w.version++
-}
-
-func (w *Workspace) record(e domain.Event) {
-	w.Apply(e)
-	w.pending = append(w.pending, e)
 }
 
 // ID returns the workspace's identifier.
 func (w *Workspace) ID() string { return w.id }
-
-// Version returns the number of events applied, stored and pending.
-func (w *Workspace) Version() int { return w.version }
-
-// Pending returns the events recorded since the aggregate was loaded, in order.
-func (w *Workspace) Pending() []domain.Event { return slices.Clone(w.pending) }
-
-// ClearPending forgets the pending events, once they have been stored.
-func (w *Workspace) ClearPending() { w.pending = nil }
 
 // Name returns the workspace's name.
 func (w *Workspace) Name() string { return w.name }

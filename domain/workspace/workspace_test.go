@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"encoding/json"
-	"errors"
 	"github.com/engramhq/engram/domain/domaintest"
 	"reflect"
 	"strings"
@@ -24,13 +23,7 @@ func created() Created {
 
 func ptr(s string) *string { return &s }
 
-func load(events ...domain.Event) *Workspace {
-	w := &Workspace{}
-	for _, e := range events {
-		w.Apply(e)
-	}
-	return w
-}
+func load(events ...domain.Event) *Workspace { return domaintest.Load(&Workspace{}, events...) }
 
 func TestCreate(t *testing.T) {
 	tests := []struct {
@@ -100,102 +93,86 @@ func TestCommands(t *testing.T) {
 	base := []domain.Event{created()}
 	withBob := []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleEditor}}
 	archived := []domain.Event{created(), Archived{}}
-	tests := []struct {
-		name   string
-		given  []domain.Event
-		when   func(*Workspace) error
-		then   []domain.Event
-		code   string
-		fields []string
-	}{
-		{name: "update name only", given: base,
-			when: func(w *Workspace) error { return w.Update(ptr(" Lab "), ptr("Notes"), nil) },
-			then: []domain.Event{Updated{Name: ptr("Lab")}}},
-		{name: "update description to empty", given: base,
-			when: func(w *Workspace) error { return w.Update(nil, ptr(""), nil) },
-			then: []domain.Event{Updated{Description: ptr("")}}},
-		{name: "update config", given: base,
-			when: func(w *Workspace) error { return w.Update(nil, nil, json.RawMessage(`{"lang":"fr"}`)) },
-			then: []domain.Event{Updated{Config: json.RawMessage(`{"lang":"fr"}`)}}},
-		{name: "update config to empty object", given: base,
-			when: func(w *Workspace) error { return w.Update(nil, nil, json.RawMessage(`{}`)) },
-			then: []domain.Event{Updated{Config: json.RawMessage(`{}`)}}},
-		{name: "update all three", given: base,
-			when: func(w *Workspace) error { return w.Update(ptr("Lab"), ptr("New"), json.RawMessage(`{"x":true}`)) },
-			then: []domain.Event{Updated{Name: ptr("Lab"), Description: ptr("New"), Config: json.RawMessage(`{"x":true}`)}}},
-		{name: "update unchanged records nothing", given: base,
-			when: func(w *Workspace) error {
+	tests := []domaintest.Case[*Workspace]{
+		{Name: "update name only", Given: base,
+			When: func(w *Workspace) error { return w.Update(ptr(" Lab "), ptr("Notes"), nil) },
+			Then: []domain.Event{Updated{Name: ptr("Lab")}}},
+		{Name: "update description to empty", Given: base,
+			When: func(w *Workspace) error { return w.Update(nil, ptr(""), nil) },
+			Then: []domain.Event{Updated{Description: ptr("")}}},
+		{Name: "update config", Given: base,
+			When: func(w *Workspace) error { return w.Update(nil, nil, json.RawMessage(`{"lang":"fr"}`)) },
+			Then: []domain.Event{Updated{Config: json.RawMessage(`{"lang":"fr"}`)}}},
+		{Name: "update config to empty object", Given: base,
+			When: func(w *Workspace) error { return w.Update(nil, nil, json.RawMessage(`{}`)) },
+			Then: []domain.Event{Updated{Config: json.RawMessage(`{}`)}}},
+		{Name: "update all three", Given: base,
+			When: func(w *Workspace) error { return w.Update(ptr("Lab"), ptr("New"), json.RawMessage(`{"x":true}`)) },
+			Then: []domain.Event{Updated{Name: ptr("Lab"), Description: ptr("New"), Config: json.RawMessage(`{"x":true}`)}}},
+		{Name: "update unchanged records nothing", Given: base,
+			When: func(w *Workspace) error {
 				return w.Update(ptr("Research "), ptr("Notes"), json.RawMessage(`{ "lang": "en" }`))
 			}},
-		{name: "update nothing records nothing", given: base,
-			when: func(w *Workspace) error { return w.Update(nil, nil, nil) }},
-		{name: "update invalid fields all reported", given: base,
-			when: func(w *Workspace) error {
+		{Name: "update nothing records nothing", Given: base,
+			When: func(w *Workspace) error { return w.Update(nil, nil, nil) }},
+		{Name: "update invalid fields all reported", Given: base,
+			When: func(w *Workspace) error {
 				return w.Update(ptr(" "), ptr(strings.Repeat("d", 2001)), json.RawMessage(`[1]`))
 			},
-			code: domain.CodeInvalid, fields: []string{"name", "description", "config"}},
-		{name: "update archived", given: archived,
-			when: func(w *Workspace) error { return w.Update(ptr("Lab"), nil, nil) },
-			code: domain.CodeConflict},
-		{name: "add member", given: base,
-			when: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
-			then: []domain.Event{MemberAdded{UserID: bob, Role: RoleViewer}}},
-		{name: "add second owner", given: base,
-			when: func(w *Workspace) error { return w.AddMember(bob, RoleOwner) },
-			then: []domain.Event{MemberAdded{UserID: bob, Role: RoleOwner}}},
-		{name: "add member same role", given: withBob,
-			when: func(w *Workspace) error { return w.AddMember(bob, RoleEditor) },
-			code: domain.CodeConflict},
-		{name: "change member role", given: withBob,
-			when: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
-			then: []domain.Event{MemberAdded{UserID: bob, Role: RoleViewer}}},
-		{name: "demote last owner", given: withBob,
-			when: func(w *Workspace) error { return w.AddMember(owner, RoleEditor) },
-			code: domain.CodeConflict},
-		{name: "demote an owner when another remains", given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleOwner}},
-			when: func(w *Workspace) error { return w.AddMember(owner, RoleViewer) },
-			then: []domain.Event{MemberAdded{UserID: owner, Role: RoleViewer}}},
-		{name: "add member invalid", given: base,
-			when: func(w *Workspace) error { return w.AddMember("", "admin") },
-			code: domain.CodeInvalid, fields: []string{"user_id", "role"}},
-		{name: "add member archived", given: archived,
-			when: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
-			code: domain.CodeConflict},
-		{name: "remove member", given: withBob,
-			when: func(w *Workspace) error { return w.RemoveMember(bob) },
-			then: []domain.Event{MemberRemoved{UserID: bob}}},
-		{name: "remove non-member", given: withBob,
-			when: func(w *Workspace) error { return w.RemoveMember(carol) },
-			code: domain.CodeNotFound},
-		{name: "remove removed member", given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleEditor}, MemberRemoved{UserID: bob}},
-			when: func(w *Workspace) error { return w.RemoveMember(bob) },
-			code: domain.CodeNotFound},
-		{name: "remove last owner", given: withBob,
-			when: func(w *Workspace) error { return w.RemoveMember(owner) },
-			code: domain.CodeConflict},
-		{name: "remove an owner when another remains", given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleOwner}},
-			when: func(w *Workspace) error { return w.RemoveMember(owner) },
-			then: []domain.Event{MemberRemoved{UserID: owner}}},
-		{name: "remove member archived", given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleEditor}, Archived{}},
-			when: func(w *Workspace) error { return w.RemoveMember(bob) },
-			code: domain.CodeConflict},
-		{name: "archive", given: base,
-			when: func(w *Workspace) error { return w.Archive() },
-			then: []domain.Event{Archived{}}},
-		{name: "archive twice", given: archived,
-			when: func(w *Workspace) error { return w.Archive() },
-			code: domain.CodeConflict},
+			Code: domain.CodeInvalid, Fields: []string{"name", "description", "config"}},
+		{Name: "update archived", Given: archived,
+			When: func(w *Workspace) error { return w.Update(ptr("Lab"), nil, nil) },
+			Code: domain.CodeConflict},
+		{Name: "add member", Given: base,
+			When: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
+			Then: []domain.Event{MemberAdded{UserID: bob, Role: RoleViewer}}},
+		{Name: "add second owner", Given: base,
+			When: func(w *Workspace) error { return w.AddMember(bob, RoleOwner) },
+			Then: []domain.Event{MemberAdded{UserID: bob, Role: RoleOwner}}},
+		{Name: "add member same role", Given: withBob,
+			When: func(w *Workspace) error { return w.AddMember(bob, RoleEditor) },
+			Code: domain.CodeConflict},
+		{Name: "change member role", Given: withBob,
+			When: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
+			Then: []domain.Event{MemberAdded{UserID: bob, Role: RoleViewer}}},
+		{Name: "demote last owner", Given: withBob,
+			When: func(w *Workspace) error { return w.AddMember(owner, RoleEditor) },
+			Code: domain.CodeConflict},
+		{Name: "demote an owner when another remains", Given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleOwner}},
+			When: func(w *Workspace) error { return w.AddMember(owner, RoleViewer) },
+			Then: []domain.Event{MemberAdded{UserID: owner, Role: RoleViewer}}},
+		{Name: "add member invalid", Given: base,
+			When: func(w *Workspace) error { return w.AddMember("", "admin") },
+			Code: domain.CodeInvalid, Fields: []string{"user_id", "role"}},
+		{Name: "add member archived", Given: archived,
+			When: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
+			Code: domain.CodeConflict},
+		{Name: "remove member", Given: withBob,
+			When: func(w *Workspace) error { return w.RemoveMember(bob) },
+			Then: []domain.Event{MemberRemoved{UserID: bob}}},
+		{Name: "remove non-member", Given: withBob,
+			When: func(w *Workspace) error { return w.RemoveMember(carol) },
+			Code: domain.CodeNotFound},
+		{Name: "remove removed member", Given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleEditor}, MemberRemoved{UserID: bob}},
+			When: func(w *Workspace) error { return w.RemoveMember(bob) },
+			Code: domain.CodeNotFound},
+		{Name: "remove last owner", Given: withBob,
+			When: func(w *Workspace) error { return w.RemoveMember(owner) },
+			Code: domain.CodeConflict},
+		{Name: "remove an owner when another remains", Given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleOwner}},
+			When: func(w *Workspace) error { return w.RemoveMember(owner) },
+			Then: []domain.Event{MemberRemoved{UserID: owner}}},
+		{Name: "remove member archived", Given: []domain.Event{created(), MemberAdded{UserID: bob, Role: RoleEditor}, Archived{}},
+			When: func(w *Workspace) error { return w.RemoveMember(bob) },
+			Code: domain.CodeConflict},
+		{Name: "archive", Given: base,
+			When: func(w *Workspace) error { return w.Archive() },
+			Then: []domain.Event{Archived{}}},
+		{Name: "archive twice", Given: archived,
+			When: func(w *Workspace) error { return w.Archive() },
+			Code: domain.CodeConflict},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := load(tt.given...)
-			err := tt.when(w)
-			domaintest.CheckOutcome(t, err, tt.code, tt.fields, w.Pending(), tt.then)
-			if w.Version() != len(tt.given)+len(tt.then) {
-				t.Fatalf("version = %d, want %d", w.Version(), len(tt.given)+len(tt.then))
-			}
-		})
-	}
+	domaintest.Run(t, func() *Workspace { return &Workspace{} }, tests)
 }
 
 func TestState(t *testing.T) {
@@ -227,28 +204,14 @@ func TestStreamID(t *testing.T) {
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
-	events := []domain.Event{
+	domaintest.RoundTrip(t, Decode,
 		created(),
-		Updated{Name: ptr("Lab"), Description: ptr(""), Config: json.RawMessage(`{"a":"<b>"}`)},
+		Updated{Name: ptr("Lab"), Description: ptr(""), Config: json.RawMessage(`{"a":"\u003cb\u003e"}`)},
 		Updated{Description: ptr("d")},
 		MemberAdded{UserID: bob, Role: RoleEditor},
 		MemberRemoved{UserID: bob},
 		Archived{},
-	}
-	for _, e := range events {
-		e = canonical(t, e)
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatalf("Decode(%s): %v", e.EventType(), err)
-		}
-		if !reflect.DeepEqual(got, e) {
-			t.Fatalf("Decode(%s) = %#v, want %#v", e.EventType(), got, e)
-		}
-	}
+	)
 	data, _ := json.Marshal(Updated{Name: ptr("Lab")})
 	if string(data) != `{"name":"Lab"}` {
 		t.Fatalf("updated carries only changed fields: %s", data)
@@ -261,76 +224,24 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if c := got.(Created); string(c.Config) != `{"a":"\u003cx\u003e","b":1}` {
 		t.Fatalf("config not canonical: %s", c.Config)
 	}
-	if _, err := Decode("workspace.deleted", 1, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown type: %v", err)
-	}
-	if _, err := Decode(EventArchived, 2, []byte(`{}`)); !errors.Is(err, domain.ErrUnknownEvent) {
-		t.Fatalf("unknown version: %v", err)
-	}
+	domaintest.Unknown(t, Decode, EventArchived)
 	if _, err := Decode(EventCreated, 1, []byte(`{"config":[]}`)); err == nil {
 		t.Fatal("non-object config decoded")
 	}
 }
 
-// canonical puts an event's config into canonical form, as recording does.
-func canonical(t *testing.T, e domain.Event) domain.Event {
-	t.Helper()
-	var err error
-	switch x := e.(type) {
-	case Created:
-		x.Config, err = domain.CanonicalObject(x.Config)
-		e = x
-	case Updated:
-		if x.Config != nil {
-			x.Config, err = domain.CanonicalObject(x.Config)
-		}
-		e = x
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func TestLoadFromStoredEvents(t *testing.T) {
 	w, err := Create(wid, owner, "Research", "Notes", json.RawMessage(`{"lang":"en","n":[1,2]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, w.Update(ptr("Lab"), nil, json.RawMessage(`{"lang":"fr"}`)))
-	must(t, w.AddMember(bob, RoleEditor))
-	must(t, w.AddMember(carol, RoleOwner))
-	must(t, w.AddMember(bob, RoleViewer))
-	must(t, w.RemoveMember(owner))
-	must(t, w.Archive())
+	domaintest.Must(t, err)
+	domaintest.Must(t, w.Update(ptr("Lab"), nil, json.RawMessage(`{"lang":"fr"}`)))
+	domaintest.Must(t, w.AddMember(bob, RoleEditor))
+	domaintest.Must(t, w.AddMember(carol, RoleOwner))
+	domaintest.Must(t, w.AddMember(bob, RoleViewer))
+	domaintest.Must(t, w.RemoveMember(owner))
+	domaintest.Must(t, w.Archive())
 
-	loaded := &Workspace{}
-	for _, e := range w.Pending() {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, err := Decode(e.EventType(), domain.SchemaVersion(e), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded.Apply(stored)
-	}
-	if loaded.Version() != 7 || len(loaded.Pending()) != 0 {
-		t.Fatalf("loaded version %d pending %d", loaded.Version(), len(loaded.Pending()))
-	}
-	w.ClearPending()
-	if !reflect.DeepEqual(w, loaded) {
-		t.Fatalf("loaded state differs:\n%#v\n%#v", w, loaded)
-	}
-	if !reflect.DeepEqual(loaded.Members(), map[string]string{bob: RoleViewer, carol: RoleOwner}) || loaded.Name() != "Lab" {
-		t.Fatalf("accessors: %v %q", loaded.Members(), loaded.Name())
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
+	loaded := domaintest.Reload(t, w, &Workspace{}, Decode)
+	if loaded.Version() != 7 || !reflect.DeepEqual(loaded.Members(), map[string]string{bob: RoleViewer, carol: RoleOwner}) || loaded.Name() != "Lab" {
+		t.Fatalf("accessors: %d %v %q", loaded.Version(), loaded.Members(), loaded.Name())
 	}
 }

@@ -166,15 +166,7 @@ func (f *Fallback) Close() error {
 
 // Get implements Cache.
 func (f *Fallback) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	type hit struct {
-		value []byte
-		ok    bool
-	}
-	h, err := call(ctx, f, func(c Cache) (hit, error) {
-		v, ok, err := c.Get(ctx, key)
-		return hit{v, ok}, err
-	})
-	return h.value, h.ok, err
+	return lookup(ctx, f, func(c Cache) ([]byte, bool, error) { return c.Get(ctx, key) })
 }
 
 // Set implements Cache.
@@ -187,12 +179,17 @@ func (f *Fallback) Set(ctx context.Context, key string, value []byte, ttl time.D
 
 // Take implements Cache.
 func (f *Fallback) Take(ctx context.Context, key string) ([]byte, bool, error) {
+	return lookup(ctx, f, func(c Cache) ([]byte, bool, error) { return c.Take(ctx, key) })
+}
+
+// lookup runs through call a read that finds a value or not (Get, Take).
+func lookup(ctx context.Context, f *Fallback, read func(Cache) ([]byte, bool, error)) ([]byte, bool, error) {
 	type hit struct {
 		value []byte
 		ok    bool
 	}
 	h, err := call(ctx, f, func(c Cache) (hit, error) {
-		v, ok, err := c.Take(ctx, key)
+		v, ok, err := read(c)
 		return hit{v, ok}, err
 	})
 	return h.value, h.ok, err

@@ -14,51 +14,46 @@ import (
 
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/cache/cachetest"
+	"github.com/engramhq/engram/test/redistest"
 )
 
 // unreachableRedis is a URL nothing listens on.
 const unreachableRedis = "redis://127.0.0.1:1/0"
 
+// newFallback returns a Fallback over the Redis at url, closed when t ends;
+// it fails t unless the Fallback starts on backend.
+func newFallback(t *testing.T, url, prefix string, logger *slog.Logger, backend string) *cache.Fallback {
+	t.Helper()
+	f, err := cache.NewFallback(t.Context(), url, prefix, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	if f.Backend() != backend {
+		t.Fatalf("Backend() = %q, want %q", f.Backend(), backend)
+	}
+	return f
+}
+
 func TestFallbackContractOnRedis(t *testing.T) {
-	client := redisClient(t)
+	redistest.Client(t, "") // skips or fails when the test Redis does not answer
 	cachetest.Run(t, func(t *testing.T) cache.Cache {
-		prefix := testPrefix()
-		cleanPrefix(t, client, prefix)
-		f, err := cache.NewFallback(t.Context(), testRedisURL(), prefix, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = f.Close() })
-		if f.Backend() != cache.BackendRedis {
-			t.Fatalf("Backend() = %q with Redis reachable", f.Backend())
-		}
-		return f
+		prefix := redistest.Prefix(t)
+		return newFallback(t, redistest.URL(), prefix, nil, cache.BackendRedis)
 	})
 }
 
 func TestFallbackContractWithRedisUnreachable(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T) cache.Cache {
-		f, err := cache.NewFallback(t.Context(), unreachableRedis, "engramtest:", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = f.Close() })
-		if f.Backend() != cache.BackendMemory {
-			t.Fatalf("Backend() = %q with Redis unreachable", f.Backend())
-		}
-		return f
+		return newFallback(t, unreachableRedis, "engramtest:", nil, cache.BackendMemory)
 	})
 }
 
 func TestFallbackWithoutRedis(t *testing.T) {
 	logs := &records{}
-	f, err := cache.NewFallback(t.Context(), "", "", slog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if f.Backend() != cache.BackendMemory || f.Client() != nil {
-		t.Errorf("Backend() = %q, Client() = %v; want memory and nil", f.Backend(), f.Client())
+	f := newFallback(t, "", "", slog.New(logs), cache.BackendMemory)
+	if f.Client() != nil {
+		t.Errorf("Client() = %v without Redis; want nil", f.Client())
 	}
 	if got := logs.messages(slog.LevelWarn); len(got) != 1 {
 		t.Errorf("warnings = %q, want one", got)
@@ -73,14 +68,7 @@ func TestFallbackWithoutRedis(t *testing.T) {
 
 func TestFallbackUnreachableAtStart(t *testing.T) {
 	logs := &records{}
-	f, err := cache.NewFallback(t.Context(), unreachableRedis, "engramtest:", slog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if f.Backend() != cache.BackendMemory {
-		t.Fatalf("Backend() = %q, want memory", f.Backend())
-	}
+	f := newFallback(t, unreachableRedis, "engramtest:", slog.New(logs), cache.BackendMemory)
 	if f.Client() == nil {
 		t.Error("Client() is nil although a Redis URL was given")
 	}
@@ -115,14 +103,9 @@ func TestNewFallbackRefuses(t *testing.T) {
 }
 
 func TestFallbackKeepsCallerErrors(t *testing.T) {
-	client := redisClient(t)
-	prefix := testPrefix()
-	cleanPrefix(t, client, prefix)
-	f, err := cache.NewFallback(t.Context(), testRedisURL(), prefix, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	client := redistest.Client(t, "")
+	prefix := redistest.Prefix(t)
+	f := newFallback(t, redistest.URL(), prefix, nil, cache.BackendRedis)
 	ctx := t.Context()
 	if err := f.Set(ctx, "text", []byte("abc"), 0); err != nil {
 		t.Fatal(err)
@@ -154,9 +137,8 @@ func TestFallbackKeepsCallerErrors(t *testing.T) {
 // TestFallbackSwitchesAndRecovers runs Fallback through a TCP proxy to the
 // test Redis and cuts it: down at start, up, down, up again.
 func TestFallbackSwitchesAndRecovers(t *testing.T) {
-	client := redisClient(t)
-	prefix := testPrefix()
-	cleanPrefix(t, client, prefix)
+	client := redistest.Client(t, "")
+	prefix := redistest.Prefix(t)
 	ctx := t.Context()
 	p := newProxy(t, client.Options().Addr)
 
@@ -344,11 +326,7 @@ func (p *proxy) stop() {
 
 func TestFallbackLogsWhichRedisDatabase(t *testing.T) {
 	logs := &records{}
-	f, err := cache.NewFallback(t.Context(), "redis://:s3cret@127.0.0.1:1/5", "engramtest:", slog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	newFallback(t, "redis://:s3cret@127.0.0.1:1/5", "engramtest:", slog.New(logs), cache.BackendMemory)
 	logs.mu.Lock()
 	defer logs.mu.Unlock()
 	var where []string

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,14 +33,7 @@ func (r *Redis) Prefix() string { return r.prefix }
 
 // Get implements Cache.
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	v, err := r.client.Get(ctx, r.prefix+key).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, false, nil
-	case err != nil:
-		return nil, false, fmt.Errorf("redis get: %w", err)
-	}
-	return v, true, nil
+	return found("get", r.client.Get(ctx, r.prefix+key))
 }
 
 // Set implements Cache.
@@ -55,12 +49,18 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Take implements Cache with GETDEL (Redis 6.2 or later).
 func (r *Redis) Take(ctx context.Context, key string) ([]byte, bool, error) {
-	v, err := r.client.GetDel(ctx, r.prefix+key).Bytes()
+	return found("getdel", r.client.GetDel(ctx, r.prefix+key))
+}
+
+// found reads the answer of a command that returns a value or nothing: a
+// missing key is not an error.
+func found(op string, cmd *redis.StringCmd) ([]byte, bool, error) {
+	v, err := cmd.Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, false, nil
 	case err != nil:
-		return nil, false, fmt.Errorf("redis getdel: %w", err)
+		return nil, false, fmt.Errorf("redis %s: %w", op, err)
 	}
 	return v, true, nil
 }
@@ -97,18 +97,13 @@ func (r *Redis) Expire(ctx context.Context, key string, ttl time.Duration) error
 	return nil
 }
 
-// incrScript increments KEYS[1] and, when it created the key, sets its
-// expiry to ARGV[1] milliseconds (if positive), atomically: a crash cannot
-// leave a throttling counter without expiry.
-var incrScript = redis.NewScript(`
-local created = redis.call('EXISTS', KEYS[1]) == 0
-local n = redis.call('INCR', KEYS[1])
-local ttl = tonumber(ARGV[1])
-if created and ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-return n
-`)
+// incrLua increments a counter and sets its expiry when it creates it
+// (see incr.lua).
+//
+//go:embed incr.lua
+var incrLua string
+
+var incrScript = redis.NewScript(incrLua)
 
 // Incr implements Cache.
 func (r *Redis) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
@@ -140,31 +135,47 @@ func (r *Redis) Clear(ctx context.Context) error {
 	if r.prefix == "" {
 		return errors.New("redis clear: refusing to delete every key: the cache has no prefix")
 	}
-	iter := r.client.Scan(ctx, 0, EscapeGlob(r.prefix)+"*", 1000).Iterator()
-	batch := make([]string, 0, 1000)
+	if _, err := UnlinkUnder(ctx, r.client, r.prefix, nil); err != nil {
+		return fmt.Errorf("redis clear: %w", err)
+	}
+	return nil
+}
+
+// UnlinkUnder deletes the keys under prefix for which drop reports true
+// (every one when drop is nil), found with SCAN and deleted with UNLINK in
+// batches, and returns how many it deleted.
+func UnlinkUnder(ctx context.Context, client redis.UniversalClient, prefix string, drop func(key string) bool) (int, error) {
+	const batchSize = 1000
+	iter := client.Scan(ctx, 0, EscapeGlob(prefix)+"*", batchSize).Iterator()
+	batch := make([]string, 0, batchSize)
+	deleted := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := r.client.Unlink(ctx, batch...).Err()
+		n, err := client.Unlink(ctx, batch...).Result()
+		deleted += int(n)
 		batch = batch[:0]
-		return err
+		if err != nil {
+			return fmt.Errorf("unlink keys under %s: %w", prefix, err)
+		}
+		return nil
 	}
 	for iter.Next(ctx) {
+		if drop != nil && !drop(iter.Val()) {
+			continue
+		}
 		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
+		if len(batch) == batchSize {
 			if err := flush(); err != nil {
-				return fmt.Errorf("redis clear: %w", err)
+				return deleted, err
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return fmt.Errorf("redis clear: %w", err)
+		return deleted, fmt.Errorf("scan keys under %s: %w", prefix, err)
 	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("redis clear: %w", err)
-	}
-	return nil
+	return deleted, flush()
 }
 
 // EscapeGlob escapes the characters special to Redis's MATCH patterns, so

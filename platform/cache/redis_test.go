@@ -1,77 +1,25 @@
 package cache_test
 
 import (
-	"context"
-	"net/url"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/engramhq/engram/platform/cache"
 	"github.com/engramhq/engram/platform/cache/cachetest"
 	"github.com/engramhq/engram/test/redistest"
 )
 
-// testRedisURL is the Redis the tests use: ENGRAM_TEST_REDIS_URL or the
-// local default.
-func testRedisURL() string {
-	if u := os.Getenv("ENGRAM_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-// redisClient connects to the test Redis. Unreachable, it fails the test,
-// unless ENGRAM_TEST_SKIP_REDIS=1 says to skip.
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	raw := testRedisURL()
-	shown := "ENGRAM_TEST_REDIS_URL"
-	if u, err := url.Parse(raw); err == nil {
-		shown = u.Redacted()
-	}
-	opts, err := redis.ParseURL(raw)
-	if err != nil {
-		t.Fatalf("ENGRAM_TEST_REDIS_URL: %v", err)
-	}
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { _ = client.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		if os.Getenv("ENGRAM_TEST_SKIP_REDIS") == "1" {
-			t.Skipf("Redis at %s is unreachable (%v) and ENGRAM_TEST_SKIP_REDIS=1", shown, err)
-		}
-		t.Fatalf("Redis at %s is unreachable: %v (set ENGRAM_TEST_SKIP_REDIS=1 to skip the Redis tests)", shown, err)
-	}
-	return client
-}
-
-// testPrefix returns a key prefix no other test uses.
-func testPrefix() string { return redistest.NewPrefix() }
-
-// cleanPrefix deletes every key under prefix when the test ends, and fails
-// the test if any is left.
-func cleanPrefix(t *testing.T, _ *redis.Client, prefix string) {
-	t.Helper()
-	redistest.Clean(t, testRedisURL(), prefix)
-}
-
 func TestRedisContract(t *testing.T) {
-	client := redisClient(t)
+	client := redistest.Client(t, "")
 	cachetest.Run(t, func(t *testing.T) cache.Cache {
-		prefix := testPrefix()
-		cleanPrefix(t, client, prefix)
+		prefix := redistest.Prefix(t)
 		return cache.NewRedis(client, prefix)
 	})
 }
 
 func TestRedisPrefixesKeys(t *testing.T) {
-	client := redisClient(t)
-	prefix := testPrefix()
-	cleanPrefix(t, client, prefix)
+	client := redistest.Client(t, "")
+	prefix := redistest.Prefix(t)
 	c := cache.NewRedis(client, prefix)
 	ctx := t.Context()
 
@@ -93,9 +41,8 @@ func TestRedisPrefixesKeys(t *testing.T) {
 }
 
 func TestRedisClear(t *testing.T) {
-	client := redisClient(t)
-	base := testPrefix()
-	cleanPrefix(t, client, base)
+	client := redistest.Client(t, "")
+	base := redistest.Prefix(t)
 	ctx := t.Context()
 
 	// A glob character in the prefix must not widen what Clear deletes.

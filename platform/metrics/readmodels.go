@@ -92,3 +92,36 @@ func (c *redisReadModelCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.position, prometheus.GaugeValue, float64(s.Position), s.Name)
 	}
 }
+
+// ReadCacheState is what an instance's in-memory read cache reports when
+// scraped.
+type ReadCacheState struct {
+	Hits, Misses, Behind int64
+	Entries, Bytes       int
+}
+
+// WatchReadCache exports engram_read_cache_lookups_total (by result: hit,
+// miss, or behind when the cache had not applied the head of the log in
+// time), engram_read_cache_entries and engram_read_cache_bytes, read
+// through read when scraped.
+func (m *Metrics) WatchReadCache(read func() ReadCacheState) {
+	if m == nil {
+		return
+	}
+	lookups := func(result string, pick func(ReadCacheState) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "engram_read_cache_lookups_total",
+			Help:        "Lookups of the in-memory read cache by result: hit, miss, or behind (it had not applied the head of the log in time).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(pick(read())) })
+	}
+	m.registry.MustRegister(
+		lookups("hit", func(s ReadCacheState) int64 { return s.Hits }),
+		lookups("miss", func(s ReadCacheState) int64 { return s.Misses }),
+		lookups("behind", func(s ReadCacheState) int64 { return s.Behind }),
+	)
+	m.GaugeFunc("engram_read_cache_entries", "Answers held by the in-memory read cache.", nil,
+		func() float64 { return float64(read().Entries) })
+	m.GaugeFunc("engram_read_cache_bytes", "Estimated bytes of the answers held by the in-memory read cache.", nil,
+		func() float64 { return float64(read().Bytes) })
+}

@@ -160,6 +160,10 @@ func TestTokensRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrongKey, _, _ := otherTokens.Issue("user-1", "session-1", []string{"user"})
+	// Verified once, the token is remembered: its expiry must still apply.
+	if _, err := tokens.Parse(valid); err != nil {
+		t.Fatalf("a fresh token was rejected: %v", err)
+	}
 	parts := strings.Split(valid, ".")
 	forgedPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","sid":"s","iss":"engram","aud":"engram-api","exp":9999999999}`))
 

@@ -3,6 +3,7 @@ package security
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -51,7 +52,16 @@ type Tokens struct {
 	ttl      time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
+
+	// verified remembers the tokens already verified, so that a client
+	// presenting the same token on every request (all of them do) costs a
+	// map lookup and an expiry check instead of base64, JSON and HMAC.
+	mu       sync.RWMutex
+	verified map[string]Claims
 }
+
+// maxVerified bounds the tokens remembered; beyond it the memo starts over.
+const maxVerified = 16384
 
 // NewTokens returns Tokens signing with secret, stamping issuer and
 // audience, valid for ttl, reading the time from now (nil: time.Now). It
@@ -74,6 +84,7 @@ func NewTokens(secret []byte, issuer, audience string, ttl time.Duration, now fu
 		audience: audience,
 		ttl:      ttl,
 		now:      now,
+		verified: map[string]Claims{},
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -121,6 +132,27 @@ func (t *Tokens) Issue(subject, sessionID string, roles []string) (token string,
 // required, nbf and iat, with Leeway) and returns its claims. Every error
 // wraps ErrInvalidToken.
 func (t *Tokens) Parse(token string) (Claims, error) {
+	t.mu.RLock()
+	claims, ok := t.verified[token]
+	t.mu.RUnlock()
+	if ok && t.now().Before(claims.ExpiresAt.Add(Leeway)) {
+		return claims, nil
+	}
+	claims, err := t.parse(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	t.mu.Lock()
+	if len(t.verified) >= maxVerified {
+		clear(t.verified)
+	}
+	t.verified[token] = claims
+	t.mu.Unlock()
+	return claims, nil
+}
+
+// parse verifies token with the JWT parser.
+func (t *Tokens) parse(token string) (Claims, error) {
 	var c jwtClaims
 	_, err := t.parser.ParseWithClaims(token, &c, func(tok *jwt.Token) (any, error) {
 		// WithValidMethods already checks; never hand the HMAC key to

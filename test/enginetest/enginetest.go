@@ -1,6 +1,7 @@
-// Package enginetest starts the real engram binary for end-to-end tests:
-// built once per test process, run on a free port against a fresh database
-// (and its own Redis key prefix), spoken to over HTTP like any client.
+// Package enginetest starts Engram for end-to-end tests: the real engram
+// binary, built once per test process, or the same program in-process
+// (Options.InProcess), run on a free port against a fresh database (and
+// its own Redis key prefix), spoken to over HTTP like any client.
 package enginetest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engramhq/engram/cmd/engram/cli"
 	"github.com/engramhq/engram/test/pgtest"
 	"github.com/engramhq/engram/test/redistest"
 )
@@ -77,6 +80,11 @@ type Options struct {
 	JWTSecret string
 	// Env are extra ENGRAM_* variables.
 	Env map[string]string
+	// InProcess runs Engram inside the test process (cli.Run, as the
+	// binary's main does) instead of as the binary: it starts faster, and
+	// the race detector and coverage see the server too. An in-process
+	// instance cannot crash (Kill).
+	InProcess bool
 }
 
 // redisURL is the Redis the instance uses.
@@ -87,11 +95,13 @@ func (o Options) redisURL() string {
 	return redistest.URL()
 }
 
-// Instance is a running engram process.
+// Instance is a running Engram: a process, or a run of the program inside
+// the test process.
 type Instance struct {
 	t       testing.TB
 	opts    Options
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd          // the process (binary mode)
+	stop    context.CancelFunc // ends the in-process run
 	logs    *syncBuffer
 	done    chan struct{}
 	waitErr error
@@ -139,33 +149,49 @@ func Start(t testing.TB, o Options) *Instance {
 	return inst
 }
 
-func (inst *Instance) start(t testing.TB, addr string) {
-	t.Helper()
-	o := inst.opts
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + os.Getenv("HOME"),
-		"ENGRAM_ENV=test",
-		"ENGRAM_HTTP_ADDR=" + addr,
-		"ENGRAM_DATABASE_URL=" + o.DatabaseURL,
-		"ENGRAM_REDIS_PREFIX=" + o.RedisPrefix,
-		"ENGRAM_JWT_SECRET=" + o.JWTSecret,
-		"ENGRAM_LOG_FORMAT=json",
-		"ENGRAM_LOG_LEVEL=info",
-		"ENGRAM_PROJECTION_POLL_INTERVAL=50ms",
-		"ENGRAM_SHUTDOWN_TIMEOUT=10s",
-		"ENGRAM_DATABASE_MAX_CONNS=16",
+// vars are the configuration of an instance serving on addr.
+func (o Options) vars(addr string) map[string]string {
+	vars := map[string]string{
+		"ENGRAM_ENV":                      "test",
+		"ENGRAM_HTTP_ADDR":                addr,
+		"ENGRAM_DATABASE_URL":             o.DatabaseURL,
+		"ENGRAM_REDIS_PREFIX":             o.RedisPrefix,
+		"ENGRAM_JWT_SECRET":               o.JWTSecret,
+		"ENGRAM_LOG_FORMAT":               "json",
+		"ENGRAM_LOG_LEVEL":                "info",
+		"ENGRAM_PROJECTION_POLL_INTERVAL": "50ms",
+		"ENGRAM_SHUTDOWN_TIMEOUT":         "10s",
+		"ENGRAM_DATABASE_MAX_CONNS":       "16",
+		"ENGRAM_REDIS_URL":                o.redisURL(),
 	}
 	if o.NoRedis {
-		env = append(env, "ENGRAM_REDIS_URL=")
-	} else {
-		env = append(env, "ENGRAM_REDIS_URL="+o.redisURL())
+		vars["ENGRAM_REDIS_URL"] = ""
 	}
-	for k, v := range o.Env {
-		env = append(env, k+"="+v)
-	}
+	maps.Copy(vars, o.Env)
+	return vars
+}
+
+func (inst *Instance) start(t testing.TB, addr string) {
+	t.Helper()
 	inst.logs = &syncBuffer{}
 	inst.done = make(chan struct{})
+	inst.Addr = addr
+	inst.URL = "http://" + addr
+	if inst.opts.InProcess {
+		inst.runInProcess(inst.opts.vars(addr))
+	} else {
+		inst.runBinary(t, inst.opts.vars(addr))
+	}
+	inst.waitReady(t, 30*time.Second)
+}
+
+// runBinary starts engram serve as a process.
+func (inst *Instance) runBinary(t testing.TB, vars map[string]string) {
+	t.Helper()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
 	cmd := exec.Command(Binary(t), "serve")
 	cmd.Env = env
 	cmd.Dir = t.TempDir()
@@ -175,13 +201,22 @@ func (inst *Instance) start(t testing.TB, addr string) {
 		t.Fatalf("start engram: %v", err)
 	}
 	inst.cmd = cmd
-	inst.Addr = addr
-	inst.URL = "http://" + addr
 	go func() {
 		inst.waitErr = cmd.Wait()
 		close(inst.done)
 	}()
-	inst.waitReady(t, 30*time.Second)
+}
+
+// runInProcess runs engram serve inside the test process until Stop.
+func (inst *Instance) runInProcess(vars map[string]string) {
+	ctx, stop := context.WithCancel(context.Background())
+	inst.stop = stop
+	go func() {
+		defer close(inst.done)
+		if code := cli.Run(ctx, []string{"serve"}, cli.Env{Stdout: inst.logs, Stderr: inst.logs, Vars: vars}); code != 0 {
+			inst.waitErr = fmt.Errorf("engram serve: exit status %d", code)
+		}
+	}()
 }
 
 func (inst *Instance) waitReady(t testing.TB, within time.Duration) {
@@ -206,11 +241,12 @@ func (inst *Instance) waitReady(t testing.TB, within time.Duration) {
 	t.Fatalf("engram not ready within %s\n%s", within, inst.Logs())
 }
 
-// Stop sends SIGTERM and waits for the process to exit (killing it after 20s).
-// It returns the exit error, if any.
+// Stop asks Engram to stop (SIGTERM, or the end of the in-process run's
+// context) and waits until it has; a process is killed after 20s. It
+// returns the exit error, if any.
 func (inst *Instance) Stop(t testing.TB) error {
 	t.Helper()
-	if inst.cmd == nil || inst.cmd.Process == nil {
+	if inst.done == nil {
 		return nil
 	}
 	select {
@@ -218,28 +254,39 @@ func (inst *Instance) Stop(t testing.TB) error {
 		return inst.waitErr
 	default:
 	}
-	_ = inst.cmd.Process.Signal(syscall.SIGTERM)
+	if inst.stop != nil {
+		inst.stop()
+	} else {
+		_ = inst.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-inst.done:
 	case <-time.After(20 * time.Second):
+		t.Errorf("engram did not stop within 20s of being asked to")
+		if inst.cmd == nil {
+			return inst.waitErr // an in-process run cannot be killed
+		}
 		_ = inst.cmd.Process.Kill()
 		<-inst.done
-		t.Errorf("engram did not stop within 20s of SIGTERM")
 	}
 	return inst.waitErr
 }
 
-// Kill stops the process at once (SIGKILL), as a crash would.
+// Kill stops the process at once (SIGKILL), as a crash would. An
+// in-process instance cannot crash: the test fails.
 func (inst *Instance) Kill(t testing.TB) {
 	t.Helper()
+	if inst.cmd == nil {
+		t.Fatal("Kill: an in-process instance cannot crash; start it without Options.InProcess")
+	}
 	_ = inst.cmd.Process.Kill()
 	<-inst.done
 }
 
-// Done is closed when the process has exited.
+// Done is closed when Engram has exited.
 func (inst *Instance) Done() <-chan struct{} { return inst.done }
 
-// Restart stops the process and starts it again on the same address and data.
+// Restart stops Engram and starts it again on the same address and data.
 func (inst *Instance) Restart(t testing.TB) {
 	t.Helper()
 	inst.Stop(t)
@@ -357,13 +404,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	SetHeaders(req, c.Token, headers...)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -415,3 +456,15 @@ func (c *Client) Email() string {
 
 // Position returns the Engram-Position header of a command's answer.
 func (r *Response) Position() string { return r.Header.Get("Engram-Position") }
+
+// SetHeaders sets on req the bearer token (when there is one) and each of
+// headers, written "Name: value".
+func SetHeaders(req *http.Request, token string, headers ...string) {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+}

@@ -107,13 +107,7 @@ func (c *Client) stream(path string, receiveBuffer int, headers []string) *Strea
 		c.t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	SetHeaders(req, c.Token, headers...)
 	resp, err := client.Do(req)
 	if err != nil {
 		cancel()

@@ -104,3 +104,22 @@ func New(t testing.TB) *sqlx.DB {
 	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
+
+// Execer runs a statement: *sql.DB and *sqlx.DB are Execers.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// AsSuperuser runs statements on db with the events table's immutability
+// triggers disabled, as a database superuser can, then enables them again.
+// Tests of tamper evidence use it to change the log behind the store's
+// back.
+func AsSuperuser(t testing.TB, db Execer, statements ...string) {
+	t.Helper()
+	all := append(append([]string{`ALTER TABLE events DISABLE TRIGGER USER`}, statements...), `ALTER TABLE events ENABLE TRIGGER USER`)
+	for _, q := range all {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

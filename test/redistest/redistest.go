@@ -122,24 +122,9 @@ func Clean(t testing.TB, rawURL, prefix string) {
 	})
 }
 
-// Delete removes every key under prefix (SCAN, then UNLINK in batches) and
-// returns how many it removed.
+// Delete removes every key under prefix and returns how many it removed.
 func Delete(ctx context.Context, client redis.UniversalClient, prefix string) (int, error) {
-	keys, err := Keys(ctx, client, prefix)
-	if err != nil {
-		return 0, err
-	}
-	removed := 0
-	for len(keys) > 0 {
-		batch := keys[:min(len(keys), 1000)]
-		keys = keys[len(batch):]
-		n, err := client.Unlink(ctx, batch...).Result()
-		if err != nil {
-			return removed, fmt.Errorf("unlink keys under %s: %w", prefix, err)
-		}
-		removed += int(n)
-	}
-	return removed, nil
+	return cache.UnlinkUnder(ctx, client, prefix, nil)
 }
 
 // Keys returns every key under prefix, sorted.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
-	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/transport/request"
 )
 
 type issueAPIKeyRequest struct {
@@ -51,7 +51,7 @@ func (s *Server) issueAPIKey(c echo.Context) error {
 			Message: "is not accepted here: the answer holds a secret that is shown once and stored nowhere"})
 	}
 	var req issueAPIKeyRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -61,7 +61,7 @@ func (s *Server) issueAPIKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.app.Projections.WaitFor(ctx, projections.SessionsProjector, res.Position); err != nil {
+	if err := s.app.Queries.Credentials.Await(ctx, res.Position); err != nil {
 		s.logger.WarnContext(ctx, "API key issued before its read model caught up; other instances may refuse it briefly",
 			"request_id", requestID(c), "key_id", res.ID, "err", err)
 	}

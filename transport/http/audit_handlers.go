@@ -13,11 +13,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/domain/auditlog"
-	"github.com/engramhq/engram/eventstore"
 )
 
 // The audit API reads the event log itself (package audit), not read
@@ -53,7 +52,7 @@ func (s *Server) requireAuditor(next echo.HandlerFunc) echo.HandlerFunc {
 // auditReader is the caller as the audit records it.
 func auditReader(c echo.Context) audit.Reader {
 	a := actor(c)
-	r := audit.Reader{ActorID: a.UserID, Via: auditlog.ViaAPI, SessionID: a.SessionID, KeyID: a.KeyID, RequestID: requestID(c)}
+	r := audit.Reader{ActorID: a.UserID, Via: app.ViaAPI, SessionID: a.SessionID, KeyID: a.KeyID, RequestID: requestID(c)}
 	if corr := c.Request().Header.Get("X-Correlation-ID"); safeRequestID.MatchString(corr) {
 		r.CorrelationID = corr
 	}
@@ -142,8 +141,8 @@ func (s *Server) auditState(c echo.Context) error {
 // verifyJSON is the answer of a verification.
 type verifyJSON struct {
 	OK bool `json:"ok"`
-	eventstore.VerifyReport
-	Breaks []eventstore.Break `json:"breaks"`
+	app.VerifyReport
+	Breaks []app.Break `json:"breaks"`
 	// BreaksTruncated says that more breaks were found than listed.
 	BreaksTruncated bool `json:"breaks_truncated"`
 }
@@ -155,11 +154,11 @@ func (s *Server) auditVerify(c echo.Context) error {
 	if err := p.v.Err(); err != nil {
 		return err
 	}
-	out := verifyJSON{Breaks: []eventstore.Break{}}
+	out := verifyJSON{Breaks: []app.Break{}}
 	// A verification of the whole log takes as long as the log is long; its
 	// answer is small and written at the end.
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
-	report, err := s.app.Audit.Verify(c.Request().Context(), auditReader(c), streamID, func(b eventstore.Break) error {
+	report, err := s.app.Audit.Verify(c.Request().Context(), auditReader(c), streamID, func(b app.Break) error {
 		if len(out.Breaks) < maxListedBreaks {
 			out.Breaks = append(out.Breaks, b)
 		} else {

@@ -6,10 +6,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/transport/request"
 )
 
 type registerRequest struct {
@@ -20,7 +22,7 @@ type registerRequest struct {
 
 func (s *Server) register(c echo.Context) error {
 	var req registerRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	var res commands.RegisterResult
@@ -31,10 +33,7 @@ func (s *Server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, _ := userFromEvents(res.Events)
-	positionHeaders(c, res.Version, res.Position)
-	c.Response().Header().Set(echo.HeaderLocation, "/v1/auth/me")
-	return c.JSON(http.StatusCreated, body)
+	return send(c, created(renderUser(app.UserOf(res.User, res.RecordedAt())), res.Written, "/v1/auth/me"))
 }
 
 type loginRequest struct {
@@ -65,7 +64,7 @@ func tokensBody(t commands.Tokens, now time.Time) tokensJSON {
 
 func (s *Server) login(c echo.Context) error {
 	var req loginRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	var v domain.Validation
@@ -95,9 +94,9 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	body := tokensBody(res.Tokens, time.Now())
-	u := userJSON{ID: res.User.ID, Email: res.User.Email, DisplayName: res.User.DisplayName, Roles: res.User.Roles}
+	u := renderUser(app.UserOf(res.User, time.Time{}))
 	if me, err := s.app.Queries.Me.Handle(c.Request().Context(), access.Actor{UserID: res.User.ID}, 0); err == nil {
-		u = userFromQuery(me)
+		u = renderUser(me)
 	}
 	body.User = &u
 	positionHeaders(c, 0, res.Position)
@@ -110,7 +109,7 @@ type refreshRequest struct {
 
 func (s *Server) refresh(c echo.Context) error {
 	var req refreshRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if req.RefreshToken == "" {
@@ -122,7 +121,7 @@ func (s *Server) refresh(c echo.Context) error {
 	}
 	body := tokensBody(res.Tokens, time.Now())
 	if me, err := s.app.Queries.Me.Handle(c.Request().Context(), access.Actor{UserID: res.UserID}, 0); err == nil {
-		u := userFromQuery(me)
+		u := renderUser(me)
 		body.User = &u
 	}
 	positionHeaders(c, 0, res.Position)
@@ -150,7 +149,7 @@ func (s *Server) me(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return conditional(c, versionETag(u.Version), userFromQuery(u))
+	return conditional(c, versionETag(u.Version), renderUser(u))
 }
 
 func (s *Server) listSessions(c echo.Context) error {
@@ -164,7 +163,7 @@ func (s *Server) listSessions(c echo.Context) error {
 		return err
 	}
 	out := listOf(queries.Page[queries.Session]{Items: sessions}, func(q queries.Session) sessionJSON {
-		return sessionFromQuery(q, a.SessionID)
+		return renderSession(q, a.SessionID)
 	})
 	return conditional(c, listETag(a.UserID, out, jsonKey[sessionJSON]), out)
 }

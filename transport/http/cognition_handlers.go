@@ -10,117 +10,29 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/engramhq/engram/cognition"
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/domain/memory"
-	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/projections"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/transport/request"
 )
 
-// ExpertInfo describes a domain expert this instance runs (GET /v1/experts).
-type ExpertInfo struct {
+// expertJSON is a domain expert this instance runs (GET /v1/experts).
+type expertJSON struct {
 	Name         string   `json:"name"`
 	Capabilities []string `json:"capabilities"`
-}
-
-type taskJSON struct {
-	ID             string     `json:"id"`
-	WorkspaceID    string     `json:"workspace_id"`
-	ConversationID string     `json:"conversation_id"`
-	MessageID      string     `json:"message_id"`
-	RequestedBy    string     `json:"requested_by"`
-	Expert         string     `json:"expert"`
-	Input          string     `json:"input"`
-	Priority       int        `json:"priority"`
-	Status         string     `json:"status"`
-	Progress       int        `json:"progress"`
-	Note           string     `json:"note"`
-	Attempts       int        `json:"attempts"`
-	Output         *string    `json:"output"`
-	ReplyMessageID *string    `json:"reply_message_id"`
-	Reason         *string    `json:"reason"`
-	SubmittedAt    time.Time  `json:"submitted_at"`
-	StartedAt      *time.Time `json:"started_at"`
-	FinishedAt     *time.Time `json:"finished_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	Version        int        `json:"version"`
-}
-
-type memoryItemJSON struct {
-	ID              string          `json:"id"`
-	WorkspaceID     string          `json:"workspace_id"`
-	Type            string          `json:"type"`
-	Content         string          `json:"content"`
-	Metadata        json.RawMessage `json:"metadata"`
-	ExpiresAt       *time.Time      `json:"expires_at"`
-	SourceMessageID *string         `json:"source_message_id"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
-}
-
-type memoryContextJSON struct {
-	Summary  string                    `json:"summary"`
-	Recent   []memoryItemJSON          `json:"recent"`
-	Entities map[string]memoryItemJSON `json:"entities"`
-}
-
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func taskFromQuery(t queries.Task) taskJSON {
-	out := taskJSON{ID: t.ID, WorkspaceID: t.WorkspaceID, ConversationID: t.ConversationID, MessageID: t.MessageID,
-		RequestedBy: t.RequestedBy, Expert: t.Expert, Input: t.Input, Priority: t.Priority, Status: t.Status, Progress: t.Progress,
-		Note: t.Note, Attempts: t.Attempts, SubmittedAt: t.SubmittedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
-		UpdatedAt: t.UpdatedAt, Version: t.Version}
-	if t.Output.Valid {
-		out.Output = &t.Output.String
-	}
-	if t.ReplyMessageID.Valid {
-		out.ReplyMessageID = &t.ReplyMessageID.String
-	}
-	if t.Reason.Valid {
-		out.Reason = &t.Reason.String
-	}
-	return out
-}
-
-func memoryItemFromQuery(it cognition.Item) memoryItemJSON {
-	return memoryItemJSON{ID: it.ID, WorkspaceID: it.WorkspaceID, Type: it.Type, Content: it.Content, Metadata: objectOrEmpty(it.Metadata),
-		ExpiresAt: it.ExpiresAt, SourceMessageID: optional(it.SourceMessageID), CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
-}
-
-// memoryItemFromEvents builds the answer to a stored item from the event it
-// wrote, so that an idempotent retry gets the same body.
-func memoryItemFromEvents(events []eventstore.Event) (memoryItemJSON, bool) {
-	for _, e := range events {
-		if ev, err := memory.Decode(e.Type, e.SchemaVersion, e.Data); err == nil {
-			if s, ok := ev.(memory.ItemStored); ok {
-				return memoryItemJSON{ID: s.ItemID, WorkspaceID: strings.TrimPrefix(e.StreamID, memory.StreamType+"-"), Type: s.Type,
-					Content: s.Content, Metadata: objectOrEmpty(s.Metadata), ExpiresAt: s.ExpiresAt,
-					SourceMessageID: optional(s.SourceMessageID), CreatedAt: e.RecordedAt, UpdatedAt: e.RecordedAt}, true
-			}
-		}
-	}
-	return memoryItemJSON{}, false
 }
 
 func (s *Server) listExperts(c echo.Context) error {
 	if err := access.CheckRead(actor(c)); err != nil {
 		return err
 	}
-	items := s.app.Experts
-	if items == nil {
-		items = []ExpertInfo{}
+	out := listJSON[expertJSON]{Items: make([]expertJSON, len(s.app.Experts))}
+	for i, e := range s.app.Experts {
+		out.Items[i] = expertJSON(e)
 	}
-	out := listJSON[ExpertInfo]{Items: items}
-	return conditional(c, listETag("", out, jsonKey[ExpertInfo]), out)
+	return conditional(c, listETag("", out, jsonKey[expertJSON]), out)
 }
 
 func (s *Server) getTask(c echo.Context) error {
@@ -132,7 +44,7 @@ func (s *Server) getTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return conditional(c, versionETag(t.Version), taskFromQuery(t))
+	return conditional(c, versionETag(t.Version), renderTask(t))
 }
 
 type cancelTaskRequest struct {
@@ -142,7 +54,7 @@ type cancelTaskRequest struct {
 func (s *Server) cancelTask(c echo.Context) error {
 	var req cancelTaskRequest
 	if c.Request().ContentLength != 0 {
-		if err := decodeBody(c, &req); err != nil {
+		if err := request.DecodeBody(c, &req); err != nil {
 			return err
 		}
 	}
@@ -152,20 +64,7 @@ func (s *Server) cancelTask(c echo.Context) error {
 		return err
 	}
 	positionHeaders(c, res.Version, res.Position)
-	if s.app.Projections.WaitFor(ctx, projections.TasksProjector, res.Position) == nil {
-		if t, err := s.app.Queries.GetTask.Handle(ctx, actor(c), res.Task.ID, 0); err == nil {
-			return c.JSON(http.StatusOK, taskFromQuery(t))
-		}
-	}
-	st := res.Task
-	out := taskJSON{ID: st.ID, WorkspaceID: st.WorkspaceID, ConversationID: st.ConversationID, MessageID: st.MessageID,
-		RequestedBy: st.RequestedBy, Expert: st.Expert, Input: st.Input, Priority: st.Priority, Status: st.Status,
-		Progress: st.Progress, Attempts: st.Attempts, Reason: optional(st.Reason), Version: res.Version}
-	if n := len(res.Events); n > 0 {
-		out.UpdatedAt = res.Events[n-1].RecordedAt
-		out.FinishedAt = &out.UpdatedAt
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, renderTask(s.app.TaskAfter(ctx, actor(c), res)))
 }
 
 type storeMemoryRequest struct {
@@ -177,7 +76,7 @@ type storeMemoryRequest struct {
 
 func (s *Server) storeMemoryItem(c echo.Context) error {
 	var req storeMemoryRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
@@ -191,11 +90,11 @@ func (s *Server) storeMemoryItem(c echo.Context) error {
 		}
 		expiresAt = &t
 	}
-	locate := func(it memoryItemJSON) string { return "/v1/workspaces/" + it.WorkspaceID + "/memory/" + it.ID }
-	return create(s, c, memoryItemFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
-		res, err := s.app.Commands.StoreMemoryItem.Handle(ctx, commands.StoreMemoryItem{Actor: actor(c), WorkspaceID: c.Param("id"),
-			Type: req.Type, Content: req.Content, Metadata: nullAsAbsent(req.Metadata), ExpiresAt: expiresAt})
-		return res.Written, err
+	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.StoredItemResult]) (commands.StoredItemResult, error) {
+		return s.app.Commands.StoreMemoryItem.Handle(ctx, commands.StoreMemoryItem{Actor: actor(c), WorkspaceID: c.Param("id"),
+			Type: req.Type, Content: req.Content, Metadata: nullAsAbsent(req.Metadata), ExpiresAt: expiresAt, Idempotency: idem})
+	}, func(r commands.StoredItemResult) answer {
+		return created(renderMemoryItem(app.MemoryItemOf(r)), r.Written, "/v1/workspaces/"+r.WorkspaceID+"/memory/"+r.Item.ItemID)
 	})
 }
 
@@ -306,7 +205,7 @@ func (s *Server) searchMemory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := listOf(res, memoryItemFromQuery)
+	out := listOf(res, renderMemoryItem)
 	return conditional(c, listETag(a.UserID, out, jsonKey[memoryItemJSON]), out)
 }
 
@@ -322,10 +221,10 @@ func (s *Server) memoryContext(c echo.Context) error {
 	}
 	out := memoryContextJSON{Summary: mc.Summary, Recent: make([]memoryItemJSON, len(mc.Recent)), Entities: map[string]memoryItemJSON{}}
 	for i, it := range mc.Recent {
-		out.Recent[i] = memoryItemFromQuery(it)
+		out.Recent[i] = renderMemoryItem(it)
 	}
 	for name, it := range mc.Entities {
-		out.Entities[name] = memoryItemFromQuery(it)
+		out.Entities[name] = renderMemoryItem(it)
 	}
 	return conditional(c, newValidator(a.UserID).addJSON(out).etag(), out)
 }

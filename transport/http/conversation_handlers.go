@@ -8,8 +8,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/transport/request"
 )
 
 type createConversationRequest struct {
@@ -20,18 +21,19 @@ type createConversationRequest struct {
 
 func (s *Server) createConversation(c echo.Context) error {
 	var req createConversationRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
 		return err
 	}
-	locate := func(conv conversationJSON) string { return "/v1/conversations/" + conv.ID }
-	return create(s, c, conversationFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
-		res, err := s.app.Commands.CreateConversation.Handle(ctx, commands.CreateConversation{
+	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.ConversationResult]) (commands.ConversationResult, error) {
+		return s.app.Commands.CreateConversation.Handle(ctx, commands.CreateConversation{
 			Actor: actor(c), WorkspaceID: c.Param("id"), Title: req.Title, Modality: req.Modality, Metadata: nullAsAbsent(req.Metadata),
+			Idempotency: idem,
 		})
-		return res.Written, err
+	}, func(r commands.ConversationResult) answer {
+		return created(renderConversation(app.ConversationOf(r)), r.Written, "/v1/conversations/"+r.Conversation.ID)
 	})
 }
 
@@ -49,7 +51,7 @@ func (s *Server) listConversations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := listOf(res, conversationFromQuery)
+	out := listOf(res, renderConversation)
 	return conditional(c, listETag(a.UserID, out, func(conv conversationJSON) string {
 		return conv.ID + "@" + strconv.Itoa(conv.Version)
 	}), out)
@@ -64,7 +66,7 @@ func (s *Server) getConversation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return conditional(c, versionETag(conv.Version), conversationFromQuery(conv))
+	return conditional(c, versionETag(conv.Version), renderConversation(conv))
 }
 
 type updateConversationRequest struct {
@@ -74,7 +76,7 @@ type updateConversationRequest struct {
 
 func (s *Server) updateConversation(c echo.Context) error {
 	var req updateConversationRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
@@ -107,23 +109,12 @@ func (s *Server) archiveConversation(c echo.Context) error {
 	return s.answerConversation(c, res)
 }
 
-// answerConversation answers a conversation change with the read model once
-// it has applied the change, or with what the command saw when it is late.
+// answerConversation answers a conversation change with the conversation
+// as the read model shows it once it has applied the change, or as the
+// command saw it when the read model is late.
 func (s *Server) answerConversation(c echo.Context, res commands.ConversationResult) error {
 	positionHeaders(c, res.Version, res.Position)
-	ctx := c.Request().Context()
-	if s.app.Projections.WaitFor(ctx, projections.ConversationsProjector, res.Position) == nil {
-		if conv, err := s.app.Queries.GetConversation.Handle(ctx, actor(c), res.Conversation.ID, 0); err == nil {
-			return c.JSON(http.StatusOK, conversationFromQuery(conv))
-		}
-	}
-	st := res.Conversation
-	out := conversationJSON{ID: st.ID, WorkspaceID: st.WorkspaceID, Title: st.Title, Modality: st.Modality,
-		Metadata: objectOrEmpty(st.Metadata), CreatedBy: st.CreatedBy, Archived: st.Archived, MessageCount: st.MessageCount, Version: res.Version}
-	if n := len(res.Events); n > 0 {
-		out.UpdatedAt = res.Events[n-1].RecordedAt
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, renderConversation(s.app.ConversationAfter(c.Request().Context(), actor(c), res)))
 }
 
 type postMessageRequest struct {
@@ -134,18 +125,19 @@ type postMessageRequest struct {
 
 func (s *Server) postMessage(c echo.Context) error {
 	var req postMessageRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
 		return err
 	}
-	locate := func(m messageJSON) string { return "/v1/conversations/" + m.ConversationID + "/messages" }
-	return create(s, c, messageFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
-		res, err := s.app.Commands.PostMessage.Handle(ctx, commands.PostMessage{
+	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.MessageResult]) (commands.MessageResult, error) {
+		return s.app.Commands.PostMessage.Handle(ctx, commands.PostMessage{
 			Actor: actor(c), ConversationID: c.Param("id"), Content: req.Content, Role: req.Role, Metadata: nullAsAbsent(req.Metadata),
+			Idempotency: idem,
 		})
-		return res.Written, err
+	}, func(r commands.MessageResult) answer {
+		return created(renderMessage(app.MessageOf(r)), r.Written, "/v1/conversations/"+r.ConversationID+"/messages")
 	})
 }
 
@@ -164,7 +156,7 @@ func (s *Server) listMessages(c echo.Context) error {
 		return err
 	}
 	// A message never changes once posted: its position identifies it.
-	out := listOf(res, messageFromQuery)
+	out := listOf(res, renderMessage)
 	return conditional(c, listETag(a.UserID, out, func(m messageJSON) string {
 		return strconv.FormatInt(m.Position, 10)
 	}), out)

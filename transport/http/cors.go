@@ -7,6 +7,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/engramhq/engram/transport/request"
 )
 
 // corsExposedHeaders are the response headers a page of an allowed origin
@@ -23,15 +25,13 @@ var corsAllowedHeaders = []string{
 // corsMaxAge is how long, in seconds, a browser may keep a preflight's answer.
 const corsMaxAge = 600
 
-const crossOriginRefusedKey = "engram.cross_origin_refused"
-
 // cors answers preflights and marks the answers for the origins of
 // Config.CORSAllowedOrigins, and only for them: a page of any other origin
 // gets no CORS header, so that the browser keeps its answers from it. The
 // API authenticates with the Authorization header (or an SSE ticket in the
 // URL), never with cookies, so credentials are not allowed: a page must
 // hold its own token. A request from another origin than this server's or
-// an allowed one is marked (see CrossOriginRefused), so that the SSE
+// an allowed one is marked (see request.CrossOriginRefused), so that the SSE
 // transport refuses its ticket before looking at it.
 func (s *Server) cors() echo.MiddlewareFunc {
 	allowed := make(map[string]bool, len(s.cfg.CORSAllowedOrigins))
@@ -42,7 +42,7 @@ func (s *Server) cors() echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if origin := r.Header.Get(echo.HeaderOrigin); origin != "" && !allowed[origin] && !sameOrigin(origin, r) {
-				c.Set(crossOriginRefusedKey, true)
+				request.RefuseCrossOrigin(c)
 			}
 			return next(c)
 		}
@@ -68,13 +68,4 @@ func (s *Server) cors() echo.MiddlewareFunc {
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
-}
-
-// CrossOriginRefused reports whether the request comes from a page of an
-// origin that is neither this server's nor an allowed one (a browser sent
-// an Origin header naming it). The browser will not show the answer to the
-// page, but the request was made all the same: spend nothing on it.
-func CrossOriginRefused(c echo.Context) bool {
-	refused, _ := c.Get(crossOriginRefusedKey).(bool)
-	return refused
 }

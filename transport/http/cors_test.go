@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/transport/request"
 )
 
 // corsServer serves GET /x behind the CORS middleware, recording whether
@@ -16,7 +18,7 @@ func corsServer(origins ...string) (*echo.Echo, *bool, *bool) {
 	ran, refused := new(bool), new(bool)
 	e.Use(s.cors())
 	e.GET("/x", func(c echo.Context) error {
-		*ran, *refused = true, CrossOriginRefused(c)
+		*ran, *refused = true, request.CrossOriginRefused(c)
 		return c.NoContent(http.StatusOK)
 	})
 	return e, ran, refused

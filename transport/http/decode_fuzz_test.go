@@ -14,6 +14,7 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/queries"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // decodeSeeds are bodies every JSON fuzz target starts from: valid requests
@@ -40,8 +41,7 @@ var decodeSeeds = []string{
 // The decoder never panics; it either accepts a single JSON value (whose
 // re-encoding it accepts again, to the same value) or answers with a
 // validation error naming at least one field (malformed, or a value it
-// could not keep exactly: invalid UTF-8, a number beyond float64); bodies nested
-// deeper than maxJSONDepth are always refused.
+// could not keep exactly: invalid UTF-8, a number beyond float64).
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range decodeSeeds {
 		f.Add([]byte(s))
@@ -65,72 +65,34 @@ func FuzzDecodeJSON(f *testing.F) {
 func checkDecode[T any](t *testing.T, raw []byte) {
 	t.Helper()
 	var v T
-	err := decodeJSON(raw, &v)
+	err := request.Decode(raw, &v)
 	if err != nil {
 		var de *domain.Error
 		if !errors.As(err, &de) || de.Code != domain.CodeInvalid || len(de.Fields) == 0 {
-			t.Fatalf("%T: decodeJSON(%q) = %#v, want a validation error with fields", v, raw, err)
+			t.Fatalf("%T: Decode(%q) = %#v, want a validation error with fields", v, raw, err)
 		}
 		for _, fe := range de.Fields {
 			if fe.Field == "" || fe.Message == "" {
-				t.Fatalf("%T: decodeJSON(%q): field error %+v lacks a field or message", v, raw, fe)
+				t.Fatalf("%T: Decode(%q): field error %+v lacks a field or message", v, raw, fe)
 			}
 		}
 		return
 	}
 	if !json.Valid(raw) {
-		t.Fatalf("%T: decodeJSON accepted invalid JSON %q", v, raw)
-	}
-	if depth(raw) > maxJSONDepth {
-		t.Fatalf("%T: decodeJSON accepted a body nested %d deep: %q", v, depth(raw), raw)
+		t.Fatalf("%T: Decode accepted invalid JSON %q", v, raw)
 	}
 	once, err := json.Marshal(v)
 	if err != nil {
 		t.Fatalf("%T: marshal accepted value: %v", v, err)
 	}
 	var again T
-	if err := decodeJSON(once, &again); err != nil {
+	if err := request.Decode(once, &again); err != nil {
 		t.Fatalf("%T: re-encoding %s of accepted %q refused: %v", v, once, raw, err)
 	}
 	twice, _ := json.Marshal(again)
 	if !bytes.Equal(once, twice) {
 		t.Fatalf("%T: round trip changed the value: %s then %s", v, once, twice)
 	}
-}
-
-// FuzzDepth checks depth against a reference count of brackets outside
-// strings on valid JSON.
-func FuzzDepth(f *testing.F) {
-	for _, s := range decodeSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		var v any
-		if json.Unmarshal(raw, &v) != nil {
-			_ = depth(raw) // must not panic on anything
-			return
-		}
-		if got, want := depth(raw), valueDepth(v); got != want {
-			t.Fatalf("depth(%q) = %d, want %d", raw, got, want)
-		}
-	})
-}
-
-func valueDepth(v any) int {
-	d := 0
-	switch t := v.(type) {
-	case map[string]any:
-		for _, e := range t {
-			d = max(d, valueDepth(e))
-		}
-		return d + 1
-	case []any:
-		for _, e := range t {
-			d = max(d, valueDepth(e))
-		}
-		return d + 1
-	}
-	return 0
 }
 
 func headerContext(name, value string, query url.Values) echo.Context {

@@ -15,44 +15,56 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/engramhq/engram/commands"
-
 	"github.com/engramhq/engram/domain"
-	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/transport/request"
 )
 
 var validIdempotencyKey = regexp.MustCompile(`^[\x21-\x7E]{1,255}$`)
 
-// answer is a command's answer: status, body and the headers that identify
-// what it created. An idempotent retry gets all of it again.
+// answer is a command's answer: status, body, the headers that identify
+// what it created, and where its events landed. An idempotent retry gets
+// the status, the body, ETag and Location again, and the position stored
+// with them.
 type answer struct {
 	Status int
 	Body   any
 	// ETag and Location, when not empty, are sent as headers.
 	ETag     string
 	Location string
+	// Position, when positive, is sent as Engram-Position.
+	Position int64
 }
 
-// renderFunc builds a command's answer from what its append wrote. It must be
-// deterministic: a retry's answer is the stored one.
-type renderFunc func(eventstore.AppendResult) (answer, bool)
+// created is the answer to a creation: 201 with the resource, the ETag of
+// its stream version after the command, Engram-Position, and the Location
+// of the resource ("" for none).
+func created(body any, w commands.Written, location string) answer {
+	a := answer{Status: http.StatusCreated, Body: body, Location: location, Position: w.Position}
+	if w.Version > 0 {
+		a.ETag = versionETag(w.Version)
+	}
+	return a
+}
 
-// idempotent runs a creating command so that a request carrying an
-// Idempotency-Key is applied at most once: the key and the answer are stored
-// in the append's transaction; a retry gets the stored answer (status, body,
-// ETag and Location) and appends nothing; the same key with another body is
-// refused with 422.
+// create runs a creating command so that a request carrying an
+// Idempotency-Key is applied at most once: the key and the answer are
+// stored in the transaction of the command's events; a retry gets the
+// stored answer (status, body, ETag and Location, and Engram-Position) and
+// appends nothing; the same key with another request is refused with 422.
 //
-// run executes the command with the given context and returns the answer it
-// would send. Without a key, run is simply called.
-func (s *Server) idempotent(c echo.Context, render renderFunc, run func(ctx context.Context) (answer, error)) error {
+// run executes the command, with the request's idempotency (nil without a
+// key); answerOf builds the answer to the command's result. answerOf must
+// be deterministic: the stored answer is the one it renders inside the
+// append's transaction.
+func create[R any](s *Server, c echo.Context, run func(context.Context, *commands.Idempotency[R]) (R, error), answerOf func(R) answer) error {
 	key := c.Request().Header.Get("Idempotency-Key")
 	ctx := c.Request().Context()
 	if key == "" {
-		a, err := run(ctx)
+		r, err := run(ctx, nil)
 		if err != nil {
 			return err
 		}
-		return send(c, a)
+		return send(c, answerOf(r))
 	}
 	if !validIdempotencyKey.MatchString(key) {
 		return invalid(domain.FieldError{Field: "Idempotency-Key", Message: "must be 1 to 255 visible ASCII characters"})
@@ -62,17 +74,13 @@ func (s *Server) idempotent(c echo.Context, render renderFunc, run func(ctx cont
 	if replayed, err := s.replay(c, scope, key, hash); replayed || err != nil {
 		return err
 	}
-	idem := &eventstore.Idempotency{Scope: scope, Key: key, RequestHash: hash,
-		Render: func(res eventstore.AppendResult) (int, []byte, error) {
-			a, ok := render(res)
-			if !ok {
-				return 0, nil, errors.New("the command wrote nothing to answer with")
-			}
+	r, err := run(ctx, &commands.Idempotency[R]{Scope: scope, Key: key, RequestHash: hash,
+		Render: func(r R) (int, []byte, error) {
+			a := answerOf(r)
 			b, err := encodeStoredAnswer(a)
 			return a.Status, b, err
-		}}
-	a, err := run(eventstore.WithIdempotency(ctx, idem))
-	if errors.Is(err, eventstore.ErrIdempotencyKeyUsed) {
+		}})
+	if errors.Is(err, commands.ErrIdempotencyKeyUsed) {
 		if replayed, err := s.replay(c, scope, key, hash); replayed || err != nil {
 			return err
 		}
@@ -80,7 +88,7 @@ func (s *Server) idempotent(c echo.Context, render renderFunc, run func(ctx cont
 	if err != nil {
 		return err
 	}
-	return send(c, a)
+	return send(c, answerOf(r))
 }
 
 // send writes an answer with its headers.
@@ -92,12 +100,15 @@ func send(c echo.Context, a answer) error {
 	if a.Location != "" {
 		h.Set(echo.HeaderLocation, a.Location)
 	}
+	if a.Position > 0 {
+		h.Set("Engram-Position", strconv.FormatInt(a.Position, 10))
+	}
 	return c.JSON(a.Status, a.Body)
 }
 
 // replay answers with the stored response of (scope, key), if there is one.
 func (s *Server) replay(c echo.Context, scope, key string, hash []byte) (bool, error) {
-	stored, found, err := s.app.Idempotency.IdempotentResponse(c.Request().Context(), scope, key)
+	stored, found, err := s.app.Responses.IdempotentResponse(c.Request().Context(), scope, key)
 	if err != nil || !found {
 		return false, err
 	}
@@ -171,38 +182,6 @@ func requestHash(c echo.Context) []byte {
 	h.Write([]byte{0})
 	h.Write([]byte(c.Request().URL.Path))
 	h.Write([]byte{0})
-	h.Write(rawBody(c))
+	h.Write(request.RawBody(c))
 	return h.Sum(nil)
-}
-
-// create runs a creating command (idempotently, see idempotent) and answers
-// 201 with the resource built from the events the command wrote, its ETag
-// (the stream version after the command), Engram-Position and the Location
-// that locate gives for the resource ("" for none).
-func create[T any](s *Server, c echo.Context, fromEvents func([]eventstore.Event) (T, bool), locate func(T) string,
-	run func(ctx context.Context) (commands.Written, error)) error {
-	render := func(res eventstore.AppendResult) (answer, bool) {
-		body, ok := fromEvents(res.Events)
-		if !ok {
-			return answer{}, false
-		}
-		a := answer{Status: http.StatusCreated, Body: body, Location: locate(body)}
-		if v := res.LastVersion(); v > 0 {
-			a.ETag = versionETag(v)
-		}
-		return a, true
-	}
-	return s.idempotent(c, render, func(ctx context.Context) (answer, error) {
-		w, err := run(ctx)
-		if err != nil {
-			return answer{}, err
-		}
-		positionHeaders(c, w.Version, w.Position)
-		a, ok := render(eventstore.AppendResult{Events: w.Events})
-		if !ok {
-			var none T
-			a = answer{Status: http.StatusCreated, Body: none}
-		}
-		return a, nil
-	})
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/transport/request"
 )
 
 const requestIDKey = "engram.request_id"
@@ -34,10 +34,7 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		if !safeRequestID.MatchString(correlation) {
 			correlation = id
 		}
-		ctx := commands.WithMetadata(c.Request().Context(), eventstore.Metadata{
-			CorrelationID: correlation, CausationID: id, RequestID: id,
-		})
-		c.SetRequest(c.Request().WithContext(ctx))
+		c.SetRequest(c.Request().WithContext(commands.WithRequest(c.Request().Context(), id, correlation)))
 		return next(c)
 	}
 }
@@ -89,7 +86,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.logger.Enabled(c.Request().Context(), level) {
 			attrs := []any{"method", c.Request().Method, "route", route, "status", status,
 				"latency_ms", float64(d.Microseconds()) / 1000, "request_id", requestID(c)}
-			if a, ok := actorOf(c); ok {
+			if a, ok := request.Actor(c); ok {
 				attrs = append(attrs, "user_id", a.UserID)
 			}
 			s.logger.Log(c.Request().Context(), level, "request", attrs...)

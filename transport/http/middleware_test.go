@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,33 @@ func TestWithHashSlotIsBounded(t *testing.T) {
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/auth/login", nil))
 	if rec.Code != http.StatusNoContent {
 		t.Fatalf("with a free slot: status %d", rec.Code)
+	}
+}
+
+// TestHeaderLimit: a request line and headers beyond the limit get a 431
+// problem, not the HTTP server's plain text.
+func TestHeaderLimit(t *testing.T) {
+	s := &Server{logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e := echo.New()
+	e.HTTPErrorHandler = s.errorHandler
+	e.GET("/v1/workspaces", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, s.headerLimit)
+
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/workspaces?cursor="+strings.Repeat("A", 100<<10), nil))
+	if rec.Code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status = %d, want 431", rec.Code)
+	}
+	if ct := rec.Header().Get(echo.HeaderContentType); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != 431 || p.Detail == "" {
+		t.Fatalf("problem = %+v (%v)", p, err)
+	}
+
+	rec = httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/workspaces?cursor="+strings.Repeat("A", 1000), nil))
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("a short cursor: status = %d, want 204", rec.Code)
 	}
 }

@@ -15,7 +15,7 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	report, ok := s.app.Ready(ctx)
+	report, ok := s.app.Readiness.Ready(ctx)
 	status := http.StatusOK
 	report["status"] = "ready"
 	if !ok {
@@ -26,16 +26,16 @@ func (s *Server) readyz(c echo.Context) error {
 }
 
 func (s *Server) metrics(c echo.Context) error {
-	if s.app.Metrics == nil {
+	if s.cfg.Metrics == nil {
 		return echo.ErrNotFound
 	}
-	s.app.Metrics.ServeHTTP(c.Response(), c.Request())
+	s.cfg.Metrics.ServeHTTP(c.Response(), c.Request())
 	return nil
 }
 
 func (s *Server) openapi(c echo.Context) error {
-	if len(s.app.OpenAPI) == 0 {
+	if len(s.cfg.OpenAPI) == 0 {
 		return echo.ErrNotFound
 	}
-	return c.Blob(http.StatusOK, "application/yaml", s.app.OpenAPI)
+	return c.Blob(http.StatusOK, "application/yaml", s.cfg.OpenAPI)
 }

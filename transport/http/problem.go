@@ -7,11 +7,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
-	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/security"
-	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // Problem is an RFC 9457 problem details document.
@@ -38,9 +38,9 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 		case domain.CodeInvalid:
 			status := http.StatusUnprocessableEntity
 			switch de.Message {
-			case msgMalformed:
+			case request.MalformedBody:
 				status = http.StatusBadRequest
-			case msgUnsupportedMediaType:
+			case request.UnsupportedMediaType:
 				status = http.StatusUnsupportedMediaType
 			}
 			return Problem{Type: problemBase + "validation", Title: "The request is not valid", Status: status,
@@ -53,13 +53,13 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 			return Problem{Type: problemBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden, Detail: de.Message}, false
 		case domain.CodeUnauthorized:
 			return Problem{Type: problemBase + "unauthorized", Title: "Authentication required", Status: http.StatusUnauthorized, Detail: de.Message}, false
-		case codeTooManyRequests:
+		case request.CodeTooManyRequests:
 			return Problem{Type: problemBase + "rate-limited", Title: "Too many requests", Status: http.StatusTooManyRequests, Detail: de.Message}, false
 		}
 	case errors.Is(err, commands.ErrPreconditionFailed):
 		return Problem{Type: problemBase + "precondition-failed", Title: "Precondition failed", Status: http.StatusPreconditionFailed,
 			Detail: "the resource has changed since the version given in If-Match"}, false
-	case errors.Is(err, eventstore.ErrConcurrency):
+	case errors.Is(err, app.ErrConcurrency):
 		if ifMatch {
 			return Problem{Type: problemBase + "precondition-failed", Title: "Precondition failed", Status: http.StatusPreconditionFailed,
 				Detail: "the resource has changed since the version given in If-Match"}, false
@@ -69,10 +69,10 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 	case errors.Is(err, security.ErrBusy):
 		return Problem{Type: problemBase + "overloaded", Title: "Service overloaded", Status: http.StatusServiceUnavailable,
 			Detail: "too many passwords are being checked on this server right now; retry shortly"}, false
-	case errors.Is(err, projections.ErrRevocationsUnknown):
+	case errors.Is(err, app.ErrRevocationsUnknown):
 		return Problem{Type: problemBase + "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "credentials cannot be checked on this server right now (it is not keeping up with revocations); retry shortly"}, false
-	case errors.Is(err, projections.ErrNotCaughtUp):
+	case errors.Is(err, app.ErrNotCaughtUp):
 		return Problem{Type: problemBase + "not-caught-up", Title: "Read model not caught up", Status: http.StatusServiceUnavailable,
 			Detail: err.Error()}, false
 	case errors.As(err, &he):
@@ -92,14 +92,6 @@ func problemFor(err error, ifMatch bool) (Problem, bool) {
 	return Problem{Type: problemBase + "internal", Title: "Internal server error", Status: http.StatusInternalServerError,
 		Detail: "something went wrong on our side; the request id identifies it in our logs"}, true
 }
-
-// codeTooManyRequests is a transport-level code for throttled requests.
-const codeTooManyRequests = "too_many_requests"
-
-// CodeTooManyRequests is the domain.Error code that other transports (SSE)
-// return for a request over a limit: 429 with Retry-After (1 s unless the
-// handler set the header).
-const CodeTooManyRequests = codeTooManyRequests
 
 // errorHandler is echo's HTTPErrorHandler: every error becomes problem JSON,
 // and unexpected ones are logged once, here.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,67 +18,10 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/lib/pq"
 
-	"github.com/engramhq/engram/audit"
-	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/platform/security"
-	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/transport/http/console"
 )
-
-// Application is everything the HTTP API drives, built in one place
-// (cmd/engram).
-type Application struct {
-	Commands commands.Commands
-	Queries  queries.Queries
-	// Tokens parses access tokens.
-	Tokens TokenParser
-	// Revocations tells whether a session or an API key was revoked,
-	// consistently across instances.
-	Revocations RevocationChecker
-	// Counters count failed logins for throttling; pass the cache shared by
-	// every instance.
-	Counters Counters
-	// Idempotency reads the stored first responses of idempotent requests.
-	Idempotency IdempotencyStore
-	// Projections lets command handlers wait for their read model before
-	// answering with it.
-	Projections Waiter
-	// Memberships waits until every read model that queries authorize
-	// from has applied a membership change, so that a removed member's
-	// next request is refused (default: the SQL workspaces projector).
-	Memberships MembershipWaiter
-	// Ready reports readiness for /readyz.
-	Ready func(ctx context.Context) (ReadyReport, bool)
-	// Audit reads, folds and verifies the event log for auditors; nil
-	// answers the audit routes with 404.
-	Audit *audit.Service
-	// Metrics serves /metrics; nil means 404.
-	Metrics http.Handler
-	// OpenAPI is the OpenAPI document served at /openapi.yaml.
-	OpenAPI []byte
-	// Experts are the domain experts this instance runs (GET /v1/experts).
-	Experts []ExpertInfo
-}
-
-// IdempotencyStore reads stored idempotent responses.
-type IdempotencyStore interface {
-	IdempotentResponse(ctx context.Context, scope, key string) (eventstore.StoredResponse, bool, error)
-}
-
-// Waiter waits until a projector has applied a position.
-type Waiter interface {
-	WaitFor(ctx context.Context, projector string, position int64) error
-}
-
-// MembershipWaiter waits until the read models that authorize queries
-// have applied a position.
-type MembershipWaiter interface {
-	WaitMemberships(ctx context.Context, position int64) error
-}
-
-// ReadyReport is the body of /readyz.
-type ReadyReport map[string]any
 
 // Config tunes the server.
 type Config struct {
@@ -113,13 +57,18 @@ type Config struct {
 	// Admission bounds the commands in progress; a zero Concurrency admits
 	// every command.
 	Admission Admission
+	// Metrics serves /metrics; nil means 404.
+	Metrics http.Handler
+	// OpenAPI is the OpenAPI document served at /openapi.yaml; empty means
+	// 404.
+	OpenAPI []byte
 }
 
 // Server is Engram's HTTP server.
 type Server struct {
 	echo      *echo.Echo
 	http      *http.Server
-	app       Application
+	app       *app.Application
 	cfg       Config
 	logger    *slog.Logger
 	throttle  *loginThrottle
@@ -127,17 +76,14 @@ type Server struct {
 	hashing   *security.HashSlots
 }
 
-// NewServer builds the server and its routes. It refuses missing parts of the
-// application.
-func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error) {
-	if app.Tokens == nil || app.Idempotency == nil || app.Projections == nil || app.Ready == nil {
-		return nil, errors.New("http: tokens, idempotency store, projections and readiness are required")
+// NewServer builds the server and its routes over application. It refuses
+// missing parts of the application.
+func NewServer(cfg Config, application *app.Application, logger *slog.Logger) (*Server, error) {
+	if application == nil {
+		return nil, errors.New("http: an application is required")
 	}
-	if app.Commands.PostMessage == nil || app.Queries.ListMessages == nil {
-		return nil, errors.New("http: commands and queries are required")
-	}
-	if app.Revocations == nil || app.Counters == nil {
-		return nil, errors.New("http: revocations and counters are required")
+	if err := application.Validate(); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
 	}
 	if cfg.LoginMaxAttempts <= 0 || cfg.LoginWindow <= 0 {
 		return nil, errors.New("http: the login throttle needs a positive maximum and window")
@@ -149,8 +95,8 @@ func NewServer(cfg Config, app Application, logger *slog.Logger) (*Server, error
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{echo: e, app: app, cfg: cfg, logger: logger, throttle: &loginThrottle{
-		counters: app.Counters, max: int64(cfg.LoginMaxAttempts), window: cfg.LoginWindow, now: time.Now,
+	s := &Server{echo: e, app: application, cfg: cfg, logger: logger, throttle: &loginThrottle{
+		counters: application.Counters, max: int64(cfg.LoginMaxAttempts), window: cfg.LoginWindow, now: time.Now,
 	}}
 	if cfg.HashWait <= 0 {
 		cfg.HashWait = time.Second

@@ -12,18 +12,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/app"
+	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
-	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/transport/request"
 )
-
-// Counters count events in fixed windows. The program passes the cache,
-// shared by every instance, so that a limit holds across all of them.
-type Counters interface {
-	Get(ctx context.Context, key string) ([]byte, bool, error)
-	// Incr adds one to key and returns the result; a new key expires after
-	// ttl.
-	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
-}
 
 // loginThrottle limits failed logins per account and per client address:
 // at most max failures of each in a fixed window. Once either is reached,
@@ -38,7 +31,7 @@ type Counters interface {
 // attempts and releases; their difference is the failures plus the attempts
 // in flight.
 type loginThrottle struct {
-	counters Counters
+	counters app.Counters
 	max      int64
 	window   time.Duration
 	now      func() time.Time
@@ -53,7 +46,7 @@ func (t *loginThrottle) throttleKeys(email, ip string) (keys []string, retryAfte
 	now := t.now()
 	window := now.UnixNano() / int64(t.window)
 	retryAfter = time.Unix(0, (window+1)*int64(t.window)).Sub(now)
-	sum := sha256.Sum256([]byte(user.NormalizeEmail(email)))
+	sum := sha256.Sum256([]byte(commands.AccountName(email)))
 	suffix := ":" + strconv.FormatInt(window, 10)
 	return []string{
 		"login:attempts:account:" + hex.EncodeToString(sum[:]) + suffix,
@@ -162,5 +155,5 @@ func tooManyLogins(c echo.Context, retryAfter time.Duration) error {
 		secs = 1
 	}
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	return domain.Errorf(codeTooManyRequests, "too many failed logins for this account or from this address; try again in %d seconds", secs)
+	return domain.Errorf(request.CodeTooManyRequests, "too many failed logins for this account or from this address; try again in %d seconds", secs)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/platform/cache"
+	"github.com/engramhq/engram/transport/request"
 )
 
 func TestClientNetwork(t *testing.T) {
@@ -47,7 +48,7 @@ func TestLoginThrottle(t *testing.T) {
 		c := e.NewContext(httptest.NewRequest("POST", "/v1/auth/login", nil), httptest.NewRecorder())
 		a, err := th.begin(c, email, ip)
 		if err != nil {
-			if domain.ErrorCode(err) != codeTooManyRequests {
+			if domain.ErrorCode(err) != request.CodeTooManyRequests {
 				t.Fatalf("begin: %v", err)
 			}
 			return 429, c.Response().Header().Get("Retry-After")
@@ -120,7 +121,7 @@ func TestLoginThrottleCountsAttemptsInFlight(t *testing.T) {
 			c := e.NewContext(httptest.NewRequest("POST", "/v1/auth/login", nil), httptest.NewRecorder())
 			a, err := th.begin(c, "ada@example.com", "192.0.2."+strconv.Itoa(i))
 			if err != nil {
-				if domain.ErrorCode(err) != codeTooManyRequests || c.Response().Header().Get("Retry-After") == "" {
+				if domain.ErrorCode(err) != request.CodeTooManyRequests || c.Response().Header().Get("Retry-After") == "" {
 					t.Errorf("begin: %v", err)
 				}
 				refused.Add(1)
@@ -142,7 +143,7 @@ func TestLoginThrottleCountsAttemptsInFlight(t *testing.T) {
 		}
 	}
 	c := e.NewContext(httptest.NewRequest("POST", "/v1/auth/login", nil), httptest.NewRecorder())
-	if _, err := th.begin(c, "ada@example.com", "198.51.100.1"); domain.ErrorCode(err) != codeTooManyRequests {
+	if _, err := th.begin(c, "ada@example.com", "198.51.100.1"); domain.ErrorCode(err) != request.CodeTooManyRequests {
 		t.Fatalf("after ten failures: %v, want 429", err)
 	}
 }

@@ -4,16 +4,14 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/domain/conversation"
-	"github.com/engramhq/engram/domain/user"
-	"github.com/engramhq/engram/domain/workspace"
-	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/cognition"
 	"github.com/engramhq/engram/queries"
 )
 
-// The JSON shapes of the API. Command answers and query answers for the same
-// resource use the same shape.
+// The JSON shapes of the API, and one renderer per resource. A command
+// answers with the resource as a query shows it (see app.Application's
+// ...After methods and app's ...Of functions), so that the answers of
+// commands and queries are rendered the same way.
 
 type userJSON struct {
 	ID          string    `json:"id"`
@@ -83,6 +81,47 @@ type sessionJSON struct {
 	Current         bool       `json:"current"`
 }
 
+type taskJSON struct {
+	ID             string     `json:"id"`
+	WorkspaceID    string     `json:"workspace_id"`
+	ConversationID string     `json:"conversation_id"`
+	MessageID      string     `json:"message_id"`
+	RequestedBy    string     `json:"requested_by"`
+	Expert         string     `json:"expert"`
+	Input          string     `json:"input"`
+	Priority       int        `json:"priority"`
+	Status         string     `json:"status"`
+	Progress       int        `json:"progress"`
+	Note           string     `json:"note"`
+	Attempts       int        `json:"attempts"`
+	Output         *string    `json:"output"`
+	ReplyMessageID *string    `json:"reply_message_id"`
+	Reason         *string    `json:"reason"`
+	SubmittedAt    time.Time  `json:"submitted_at"`
+	StartedAt      *time.Time `json:"started_at"`
+	FinishedAt     *time.Time `json:"finished_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	Version        int        `json:"version"`
+}
+
+type memoryItemJSON struct {
+	ID              string          `json:"id"`
+	WorkspaceID     string          `json:"workspace_id"`
+	Type            string          `json:"type"`
+	Content         string          `json:"content"`
+	Metadata        json.RawMessage `json:"metadata"`
+	ExpiresAt       *time.Time      `json:"expires_at"`
+	SourceMessageID *string         `json:"source_message_id"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+type memoryContextJSON struct {
+	Summary  string                    `json:"summary"`
+	Recent   []memoryItemJSON          `json:"recent"`
+	Entities map[string]memoryItemJSON `json:"entities"`
+}
+
 type listJSON[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor"`
@@ -103,106 +142,60 @@ func objectOrEmpty(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-func userFromQuery(u queries.User) userJSON {
+func renderUser(u queries.User) userJSON {
 	return userJSON{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Roles: u.Roles, CreatedAt: u.CreatedAt}
 }
 
-func workspaceFromQuery(w queries.Workspace) workspaceJSON {
+func renderWorkspace(w queries.Workspace) workspaceJSON {
 	return workspaceJSON{ID: w.ID, Name: w.Name, Description: w.Description, Config: objectOrEmpty(w.Config), OwnerID: w.OwnerID,
 		Role: w.Role, Archived: w.Archived, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, Version: w.Version}
 }
 
-func memberFromQuery(m queries.Member) memberJSON {
+func renderMember(m queries.Member) memberJSON {
 	return memberJSON(m)
 }
 
-func conversationFromQuery(c queries.Conversation) conversationJSON {
+func renderConversation(c queries.Conversation) conversationJSON {
 	return conversationJSON{ID: c.ID, WorkspaceID: c.WorkspaceID, Title: c.Title, Modality: c.Modality, Metadata: objectOrEmpty(c.Metadata),
 		CreatedBy: c.CreatedBy, Archived: c.Archived, MessageCount: c.MessageCount, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		LastActivityAt: c.LastActivityAt, Version: c.Version}
 }
 
-func messageFromQuery(m queries.Message) messageJSON {
+func renderMessage(m queries.Message) messageJSON {
 	return messageJSON{ID: m.ID, ConversationID: m.ConversationID, Role: m.Role, AuthorID: m.AuthorID, Content: m.Content,
 		Metadata: objectOrEmpty(m.Metadata), CreatedAt: m.CreatedAt, Position: m.Position}
 }
 
-func sessionFromQuery(s queries.Session, current string) sessionJSON {
+func renderSession(s queries.Session, current string) sessionJSON {
 	return sessionJSON{ID: s.ID, UserAgent: s.UserAgent, IP: s.IP, CreatedAt: s.CreatedAt, LastRefreshedAt: s.LastRefreshedAt,
 		ExpiresAt: s.ExpiresAt, RevokedAt: s.RevokedAt, RevokedReason: s.RevokedReason, Current: s.ID == current}
 }
 
-// The answers to creations are built from the events they wrote, so that an
-// idempotent retry (whose answer is rendered inside the append transaction)
-// gets exactly the same body.
-
-func userFromEvents(events []eventstore.Event) (userJSON, bool) {
-	for _, e := range events {
-		if ev, err := user.Decode(e.Type, e.SchemaVersion, e.Data); err == nil {
-			if r, ok := ev.(user.Registered); ok {
-				return userJSON{ID: r.UserID, Email: r.Email, DisplayName: r.DisplayName, Roles: []string{r.Role}, CreatedAt: e.RecordedAt}, true
-			}
-		}
+func renderTask(t queries.Task) taskJSON {
+	out := taskJSON{ID: t.ID, WorkspaceID: t.WorkspaceID, ConversationID: t.ConversationID, MessageID: t.MessageID,
+		RequestedBy: t.RequestedBy, Expert: t.Expert, Input: t.Input, Priority: t.Priority, Status: t.Status, Progress: t.Progress,
+		Note: t.Note, Attempts: t.Attempts, SubmittedAt: t.SubmittedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
+		UpdatedAt: t.UpdatedAt, Version: t.Version}
+	if t.Output.Valid {
+		out.Output = &t.Output.String
 	}
-	return userJSON{}, false
-}
-
-func workspaceFromEvents(events []eventstore.Event) (workspaceJSON, bool) {
-	for _, e := range events {
-		if ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data); err == nil {
-			if c, ok := ev.(workspace.Created); ok {
-				return workspaceJSON{ID: c.WorkspaceID, Name: c.Name, Description: c.Description, Config: objectOrEmpty(c.Config),
-					OwnerID: c.OwnerID, Role: "owner", CreatedAt: e.RecordedAt, UpdatedAt: e.RecordedAt, Version: e.StreamVersion}, true
-			}
-		}
+	if t.ReplyMessageID.Valid {
+		out.ReplyMessageID = &t.ReplyMessageID.String
 	}
-	return workspaceJSON{}, false
-}
-
-func memberFromEvents(workspaceID string, events []eventstore.Event) (memberJSON, bool) {
-	for _, e := range events {
-		if ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data); err == nil {
-			if m, ok := ev.(workspace.MemberAdded); ok {
-				return memberJSON{WorkspaceID: workspaceID, UserID: m.UserID, Role: m.Role, AddedAt: e.RecordedAt}, true
-			}
-		}
-	}
-	return memberJSON{}, false
-}
-
-func conversationFromEvents(events []eventstore.Event) (conversationJSON, bool) {
-	for _, e := range events {
-		if ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data); err == nil {
-			if c, ok := ev.(conversation.Created); ok {
-				return conversationJSON{ID: c.ConversationID, WorkspaceID: c.WorkspaceID, Title: c.Title, Modality: c.Modality,
-					Metadata: objectOrEmpty(c.Metadata), CreatedBy: c.CreatedBy, CreatedAt: e.RecordedAt, UpdatedAt: e.RecordedAt,
-					LastActivityAt: e.RecordedAt, Version: e.StreamVersion}, true
-			}
-		}
-	}
-	return conversationJSON{}, false
-}
-
-func messageFromEvents(events []eventstore.Event) (messageJSON, bool) {
-	for _, e := range events {
-		if ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data); err == nil {
-			if m, ok := ev.(conversation.MessagePosted); ok {
-				return messageJSON{ID: m.MessageID, ConversationID: e.StreamID[len(conversation.StreamType)+1:], Role: m.Role,
-					AuthorID: m.AuthorID, Content: m.Content, Metadata: objectOrEmpty(m.Metadata), CreatedAt: e.RecordedAt,
-					Position: e.GlobalPosition}, true
-			}
-		}
-	}
-	return messageJSON{}, false
-}
-
-// workspaceFromCommand is the answer to a workspace change when the read
-// model could not be awaited.
-func workspaceFromCommand(w commands.WorkspaceState, written commands.Written, role string) workspaceJSON {
-	out := workspaceJSON{ID: w.ID, Name: w.Name, Description: w.Description, Config: objectOrEmpty(w.Config), OwnerID: w.OwnerID,
-		Role: role, Archived: w.Archived, Version: written.Version}
-	if n := len(written.Events); n > 0 {
-		out.UpdatedAt = written.Events[n-1].RecordedAt
+	if t.Reason.Valid {
+		out.Reason = &t.Reason.String
 	}
 	return out
+}
+
+func renderMemoryItem(it cognition.Item) memoryItemJSON {
+	return memoryItemJSON{ID: it.ID, WorkspaceID: it.WorkspaceID, Type: it.Type, Content: it.Content, Metadata: objectOrEmpty(it.Metadata),
+		ExpiresAt: it.ExpiresAt, SourceMessageID: optional(it.SourceMessageID), CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

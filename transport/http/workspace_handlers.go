@@ -8,9 +8,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/transport/request"
 )
 
 type createWorkspaceRequest struct {
@@ -21,18 +21,19 @@ type createWorkspaceRequest struct {
 
 func (s *Server) createWorkspace(c echo.Context) error {
 	var req createWorkspaceRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := objectField("config", req.Config); err != nil {
 		return err
 	}
-	locate := func(w workspaceJSON) string { return "/v1/workspaces/" + w.ID }
-	return create(s, c, workspaceFromEvents, locate, func(ctx context.Context) (commands.Written, error) {
-		res, err := s.app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
-			Actor: actor(c), Name: req.Name, Description: req.Description, Config: nullAsAbsent(req.Config),
+	a := actor(c)
+	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.WorkspaceResult]) (commands.WorkspaceResult, error) {
+		return s.app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
+			Actor: a, Name: req.Name, Description: req.Description, Config: nullAsAbsent(req.Config), Idempotency: idem,
 		})
-		return res.Written, err
+	}, func(r commands.WorkspaceResult) answer {
+		return created(renderWorkspace(app.WorkspaceOf(r, a.UserID)), r.Written, "/v1/workspaces/"+r.Workspace.ID)
 	})
 }
 
@@ -50,7 +51,7 @@ func (s *Server) listWorkspaces(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := listOf(res, workspaceFromQuery)
+	out := listOf(res, renderWorkspace)
 	return conditional(c, listETag(a.UserID, out, func(w workspaceJSON) string {
 		return w.ID + "@" + strconv.Itoa(w.Version) + "/" + w.Role
 	}), out)
@@ -65,7 +66,7 @@ func (s *Server) getWorkspace(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return conditional(c, versionETag(w.Version), workspaceFromQuery(w))
+	return conditional(c, versionETag(w.Version), renderWorkspace(w))
 }
 
 type updateWorkspaceRequest struct {
@@ -76,7 +77,7 @@ type updateWorkspaceRequest struct {
 
 func (s *Server) updateWorkspace(c echo.Context) error {
 	var req updateWorkspaceRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := objectField("config", nullAsAbsent(req.Config)); err != nil {
@@ -115,14 +116,7 @@ func (s *Server) archiveWorkspace(c echo.Context) error {
 // when the read model is late.
 func (s *Server) answerWorkspace(c echo.Context, res commands.WorkspaceResult) error {
 	positionHeaders(c, res.Version, res.Position)
-	a := actor(c)
-	ctx := c.Request().Context()
-	if s.app.Projections.WaitFor(ctx, projections.WorkspacesProjector, res.Position) == nil {
-		if w, err := s.app.Queries.GetWorkspace.Handle(ctx, a, res.Workspace.ID, 0); err == nil {
-			return c.JSON(http.StatusOK, workspaceFromQuery(w))
-		}
-	}
-	return c.JSON(http.StatusOK, workspaceFromCommand(res.Workspace, res.Written, res.Workspace.Members[a.UserID]))
+	return c.JSON(http.StatusOK, renderWorkspace(s.app.WorkspaceAfter(c.Request().Context(), actor(c), res)))
 }
 
 type addMemberRequest struct {
@@ -143,7 +137,7 @@ func (s *Server) listMembers(c echo.Context) error {
 	}
 	out := listJSON[memberJSON]{Items: make([]memberJSON, len(members))}
 	for i, m := range members {
-		out.Items[i] = memberFromQuery(m)
+		out.Items[i] = renderMember(m)
 	}
 	// A member's e-mail and name come from the user's stream: digested whole.
 	return conditional(c, listETag(a.UserID, out, jsonKey[memberJSON]), out)
@@ -151,17 +145,15 @@ func (s *Server) listMembers(c echo.Context) error {
 
 func (s *Server) addMember(c echo.Context) error {
 	var req addMemberRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := request.DecodeBody(c, &req); err != nil {
 		return err
 	}
-	workspaceID := c.Param("id")
-	fromEvents := func(events []eventstore.Event) (memberJSON, bool) { return memberFromEvents(workspaceID, events) }
-	locate := func(memberJSON) string { return "" } // a membership has no URL of its own
-	return create(s, c, fromEvents, locate, func(ctx context.Context) (commands.Written, error) {
-		res, err := s.app.Commands.AddMember.Handle(ctx, commands.AddMember{
-			Actor: actor(c), WorkspaceID: workspaceID, UserID: req.UserID, Email: req.Email, Role: req.Role,
+	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.MemberResult]) (commands.MemberResult, error) {
+		return s.app.Commands.AddMember.Handle(ctx, commands.AddMember{
+			Actor: actor(c), WorkspaceID: c.Param("id"), UserID: req.UserID, Email: req.Email, Role: req.Role, Idempotency: idem,
 		})
-		return res.Written, err
+	}, func(r commands.MemberResult) answer {
+		return created(renderMember(app.MemberOf(r)), r.Written, "") // a membership has no URL of its own
 	})
 }
 
@@ -175,30 +167,10 @@ func (s *Server) removeMember(c echo.Context) error {
 	// Queries authorize from the membership read models: the answer waits
 	// (bounded) until they have applied the removal, so that the removed
 	// member's very next request is refused, on every instance.
-	if err := s.waitMemberships(c.Request().Context(), res.Position); err != nil {
+	if err := s.app.Queries.Memberships.Await(c.Request().Context(), res.Position); err != nil {
 		s.logger.WarnContext(c.Request().Context(), "member removed before the membership read models caught up; the member may read for a moment longer",
 			"request_id", requestID(c), "workspace_id", c.Param("id"), "err", err)
 	}
 	positionHeaders(c, res.Version, res.Position)
 	return c.NoContent(http.StatusNoContent)
-}
-
-// waitMemberships waits until the read models that authorize queries have
-// applied position.
-func (s *Server) waitMemberships(ctx context.Context, position int64) error {
-	if position <= 0 {
-		return nil
-	}
-	if s.app.Memberships != nil {
-		return s.app.Memberships.WaitMemberships(ctx, position)
-	}
-	return s.app.Projections.WaitFor(ctx, projections.WorkspacesProjector, position)
-}
-
-// nullAsAbsent treats a JSON null like an absent field.
-func nullAsAbsent(raw json.RawMessage) json.RawMessage {
-	if string(raw) == "null" {
-		return nil
-	}
-	return raw
 }

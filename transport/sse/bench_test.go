@@ -16,7 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/engramhq/engram/eventstore"
-	httpapi "github.com/engramhq/engram/transport/http"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // BenchmarkDelivery measures the hub's fan-out to real HTTP streams on
@@ -35,7 +35,7 @@ func benchmarkDelivery(b *testing.B, subscribers int) {
 	e := echo.New()
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			httpapi.SetActor(c, w.ada, time.Time{})
+			request.SetActor(c, w.ada, time.Time{})
 			return next(c)
 		}
 	})

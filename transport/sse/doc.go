@@ -9,8 +9,9 @@
 // Every instance tails the event log by itself (eventstore.Tailer, a
 // Watermill subscriber) and feeds each event to its [Hub] through a Watermill
 // router handler, [Hub.Handle]. The hub sees every event in commit order; it
-// keeps a small view of who may see what (workspace memberships, the owner
-// of each stream) up to date from those events, decides per event which
+// keeps a small view of who may see what (workspace memberships, through
+// the projection of projections/membership, and the owner of each stream)
+// up to date from those events, decides per event which
 // connections may see it and puts one shared, pre-encoded frame into each
 // of their bounded buffers. Each connection's own goroutine writes its buffer
 // to the socket: the hub never waits for a socket, and a connection whose
@@ -45,13 +46,13 @@
 // the browser's own reconnections (with Last-Event-ID) resume by
 // themselves, on any instance. A ticket stands for the session or API key
 // that asked for it: each use checks that credential again, its streams end
-// with it, and it lives no longer than an access token. Secrets never leave: event data is decoded with
-// its aggregate's Decode and passed through domain.Redact; events of stream
-// types without a decoder are not streamed.
+// with it, and it lives no longer than an access token. Secrets never leave: event data is decoded and
+// redacted as its stream type's entry of domain/catalog says; events of
+// stream types missing from the catalogue are not streamed.
 //
 // # Ephemeral signals
 //
-// Typing indicators and status updates travel over signals.Bus, not the
+// Typing indicators and status updates travel over livebus.Bus, not the
 // log. They reach the subscribers of their conversation (conversation,
 // workspace and global scopes) as frames without an id.
 package sse

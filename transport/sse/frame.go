@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // frame is one encoded SSE frame, shared by every connection it is sent to.
@@ -23,28 +23,12 @@ type frame struct {
 // isEvent reports whether the frame carries a stored event.
 func (f *frame) isEvent() bool { return f.cursor != (eventstore.Cursor{}) }
 
-// envelope is the data of an event frame.
-type envelope struct {
-	GlobalPosition int64               `json:"global_position"`
-	EventID        string              `json:"event_id"`
-	StreamID       string              `json:"stream_id"`
-	StreamType     string              `json:"stream_type"`
-	StreamVersion  int                 `json:"stream_version"`
-	Type           string              `json:"type"`
-	Data           json.RawMessage     `json:"data"`
-	Metadata       eventstore.Metadata `json:"metadata"`
-	RecordedAt     time.Time           `json:"recorded_at"`
-}
-
 // eventFrame encodes a stored event whose data has already been redacted.
 func eventFrame(e eventstore.Event, redacted json.RawMessage) (*frame, error) {
 	if !isFieldValue(e.Type) {
 		return nil, fmt.Errorf("event %d: type %q cannot be an SSE event name", e.GlobalPosition, e.Type)
 	}
-	body, err := oneLineJSON(envelope{
-		GlobalPosition: e.GlobalPosition, EventID: e.EventID, StreamID: e.StreamID, StreamType: e.StreamType,
-		StreamVersion: e.StreamVersion, Type: e.Type, Data: redacted, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC(),
-	})
+	body, err := oneLineJSON(e.Envelope(redacted))
 	if err != nil {
 		return nil, fmt.Errorf("event %d: %w", e.GlobalPosition, err)
 	}
@@ -62,7 +46,7 @@ func eventFrame(e eventstore.Event, redacted json.RawMessage) (*frame, error) {
 
 // signalFrame encodes an ephemeral signal: no id, so that a client's
 // Last-Event-ID keeps pointing at the last stored event it saw.
-func signalFrame(s signals.Signal) (*frame, error) {
+func signalFrame(s livebus.Signal) (*frame, error) {
 	if !isFieldValue(s.Type) {
 		return nil, fmt.Errorf("signal type %q cannot be an SSE event name", s.Type)
 	}

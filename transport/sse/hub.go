@@ -12,11 +12,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // Log is what the hub reads from the event store (eventstore.Store).
@@ -32,10 +32,6 @@ type Log interface {
 	// is none.
 	FirstEvent(ctx context.Context, streamID string) (eventstore.Event, bool, error)
 }
-
-// Decoder turns stored event data back into its domain event (the Decode
-// function of an aggregate package).
-type Decoder func(eventType string, schemaVersion int, data []byte) (domain.Event, error)
 
 // Metrics records what the hub does (platform/metrics.Metrics).
 type Metrics interface {
@@ -144,16 +140,13 @@ func (c *Config) defaults() {
 type Dependencies struct {
 	// Log is the event store.
 	Log Log
-	// Decoders decode event data by stream type; events of stream types
-	// without a decoder are not streamed (their secrets are unknown).
-	Decoders map[string]Decoder
 	// Tickets stores SSE tickets.
 	Tickets TicketStore
 	// Revocations tells whether the credential of a ticket, or of an open
 	// stream, has been revoked.
 	Revocations Revocations
-	// Signals carries ephemeral signals; nil means none.
-	Signals signals.Bus
+	// Bus carries ephemeral signals between instances; nil means none.
+	Bus livebus.Bus
 	// Metrics, when set, records connections, frames and slow consumers.
 	Metrics Metrics
 	// Logger logs what goes wrong.
@@ -166,10 +159,9 @@ type Dependencies struct {
 type Hub struct {
 	cfg         Config
 	log         Log
-	decoders    map[string]Decoder
 	tickets     TicketStore
 	revocations Revocations
-	bus         signals.Bus
+	bus         livebus.Bus
 	metrics     Metrics
 	logger      *slog.Logger
 	view        *view
@@ -196,7 +188,7 @@ type Hub struct {
 	signalsDone chan struct{}
 }
 
-// NewHub returns a hub; it starts relaying deps.Signals at once, in the
+// NewHub returns a hub; it starts relaying deps.Bus at once, in the
 // background (ctx gives the relay its values; Close stops it).
 func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 	if deps.Log == nil || deps.Tickets == nil || deps.Revocations == nil {
@@ -210,7 +202,7 @@ func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 		deps.Metrics = noMetrics{}
 	}
 	h := &Hub{
-		cfg: cfg, log: deps.Log, decoders: deps.Decoders, tickets: deps.Tickets, revocations: deps.Revocations, bus: deps.Signals,
+		cfg: cfg, log: deps.Log, tickets: deps.Tickets, revocations: deps.Revocations, bus: deps.Bus,
 		metrics: deps.Metrics, logger: deps.Logger, view: newView(deps.Log), recent: newFrameCache(recentFrames),
 		replays: make(chan struct{}, cfg.MaxReplays),
 		byUser:  map[string]map[*subscriber]struct{}{}, seeAll: map[*subscriber]struct{}{},
@@ -398,7 +390,7 @@ func (h *Hub) Handle(msg *message.Message) error {
 		return fmt.Errorf("live events: owner of event %d: %w", e.GlobalPosition, err)
 	}
 	if subj.workspaceID != "" {
-		if err := h.view.ensure(ctx, subj.workspaceID); err != nil {
+		if err := h.view.members.Ensure(ctx, subj.workspaceID); err != nil {
 			return fmt.Errorf("live events: event %d: %w", e.GlobalPosition, err)
 		}
 	}
@@ -417,7 +409,7 @@ func (h *Hub) Handle(msg *message.Message) error {
 }
 
 // encode builds the frame of e with its secrets removed, or nil when e
-// cannot be shown (no decoder for its stream type, or undecodable data).
+// cannot be shown (a stream type missing from the catalogue, or undecodable data).
 // Recent frames are kept, so that clients resuming after a short break
 // (or many at once, after a restart) do not encode them again.
 func (h *Hub) encode(e eventstore.Event) *frame {
@@ -432,19 +424,19 @@ func (h *Hub) encode(e eventstore.Event) *frame {
 }
 
 func (h *Hub) encodeNew(e eventstore.Event) *frame {
-	decode, ok := h.decoders[e.StreamType]
+	kind, ok := catalog.Lookup(e.StreamType)
 	if !ok {
 		if _, warned := h.undecodable.LoadOrStore(e.StreamType, struct{}{}); !warned {
-			h.logger.Warn("live events: no decoder for this stream type; its events are not streamed", "stream_type", e.StreamType)
+			h.logger.Warn("live events: stream type not in the catalogue; its events are not streamed", "stream_type", e.StreamType)
 		}
 		return nil
 	}
-	ev, err := decode(e.Type, e.SchemaVersion, e.Data)
+	ev, err := kind.Redacted(e.Type, e.SchemaVersion, e.Data)
 	if err != nil {
 		h.logger.Warn("live events: event not decodable; not streamed", "position", e.GlobalPosition, "type", e.Type, "err", err)
 		return nil
 	}
-	data, err := oneLineJSON(domain.Redact(ev))
+	data, err := oneLineJSON(ev)
 	if err != nil {
 		h.logger.Warn("live events: event not encodable; not streamed", "position", e.GlobalPosition, "type", e.Type, "err", err)
 		return nil
@@ -465,7 +457,7 @@ func (h *Hub) revoke(c change, e eventstore.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.memberRemoved != "" {
-		role := h.view.cachedRole(c.workspace, c.memberRemoved)
+		role := h.view.members.CachedRole(c.workspace, c.memberRemoved)
 		for s := range h.byUser[c.memberRemoved] {
 			if s.scope.kind != scopeWorkspace && s.scope.kind != scopeConversation || s.scope.workspaceID != c.workspace {
 				continue
@@ -521,7 +513,7 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 		if subj.workspaceID == "" {
 			return ""
 		}
-		return h.view.cachedRole(subj.workspaceID, s.actor.UserID)
+		return h.view.members.CachedRole(subj.workspaceID, s.actor.UserID)
 	}
 
 	h.mu.RLock()
@@ -535,15 +527,15 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 		// Global streams of the workspace's members: walk whichever is
 		// smaller, the members or the users with global streams.
 		if len(h.global) > 0 {
-			if h.view.memberCount(ws) <= len(h.global) {
-				h.view.eachMember(ws, func(userID, role string) {
+			if h.view.members.MemberCount(ws) <= len(h.global) {
+				h.view.members.EachMember(ws, func(userID, role string) {
 					for s := range h.global[userID] {
 						offer(s, role)
 					}
 				})
 			} else {
 				for userID, set := range h.global {
-					if role := h.view.cachedRole(ws, userID); role != "" {
+					if role := h.view.members.CachedRole(ws, userID); role != "" {
 						for s := range set {
 							offer(s, role)
 						}
@@ -565,7 +557,7 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 			offer(s, "")
 		}
 		// A member's global streams were reached through the members.
-		if subj.workspaceID == "" || h.view.cachedRole(subj.workspaceID, u) == "" {
+		if subj.workspaceID == "" || h.view.members.CachedRole(subj.workspaceID, u) == "" {
 			for s := range h.global[u] {
 				offer(s, "")
 			}
@@ -581,7 +573,7 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 }
 
 // relaySignals delivers ephemeral signals until ctx ends.
-func (h *Hub) relaySignals(ctx context.Context, ch <-chan signals.Signal) {
+func (h *Hub) relaySignals(ctx context.Context, ch <-chan livebus.Signal) {
 	defer close(h.signalsDone)
 	for {
 		select {
@@ -593,7 +585,7 @@ func (h *Hub) relaySignals(ctx context.Context, ch <-chan signals.Signal) {
 	}
 }
 
-func (h *Hub) deliverSignal(ctx context.Context, sig signals.Signal) {
+func (h *Hub) deliverSignal(ctx context.Context, sig livebus.Signal) {
 	subj := subject{workspaceID: sig.WorkspaceID, conversationID: sig.ConversationID}
 	if subj.conversationID != "" {
 		// The conversation's workspace decides who may see it, whatever the
@@ -610,7 +602,7 @@ func (h *Hub) deliverSignal(ctx context.Context, sig signals.Signal) {
 	if subj.workspaceID == "" {
 		return
 	}
-	if err := h.view.ensure(ctx, subj.workspaceID); err != nil {
+	if err := h.view.members.Ensure(ctx, subj.workspaceID); err != nil {
 		if ctx.Err() == nil {
 			h.logger.Warn("live events: signal dropped: members unknown", "type", sig.Type, "err", err)
 		}

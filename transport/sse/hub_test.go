@@ -16,14 +16,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/domain/apikey"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/cache"
-	"github.com/engramhq/engram/platform/signals"
+	"github.com/engramhq/engram/platform/livebus"
 )
 
 // fakeLog is an event log in memory. Events are kept in commit order
@@ -134,17 +133,12 @@ func (m *countingMetrics) SSEConnected(d int)  { m.connected.Add(int64(d)) }
 func (m *countingMetrics) SSEFramesSent(n int) { m.frames.Add(int64(n)) }
 func (m *countingMetrics) SSESlowDisconnect()  { m.slow.Add(1) }
 
-var decoders = map[string]Decoder{
-	user.StreamType: user.Decode, session.StreamType: session.Decode, apikey.StreamType: apikey.Decode,
-	workspace.StreamType: workspace.Decode, conversation.StreamType: conversation.Decode,
-}
-
-func newTestHub(t testing.TB, log Log, cfg Config, bus signals.Bus) (*Hub, *countingMetrics) {
+func newTestHub(t testing.TB, log Log, cfg Config, bus livebus.Bus) (*Hub, *countingMetrics) {
 	t.Helper()
 	m := &countingMetrics{}
 	memory := cache.NewMemory()
 	t.Cleanup(func() { _ = memory.Close() })
-	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Decoders: decoders, Tickets: memory, Revocations: noRevocations{}, Signals: bus, Metrics: m})
+	h, err := NewHub(context.Background(), cfg, Dependencies{Log: log, Tickets: memory, Revocations: noRevocations{}, Bus: bus, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +304,7 @@ func TestHubFramesAreRedactedEnvelopes(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &env); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "data", "metadata", "recorded_at"} {
+	for _, k := range []string{"global_position", "event_id", "stream_id", "stream_type", "stream_version", "type", "schema_version", "data", "metadata", "recorded_at"} {
 		if _, ok := env[k]; !ok {
 			t.Errorf("envelope lacks %s: %v", k, env)
 		}
@@ -633,7 +627,7 @@ func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
 // Ephemeral signals reach the streams of their conversation, without an id.
 func TestHubRelaysSignals(t *testing.T) {
 	w := newWorld()
-	bus := signals.NewLocal()
+	bus := livebus.NewLocal()
 	h, _ := newTestHub(t, w.log, Config{}, bus)
 	handle(t, h, w.c1c)
 	conv := subscribe(t, h, w.bob, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w})
@@ -644,7 +638,7 @@ func TestHubRelaysSignals(t *testing.T) {
 	otherConv := subscribe(t, h, w.ada, scope{kind: scopeConversation, id: w.c2, workspaceID: w.w})
 
 	// The publisher's workspace id is not trusted: the conversation's is used.
-	if err := bus.Publish(context.Background(), signals.Signal{Type: signals.TypeTyping, ConversationID: w.c1,
+	if err := bus.Publish(context.Background(), livebus.Signal{Type: livebus.TypeTyping, ConversationID: w.c1,
 		WorkspaceID: w.w2, UserID: w.ada.UserID, Data: json.RawMessage(`{"state":"start"}`)}); err != nil {
 		t.Fatal(err)
 	}

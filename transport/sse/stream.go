@@ -18,7 +18,7 @@ import (
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
-	httpapi "github.com/engramhq/engram/transport/http"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // replayBatch is the number of events read per query when resuming.
@@ -70,7 +70,7 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	switch err := h.register(s); {
 	case errors.Is(err, errTooManyStreams):
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(h.cfg.Retry.Seconds()+1)))
-		return domain.Errorf(httpapi.CodeTooManyRequests, "at most %d live streams per user; close one first", h.cfg.MaxConnectionsPerUser)
+		return domain.Errorf(request.CodeTooManyRequests, "at most %d live streams per user; close one first", h.cfg.MaxConnectionsPerUser)
 	case errors.Is(err, errShuttingDown):
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the server is shutting down; reconnect to another instance")
 	case err != nil:
@@ -107,12 +107,12 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 // this server's or an allowed one is refused before it is looked at, so
 // that a page the browser blocks cannot use it up or bind it.
 func (h *Hub) authenticate(c echo.Context, kind scopeKind, id string) (access.Actor, time.Time, error) {
-	if a, ok := httpapi.ActorOf(c); ok {
-		expiry, _ := httpapi.CredentialExpiry(c)
+	if a, ok := request.Actor(c); ok {
+		expiry, _ := request.CredentialExpiry(c)
 		return a, expiry, nil
 	}
 	if ticket := c.QueryParam("ticket"); ticket != "" {
-		if httpapi.CrossOriginRefused(c) {
+		if request.CrossOriginRefused(c) {
 			return access.Actor{}, time.Time{}, domain.Errorf(domain.CodeForbidden, "this origin may not open live streams; see ENGRAM_CORS_ALLOWED_ORIGINS")
 		}
 		a, until, refusal, err := h.redeem(c.Request().Context(), ticket, streamKey(kind, id))
@@ -122,7 +122,7 @@ func (h *Hub) authenticate(c echo.Context, kind scopeKind, id string) (access.Ac
 		if refusal != "" {
 			return access.Actor{}, time.Time{}, unauthorized(c, string(refusal))
 		}
-		httpapi.SetActor(c, a, until)
+		request.SetActor(c, a, until)
 		return a, until, nil
 	}
 	return access.Actor{}, time.Time{}, unauthorized(c, "authentication required: Authorization: Bearer <token> or ?ticket= from POST /v1/auth/sse-ticket")
@@ -204,7 +204,7 @@ func (h *Hub) conversationWorkspace(ctx context.Context, conversationID string) 
 // the log has it now: a member added a moment ago is not refused because
 // the hub has not handled the addition yet.
 func (h *Hub) checkWorkspace(ctx context.Context, actor access.Actor, action access.Action, workspaceID, what string) error {
-	role, exists, err := h.view.currentRole(ctx, workspaceID, actor.UserID)
+	role, exists, err := h.view.members.CurrentRole(ctx, workspaceID, actor.UserID)
 	if err != nil {
 		return err
 	}
@@ -406,7 +406,7 @@ func (h *Hub) replay(ctx context.Context, s *subscriber, from eventstore.Cursor,
 			}
 			role := ""
 			if subj.workspaceID != "" {
-				if role, _, err = h.view.role(ctx, subj.workspaceID, s.actor.UserID); err != nil {
+				if role, _, err = h.view.members.Role(ctx, subj.workspaceID, s.actor.UserID); err != nil {
 					return cursor, err
 				}
 			}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/platform/security"
-	httpapi "github.com/engramhq/engram/transport/http"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // TicketTTL is how long a new SSE ticket waits for its first stream.
@@ -62,7 +62,7 @@ func ticketKey(t string) string { return "sse-ticket:" + security.HashToken(t) }
 // that stream again (an EventSource reconnecting to the URL it was given)
 // and no other, until its lifetime or its credential ends.
 func (h *Hub) issueTicket(c echo.Context) error {
-	a, ok := httpapi.ActorOf(c)
+	a, ok := request.Actor(c)
 	if !ok {
 		return unauthorized(c, "authentication required")
 	}
@@ -75,7 +75,7 @@ func (h *Hub) issueTicket(c echo.Context) error {
 	}
 	t := ticket{UserID: a.UserID, Roles: a.Roles, Scopes: a.Scopes, SessionID: a.SessionID, KeyID: a.KeyID,
 		Until: time.Now().Add(h.cfg.TicketLifetime)}
-	if expiry, ok := httpapi.CredentialExpiry(c); ok && expiry.Before(t.Until) {
+	if expiry, ok := request.CredentialExpiry(c); ok && expiry.Before(t.Until) {
 		t.Until = expiry
 	}
 	if err := h.storeTicket(c.Request().Context(), value, t, TicketTTL); err != nil {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
-	"github.com/engramhq/engram/platform/signals"
-	httpapi "github.com/engramhq/engram/transport/http"
+	"github.com/engramhq/engram/platform/livebus"
+	"github.com/engramhq/engram/transport/request"
 )
 
 // Typing states.
@@ -30,14 +30,14 @@ type typingData struct {
 // conversation's subscribers that the caller started (or stopped) typing.
 // Nothing is stored.
 func (h *Hub) typing(c echo.Context) error {
-	a, ok := httpapi.ActorOf(c)
+	a, ok := request.Actor(c)
 	if !ok {
 		return unauthorized(c, "authentication required")
 	}
 	id := c.Param("id")
 	var req typingRequest
 	if c.Request().ContentLength != 0 {
-		if err := httpapi.DecodeBody(c, &req); err != nil {
+		if err := request.DecodeBody(c, &req); err != nil {
 			return err
 		}
 	}
@@ -58,7 +58,7 @@ func (h *Hub) typing(c echo.Context) error {
 	if err := h.checkWorkspace(ctx, a, access.PostMessage, ws, "conversation"); err != nil {
 		return err
 	}
-	if h.view.archived(ws) {
+	if h.view.members.Archived(ws) {
 		return domain.Errorf(domain.CodeConflict, "workspace is archived")
 	}
 	if h.bus == nil {
@@ -68,7 +68,7 @@ func (h *Hub) typing(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.bus.Publish(ctx, signals.Signal{Type: signals.TypeTyping, ConversationID: id, WorkspaceID: ws,
+	if err := h.bus.Publish(ctx, livebus.Signal{Type: livebus.TypeTyping, ConversationID: id, WorkspaceID: ws,
 		UserID: a.UserID, Data: data}); err != nil {
 		return err
 	}

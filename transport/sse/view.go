@@ -7,24 +7,12 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/apikey"
-	"github.com/engramhq/engram/domain/conversation"
-	"github.com/engramhq/engram/domain/memory"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/session"
-	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
-)
-
-// Stream types whose owner is in their id rather than in their first event.
-const (
-	streamUser      = user.StreamType
-	streamSession   = session.StreamType
-	streamAPIKey    = apikey.StreamType
-	streamWorkspace = workspace.StreamType
-	// streamMemory is the memory of a workspace, "memory-<workspace id>".
-	streamMemory = memory.StreamType
+	"github.com/engramhq/engram/projections/membership"
 )
 
 // maxViewEntries bounds each map of the view; an evicted entry is read
@@ -32,41 +20,18 @@ const (
 const maxViewEntries = 100_000
 
 // view is the hub's knowledge of who may see what: the members of each
-// workspace and the owner of each stream (the workspace of a conversation,
-// the user of a session). It is a cache of the event log: the hub keeps it
-// current from the events it handles, in commit order, and a miss is read
-// from the log itself, which is never behind the hub (read models may be).
-// It is safe for concurrent use.
+// workspace (the membership projection, which it feeds) and the owner of
+// each stream (the workspace of a conversation, the user of a session). It
+// is a cache of the event log: the hub keeps it current from the events it
+// handles, in commit order, and a miss is read from the log itself, which
+// is never behind the hub (read models may be). It is safe for concurrent
+// use.
 type view struct {
-	log Log
+	log     Log
+	members *membership.Workspaces
 
-	mu         sync.RWMutex
-	workspaces map[string]*membership // by workspace id
-	owners     map[string]owner       // by stream id
-}
-
-// membership is the members of one workspace, folded from its stream.
-type membership struct {
-	version  int
-	members  map[string]string // user id → role
-	archived bool
-}
-
-func (m *membership) apply(e domain.Event) {
-	switch e := e.(type) {
-	case workspace.Created:
-		m.members = map[string]string{e.OwnerID: workspace.RoleOwner}
-	case workspace.MemberAdded:
-		if m.members == nil {
-			m.members = map[string]string{}
-		}
-		m.members[e.UserID] = e.Role
-	case workspace.MemberRemoved:
-		delete(m.members, e.UserID)
-	case workspace.Archived:
-		m.archived = true
-	}
-	m.version++
+	mu     sync.RWMutex
+	owners map[string]owner // by stream id
 }
 
 // owner is what the first event of a stream says it belongs to.
@@ -77,7 +42,7 @@ type owner struct {
 }
 
 func newView(log Log) *view {
-	return &view{log: log, workspaces: map[string]*membership{}, owners: map[string]owner{}}
+	return &view{log: log, members: membership.New(log, maxViewEntries), owners: map[string]owner{}}
 }
 
 // change is an access change that observe found.
@@ -91,42 +56,26 @@ type change struct {
 // observe updates the view with the next event in commit order and reports
 // what it changes in access.
 func (v *view) observe(e eventstore.Event) (change, error) {
-	var ch change
+	var (
+		ch  change
+		err error
+	)
 	switch e.StreamType {
-	case streamWorkspace:
-		ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
+	case workspace.StreamType:
+		ch.workspace, ch.memberRemoved, err = v.members.Observe(e)
 		if err != nil {
-			return ch, fmt.Errorf("event %d: %w", e.GlobalPosition, err)
+			return ch, err
 		}
-		id := strings.TrimPrefix(e.StreamID, streamWorkspace+"-")
-		v.mu.Lock()
-		m, known := v.workspaces[id]
-		switch {
-		case !known && e.StreamVersion == 1:
-			m = &membership{}
-			m.apply(ev)
-			v.putWorkspace(id, m)
-		case !known:
-			// Read from the log when first needed.
-		case e.StreamVersion == m.version+1:
-			m.apply(ev)
-		case e.StreamVersion > m.version+1:
-			delete(v.workspaces, id) // missed events: read it again when needed
-		}
-		v.mu.Unlock()
-		if r, ok := ev.(workspace.MemberRemoved); ok {
-			ch.workspace, ch.memberRemoved = id, r.UserID
-		}
-	case streamSession:
+	case session.StreamType:
 		if e.Type == session.EventRevoked {
-			ch.sessionRevoked = strings.TrimPrefix(e.StreamID, streamSession+"-")
+			ch.sessionRevoked = catalog.Sessions.ID(e.StreamID)
 		}
-	case streamAPIKey:
+	case apikey.StreamType:
 		if e.Type == apikey.EventRevoked {
-			ch.keyRevoked = strings.TrimPrefix(e.StreamID, streamAPIKey+"-")
+			ch.keyRevoked = catalog.APIKeys.ID(e.StreamID)
 		}
 	}
-	if e.StreamVersion == 1 && needsOwner(e.StreamType) {
+	if e.StreamVersion == 1 && catalog.ScopeOf(e.StreamType).FromFirstEvent() {
 		var o owner
 		if err := json.Unmarshal(e.Data, &o); err != nil {
 			return ch, fmt.Errorf("event %d: owner: %w", e.GlobalPosition, err)
@@ -138,22 +87,15 @@ func (v *view) observe(e eventstore.Event) (change, error) {
 	return ch, nil
 }
 
-// needsOwner reports whether a stream's owner comes from its first event.
-func needsOwner(streamType string) bool {
-	switch streamType {
-	case streamUser, streamWorkspace, streamMemory:
-		return false
-	}
-	return true
-}
-
-// subject says whom e concerns, reading from the log what the view misses.
+// subject says whom e concerns, as its stream type's scope in the
+// catalogue says, reading from the log what the view misses.
 func (v *view) subject(ctx context.Context, e eventstore.Event) (subject, error) {
 	id := strings.TrimPrefix(e.StreamID, e.StreamType+"-")
-	switch e.StreamType {
-	case streamUser:
+	scope := catalog.ScopeOf(e.StreamType)
+	switch scope {
+	case catalog.ScopeUser:
 		return subject{userID: id}, nil
-	case streamWorkspace:
+	case catalog.ScopeWorkspace:
 		s := subject{workspaceID: id}
 		if e.Type == workspace.EventMemberAdded || e.Type == workspace.EventMemberRemoved {
 			var m struct {
@@ -165,24 +107,22 @@ func (v *view) subject(ctx context.Context, e eventstore.Event) (subject, error)
 			s.aboutUserID = m.UserID
 		}
 		return s, nil
-	case streamMemory:
-		return subject{workspaceID: id}, nil
 	}
 	o, _, err := v.owner(ctx, e.StreamID)
 	if err != nil {
 		return subject{}, err
 	}
-	switch e.StreamType {
-	case streamSession, streamAPIKey:
+	switch scope {
+	case catalog.ScopeFirstEventUser:
 		return subject{userID: o.UserID}, nil
-	case conversation.StreamType:
+	case catalog.ScopeConversation:
 		return subject{workspaceID: o.WorkspaceID, conversationID: id}, nil
 	}
-	// Other aggregates (tasks…) belong to the workspace, and possibly the
+	// The others (tasks…) belong to the workspace, and possibly the
 	// conversation, that their first event names.
 	s := subject{workspaceID: o.WorkspaceID, conversationID: o.ConversationID}
 	if s.workspaceID == "" && s.conversationID != "" {
-		c, _, err := v.owner(ctx, conversation.StreamID(s.conversationID))
+		c, _, err := v.owner(ctx, catalog.Conversations.StreamID(s.conversationID))
 		if err != nil {
 			return subject{}, err
 		}
@@ -213,149 +153,8 @@ func (v *view) owner(ctx context.Context, streamID string) (owner, bool, error) 
 	return o, true, nil
 }
 
-// role returns userID's role in a workspace ("" when not a member) and
-// whether the workspace exists, reading the workspace from the log on a miss.
-func (v *view) role(ctx context.Context, workspaceID, userID string) (string, bool, error) {
-	if err := v.ensure(ctx, workspaceID); err != nil {
-		return "", false, err
-	}
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	m, ok := v.workspaces[workspaceID]
-	if !ok || m.version == 0 {
-		return "", false, nil
-	}
-	return m.members[userID], true, nil
-}
-
-// archived reports whether the workspace is archived, as far as the view
-// knows (call currentRole first for the log's latest word).
-func (v *view) archived(workspaceID string) bool {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	m, ok := v.workspaces[workspaceID]
-	return ok && m.archived
-}
-
-// currentRole is role with the membership as the log has it now, which may
-// be ahead of the hub: the events the hub has not handled yet are applied
-// (the hub skips them later, by version).
-func (v *view) currentRole(ctx context.Context, workspaceID, userID string) (string, bool, error) {
-	if err := v.refresh(ctx, workspaceID); err != nil {
-		return "", false, err
-	}
-	return v.role(ctx, workspaceID, userID)
-}
-
-// refresh applies the workspace's events that the view has not seen yet.
-func (v *view) refresh(ctx context.Context, workspaceID string) error {
-	v.mu.RLock()
-	m, ok := v.workspaces[workspaceID]
-	version := 0
-	if ok {
-		version = m.version
-	}
-	v.mu.RUnlock()
-	if !ok {
-		return v.ensure(ctx, workspaceID)
-	}
-	events, err := v.log.ReadStream(ctx, workspace.StreamID(workspaceID), version)
-	if err != nil || len(events) == 0 {
-		return err
-	}
-	decoded := make([]domain.Event, len(events))
-	for i, e := range events {
-		if decoded[i], err = workspace.Decode(e.Type, e.SchemaVersion, e.Data); err != nil {
-			return fmt.Errorf("members of workspace %s: %w", workspaceID, err)
-		}
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if m, ok = v.workspaces[workspaceID]; !ok {
-		return nil // evicted meanwhile: read again when needed
-	}
-	for i, e := range events {
-		if e.StreamVersion == m.version+1 {
-			m.apply(decoded[i])
-		}
-	}
-	return nil
-}
-
-// ensure reads a workspace's membership from the log unless the view has it.
-func (v *view) ensure(ctx context.Context, workspaceID string) error {
-	v.mu.RLock()
-	_, ok := v.workspaces[workspaceID]
-	v.mu.RUnlock()
-	if ok {
-		return nil
-	}
-	events, err := v.log.ReadStream(ctx, workspace.StreamID(workspaceID), 0)
-	if err != nil {
-		return fmt.Errorf("members of workspace %s: %w", workspaceID, err)
-	}
-	m := &membership{}
-	for _, e := range events {
-		ev, err := workspace.Decode(e.Type, e.SchemaVersion, e.Data)
-		if err != nil {
-			return fmt.Errorf("members of workspace %s: %w", workspaceID, err)
-		}
-		m.apply(ev)
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	// The log is never behind the hub: keep whichever is newer.
-	if cur, ok := v.workspaces[workspaceID]; !ok || cur.version < m.version {
-		v.putWorkspace(workspaceID, m)
-	}
-	return nil
-}
-
-// cachedRole is role without reading the log: for the fan-out, which has
-// ensured the workspace beforehand.
-func (v *view) cachedRole(workspaceID, userID string) string {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if m, ok := v.workspaces[workspaceID]; ok {
-		return m.members[userID]
-	}
-	return ""
-}
-
-// memberCount returns the number of members of a workspace in the view.
-func (v *view) memberCount(workspaceID string) int {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if m, ok := v.workspaces[workspaceID]; ok {
-		return len(m.members)
-	}
-	return 0
-}
-
-// eachMember calls fn for every member of a workspace in the view. fn must
-// not call the view.
-func (v *view) eachMember(workspaceID string, fn func(userID, role string)) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if m, ok := v.workspaces[workspaceID]; ok {
-		for u, r := range m.members {
-			fn(u, r)
-		}
-	}
-}
-
-// putWorkspace and putOwner insert with v.mu held, evicting an arbitrary
-// entry when the map is full.
-func (v *view) putWorkspace(id string, m *membership) {
-	if _, ok := v.workspaces[id]; !ok && len(v.workspaces) >= maxViewEntries {
-		for k := range v.workspaces {
-			delete(v.workspaces, k)
-			break
-		}
-	}
-	v.workspaces[id] = m
-}
-
+// putOwner inserts with v.mu held, evicting an arbitrary entry when the map
+// is full.
 func (v *view) putOwner(streamID string, o owner) {
 	if _, ok := v.owners[streamID]; !ok && len(v.owners) >= maxViewEntries {
 		for k := range v.owners {

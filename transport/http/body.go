@@ -1,0 +1,32 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+
+	"github.com/engramhq/engram/domain"
+)
+
+// objectField refuses a JSON field that is present but not an object.
+func objectField(field string, raw json.RawMessage) error {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || t[0] == '{' {
+		return nil
+	}
+	return invalid(domain.FieldError{Field: field, Message: "must be a JSON object"})
+}
+
+// nullAsAbsent treats a JSON null like an absent field.
+func nullAsAbsent(raw json.RawMessage) json.RawMessage {
+	if string(raw) == "null" {
+		return nil
+	}
+	return raw
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
