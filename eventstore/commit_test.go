@@ -22,17 +22,7 @@ import (
 // append of the group — plain ones and one with a claim — is committed.
 func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	ctx := t.Context()
-	db := pgtest.New(t)
-	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idem := func(key string) eventstore.AppendOption {
-		return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
-			Render: func(r eventstore.AppendResult) (int, []byte, error) {
-				return 201, fmt.Appendf(nil, `{"position":%d}`, r.LastPosition()), nil
-			}})
-	}
+	db, s := oneCommitter(t)
 	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
 
 	// Before the group: a stream at version 2, and a key already used.
@@ -131,6 +121,27 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	}
 }
 
+// oneCommitter is a store on a fresh database that writes one group at a
+// time.
+func oneCommitter(t *testing.T) (*sqlx.DB, *eventstore.Store) {
+	t.Helper()
+	db := pgtest.New(t)
+	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, s
+}
+
+// idem carries an idempotency key of scope u1; the stored response names
+// the append's last position.
+func idem(key string) eventstore.AppendOption {
+	return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
+		Render: func(r eventstore.AppendResult) (int, []byte, error) {
+			return 201, fmt.Appendf(nil, `{"position":%d}`, r.LastPosition()), nil
+		}})
+}
+
 // holdCommitter keeps the store's only committer busy until release: its
 // append, made with an idempotency key (scope u1), waits for that key,
 // which an open transaction holds.
@@ -145,8 +156,7 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 		VALUES ('u1', $1, 'h', 0, ''::bytea, 0)`, key); err != nil {
 		t.Fatal(err)
 	}
-	held := eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
-		Render: func(r eventstore.AppendResult) (int, []byte, error) { return 201, []byte(`{}`), nil }})
+	held := idem(key)
 	first := make(chan error, 1)
 	go func() {
 		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}, held)
@@ -170,15 +180,7 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 // guarded on the current version or not guarded, are committed.
 func TestGroupCommitChecksEachGuard(t *testing.T) {
 	ctx := t.Context()
-	db := pgtest.New(t)
-	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idem := func(key string) eventstore.AppendOption {
-		return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
-			Render: func(r eventstore.AppendResult) (int, []byte, error) { return 201, []byte(`{}`), nil }})
-	}
+	db, s := oneCommitter(t)
 	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
 	two := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)} }
 	ws := stream(uuid.NewString()) // the stream the guards name, at version 2
