@@ -67,7 +67,6 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"IdempotencyKeyOfAFailedAppendIsFree", idempotencyKeyOfAFailedAppend},
 		{"PositionsInCommitOrder", positionsInCommitOrder},
 		{"ReadStreamsAndFirstEvent", readStreamsAndFirstEvent},
-		{"GuardedAppends", guardedAppends},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
@@ -502,24 +501,3 @@ func readStreamsAndFirstEvent(t *testing.T, s Store) {
 	}
 }
 
-// An append guarded on another stream's version is written while that
-// stream has no event above the version, and fails with ErrGuardChanged,
-// writing nothing, once it has.
-func guardedAppends(t *testing.T, s Store) {
-	ctx := t.Context()
-	other := NewStream()
-	mustAppend(t, s, other, 0, Event("test.created", `{}`))
-	current := eventstore.WithGuard(eventstore.Guard{StreamID: other.ID, Version: 1})
-	st := NewStream()
-	if _, err := s.Append(ctx, st, 0, []eventstore.NewEvent{Event("test.created", `{}`)}, eventstore.Metadata{}, current); err != nil {
-		t.Fatalf("append guarded on the current version: %v", err)
-	}
-	mustAppend(t, s, other, 1, Event("test.changed", `{}`))
-	_, err := s.Append(ctx, st, 1, []eventstore.NewEvent{Event("test.changed", `{}`)}, eventstore.Metadata{}, current)
-	if !errors.Is(err, eventstore.ErrGuardChanged) {
-		t.Fatalf("append guarded on an old version: %v, want ErrGuardChanged", err)
-	}
-	if events := mustRead(t, s, st.ID, 0); len(events) != 1 {
-		t.Fatalf("the refused append wrote: %d events in the stream, want 1", len(events))
-	}
-}
