@@ -226,6 +226,13 @@ func TestMessageRoundTrip(t *testing.T) {
 func subscribeGroup(t *testing.T, db *sql.DB, cfg eventstore.SubscriberConfig) <-chan *message.Message {
 	t.Helper()
 	sub, err := eventstore.NewSubscriber(db, cfg, watermill.NopLogger{})
+	return subscribe(t, sub, err)
+}
+
+// subscribe subscribes to the log through sub, made with error err, until
+// t ends.
+func subscribe(t *testing.T, sub message.Subscriber, err error) <-chan *message.Message {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
