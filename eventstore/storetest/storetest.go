@@ -500,4 +500,3 @@ func readStreamsAndFirstEvent(t *testing.T, s Store) {
 		t.Fatalf("FirstEvent of a missing stream = %v, %v", found, err)
 	}
 }
-
