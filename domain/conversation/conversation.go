@@ -109,12 +109,7 @@ func (c *Conversation) Update(title *string, metadataPatch json.RawMessage) erro
 		v  domain.Validation
 		ev Updated
 	)
-	if title != nil {
-		t := v.Text("title", *title, 1, MaxTitleRunes)
-		if t != c.title {
-			ev.Title = &t
-		}
-	}
+	ev.Title = v.ChangedText("title", title, c.title, 1, MaxTitleRunes)
 	if len(metadataPatch) > 0 {
 		if patch := v.Object("metadata", metadataPatch); patch != nil {
 			merged, err := domain.MergePatch(c.metadata, patch)
