@@ -16,7 +16,7 @@ import (
 
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
-	"github.com/engramhq/engram/test/pgtest"
+	"github.com/engramhq/engram/projections/projectionstest"
 )
 
 // runProjectors runs what serve runs for the projectors: a tail of the log
@@ -137,8 +137,8 @@ func newUUID(t *testing.T) string {
 // commit order.
 func TestPipelineSkipsNothingUnderConcurrentAndLateCommits(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	createSeen(t, db)
 	stop := runProjectors(t, db, store, countingProjector{name: "counting"})
 	defer stop()
@@ -188,8 +188,8 @@ func TestPipelineSkipsNothingUnderConcurrentAndLateCommits(t *testing.T) {
 // with every event.
 func TestProjectorBehindCatchesUpAlone(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	createSeen(t, db)
 	a, b := countingProjector{name: "a"}, countingProjector{name: "b"}
 	stop := runProjectors(t, db, store, a, b)
@@ -216,8 +216,8 @@ func TestProjectorBehindCatchesUpAlone(t *testing.T) {
 // other takes the lease over and goes on from the checkpoint.
 func TestLeaseHandsOverBetweenInstances(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	createSeen(t, db)
 	first := projections.NewLease(db.DB, "test")
 	if !first.TryAcquire(ctx) {
