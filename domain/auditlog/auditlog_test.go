@@ -112,9 +112,3 @@ func TestDecodeRefusesUnknownEvents(t *testing.T) {
 		t.Errorf("malformed data: %v", err)
 	}
 }
-
-func TestStreamID(t *testing.T) {
-	if StreamID("u-1") != "audit-u-1" {
-		t.Fatal(StreamID("u-1"))
-	}
-}

@@ -197,12 +197,6 @@ func TestState(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if got := StreamID("42"); got != "workspace-42" {
-		t.Fatalf("StreamID = %q", got)
-	}
-}
-
 func TestDecodeRoundTrip(t *testing.T) {
 	domaintest.RoundTrip(t, Decode,
 		created(),
