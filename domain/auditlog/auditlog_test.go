@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/domaintest"
 )
 
 func validRead() Read {
@@ -112,3 +113,5 @@ func TestDecodeRefusesUnknownEvents(t *testing.T) {
 		t.Errorf("malformed data: %v", err)
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

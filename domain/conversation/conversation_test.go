@@ -274,3 +274,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatalf("accessors: %d %s %d %q", loaded.Version(), loaded.Metadata(), loaded.MessageCount(), loaded.Title())
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

@@ -212,3 +212,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatalf("accessors: %v %q %q", loaded.Revoked(), loaded.RevokeReason(), loaded.RefreshTokenHash())
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

@@ -224,3 +224,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatal("accessors differ")
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

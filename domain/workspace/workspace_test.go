@@ -239,3 +239,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatalf("accessors: %d %v %q", loaded.Version(), loaded.Members(), loaded.Name())
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }
