@@ -36,11 +36,7 @@ func (s *Server) listExperts(c echo.Context) error {
 }
 
 func (s *Server) getTask(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	t, err := s.app.Queries.GetTask.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	t, err := readByID(c, s.app.Queries.GetTask.Handle)
 	if err != nil {
 		return err
 	}
@@ -76,10 +72,7 @@ type storeMemoryRequest struct {
 
 func (s *Server) storeMemoryItem(c echo.Context) error {
 	var req storeMemoryRequest
-	if err := request.DecodeBody(c, &req); err != nil {
-		return err
-	}
-	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+	if err := decodeWithObject(c, &req, "metadata", &req.Metadata); err != nil {
 		return err
 	}
 	var expiresAt *time.Time
@@ -210,12 +203,7 @@ func (s *Server) searchMemory(c echo.Context) error {
 }
 
 func (s *Server) memoryContext(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	mc, err := s.app.Queries.MemoryContext.Handle(c.Request().Context(), a, c.Param("id"), pos)
+	mc, err := readByID(c, s.app.Queries.MemoryContext.Handle)
 	if err != nil {
 		return err
 	}
@@ -226,5 +214,5 @@ func (s *Server) memoryContext(c echo.Context) error {
 	for name, it := range mc.Entities {
 		out.Entities[name] = renderMemoryItem(it)
 	}
-	return conditional(c, newValidator(a.UserID).addJSON(out).etag(), out)
+	return conditional(c, newValidator(actor(c).UserID).addJSON(out).etag(), out)
 }
