@@ -119,13 +119,7 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		}
 	}
 	s.Words = c.QueryParam("q")
-	switch c.QueryParam("match") {
-	case "", "all":
-	case "any":
-		s.AnyWord = true
-	default:
-		fields = append(fields, domain.FieldError{Field: "match", Message: "must be all or any"})
-	}
+	s.AnyWord = switchParam(c, "match", "all", "any", &fields)
 	for _, name := range []string{"from", "to"} {
 		raw := c.QueryParam(name)
 		if raw == "" {
@@ -152,13 +146,7 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		}
 		s.Metadata[k] = values[0]
 	}
-	switch c.QueryParam("include_expired") {
-	case "", "false":
-	case "true":
-		s.IncludeExpired = true
-	default:
-		fields = append(fields, domain.FieldError{Field: "include_expired", Message: "must be true or false"})
-	}
+	s.IncludeExpired = switchParam(c, "include_expired", "false", "true", &fields)
 	page, err := pageRequest(c)
 	if de := (*domain.Error)(nil); errors.As(err, &de) {
 		fields = append(fields, de.Fields...)
@@ -170,6 +158,20 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		return s, invalid(fields...)
 	}
 	return s, nil
+}
+
+// switchParam reads a query parameter that takes one of two values: false
+// when it is absent or off, true when it is on; any other value is added to
+// fields.
+func switchParam(c echo.Context, name, off, on string, fields *[]domain.FieldError) bool {
+	switch c.QueryParam(name) {
+	case "", off:
+		return false
+	case on:
+		return true
+	}
+	*fields = append(*fields, domain.FieldError{Field: name, Message: "must be " + off + " or " + on})
+	return false
 }
 
 // metadataKey reads a metadata filter's parameter name: metadata.<key> or
