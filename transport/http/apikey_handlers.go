@@ -71,7 +71,7 @@ func (s *Server) issueAPIKey(c echo.Context) error {
 }
 
 func (s *Server) listAPIKeys(c echo.Context) error {
-	return answerPage(c, s.app.Queries.ListAPIKeys.Handle, func(k queries.APIKey) apiKeyJSON {
+	return answerPage(c, pageRequest, s.app.Queries.ListAPIKeys.Handle, func(k queries.APIKey) apiKeyJSON {
 		return apiKeyJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt,
 			ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
 	}, jsonKey[apiKeyJSON])

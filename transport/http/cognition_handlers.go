@@ -59,8 +59,7 @@ func (s *Server) cancelTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	positionHeaders(c, res.Version, res.Position)
-	return c.JSON(http.StatusOK, renderTask(s.app.TaskAfter(ctx, actor(c), res)))
+	return answerChange(c, res, res.Version, res.Position, s.app.TaskAfter, renderTask)
 }
 
 type storeMemoryRequest struct {
@@ -187,21 +186,7 @@ func metadataKey(param string) (string, bool) {
 }
 
 func (s *Server) searchMemory(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	search, err := memorySearch(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	res, err := s.app.Queries.SearchMemory.Handle(c.Request().Context(), a, c.Param("id"), search, pos)
-	if err != nil {
-		return err
-	}
-	out := listOf(res, renderMemoryItem)
-	return conditional(c, listETag(a.UserID, out, jsonKey[memoryItemJSON]), out)
+	return answerPage(c, memorySearch, inParent(c, s.app.Queries.SearchMemory.Handle), renderMemoryItem, jsonKey[memoryItemJSON])
 }
 
 func (s *Server) memoryContext(c echo.Context) error {

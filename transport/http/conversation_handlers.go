@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -34,7 +33,7 @@ func (s *Server) createConversation(c echo.Context) error {
 }
 
 func (s *Server) listConversations(c echo.Context) error {
-	return answerPage(c, inParent(c, s.app.Queries.ListConversations.Handle), renderConversation, func(conv conversationJSON) string {
+	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListConversations.Handle), renderConversation, func(conv conversationJSON) string {
 		return conv.ID + "@" + strconv.Itoa(conv.Version)
 	})
 }
@@ -72,12 +71,9 @@ func (s *Server) archiveConversation(c echo.Context) error {
 	}, s.answerConversation)
 }
 
-// answerConversation answers a conversation change with the conversation
-// as the read model shows it once it has applied the change, or as the
-// command saw it when the read model is late.
+// answerConversation answers a conversation change (see answerChange).
 func (s *Server) answerConversation(c echo.Context, res commands.ConversationResult) error {
-	positionHeaders(c, res.Version, res.Position)
-	return c.JSON(http.StatusOK, renderConversation(s.app.ConversationAfter(c.Request().Context(), actor(c), res)))
+	return answerChange(c, res, res.Version, res.Position, s.app.ConversationAfter, renderConversation)
 }
 
 type postMessageRequest struct {
@@ -103,7 +99,7 @@ func (s *Server) postMessage(c echo.Context) error {
 
 func (s *Server) listMessages(c echo.Context) error {
 	// A message never changes once posted: its position identifies it.
-	return answerPage(c, inParent(c, s.app.Queries.ListMessages.Handle), renderMessage, func(m messageJSON) string {
+	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListMessages.Handle), renderMessage, func(m messageJSON) string {
 		return strconv.FormatInt(m.Position, 10)
 	})
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/labstack/echo/v4"
 
@@ -9,31 +10,32 @@ import (
 	"github.com/engramhq/engram/queries"
 )
 
-// pageQuery is a paged list query as the list handlers call it.
-type pageQuery[S any] func(ctx context.Context, a access.Actor, page queries.PageRequest, minPosition int64) (queries.Page[S], error)
+// listQuery is a paged list query as the list handlers call it: q is the
+// page it asks for (a queries.PageRequest, or a search that holds one).
+type listQuery[Q, S any] func(ctx context.Context, a access.Actor, q Q, minPosition int64) (queries.Page[S], error)
 
 // inParent binds a list query scoped to a parent resource (a workspace's
 // conversations, a conversation's messages) to the request's :id.
-func inParent[S any](c echo.Context, list func(context.Context, access.Actor, string, queries.PageRequest, int64) (queries.Page[S], error)) pageQuery[S] {
-	return func(ctx context.Context, a access.Actor, page queries.PageRequest, minPosition int64) (queries.Page[S], error) {
-		return list(ctx, a, c.Param("id"), page, minPosition)
+func inParent[Q, S any](c echo.Context, list func(context.Context, access.Actor, string, Q, int64) (queries.Page[S], error)) listQuery[Q, S] {
+	return func(ctx context.Context, a access.Actor, q Q, minPosition int64) (queries.Page[S], error) {
+		return list(ctx, a, c.Param("id"), q, minPosition)
 	}
 }
 
-// answerPage answers a paged list: it reads Engram-Min-Position and the
-// page parameters, runs list for the caller, and answers the rendered page
-// with an ETag digested from each rendered item's key.
-func answerPage[S, T any](c echo.Context, list pageQuery[S], render func(S) T, key func(T) string) error {
+// answerPage answers a paged list: it reads Engram-Min-Position and, with
+// parse, the page asked for, runs list for the caller, and answers the
+// rendered page with an ETag digested from each rendered item's key.
+func answerPage[Q, S, T any](c echo.Context, parse func(echo.Context) (Q, error), list listQuery[Q, S], render func(S) T, key func(T) string) error {
 	pos, err := minPosition(c)
 	if err != nil {
 		return err
 	}
-	page, err := pageRequest(c)
+	q, err := parse(c)
 	if err != nil {
 		return err
 	}
 	a := actor(c)
-	res, err := list(c.Request().Context(), a, page, pos)
+	res, err := list(c.Request().Context(), a, q, pos)
 	if err != nil {
 		return err
 	}
@@ -64,4 +66,12 @@ func changeIfMatch[R any](c echo.Context, change func(ctx context.Context, match
 		return err
 	}
 	return answer(c, res)
+}
+
+// answerChange answers a change with the resource it changed as after
+// shows it (the read model once it has applied the change, or the resource
+// as the command saw it when the read model is late), rendered by render.
+func answerChange[R, S, T any](c echo.Context, res R, version int, position int64, after func(context.Context, access.Actor, R) S, render func(S) T) error {
+	positionHeaders(c, version, position)
+	return c.JSON(http.StatusOK, render(after(c.Request().Context(), actor(c), res)))
 }

@@ -38,7 +38,7 @@ func (s *Server) createWorkspace(c echo.Context) error {
 }
 
 func (s *Server) listWorkspaces(c echo.Context) error {
-	return answerPage(c, s.app.Queries.ListWorkspaces.Handle, renderWorkspace, func(w workspaceJSON) string {
+	return answerPage(c, pageRequest, s.app.Queries.ListWorkspaces.Handle, renderWorkspace, func(w workspaceJSON) string {
 		return w.ID + "@" + strconv.Itoa(w.Version) + "/" + w.Role
 	})
 }
@@ -78,12 +78,9 @@ func (s *Server) archiveWorkspace(c echo.Context) error {
 	}, s.answerWorkspace)
 }
 
-// answerWorkspace answers a workspace change with the workspace as the read
-// model shows it once it has applied the change, or as the command saw it
-// when the read model is late.
+// answerWorkspace answers a workspace change (see answerChange).
 func (s *Server) answerWorkspace(c echo.Context, res commands.WorkspaceResult) error {
-	positionHeaders(c, res.Version, res.Position)
-	return c.JSON(http.StatusOK, renderWorkspace(s.app.WorkspaceAfter(c.Request().Context(), actor(c), res)))
+	return answerChange(c, res, res.Version, res.Position, s.app.WorkspaceAfter, renderWorkspace)
 }
 
 type addMemberRequest struct {
