@@ -2,9 +2,7 @@ package queries
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -91,16 +89,12 @@ func (r *reader) conversation(ctx context.Context, c *cacheRead, actor access.Ac
 	if err := c.readModels(ctx, projections.ConversationsProjector, projections.WorkspacesProjector); err != nil {
 		return Conversation{}, err
 	}
-	var row struct {
+	row, err := getRow[struct {
 		Conversation
 		MemberRole string `db:"member_role"`
-	}
-	err := r.db.GetContext(ctx, &row, `SELECT `+conversationColumns+`,
+	}](ctx, r, "conversation", `SELECT `+conversationColumns+`,
 			coalesce((SELECT m.role FROM workspace_members m WHERE m.workspace_id = c.workspace_id AND m.user_id = $2), '') AS member_role
 		FROM conversations c WHERE c.id = $1`, id, actor.UserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Conversation{}, notFound("conversation")
-	}
 	if err != nil {
 		return Conversation{}, err
 	}

@@ -2,8 +2,6 @@ package queries
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"time"
 
 	"github.com/lib/pq"
@@ -34,10 +32,5 @@ func (h *MeHandler) Handle(ctx context.Context, actor access.Actor, minPosition 
 	if err := h.r.wait(ctx, projections.UsersProjector, minPosition); err != nil {
 		return User{}, err
 	}
-	var u User
-	err := h.r.db.GetContext(ctx, &u, `SELECT id, email, display_name, roles, created_at, updated_at, version FROM users WHERE id = $1`, actor.UserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, notFound("user")
-	}
-	return u, err
+	return getRow[User](ctx, h.r, "user", `SELECT id, email, display_name, roles, created_at, updated_at, version FROM users WHERE id = $1`, actor.UserID)
 }

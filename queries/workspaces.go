@@ -2,9 +2,7 @@ package queries
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/engramhq/engram/domain/access"
@@ -108,13 +106,9 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 		return Workspace{}, err
 	}
 	// The workspace and the caller's membership, in one query.
-	var w Workspace
-	err := h.r.db.GetContext(ctx, &w, `SELECT `+workspaceColumns+`,
+	w, err := getRow[Workspace](ctx, h.r, "workspace", `SELECT `+workspaceColumns+`,
 			coalesce((SELECT m.role FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = $2), '') AS role
 		FROM workspaces w WHERE w.id = $1`, id, actor.UserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Workspace{}, notFound("workspace")
-	}
 	if err != nil {
 		return Workspace{}, err
 	}
