@@ -49,19 +49,13 @@ func (h *ListConversationsHandler) Handle(ctx context.Context, actor access.Acto
 		return Page[Conversation]{}, err
 	}
 	limit := page.limit()
-	var items []Conversation
-	if cur == nil {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+conversationColumns+` FROM conversations
-			WHERE workspace_id = $1 ORDER BY last_activity_at DESC, id DESC LIMIT $2`, workspaceID, limit+1)
-	} else {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+conversationColumns+` FROM conversations
+	return selectPage(ctx, h.r, cur, limit,
+		`SELECT `+conversationColumns+` FROM conversations
+			WHERE workspace_id = $1 ORDER BY last_activity_at DESC, id DESC LIMIT $2`,
+		`SELECT `+conversationColumns+` FROM conversations
 			WHERE workspace_id = $1 AND (last_activity_at, id) < ($3, $4)
-			ORDER BY last_activity_at DESC, id DESC LIMIT $2`, workspaceID, limit+1, cur.T, cur.ID)
-	}
-	if err != nil {
-		return Page[Conversation]{}, err
-	}
-	return pageOf(items, limit, func(c Conversation) timeCursor { return timeCursor{T: c.LastActivityAt, ID: c.ID} }), nil
+			ORDER BY last_activity_at DESC, id DESC LIMIT $2`,
+		workspaceID, func(c Conversation) timeCursor { return timeCursor{T: c.LastActivityAt, ID: c.ID} })
 }
 
 // GetConversationHandler returns one conversation.
