@@ -28,10 +28,7 @@ func (s *Server) listExperts(c echo.Context) error {
 	if err := access.CheckRead(actor(c)); err != nil {
 		return err
 	}
-	out := listJSON[expertJSON]{Items: make([]expertJSON, len(s.app.Experts))}
-	for i, e := range s.app.Experts {
-		out.Items[i] = expertJSON(e)
-	}
+	out := listOf(queries.Page[app.Expert]{Items: s.app.Experts}, func(e app.Expert) expertJSON { return expertJSON(e) })
 	return conditional(c, listETag("", out, jsonKey[expertJSON]), out)
 }
 

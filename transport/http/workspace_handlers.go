@@ -10,6 +10,7 @@ import (
 
 	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/transport/request"
 )
 
@@ -94,10 +95,7 @@ func (s *Server) listMembers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := listJSON[memberJSON]{Items: make([]memberJSON, len(members))}
-	for i, m := range members {
-		out.Items[i] = renderMember(m)
-	}
+	out := listOf(queries.Page[queries.Member]{Items: members}, renderMember) // one page: a workspace has few members
 	// A member's e-mail and name come from the user's stream: digested whole.
 	return conditional(c, listETag(actor(c).UserID, out, jsonKey[memberJSON]), out)
 }
