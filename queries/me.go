@@ -2,12 +2,12 @@ package queries
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/projections"
@@ -35,8 +35,10 @@ func (h *MeHandler) Handle(ctx context.Context, actor access.Actor, minPosition 
 	if err := h.r.wait(ctx, projections.UsersProjector, minPosition); err != nil {
 		return User{}, err
 	}
-	u, err := h.read(ctx, actor.UserID)
-	if !errors.Is(err, sql.ErrNoRows) {
+	const read = `SELECT id, email, display_name, roles, created_at, updated_at, version FROM users WHERE id = $1`
+	u, err := getRow[User](ctx, h.r, "user", read, actor.UserID)
+	var missing *domain.Error
+	if !errors.As(err, &missing) || missing.Code != domain.CodeNotFound {
 		return u, err
 	}
 	// A token proves the account exists; a users read model without it is
@@ -48,20 +50,10 @@ func (h *MeHandler) Handle(ctx context.Context, actor access.Actor, minPosition 
 		return User{}, err
 	}
 	if last == 0 {
-		return User{}, notFound("user")
+		return User{}, err
 	}
 	if err := h.r.wait(ctx, projections.UsersProjector, last); err != nil {
 		return User{}, err
 	}
-	u, err = h.read(ctx, actor.UserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, notFound("user")
-	}
-	return u, err
-}
-
-func (h *MeHandler) read(ctx context.Context, id string) (User, error) {
-	var u User
-	err := h.r.db.GetContext(ctx, &u, `SELECT id, email, display_name, roles, created_at, updated_at, version FROM users WHERE id = $1`, id)
-	return u, err
+	return getRow[User](ctx, h.r, "user", read, actor.UserID)
 }
