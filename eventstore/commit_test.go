@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/test/pgtest"
 )
 
 // Appends queued while the committer is busy are written as one group, in
@@ -22,29 +20,18 @@ import (
 // append of the group — plain ones and one with a claim — is committed.
 func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	ctx := t.Context()
-	db := pgtest.New(t)
-	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idem := func(key string) eventstore.AppendOption {
-		return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
-			Render: func(r eventstore.AppendResult) (int, []byte, error) {
-				return 201, fmt.Appendf(nil, `{"position":%d}`, r.LastPosition()), nil
-			}})
-	}
-	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
+	s := newStore(t, eventstore.WithGroupCommit(1, 64))
 
 	// Before the group: a stream at version 2, and a key already used.
 	busy := stream(uuid.NewString())
-	if _, err := s.Append(ctx, busy, 0, []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)}, eventstore.Metadata{}); err != nil {
+	if _, err := s.Append(ctx, busy, 0, two(), eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("used")); err != nil {
 		t.Fatal(err)
 	}
 
-	release := holdCommitter(t, db, s, "held")
+	release := holdCommitter(t, s, "held")
 
 	type outcome struct {
 		name string
@@ -131,11 +118,28 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	}
 }
 
+// idem is an idempotency key of scope u1 whose response names the append's
+// last position.
+func idem(key string) eventstore.AppendOption {
+	return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
+		Render: func(r eventstore.AppendResult) (int, []byte, error) {
+			return 201, fmt.Appendf(nil, `{"position":%d}`, r.LastPosition()), nil
+		}})
+}
+
+// one is a single event to append; two is a pair.
+func one() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
+
+func two() []eventstore.NewEvent {
+	return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)}
+}
+
 // holdCommitter keeps the store's only committer busy until release: its
 // append, made with an idempotency key (scope u1), waits for that key,
 // which an open transaction holds.
-func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (release func()) {
+func holdCommitter(t *testing.T, s *eventstore.Store, key string) (release func()) {
 	t.Helper()
+	db := s.DB()
 	blocker, err := db.BeginTxx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -145,11 +149,9 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 		VALUES ('u1', $1, 'h', 0, ''::bytea, 0)`, key); err != nil {
 		t.Fatal(err)
 	}
-	held := eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
-		Render: func(r eventstore.AppendResult) (int, []byte, error) { return 201, []byte(`{}`), nil }})
 	first := make(chan error, 1)
 	go func() {
-		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}, held)
+		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem(key))
 		first <- err
 	}()
 	waitFor(t, func() bool { return waitingOnLock(t, db.DB) })
@@ -170,17 +172,7 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 // guarded on the current version or not guarded, are committed.
 func TestGroupCommitChecksEachGuard(t *testing.T) {
 	ctx := t.Context()
-	db := pgtest.New(t)
-	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idem := func(key string) eventstore.AppendOption {
-		return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
-			Render: func(r eventstore.AppendResult) (int, []byte, error) { return 201, []byte(`{}`), nil }})
-	}
-	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
-	two := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)} }
+	s := newStore(t, eventstore.WithGroupCommit(1, 64))
 	ws := stream(uuid.NewString()) // the stream the guards name, at version 2
 	if _, err := s.Append(ctx, ws, 0, two(), eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
@@ -222,7 +214,7 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 	}
 	groups := [][]string{{"stale", "stale-key", "current", "current-key", "plain"}, {"stale", "current", "plain"}}
 	for i, group := range groups {
-		release := holdCommitter(t, db, s, fmt.Sprint("held", i))
+		release := holdCommitter(t, s, fmt.Sprint("held", i))
 		streams := map[string]eventstore.Stream{}
 		errs := make(map[string]error)
 		var mu sync.Mutex
@@ -269,10 +261,7 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 // callers share transactions.
 func TestGroupCommitUnderConcurrency(t *testing.T) {
 	ctx := t.Context()
-	s, err := eventstore.New(pgtest.New(t), eventstore.WithGroupCommit(2, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, eventstore.WithGroupCommit(2, 64))
 	const writers, each = 16, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -280,7 +269,7 @@ func TestGroupCommitUnderConcurrency(t *testing.T) {
 		wg.Go(func() {
 			st := stream(fmt.Sprint("w", w))
 			for v := range each {
-				if _, err := s.Append(ctx, st, v, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}); err != nil {
+				if _, err := s.Append(ctx, st, v, one(), eventstore.Metadata{}); err != nil {
 					errs <- fmt.Errorf("writer %d version %d: %w", w, v+1, err)
 					return
 				}

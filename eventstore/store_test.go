@@ -18,9 +18,10 @@ import (
 	"github.com/engramhq/engram/test/pgtest"
 )
 
-func newStore(t *testing.T) *eventstore.Store {
+// newStore opens a store with opts on a database of its own.
+func newStore(t testing.TB, opts ...eventstore.Option) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(pgtest.New(t))
+	s, err := eventstore.New(pgtest.New(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +227,13 @@ func TestMessageRoundTrip(t *testing.T) {
 func subscribeGroup(t *testing.T, db *sql.DB, cfg eventstore.SubscriberConfig) <-chan *message.Message {
 	t.Helper()
 	sub, err := eventstore.NewSubscriber(db, cfg, watermill.NopLogger{})
+	return subscribed(t, sub, err)
+}
+
+// subscribed subscribes sub, built with err, to the log, and closes it when
+// the test ends.
+func subscribed(t *testing.T, sub message.Subscriber, err error) <-chan *message.Message {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
