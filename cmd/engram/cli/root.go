@@ -215,6 +215,17 @@ func (p *program) configure() (config.Config, *slog.Logger, io.Closer, error) {
 	return cfg, logger, logs, nil
 }
 
+// withConfig runs fn with the configuration and the logger it asks for,
+// whose logs are closed when fn returns.
+func (p *program) withConfig(fn func(cfg config.Config, logger *slog.Logger) error) error {
+	cfg, logger, logs, err := p.configure()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logs.Close() }()
+	return fn(cfg, logger)
+}
+
 // newLogger builds the logger cfg asks for, its console output going to
 // the run's standard error.
 func (p *program) newLogger(cfg config.Config) (*slog.Logger, io.Closer, error) {
