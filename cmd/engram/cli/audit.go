@@ -34,16 +34,12 @@ import (
 // stream of the operator ("audit-cli:<user>@<host>").
 
 func (p *program) newAuditCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Verify, checkpoint, export and replay the event log",
-		Long: "Verify the hash chains of the event log, sign checkpoints of it and verify it against\n" +
-			"them, export its events as NDJSON, and fold a stream's state as it was at a version or\n" +
+	return newGroup("audit", "Verify, checkpoint, export and replay the event log",
+		"Verify the hash chains of the event log, sign checkpoints of it and verify it against\n"+
+			"them, export its events as NDJSON, and fold a stream's state as it was at a version or\n"+
 			"a time. Secrets are never shown, and every read is itself recorded in the log.",
-	}
-	cmd.AddCommand(p.newAuditVerifyCommand(), p.newAuditExportCommand(), p.newAuditStateCommand(),
+		p.newAuditVerifyCommand(), p.newAuditExportCommand(), p.newAuditStateCommand(),
 		p.newAuditKeygenCommand(), p.newAuditCheckpointCommand())
-	return cmd
 }
 
 func (p *program) newAuditVerifyCommand() *cobra.Command {

@@ -128,6 +128,14 @@ func (p *program) newRootCommand() *cobra.Command {
 	return root
 }
 
+// newGroup returns a command that only groups subs: guardGroups decides
+// what it does when run.
+func newGroup(use, short, long string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Long: long}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // guardGroups makes every command that only groups subcommands (engram,
 // engram projections, …) refuse an unknown subcommand with a usage error and
 // a "did you mean" hint, instead of printing its help and succeeding.

@@ -23,15 +23,11 @@ import (
 )
 
 func (p *program) newUserCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "user",
-		Short: "Create users and grant roles",
-		Long: "Create users and grant them the global roles user, admin or auditor.\n" +
-			"Passwords are read from an interactive prompt (not echoed) or, when standard\n" +
+	return newGroup("user", "Create users and grant roles",
+		"Create users and grant them the global roles user, admin or auditor.\n"+
+			"Passwords are read from an interactive prompt (not echoed) or, when standard\n"+
 			"input is not a terminal, from its first line; never from the command line.",
-	}
-	cmd.AddCommand(p.newUserCreateCommand(), p.newUserGrantCommand())
-	return cmd
+		p.newUserCreateCommand(), p.newUserGrantCommand())
 }
 
 func (p *program) newUserCreateCommand() *cobra.Command {
