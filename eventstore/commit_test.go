@@ -190,27 +190,15 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 
 	// In one group with keys (a transaction, savepoints), then in one of
 	// plain appends only (one statement).
-	appends := map[string]func(st eventstore.Stream) error{
-		"stale": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, two(), eventstore.Metadata{}, stale)
-			return err
-		},
-		"stale-key": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, stale, idem("k1"))
-			return err
-		},
-		"current": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, two(), eventstore.Metadata{}, current)
-			return err
-		},
-		"current-key": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, current, idem("k2"))
-			return err
-		},
-		"plain": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{})
-			return err
-		},
+	appends := map[string]struct {
+		events func() []eventstore.NewEvent
+		opts   []eventstore.AppendOption
+	}{
+		"stale":       {two, []eventstore.AppendOption{stale}},
+		"stale-key":   {one, []eventstore.AppendOption{stale, idem("k1")}},
+		"current":     {two, []eventstore.AppendOption{current}},
+		"current-key": {one, []eventstore.AppendOption{current, idem("k2")}},
+		"plain":       {one, nil},
 	}
 	groups := [][]string{{"stale", "stale-key", "current", "current-key", "plain"}, {"stale", "current", "plain"}}
 	for i, group := range groups {
@@ -223,7 +211,8 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 			st := stream(uuid.NewString())
 			streams[name] = st
 			wg.Go(func() {
-				err := appends[name](st)
+				a := appends[name]
+				_, err := s.Append(ctx, st, 0, a.events(), eventstore.Metadata{}, a.opts...)
 				mu.Lock()
 				errs[name] = err
 				mu.Unlock()
