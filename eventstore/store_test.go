@@ -207,12 +207,12 @@ func TestMessageRoundTrip(t *testing.T) {
 func subscribeGroup(t *testing.T, db *sql.DB, cfg eventstore.SubscriberConfig) <-chan *message.Message {
 	t.Helper()
 	sub, err := eventstore.NewSubscriber(db, cfg, watermill.NopLogger{})
-	return subscribed(t, sub, err)
+	return subscribe(t, sub, err)
 }
 
-// subscribed subscribes sub, built with err, to the log, and closes it when
+// subscribe subscribes sub, built with err, to the log, and closes it when
 // the test ends.
-func subscribed(t *testing.T, sub message.Subscriber, err error) <-chan *message.Message {
+func subscribe(t *testing.T, sub message.Subscriber, err error) <-chan *message.Message {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func quiet(t *testing.T, msgs <-chan *message.Message, d time.Duration) {
 func tail(t *testing.T, s *eventstore.Store, cfg eventstore.TailerConfig) <-chan *message.Message {
 	t.Helper()
 	tailer, err := eventstore.NewTailer(s, cfg, watermill.NopLogger{})
-	return subscribed(t, tailer, err)
+	return subscribe(t, tailer, err)
 }
 
 // Transaction A takes its position first but commits after B: the tailer

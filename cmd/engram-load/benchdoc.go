@@ -494,6 +494,7 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 	p("Any scenario can be run by hand against a running server:\n\n")
 	p("```sh\nbin/engram-load -scenario mixed -rate 500 -duration 30s -subscribers 100\n")
 	p("bin/engram-load -scenario sse -subscribers 200 -rate 200 -conversations 8\n")
+	p("bin/engram-load -scenario append -open-loop -rate 1500 -duration 10s   # overload: accepted, refused, send lag\n")
 	p("bin/engram-load -h   # every flag\n```\n\n")
 }
 

@@ -4,7 +4,8 @@
 // against one holds for the other.
 //
 // The suite covers what the command handlers and the audit rely on:
-// expected versions, all-or-nothing appends, events that do not change once
+// expected versions, guards on another stream's version, all-or-nothing
+// appends, events that do not change once
 // stored, unique claims, idempotency keys with their first response,
 // positions in commit order and the per-stream hash chain.
 package storetest
@@ -56,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	}{
 		{"AppendAndReadStream", appendAndReadStream},
 		{"ExpectedVersion", expectedVersion},
+		{"Guard", guard},
 		{"BadInput", badInput},
 		{"ConcurrentAppendsExactlyOneWins", concurrentAppends},
 		{"EventIDsAreUnique", eventIDsAreUnique},
@@ -189,6 +191,37 @@ func expectedVersion(t *testing.T, s Store) {
 	}
 	if events := mustRead(t, s, st.ID, 0); len(events) != 1 {
 		t.Fatalf("stream has %d events, want 1: a refused append wrote", len(events))
+	}
+}
+
+// An append guarded on another stream is written only while that stream
+// is at the guard's version; otherwise nothing is, not even its key.
+func guard(t *testing.T, s Store) {
+	ctx := t.Context()
+	other, st := NewStream(), NewStream()
+	mustAppend(t, s, other, eventstore.NoStream, Event("test.created", `{}`))
+	at := func(v int) eventstore.AppendOption {
+		return eventstore.WithGuard(eventstore.Guard{StreamID: other.ID, Version: v})
+	}
+	if _, err := s.Append(ctx, st, 0, []eventstore.NewEvent{Event("test.a", `{}`)}, eventstore.Metadata{}, at(1)); err != nil {
+		t.Fatalf("guard on the current version: %v", err)
+	}
+	mustAppend(t, s, other, 1, Event("test.changed", `{}`))
+	key := idempotency("g1", renderPosition)
+	for _, v := range []int{0, 1} {
+		_, err := s.Append(ctx, st, 1, []eventstore.NewEvent{Event("test.b", `{}`), Event("test.c", `{}`)}, eventstore.Metadata{}, at(v), key)
+		if !errors.Is(err, eventstore.ErrGuardChanged) {
+			t.Fatalf("guard on version %d of a stream at 2: %v, want ErrGuardChanged", v, err)
+		}
+	}
+	if events := mustRead(t, s, st.ID, 0); len(events) != 1 {
+		t.Fatalf("stale guards wrote: %d events", len(events))
+	}
+	if _, found, _ := s.IdempotentResponse(ctx, "u1", "g1"); found {
+		t.Fatal("the key of an append refused by its guard was stored")
+	}
+	if _, err := s.Append(ctx, st, 1, []eventstore.NewEvent{Event("test.b", `{}`)}, eventstore.Metadata{}, at(2), key); err != nil {
+		t.Fatalf("guard on the new version: %v", err)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,9 +98,10 @@ func TestAdmissionQueueTimeout(t *testing.T) {
 // longer than standingAfter, a queued command waits no longer than the
 // target, and one whose expected wait is longer is refused at the door.
 func TestAdmissionStandingQueue(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	var elapsed atomic.Int64 // the clock moves only when told
+	start := time.Unix(1_700_000_000, 0)
 	adm := newAdmission(Admission{Concurrency: 1, Queue: 8, QueueTimeout: 5 * time.Second, QueueTarget: 30 * time.Millisecond})
-	adm.now = clock.Now
+	adm.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	adm.slots <- struct{}{} // the only slot is taken, free when taken
 	adm.sawFree()
 	adm.held(5 * time.Millisecond)
@@ -121,7 +122,7 @@ func TestAdmissionStandingQueue(t *testing.T) {
 
 	// No slot has been free for a while: the queue stands, the next one
 	// waits 30 ms at most.
-	clock.Advance(2 * standingAfter)
+	elapsed.Add(int64(2 * standingAfter))
 	code, took := post()
 	if code != http.StatusServiceUnavailable || took < 30*time.Millisecond || took > 4*time.Second {
 		t.Fatalf("queued behind a standing queue: %d after %v, want 503 after about the target", code, took)
@@ -156,7 +157,7 @@ func TestAdmissionStandingQueue(t *testing.T) {
 	if !adm.isStanding() {
 		t.Fatal("one free slot ended the standing queue")
 	}
-	clock.Advance(2 * standingAfter)
+	elapsed.Add(int64(2 * standingAfter))
 	if code, _ := post(); code != http.StatusNoContent || adm.isStanding() {
 		t.Fatalf("after a while without queueing: %d, standing %v; want 204 and a burst again", code, adm.isStanding())
 	}
@@ -174,24 +175,6 @@ func (a *admission) queued() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.waiting
-}
-
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 func waitUntil(t *testing.T, cond func() bool) {
