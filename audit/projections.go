@@ -222,8 +222,7 @@ var readModels = []readModel{
 		tables:      []modelTable{{"users", `SELECT id::text, to_jsonb(t) FROM users t`}},
 		expect: func(s *foldedStream) []expectedRow {
 			u := &user.User{}
-			s.fold(user.Decode, user.EventRegistered, u.Apply)
-			if !s.created {
+			if !s.fold(user.Decode, user.EventRegistered, u.Apply) {
 				return nil
 			}
 			return []expectedRow{{table: "users", key: u.ID(), cols: map[string]any{
@@ -241,8 +240,7 @@ var readModels = []readModel{
 		},
 		expect: func(s *foldedStream) []expectedRow {
 			w := &workspace.Workspace{}
-			s.fold(workspace.Decode, workspace.EventCreated, w.Apply)
-			if !s.created {
+			if !s.fold(workspace.Decode, workspace.EventCreated, w.Apply) {
 				return nil
 			}
 			rows := []expectedRow{{table: "workspaces", key: w.ID(), cols: map[string]any{
@@ -275,8 +273,7 @@ var readModels = []readModel{
 		expect: func(s *foldedStream) []expectedRow {
 			if s.streamType == apikey.StreamType {
 				k := &apikey.APIKey{}
-				s.fold(apikey.Decode, apikey.EventIssued, k.Apply)
-				if !s.created {
+				if !s.fold(apikey.Decode, apikey.EventIssued, k.Apply) {
 					return nil
 				}
 				var expires any
@@ -289,8 +286,7 @@ var readModels = []readModel{
 				}}}
 			}
 			ss := &session.Session{}
-			s.fold(session.Decode, session.EventStarted, ss.Apply)
-			if !s.created {
+			if !s.fold(session.Decode, session.EventStarted, ss.Apply) {
 				return nil
 			}
 			var reason any
@@ -309,8 +305,7 @@ var readModels = []readModel{
 		tables:      []modelTable{{"tasks", `SELECT id::text, to_jsonb(t) FROM tasks t`}},
 		expect: func(s *foldedStream) []expectedRow {
 			t := &task.Task{}
-			s.fold(task.Decode, task.EventSubmitted, t.Apply)
-			if !s.created {
+			if !s.fold(task.Decode, task.EventSubmitted, t.Apply) {
 				return nil
 			}
 			return []expectedRow{{table: "tasks", key: t.ID(), cols: map[string]any{
@@ -456,10 +451,11 @@ type foldedStream struct {
 }
 
 // fold applies every event with apply after decoding it with decode; an
-// event it cannot decode is reported. created tells whether the stream
-// begins with the creation event.
-func (s *foldedStream) fold(decode func(string, int, []byte) (domain.Event, error), creation string, apply func(domain.Event)) {
+// event it cannot decode is reported. It reports, as created also tells,
+// whether the stream begins with the creation event.
+func (s *foldedStream) fold(decode func(string, int, []byte) (domain.Event, error), creation string, apply func(domain.Event)) bool {
 	s.foldEach(decode, creation, apply, nil)
+	return s.created
 }
 
 // foldEach is fold calling each, when set, after every event applied.

@@ -59,13 +59,9 @@ func (h *GrantRoleHandler) Handle(ctx context.Context, cmd GrantRole) (GrantRole
 	}
 	userID := strings.TrimPrefix(owner, user.StreamType+"-")
 	var state UserState
-	w, err := h.repos.users.update(withActor(ctx, cmd.By), userID, func(u *user.User) error {
-		if err := u.GrantRole(cmd.Role); err != nil {
-			return err
-		}
-		state = userState(u)
-		return nil
-	})
+	w, err := h.repos.users.update(withActor(ctx, cmd.By), userID, keepingState(func(u *user.User) error {
+		return u.GrantRole(cmd.Role)
+	}, userState, &state))
 	if err != nil {
 		return GrantRoleResult{}, err
 	}

@@ -200,16 +200,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 			return ConversationResult{}, err
 		}
 		var state ConversationState
-		w, err := r.conversations.updateIf(ctx, id, wa.guard(), func(c *conversation.Conversation) error {
-			if err := checkIfMatch(ifMatch, c.Version()); err != nil {
-				return err
-			}
-			if err := decide(c); err != nil {
-				return err
-			}
-			state = conversationState(c)
-			return nil
-		}, opts...)
+		w, err := r.conversations.updateIf(ctx, id, wa.guard(), keepingState(ifMatching(ifMatch, decide), conversationState, &state), opts...)
 		switch {
 		case errors.Is(err, eventstore.ErrGuardChanged):
 		case err == nil && len(w.Events) > 0:
@@ -238,14 +229,7 @@ func (r *repositories) inWorkspace(ctx context.Context, actor access.Actor, acti
 		if err := access.CheckWorkspace(actor, action, role); err != nil {
 			return err
 		}
-		if err := checkIfMatch(ifMatch, ws.Version()); err != nil {
-			return err
-		}
-		if err := decide(ws); err != nil {
-			return err
-		}
-		state = workspaceState(ws)
-		return nil
+		return keepingState(ifMatching(ifMatch, decide), workspaceState, &state)(ws)
 	}, opts...)
 	if err != nil {
 		return WorkspaceResult{}, err

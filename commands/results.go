@@ -104,6 +104,30 @@ func conversationState(c *conversation.Conversation) ConversationState {
 		Modality: c.Modality(), Metadata: c.Metadata(), Archived: c.Archived(), MessageCount: c.MessageCount()}
 }
 
+// keepingState returns decide followed, when it succeeds, by storing in
+// *state the aggregate's state as stateOf renders it: what a command returns
+// is the state its own decision produced.
+func keepingState[T, S any](decide decideFunc[T], stateOf func(T) S, state *S) decideFunc[T] {
+	return func(agg T) error {
+		if err := decide(agg); err != nil {
+			return err
+		}
+		*state = stateOf(agg)
+		return nil
+	}
+}
+
+// ifMatching returns decide preceded by the If-Match check of the
+// aggregate's version.
+func ifMatching[T aggregate](ifMatch *int, decide decideFunc[T]) decideFunc[T] {
+	return func(agg T) error {
+		if err := checkIfMatch(ifMatch, agg.Version()); err != nil {
+			return err
+		}
+		return decide(agg)
+	}
+}
+
 // checkIfMatch enforces an optional If-Match version.
 func checkIfMatch(ifMatch *int, version int) error {
 	if ifMatch != nil && *ifMatch != version {

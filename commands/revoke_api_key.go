@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/apikey"
 )
@@ -25,18 +24,8 @@ type RevokeAPIKeyHandler struct {
 // except for admins; only session credentials revoke keys
 // (access.CheckCredentials). Revoking a revoked key changes nothing.
 func (h *RevokeAPIKeyHandler) Handle(ctx context.Context, cmd RevokeAPIKey) (Written, error) {
-	if err := access.CheckCredentials(cmd.Actor); err != nil {
-		return Written{}, err
-	}
-	if err := validID("key_id", cmd.KeyID); err != nil {
-		return Written{}, err
-	}
-	w, err := h.repos.apiKeys.update(withActor(ctx, cmd.Actor.UserID), cmd.KeyID, func(k *apikey.APIKey) error {
-		if k.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
-			return domain.Errorf(domain.CodeNotFound, "API key not found")
-		}
-		return k.Revoke()
-	})
+	w, err := revokeOwned(ctx, h.repos.apiKeys, cmd.Actor, "key_id", cmd.KeyID, "API key",
+		(*apikey.APIKey).UserID, (*apikey.APIKey).Revoke)
 	if err != nil {
 		return Written{}, err
 	}

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/session"
 )
@@ -27,18 +26,8 @@ type RevokeSessionHandler struct {
 // for admins. Revoking a revoked session changes nothing. Only session
 // credentials manage sessions (access.CheckCredentials).
 func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (Written, error) {
-	if err := access.CheckCredentials(cmd.Actor); err != nil {
-		return Written{}, err
-	}
-	if err := validID("session_id", cmd.SessionID); err != nil {
-		return Written{}, err
-	}
-	w, err := h.repos.sessions.update(withActor(ctx, cmd.Actor.UserID), cmd.SessionID, func(s *session.Session) error {
-		if s.UserID() != cmd.Actor.UserID && !cmd.Actor.HasRole(access.RoleAdmin) {
-			return domain.Errorf(domain.CodeNotFound, "session not found")
-		}
-		return s.Revoke(cmd.Reason)
-	})
+	w, err := revokeOwned(ctx, h.repos.sessions, cmd.Actor, "session_id", cmd.SessionID, "session",
+		(*session.Session).UserID, func(s *session.Session) error { return s.Revoke(cmd.Reason) })
 	if err != nil {
 		return Written{}, err
 	}

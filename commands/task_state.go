@@ -47,13 +47,7 @@ func changeTask(ctx context.Context, repos *cognitionRepositories, id string, de
 		return TaskResult{}, err
 	}
 	var state TaskState
-	w, err := repos.tasks.update(ctx, id, func(t *task.Task) error {
-		if err := decide(t); err != nil {
-			return err
-		}
-		state = taskState(t)
-		return nil
-	})
+	w, err := repos.tasks.update(ctx, id, keepingState(decide, taskState, &state))
 	if err != nil {
 		return TaskResult{}, err
 	}

@@ -50,6 +50,31 @@ func TestText(t *testing.T) {
 	}
 }
 
+func TestChangedText(t *testing.T) {
+	s := func(v string) *string { return &v }
+	tests := []struct {
+		name    string
+		value   *string
+		want    *string
+		invalid bool
+	}{
+		{name: "absent", value: nil},
+		{name: "unchanged once trimmed", value: s(" Plans ")},
+		{name: "changed", value: s(" Roadmap "), want: s("Roadmap")},
+		{name: "invalid", value: s(" "), want: s(""), invalid: true},
+	}
+	for _, tt := range tests {
+		var v domain.Validation
+		got := v.ChangedText("title", tt.value, "Plans", 1, 10)
+		if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+			t.Errorf("%s: ChangedText = %v, want %v", tt.name, got, tt.want)
+		}
+		if (v.Err() != nil) != tt.invalid {
+			t.Errorf("%s: error = %v", tt.name, v.Err())
+		}
+	}
+}
+
 func TestIDAndSecret(t *testing.T) {
 	for _, tt := range []struct {
 		id string

@@ -53,36 +53,51 @@ func (v *Validation) Text(field, value string, minRunes, maxRunes int) string {
 // and free of white space and control characters (identifiers become part of
 // stream names such as "conversation-<id>"). It reports whether id is valid.
 func (v *Validation) ID(field, id string) bool {
-	switch {
-	case id == "":
-		v.Add(field, "is required")
-	case len(id) > MaxIDBytes:
-		v.Add(field, "must be at most %d bytes", MaxIDBytes)
-	case TextProblem(id) != "":
-		v.Add(field, "%s", TextProblem(id))
-	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		v.Add(field, "must not contain white space or control characters")
-	default:
-		return true
+	if !v.opaque(field, id, MaxIDBytes) {
+		return false
 	}
-	return false
+	if strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		v.Add(field, "must not contain white space or control characters")
+		return false
+	}
+	return true
 }
 
 // Secret checks an opaque secret such as a password hash or a token hash:
 // required, at most MaxSecretBytes bytes, valid UTF-8 and without NUL
 // characters. Messages never repeat the value. It reports whether s is valid.
 func (v *Validation) Secret(field, s string) bool {
+	return v.opaque(field, s, MaxSecretBytes)
+}
+
+// opaque checks a value that is stored as given: required, at most maxBytes
+// bytes, and storable as text (see TextProblem). It reports whether s is valid.
+func (v *Validation) opaque(field, s string, maxBytes int) bool {
 	switch {
 	case s == "":
 		v.Add(field, "is required")
-	case len(s) > MaxSecretBytes:
-		v.Add(field, "must be at most %d bytes", MaxSecretBytes)
+	case len(s) > maxBytes:
+		v.Add(field, "must be at most %d bytes", maxBytes)
 	case TextProblem(s) != "":
 		v.Add(field, "%s", TextProblem(s))
 	default:
 		return true
 	}
 	return false
+}
+
+// ChangedText checks the new value of a free-text field of an update (see
+// Text) and returns it when it differs from current. It returns nil when
+// value is nil (the field is left unchanged) or equals current once trimmed.
+func (v *Validation) ChangedText(field string, value *string, current string, minRunes, maxRunes int) *string {
+	if value == nil {
+		return nil
+	}
+	t := v.Text(field, *value, minRunes, maxRunes)
+	if t == current {
+		return nil
+	}
+	return &t
 }
 
 // OneOf checks that value is one of allowed and reports whether it is.

@@ -10,20 +10,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/test/pgtest"
 )
 
 // Benchmarks of the store's append and read paths against a fresh database
 // (make bench-go). Each event is shaped like a posted chat message.
-
-func benchStore(b *testing.B) *eventstore.Store {
-	b.Helper()
-	s, err := eventstore.New(pgtest.New(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
 
 var benchMetadata = eventstore.Metadata{
 	CorrelationID: "0197a3c2-5e00-7000-8000-000000000001", CausationID: "0197a3c2-5e00-7000-8000-000000000001",
@@ -47,7 +37,7 @@ func messageEvents(n int) []eventstore.NewEvent {
 // version the previous one left (the path of a command on a known stream).
 func benchAppend(b *testing.B, n int) {
 	ctx := context.Background()
-	s := benchStore(b)
+	s := newStore(b)
 	st := eventstore.Stream{ID: "conversation-" + uuid.NewString(), Type: "conversation"}
 	version := eventstore.NoStream
 	for b.Loop() {
@@ -69,7 +59,7 @@ func BenchmarkAppendTenEvents(b *testing.B) { benchAppend(b, 10) }
 // BenchmarkReadStream100 reads a whole stream of 100 events.
 func BenchmarkReadStream100(b *testing.B) {
 	ctx := context.Background()
-	s := benchStore(b)
+	s := newStore(b)
 	st := eventstore.Stream{ID: "conversation-" + uuid.NewString(), Type: "conversation"}
 	if _, err := s.Append(ctx, st, eventstore.NoStream, messageEvents(100), benchMetadata); err != nil {
 		b.Fatal(err)
@@ -87,7 +77,7 @@ func BenchmarkReadStream100(b *testing.B) {
 // order, as a consumer catching up (or a rebuild) does, over 50 streams.
 func BenchmarkReadCommittedPage500(b *testing.B) {
 	ctx := context.Background()
-	s := benchStore(b)
+	s := newStore(b)
 	for range 50 {
 		st := eventstore.Stream{ID: "conversation-" + uuid.NewString(), Type: "conversation"}
 		if _, err := s.Append(ctx, st, eventstore.NoStream, messageEvents(10), benchMetadata); err != nil {

@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
-	"github.com/engramhq/engram/test/pgtest"
 )
 
 // Appends queued while the committer is busy are written as one group, in
@@ -22,19 +20,18 @@ import (
 // append of the group — plain ones and one with a claim — is committed.
 func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	ctx := t.Context()
-	db, s := oneCommitter(t)
-	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
+	s := newStore(t, eventstore.WithGroupCommit(1, 64))
 
 	// Before the group: a stream at version 2, and a key already used.
 	busy := stream(uuid.NewString())
-	if _, err := s.Append(ctx, busy, 0, []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)}, eventstore.Metadata{}); err != nil {
+	if _, err := s.Append(ctx, busy, 0, two(), eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Append(ctx, stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem("used")); err != nil {
 		t.Fatal(err)
 	}
 
-	release := holdCommitter(t, db, s, "held")
+	release := holdCommitter(t, s, "held")
 
 	type outcome struct {
 		name string
@@ -121,20 +118,8 @@ func TestGroupCommitFailsOnlyTheClashingAppends(t *testing.T) {
 	}
 }
 
-// oneCommitter is a store on a fresh database that writes one group at a
-// time.
-func oneCommitter(t *testing.T) (*sqlx.DB, *eventstore.Store) {
-	t.Helper()
-	db := pgtest.New(t)
-	s, err := eventstore.New(db, eventstore.WithGroupCommit(1, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db, s
-}
-
-// idem carries an idempotency key of scope u1; the stored response names
-// the append's last position.
+// idem is an idempotency key of scope u1 whose response names the append's
+// last position.
 func idem(key string) eventstore.AppendOption {
 	return eventstore.WithIdempotency(eventstore.Idempotency{Scope: "u1", Key: key, RequestHash: []byte("h"),
 		Render: func(r eventstore.AppendResult) (int, []byte, error) {
@@ -142,11 +127,19 @@ func idem(key string) eventstore.AppendOption {
 		}})
 }
 
+// one is a single event to append; two is a pair.
+func one() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
+
+func two() []eventstore.NewEvent {
+	return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)}
+}
+
 // holdCommitter keeps the store's only committer busy until release: its
 // append, made with an idempotency key (scope u1), waits for that key,
 // which an open transaction holds.
-func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (release func()) {
+func holdCommitter(t *testing.T, s *eventstore.Store, key string) (release func()) {
 	t.Helper()
+	db := s.DB()
 	blocker, err := db.BeginTxx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -156,10 +149,9 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 		VALUES ('u1', $1, 'h', 0, ''::bytea, 0)`, key); err != nil {
 		t.Fatal(err)
 	}
-	held := idem(key)
 	first := make(chan error, 1)
 	go func() {
-		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}, held)
+		_, err := s.Append(t.Context(), stream(uuid.NewString()), 0, one(), eventstore.Metadata{}, idem(key))
 		first <- err
 	}()
 	waitFor(t, func() bool { return waitingOnLock(t, db.DB) })
@@ -180,9 +172,7 @@ func holdCommitter(t *testing.T, db *sqlx.DB, s *eventstore.Store, key string) (
 // guarded on the current version or not guarded, are committed.
 func TestGroupCommitChecksEachGuard(t *testing.T) {
 	ctx := t.Context()
-	db, s := oneCommitter(t)
-	one := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.happened", `{}`)} }
-	two := func() []eventstore.NewEvent { return []eventstore.NewEvent{ev("test.a", `{}`), ev("test.b", `{}`)} }
+	s := newStore(t, eventstore.WithGroupCommit(1, 64))
 	ws := stream(uuid.NewString()) // the stream the guards name, at version 2
 	if _, err := s.Append(ctx, ws, 0, two(), eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
@@ -200,31 +190,19 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 
 	// In one group with keys (a transaction, savepoints), then in one of
 	// plain appends only (one statement).
-	appends := map[string]func(st eventstore.Stream) error{
-		"stale": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, two(), eventstore.Metadata{}, stale)
-			return err
-		},
-		"stale-key": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, stale, idem("k1"))
-			return err
-		},
-		"current": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, two(), eventstore.Metadata{}, current)
-			return err
-		},
-		"current-key": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{}, current, idem("k2"))
-			return err
-		},
-		"plain": func(st eventstore.Stream) error {
-			_, err := s.Append(ctx, st, 0, one(), eventstore.Metadata{})
-			return err
-		},
+	appends := map[string]struct {
+		events func() []eventstore.NewEvent
+		opts   []eventstore.AppendOption
+	}{
+		"stale":       {two, []eventstore.AppendOption{stale}},
+		"stale-key":   {one, []eventstore.AppendOption{stale, idem("k1")}},
+		"current":     {two, []eventstore.AppendOption{current}},
+		"current-key": {one, []eventstore.AppendOption{current, idem("k2")}},
+		"plain":       {one, nil},
 	}
 	groups := [][]string{{"stale", "stale-key", "current", "current-key", "plain"}, {"stale", "current", "plain"}}
 	for i, group := range groups {
-		release := holdCommitter(t, db, s, fmt.Sprint("held", i))
+		release := holdCommitter(t, s, fmt.Sprint("held", i))
 		streams := map[string]eventstore.Stream{}
 		errs := make(map[string]error)
 		var mu sync.Mutex
@@ -233,7 +211,8 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 			st := stream(uuid.NewString())
 			streams[name] = st
 			wg.Go(func() {
-				err := appends[name](st)
+				a := appends[name]
+				_, err := s.Append(ctx, st, 0, a.events(), eventstore.Metadata{}, a.opts...)
 				mu.Lock()
 				errs[name] = err
 				mu.Unlock()
@@ -271,10 +250,7 @@ func TestGroupCommitChecksEachGuard(t *testing.T) {
 // callers share transactions.
 func TestGroupCommitUnderConcurrency(t *testing.T) {
 	ctx := t.Context()
-	s, err := eventstore.New(pgtest.New(t), eventstore.WithGroupCommit(2, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, eventstore.WithGroupCommit(2, 64))
 	const writers, each = 16, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -282,7 +258,7 @@ func TestGroupCommitUnderConcurrency(t *testing.T) {
 		wg.Go(func() {
 			st := stream(fmt.Sprint("w", w))
 			for v := range each {
-				if _, err := s.Append(ctx, st, v, []eventstore.NewEvent{ev("test.happened", `{}`)}, eventstore.Metadata{}); err != nil {
+				if _, err := s.Append(ctx, st, v, one(), eventstore.Metadata{}); err != nil {
 					errs <- fmt.Errorf("writer %d version %d: %w", w, v+1, err)
 					return
 				}

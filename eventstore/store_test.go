@@ -18,9 +18,10 @@ import (
 	"github.com/engramhq/engram/test/pgtest"
 )
 
-func newStore(t *testing.T) *eventstore.Store {
+// newStore opens a store with opts on a database of its own.
+func newStore(t testing.TB, opts ...eventstore.Option) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(pgtest.New(t))
+	s, err := eventstore.New(pgtest.New(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,23 +131,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 func TestTailingSurvivesOutOfOrderCommits(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	db := s.DB()
-
-	txA, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txA.Rollback()
-	var posA int64
-	if err := txA.QueryRowxContext(ctx, `INSERT INTO events (event_id, stream_id, stream_type, stream_version, type, data, hash)
-		VALUES ($1, 'test-a', 'test', 1, 'test.created', '{}', '\x00') RETURNING global_position`, uuid.NewString()).Scan(&posA); err != nil {
-		t.Fatal(err)
-	}
-	resB, err := s.Append(ctx, stream("b"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	posB := resB.LastPosition()
+	txA, posA, posB := commitOutOfOrder(t, s)
 	if posA >= posB {
 		t.Fatalf("setup: A's position %d not before B's %d", posA, posB)
 	}
@@ -162,12 +147,8 @@ func TestTailingSurvivesOutOfOrderCommits(t *testing.T) {
 	}
 
 	// A Watermill consumer group over the events table.
-	msgs := subscribeGroup(t, db.DB, eventstore.SubscriberConfig{ConsumerGroup: "test", PollInterval: 20 * time.Millisecond})
-	select {
-	case m := <-msgs:
-		t.Fatalf("consumer received %s while A is in flight", m.Metadata.Get(eventstore.MetaPosition))
-	case <-time.After(200 * time.Millisecond):
-	}
+	msgs := subscribeGroup(t, s.DB().DB, eventstore.SubscriberConfig{ConsumerGroup: "test", PollInterval: 20 * time.Millisecond})
+	quiet(t, msgs, 200*time.Millisecond) // nothing while A is in flight
 	if err := txA.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +207,13 @@ func TestMessageRoundTrip(t *testing.T) {
 func subscribeGroup(t *testing.T, db *sql.DB, cfg eventstore.SubscriberConfig) <-chan *message.Message {
 	t.Helper()
 	sub, err := eventstore.NewSubscriber(db, cfg, watermill.NopLogger{})
+	return subscribe(t, sub, err)
+}
+
+// subscribe subscribes sub, built with err, to the log, and closes it when
+// the test ends.
+func subscribe(t *testing.T, sub message.Subscriber, err error) <-chan *message.Message {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,15 +48,7 @@ func quiet(t *testing.T, msgs <-chan *message.Message, d time.Duration) {
 func tail(t *testing.T, s *eventstore.Store, cfg eventstore.TailerConfig) <-chan *message.Message {
 	t.Helper()
 	tailer, err := eventstore.NewTailer(s, cfg, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tailer.Close() })
-	msgs, err := tailer.Subscribe(t.Context(), eventstore.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msgs
+	return subscribe(t, tailer, err)
 }
 
 // Transaction A takes its position first but commits after B: the tailer

@@ -16,7 +16,7 @@ import (
 
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
-	"github.com/engramhq/engram/test/pgtest"
+	"github.com/engramhq/engram/projections/projectionstest"
 )
 
 // runProjectors runs what serve runs for the projectors: a tail of the log
@@ -75,11 +75,15 @@ func (p countingProjector) Apply(ctx context.Context, tx projections.Execer, e e
 	return err
 }
 
-func createSeen(t *testing.T, db *sqlx.DB) {
+// newSeenLog returns a log of the test's own (see projectionstest.New) with
+// the table in which the counting projectors note what they saw.
+func newSeenLog(t *testing.T) (*sqlx.DB, *eventstore.Store) {
 	t.Helper()
-	if _, err := db.Exec(`CREATE TABLE seen (projector text, position bigint, PRIMARY KEY (projector, position))`); err != nil {
+	log := projectionstest.New(t)
+	if _, err := log.DB.Exec(`CREATE TABLE seen (projector text, position bigint, PRIMARY KEY (projector, position))`); err != nil {
 		t.Fatal(err)
 	}
+	return log.DB, log.Store
 }
 
 // waitSeen waits until the projector named name has seen every event of the
@@ -137,9 +141,7 @@ func newUUID(t *testing.T) string {
 // commit order.
 func TestPipelineSkipsNothingUnderConcurrentAndLateCommits(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
-	createSeen(t, db)
+	db, store := newSeenLog(t)
 	stop := runProjectors(t, db, store, countingProjector{name: "counting"})
 	defer stop()
 
@@ -188,9 +190,7 @@ func TestPipelineSkipsNothingUnderConcurrentAndLateCommits(t *testing.T) {
 // with every event.
 func TestProjectorBehindCatchesUpAlone(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
-	createSeen(t, db)
+	db, store := newSeenLog(t)
 	a, b := countingProjector{name: "a"}, countingProjector{name: "b"}
 	stop := runProjectors(t, db, store, a, b)
 	defer stop()
@@ -216,9 +216,7 @@ func TestProjectorBehindCatchesUpAlone(t *testing.T) {
 // other takes the lease over and goes on from the checkpoint.
 func TestLeaseHandsOverBetweenInstances(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
-	createSeen(t, db)
+	db, store := newSeenLog(t)
 	first := projections.NewLease(db.DB, "test")
 	if !first.TryAcquire(ctx) {
 		t.Fatal("the first instance cannot take a free lease")

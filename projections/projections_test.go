@@ -16,7 +16,7 @@ import (
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/security"
 	"github.com/engramhq/engram/projections"
-	"github.com/engramhq/engram/test/pgtest"
+	"github.com/engramhq/engram/projections/projectionstest"
 )
 
 // readModelTables are dumped to compare read models.
@@ -137,8 +137,8 @@ func applyAll(t *testing.T, db *sqlx.DB, store *eventstore.Store) {
 }
 
 func TestRedeliveryChangesNothing(t *testing.T) {
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	workload(t, store)
 
 	applyAll(t, db, store)
@@ -157,12 +157,12 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 // changes nothing.
 func TestAgentBuildsAndReplaysIdempotently(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	workload(t, store)
 
-	reference := pgtest.New(t)
-	refStore, _ := eventstore.New(reference)
+	ref := projectionstest.New(t)
+	reference, refStore := ref.DB, ref.Store
 	copyLog(t, store, reference)
 	applyAll(t, reference, refStore)
 	want := snapshot(t, reference)
@@ -201,8 +201,8 @@ func TestAgentBuildsAndReplaysIdempotently(t *testing.T) {
 // back.
 func TestFailingEventIsParkedNotSkipped(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.New(t)
-	store, _ := eventstore.New(db)
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	for i := 0; i < 3; i++ {
 		if _, err := store.Append(ctx, eventstore.Stream{ID: fmt.Sprintf("test-%d", i), Type: "test"}, 0,
 			[]eventstore.NewEvent{{ID: fmt.Sprintf("00000000-0000-7000-8000-00000000000%d", i), Type: "test.happened", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}},

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/projectionstest"
 	"github.com/engramhq/engram/test/eventgen"
-	"github.com/engramhq/engram/test/pgtest"
 )
 
 // TestRebuildRate measures the rebuild rate of every SQL projector over a
@@ -36,11 +35,7 @@ func TestRebuildRate(t *testing.T) {
 	if v := os.Getenv("ENGRAM_REBUILD_WORKERS"); v != "" {
 		workers, _ = strconv.Atoi(v)
 	}
-	db := pgtest.New(t)
-	store, err := eventstore.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := projectionstest.New(t).Store
 	ctx := t.Context()
 	start := time.Now()
 	written, err := eventgen.New(store, 1).Append(ctx, n)

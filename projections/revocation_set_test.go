@@ -13,7 +13,7 @@ import (
 
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
-	"github.com/engramhq/engram/test/pgtest"
+	"github.com/engramhq/engram/projections/projectionstest"
 )
 
 // The revocation set: loaded from the log, fed by events, answers from
@@ -21,11 +21,8 @@ import (
 // sessions once their window has passed.
 func TestRevocationSet(t *testing.T) {
 	ctx := t.Context()
-	db := pgtest.New(t)
-	store, err := eventstore.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
 	revokedBefore, keyBefore, live := uuid.NewString(), uuid.NewString(), uuid.NewString()
 	versions := map[string]int{}
 	appendEvent := func(streamType, id, eventType string) eventstore.AppendResult {

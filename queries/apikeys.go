@@ -40,16 +40,10 @@ func (h *ListAPIKeysHandler) Handle(ctx context.Context, actor access.Actor, pag
 	}
 	const columns = `id, name, prefix, scopes, created_at, expires_at, revoked_at`
 	limit := page.limit()
-	var items []APIKey
-	if cur == nil {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+columns+` FROM api_keys WHERE user_id = $1
-			ORDER BY created_at DESC, id DESC LIMIT $2`, actor.UserID, limit+1)
-	} else {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+columns+` FROM api_keys WHERE user_id = $1
-			AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $2`, actor.UserID, limit+1, cur.T, cur.ID)
-	}
-	if err != nil {
-		return Page[APIKey]{}, err
-	}
-	return pageOf(items, limit, func(k APIKey) timeCursor { return timeCursor{T: k.CreatedAt, ID: k.ID} }), nil
+	return selectPage(ctx, h.r, cur, limit,
+		`SELECT `+columns+` FROM api_keys WHERE user_id = $1
+			ORDER BY created_at DESC, id DESC LIMIT $2`,
+		`SELECT `+columns+` FROM api_keys WHERE user_id = $1
+			AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $2`,
+		actor.UserID, func(k APIKey) timeCursor { return timeCursor{T: k.CreatedAt, ID: k.ID} })
 }

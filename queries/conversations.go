@@ -2,9 +2,7 @@ package queries
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,19 +49,13 @@ func (h *ListConversationsHandler) Handle(ctx context.Context, actor access.Acto
 		return Page[Conversation]{}, err
 	}
 	limit := page.limit()
-	var items []Conversation
-	if cur == nil {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+conversationColumns+` FROM conversations
-			WHERE workspace_id = $1 ORDER BY last_activity_at DESC, id DESC LIMIT $2`, workspaceID, limit+1)
-	} else {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+conversationColumns+` FROM conversations
+	return selectPage(ctx, h.r, cur, limit,
+		`SELECT `+conversationColumns+` FROM conversations
+			WHERE workspace_id = $1 ORDER BY last_activity_at DESC, id DESC LIMIT $2`,
+		`SELECT `+conversationColumns+` FROM conversations
 			WHERE workspace_id = $1 AND (last_activity_at, id) < ($3, $4)
-			ORDER BY last_activity_at DESC, id DESC LIMIT $2`, workspaceID, limit+1, cur.T, cur.ID)
-	}
-	if err != nil {
-		return Page[Conversation]{}, err
-	}
-	return pageOf(items, limit, func(c Conversation) timeCursor { return timeCursor{T: c.LastActivityAt, ID: c.ID} }), nil
+			ORDER BY last_activity_at DESC, id DESC LIMIT $2`,
+		workspaceID, func(c Conversation) timeCursor { return timeCursor{T: c.LastActivityAt, ID: c.ID} })
 }
 
 // GetConversationHandler returns one conversation.
@@ -91,16 +83,12 @@ func (r *reader) conversation(ctx context.Context, c *cacheRead, actor access.Ac
 	if err := c.readModels(ctx, projections.ConversationsProjector, projections.WorkspacesProjector); err != nil {
 		return Conversation{}, err
 	}
-	var row struct {
+	row, err := getRow[struct {
 		Conversation
 		MemberRole string `db:"member_role"`
-	}
-	err := r.db.GetContext(ctx, &row, `SELECT `+conversationColumns+`,
+	}](ctx, r, "conversation", `SELECT `+conversationColumns+`,
 			coalesce((SELECT m.role FROM workspace_members m WHERE m.workspace_id = c.workspace_id AND m.user_id = $2), '') AS member_role
 		FROM conversations c WHERE c.id = $1`, id, actor.UserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Conversation{}, notFound("conversation")
-	}
 	if err != nil {
 		return Conversation{}, err
 	}

@@ -188,4 +188,20 @@ func invalidCursor() error {
 		Fields: []domain.FieldError{{Field: "cursor", Message: "is not a cursor returned by this list"}}}
 }
 
+// getRow reads the one row query selects into a T; no row is the
+// not-found error of what.
+func getRow[T any](ctx context.Context, r *reader, what, query string, args ...any) (T, error) {
+	var v T
+	err := r.db.GetContext(ctx, &v, query, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		var zero T
+		return zero, notFound(what)
+	}
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 func notFound(what string) error { return domain.Errorf(domain.CodeNotFound, "%s not found", what) }

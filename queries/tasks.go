@@ -3,7 +3,6 @@ package queries
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"time"
 
 	"github.com/engramhq/engram/domain/access"
@@ -50,11 +49,7 @@ func (h *GetTaskHandler) Handle(ctx context.Context, actor access.Actor, id stri
 	if err := h.r.wait(ctx, projections.TasksProjector, minPosition, projections.WorkspacesProjector); err != nil {
 		return Task{}, err
 	}
-	var t Task
-	err := h.r.db.GetContext(ctx, &t, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Task{}, notFound("task")
-	}
+	t, err := getRow[Task](ctx, h.r, "task", `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
 	if err != nil {
 		return Task{}, err
 	}

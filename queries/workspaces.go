@@ -2,9 +2,7 @@ package queries
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/engramhq/engram/domain/access"
@@ -55,22 +53,40 @@ func (h *ListWorkspacesHandler) Handle(ctx context.Context, actor access.Actor, 
 	if err := c.readModels(ctx, projections.WorkspacesProjector); err != nil {
 		return Page[Workspace]{}, err
 	}
-	var items []Workspace
-	if cur == nil {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+workspaceColumns+`, m.role FROM workspace_members m
+	p, err := selectPage(ctx, h.r, cur, limit,
+		`SELECT `+workspaceColumns+`, m.role FROM workspace_members m
 			JOIN workspaces w ON w.id = m.workspace_id WHERE m.user_id = $1
-			ORDER BY w.created_at DESC, w.id DESC LIMIT $2`, actor.UserID, limit+1)
-	} else {
-		err = h.r.db.SelectContext(ctx, &items, `SELECT `+workspaceColumns+`, m.role FROM workspace_members m
+			ORDER BY w.created_at DESC, w.id DESC LIMIT $2`,
+		`SELECT `+workspaceColumns+`, m.role FROM workspace_members m
 			JOIN workspaces w ON w.id = m.workspace_id WHERE m.user_id = $1 AND (w.created_at, w.id) < ($3, $4)
-			ORDER BY w.created_at DESC, w.id DESC LIMIT $2`, actor.UserID, limit+1, cur.T, cur.ID)
-	}
+			ORDER BY w.created_at DESC, w.id DESC LIMIT $2`,
+		actor.UserID, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} })
 	if err != nil {
 		return Page[Workspace]{}, err
 	}
-	p := pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} })
 	c.put(key, p, workspacesSize(p.Items), workspacesDeps(actor.UserID, p.Items)...)
 	return p, nil
+}
+
+// selectPage reads one page of a list ordered newest first. first is the
+// query of the first page; after, of the page after cur, whose time and id
+// it takes as $3 and $4. Both take scope (the owner of the list) as $1 and
+// the row limit as $2: one row more than limit, to learn whether another
+// page exists. cursorOf names an item's place in the list.
+func selectPage[T any](ctx context.Context, r *reader, cur *timeCursor, limit int, first, after, scope string, cursorOf func(T) timeCursor) (Page[T], error) {
+	var (
+		items []T
+		err   error
+	)
+	if cur == nil {
+		err = r.db.SelectContext(ctx, &items, first, scope, limit+1)
+	} else {
+		err = r.db.SelectContext(ctx, &items, after, scope, limit+1, cur.T, cur.ID)
+	}
+	if err != nil {
+		return Page[T]{}, err
+	}
+	return pageOf(items, limit, cursorOf), nil
 }
 
 // pageOf trims the extra row fetched to learn whether another page exists.
@@ -108,13 +124,9 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 		return Workspace{}, err
 	}
 	// The workspace and the caller's membership, in one query.
-	var w Workspace
-	err := h.r.db.GetContext(ctx, &w, `SELECT `+workspaceColumns+`,
+	w, err := getRow[Workspace](ctx, h.r, "workspace", `SELECT `+workspaceColumns+`,
 			coalesce((SELECT m.role FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = $2), '') AS role
 		FROM workspaces w WHERE w.id = $1`, id, actor.UserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Workspace{}, notFound("workspace")
-	}
 	if err != nil {
 		return Workspace{}, err
 	}

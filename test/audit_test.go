@@ -206,22 +206,7 @@ func TestAuditEventLogAPI(t *testing.T) {
 	wsID := ws["id"].(string)
 	ada.Must(http.StatusOK, "PATCH", "/v1/workspaces/"+wsID, map[string]any{"name": "Lab 2"})
 
-	var secrets []string
-	rows, err := db.Query(`SELECT s FROM events, LATERAL (VALUES (data->>'password_hash'), (data->>'refresh_token_hash'), (data->>'key_hash')) v(s) WHERE s <> ''`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		secrets = append(secrets, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	secrets := queryStrings(t, db, `SELECT s FROM events, LATERAL (VALUES (data->>'password_hash'), (data->>'refresh_token_hash'), (data->>'key_hash')) v(s) WHERE s <> ''`)
 	if len(secrets) < 5 {
 		t.Fatalf("expected secrets of several kinds in the log, found %d", len(secrets))
 	}
@@ -804,18 +789,12 @@ func TestAuditCLIExport(t *testing.T) {
 		t.Fatalf("bad flags: exit %d\n%s", code, errOut)
 	}
 
-	var reads []string
-	rows, err := db.Query(`SELECT stream_id, data->>'operation', data->>'result_count', data->>'filter' FROM events
-		WHERE stream_type = 'audit' AND data->>'via' = 'cli' ORDER BY global_position`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var stream, op, count, filter string
-		if err := rows.Scan(&stream, &op, &count, &filter); err != nil {
-			t.Fatal(err)
-		}
+	var (
+		reads                     []string
+		stream, op, count, filter string
+	)
+	eachRow(t, db, `SELECT stream_id, data->>'operation', data->>'result_count', data->>'filter' FROM events
+		WHERE stream_type = 'audit' AND data->>'via' = 'cli' ORDER BY global_position`, nil, []any{&stream, &op, &count, &filter}, func() {
 		if !strings.HasPrefix(stream, "audit-cli:") {
 			t.Fatalf("CLI read recorded in %s", stream)
 		}
@@ -824,10 +803,7 @@ func TestAuditCLIExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		reads = append(reads, op+" "+count+" "+string(mustJSON(t, m)))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	want := []string{
 		fmt.Sprintf(`export %d {"from_position":1,"to_position":%s}`, len(lines), last),
 		fmt.Sprintf(`export 1 {"from":"%s","type":["user.role_granted"]}`, page.Items[0].RecordedAt.Format(time.RFC3339Nano)),

@@ -166,10 +166,9 @@ func TestCognitionEndToEnd(t *testing.T) {
 	msg := w.post(t, "hello")
 	frames, signalFrames := w.untilSettled(t, msg, "echo")
 	latency := frames[len(frames)-1].received.Sub(start)
+	// How fast is measured by make bench, not asserted here: a loaded
+	// machine may take longer, and untilSettled bounds the wait.
 	t.Logf("ECHO reply on the live stream %s after the post", latency.Round(time.Millisecond))
-	if latency > time.Second {
-		t.Errorf("the reply took %s, want under a second", latency)
-	}
 
 	// Events in order, each caused by what came before; signals between.
 	var (

@@ -117,24 +117,13 @@ func (p *poster) halt() {
 // message_posted event in the log.
 func wantLoggedOnce(t *testing.T, db *sql.DB, acked []string) {
 	t.Helper()
-	rows, err := db.Query(`SELECT data->>'message_id', count(*) FROM events
-		WHERE type = 'conversation.message_posted' GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	logged := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			t.Fatal(err)
-		}
-		logged[id] = n
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	var (
+		id string
+		n  int
+	)
+	eachRow(t, db, `SELECT data->>'message_id', count(*) FROM events
+		WHERE type = 'conversation.message_posted' GROUP BY 1`, nil, []any{&id, &n}, func() { logged[id] = n })
 	for _, id := range acked {
 		if logged[id] != 1 {
 			t.Errorf("acknowledged message %s is in the log %d times, want once", id, logged[id])

@@ -218,7 +218,9 @@ func TestRevocationReachesEveryInstanceAtOnce(t *testing.T) {
 	onB.Must(http.StatusOK, "GET", "/v1/workspaces", nil)
 	ada.Must(http.StatusNoContent, "POST", "/v1/auth/logout", nil)
 	ada.Must(http.StatusUnauthorized, "GET", "/v1/auth/me", nil)
-	refusedWithinBound(t, onB, "GET", "/v1/auth/me")
+	// Not /v1/auth/me on B: the users read model may not hold Ada yet (a
+	// 404 without Engram-Min-Position), which says nothing of revocations.
+	refusedWithinBound(t, onB, "GET", "/v1/workspaces")
 
 	// A session revoked from another session, on the other instance.
 	laptop := signIn(t, a, email, enginetest.Password)

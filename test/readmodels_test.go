@@ -26,6 +26,7 @@ import (
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/projections"
+	"github.com/engramhq/engram/projections/projectionstest"
 	"github.com/engramhq/engram/projections/redis"
 	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/test/enginetest"
@@ -470,13 +471,13 @@ func TestProjectionsCrashSafety(t *testing.T) {
 		page := queries.PageRequest{Limit: 20, Cursor: after}
 		want, _ := sqlQ.ListMessages.Handle(t.Context(), admin, id, page, 0)
 		got, _ := hotQ.ListMessages.Handle(t.Context(), admin, id, page, 0)
-		sameAnswer(t, "messages of "+id, got, want)
+		projectionstest.SameJSON(t, "messages of "+id, got, want)
 	}
 	for _, u := range gen.Users() {
 		actor := access.Actor{UserID: u, Roles: []string{"user"}}
 		want, _ := sqlQ.ListWorkspaces.Handle(t.Context(), actor, queries.PageRequest{}, 0)
 		got, _ := hotQ.ListWorkspaces.Handle(t.Context(), actor, queries.PageRequest{}, 0)
-		sameAnswer(t, "workspaces of "+u, got, want)
+		projectionstest.SameJSON(t, "workspaces of "+u, got, want)
 	}
 	if served.Load() == 0 {
 		t.Error("Redis answered none of the reads: the comparison compared SQL with itself")
@@ -489,15 +490,6 @@ func decode[T any](r *enginetest.Response) T {
 	var v T
 	_ = json.Unmarshal(r.Body, &v)
 	return v
-}
-
-func sameAnswer(t *testing.T, what string, got, want any) {
-	t.Helper()
-	g, _ := json.Marshal(got)
-	w, _ := json.Marshal(want)
-	if string(g) != string(w) {
-		t.Fatalf("%s differ:\n redis %s\n sql   %s", what, g, w)
-	}
 }
 
 // waitRedisLive waits until both Redis read models of inst are live.

@@ -356,19 +356,13 @@ func checkClaims(t *testing.T, db *sql.DB, run *stressRun) {
 // with the id its 201 gave, and no content was appended twice.
 func checkLogHoldsEachMessageOnce(t *testing.T, db *sql.DB, run *stressRun) {
 	t.Helper()
-	rows, err := db.Query(`SELECT data->>'content', data->>'message_id', count(*) OVER (PARTITION BY data->>'content')
-		FROM events WHERE type = 'conversation.message_posted' AND data->>'role' = 'user'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	inLog := map[string]string{}
-	for rows.Next() {
-		var content, id string
-		var n int
-		if err := rows.Scan(&content, &id, &n); err != nil {
-			t.Fatal(err)
-		}
+	var (
+		content, id string
+		n           int
+	)
+	eachRow(t, db, `SELECT data->>'content', data->>'message_id', count(*) OVER (PARTITION BY data->>'content')
+		FROM events WHERE type = 'conversation.message_posted' AND data->>'role' = 'user'`, nil, []any{&content, &id, &n}, func() {
 		if n > 1 {
 			t.Errorf("message %q appended %d times", content, n)
 		}
@@ -376,10 +370,7 @@ func checkLogHoldsEachMessageOnce(t *testing.T, db *sql.DB, run *stressRun) {
 			t.Errorf("message %q in the log was never sent", content)
 		}
 		inLog[content] = id
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	for content, p := range run.accepted {
 		if id, ok := inLog[content]; !ok || id != p.id {
 			t.Errorf("accepted message %q (%s) is not in the log as such (log: %q)", content, p.id, id)
@@ -458,13 +449,8 @@ func checkEveryUserMessageAnswered(t *testing.T, db *sql.DB) {
 func checkMessagesEverywhere(t *testing.T, db *sql.DB, instances []*enginetest.Instance, owner *enginetest.Client, conversations []string) {
 	t.Helper()
 	for _, conv := range conversations {
-		var want []string
-		rows, err := db.Query(`SELECT data->>'message_id' FROM events WHERE stream_id = $1 AND type = 'conversation.message_posted'
+		want := queryStrings(t, db, `SELECT data->>'message_id' FROM events WHERE stream_id = $1 AND type = 'conversation.message_posted'
 			ORDER BY global_position`, "conversation-"+conv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = scanStrings(t, rows)
 		for i, inst := range instances {
 			c := inst.Client(t)
 			c.Token = owner.Token
@@ -538,20 +524,33 @@ func checkProjectionsVerify(t *testing.T, inst *enginetest.Instance, owner *engi
 	owner.Must(http.StatusUnprocessableEntity, "GET", "/v1/audit/projections/verify?name=nope", nil)
 }
 
-// scanStrings reads a one-column result of strings and closes it.
-func scanStrings(t *testing.T, rows *sql.Rows) []string {
+// eachRow runs query on db and, for every row of the result, scans the row
+// into dest and calls row; any error fails t at once.
+func eachRow(t *testing.T, db *sql.DB, query string, args []any, dest []any, row func()) {
 	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, s)
+		row()
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// queryStrings runs a query of one column of strings on db and returns its rows.
+func queryStrings(t *testing.T, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	var (
+		out []string
+		s   string
+	)
+	eachRow(t, db, query, args, []any{&s}, func() { out = append(out, s) })
 	return out
 }

@@ -63,13 +63,9 @@ func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
 	}
 	defer db.Close()
 	stream := "conversation-" + conv
-	rows, err := db.Query(`SELECT data->>'message_id' FROM events
-		WHERE stream_id = $1 AND type = 'conversation.message_posted' AND data->>'role' = 'user'`, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stored := make(map[string]int)
-	for _, id := range scanStrings(t, rows) {
+	for _, id := range queryStrings(t, db, `SELECT data->>'message_id' FROM events
+		WHERE stream_id = $1 AND type = 'conversation.message_posted' AND data->>'role' = 'user'`, stream) {
 		stored[id]++
 	}
 	for id := range ids {

@@ -56,6 +56,18 @@ func unavailable(measure, target, why string) verdict {
 	return verdict{Measure: measure, Engram: "—", Limit: "—", Ratio: "—", Target: target, Met: "n/a", Why: why}
 }
 
+// sseUnmeasured says why an SSE run r measured nothing: it did not run, or
+// its subscribers failed. It returns "" when r has measurements.
+func sseUnmeasured(r *Report) string {
+	switch {
+	case r == nil:
+		return "not measured"
+	case r.SSE != "":
+		return r.SSE
+	}
+	return ""
+}
+
 // errorCount is the number of requests of a run not answered 2xx (or 304).
 func errorCount(r *Report) int64 {
 	var n int64
@@ -157,10 +169,8 @@ func verdicts(res *benchResults) []verdict {
 	// SSE at 200 × 200.
 	const sse200 = "Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on"
 	switch r := res.SSE200; {
-	case r == nil:
-		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", "not measured"))
-	case r.SSE != "":
-		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", r.SSE))
+	case sseUnmeasured(r) != "":
+		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", sseUnmeasured(r)))
 	default:
 		ok := r.Delivery.P99 <= targetDeliveryP99 && r.Lost == 0 && r.Expected > 0
 		v := verdict{Measure: sse200, Engram: fmt.Sprintf("p99 %s, %d of %d delivered, %d lost", ms(r.Delivery.P99), r.Delivered, r.Expected, r.Lost),
@@ -172,10 +182,8 @@ func verdicts(res *benchResults) []verdict {
 	// SSE at 1,000 × 500.
 	const sse1000 = "SSE at 1,000 subscribers × 500 events/s: CPU per delivery"
 	switch r := res.SSE1000; {
-	case r == nil:
-		out = append(out, unavailable(sse1000, "none lost, memory bounded", "not measured"))
-	case r.SSE != "":
-		out = append(out, unavailable(sse1000, "none lost, memory bounded", r.SSE))
+	case sseUnmeasured(r) != "":
+		out = append(out, unavailable(sse1000, "none lost, memory bounded", sseUnmeasured(r)))
 	default:
 		cpu := "—"
 		if res.SSE1000Frames > 0 && res.SSE1000CPU > 0 {
@@ -259,10 +267,8 @@ func verdicts(res *benchResults) []verdict {
 	}
 	const perConn = "Memory per idle SSE connection (1,000 idle)"
 	switch r := res.Idle; {
-	case r == nil:
-		out = append(out, unavailable(perConn, "≤ 64 KiB", "not measured"))
-	case r.SSE != "":
-		out = append(out, unavailable(perConn, "≤ 64 KiB", r.SSE))
+	case sseUnmeasured(r) != "":
+		out = append(out, unavailable(perConn, "≤ 64 KiB", sseUnmeasured(r)))
 	case r.Subscribers == 0 || r.MetricsError != "":
 		out = append(out, unavailable(perConn, "≤ 64 KiB", "no connection held or no /metrics"))
 	default:

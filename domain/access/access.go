@@ -136,8 +136,8 @@ func rank(role string) int {
 // returns nil, a CodeNotFound error when the actor may not even see the
 // resource, or a CodeForbidden error when it may see but not do this.
 func CheckWorkspace(actor Actor, action Action, memberRole string) error {
-	if actor.UserID == "" {
-		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
+	if err := authenticated(actor); err != nil {
+		return err
 	}
 	canSee := rank(memberRole) >= 1 || actor.SeesEverything()
 	if !canSee || !actor.HasScope(ScopeRead) {
@@ -147,8 +147,10 @@ func CheckWorkspace(actor Actor, action Action, memberRole string) error {
 	if !ok {
 		return domain.Errorf(domain.CodeForbidden, "action %s is not allowed here", action)
 	}
-	if actor.writes(action) && !actor.HasScope(ScopeWrite) {
-		return domain.Errorf(domain.CodeForbidden, "this API key may not change anything (scope %q needed)", ScopeWrite)
+	if actor.writes(action) {
+		if err := needScope(actor, ScopeWrite); err != nil {
+			return err
+		}
 	}
 	if actor.HasRole(RoleAdmin) || !actor.writes(action) && actor.SeesEverything() {
 		return nil
@@ -164,29 +166,23 @@ func CheckWorkspace(actor Actor, action Action, memberRole string) error {
 // one. Anyone else is told the audit API does not exist for them (not found);
 // an admin's or auditor's key without the audit scope is forbidden.
 func CheckAudit(actor Actor) error {
-	if actor.UserID == "" {
-		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
+	if err := authenticated(actor); err != nil {
+		return err
 	}
 	if !actor.SeesEverything() {
 		return domain.Errorf(domain.CodeNotFound, "not found")
 	}
-	if !actor.HasScope(ScopeAudit) {
-		return domain.Errorf(domain.CodeForbidden, "this API key may not read the audit log (scope %q needed)", ScopeAudit)
-	}
-	return nil
+	return needScope(actor, ScopeAudit)
 }
 
 // CheckRead decides whether actor may read what belongs to its own account
 // (its profile, its workspace list): any authenticated actor whose
 // credentials carry the read scope.
 func CheckRead(actor Actor) error {
-	if actor.UserID == "" {
-		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
+	if err := authenticated(actor); err != nil {
+		return err
 	}
-	if !actor.HasScope(ScopeRead) {
-		return domain.Errorf(domain.CodeForbidden, "this API key may not read anything (scope %q needed)", ScopeRead)
-	}
-	return nil
+	return needScope(actor, ScopeRead)
 }
 
 // CheckCredentials decides whether actor may see and manage the account's
@@ -194,8 +190,8 @@ func CheckRead(actor Actor) error {
 // API key, whatever its scopes, can neither mint nor revoke credentials, so
 // that a leaked key cannot entrench itself.
 func CheckCredentials(actor Actor) error {
-	if actor.UserID == "" {
-		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
+	if err := authenticated(actor); err != nil {
+		return err
 	}
 	if actor.KeyID != "" || actor.Scopes != nil {
 		return domain.Errorf(domain.CodeForbidden, "sessions and API keys are managed with a session's access token, not with an API key")
@@ -222,11 +218,31 @@ func CheckKeyScopes(actor Actor, scopes []string) error {
 // CheckWrite decides whether actor may issue commands that change only its
 // own account (e.g. create a workspace of its own).
 func CheckWrite(actor Actor) error {
+	if err := authenticated(actor); err != nil {
+		return err
+	}
+	return needScope(actor, ScopeWrite)
+}
+
+// authenticated fails with CodeUnauthorized when nobody is authenticated.
+func authenticated(actor Actor) error {
 	if actor.UserID == "" {
 		return domain.Errorf(domain.CodeUnauthorized, "authentication required")
 	}
-	if !actor.HasScope(ScopeWrite) {
-		return domain.Errorf(domain.CodeForbidden, "this API key may not change anything (scope %q needed)", ScopeWrite)
+	return nil
+}
+
+// scopeDenial says what an API key lacking a scope may not do.
+var scopeDenial = map[string]string{
+	ScopeRead:  "read anything",
+	ScopeWrite: "change anything",
+	ScopeAudit: "read the audit log",
+}
+
+// needScope fails with CodeForbidden when actor's credentials lack scope.
+func needScope(actor Actor, scope string) error {
+	if !actor.HasScope(scope) {
+		return domain.Errorf(domain.CodeForbidden, "this API key may not %s (scope %q needed)", scopeDenial[scope], scope)
 	}
 	return nil
 }

@@ -126,12 +126,6 @@ func TestState(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if got := StreamID("42"); got != "apikey-42" {
-		t.Fatalf("StreamID = %q", got)
-	}
-}
-
 func TestDecodeRoundTrip(t *testing.T) {
 	withExpiry := issued()
 	withExpiry.ExpiresAt = timePtr(exp)
@@ -166,3 +160,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatal("accessors differ")
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/domaintest"
 )
 
 func validRead() Read {
@@ -113,8 +114,4 @@ func TestDecodeRefusesUnknownEvents(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if StreamID("u-1") != "audit-u-1" {
-		t.Fatal(StreamID("u-1"))
-	}
-}
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

@@ -6,6 +6,7 @@ package conversation
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
@@ -75,9 +76,7 @@ func New(id, workspaceID, createdBy, title, modality string, metadata json.RawMe
 	v.ID("workspace_id", workspaceID)
 	v.ID("created_by", createdBy)
 	title = v.Text("title", title, 1, MaxTitleRunes)
-	if modality == "" {
-		modality = ModalityText
-	}
+	modality = cmp.Or(modality, ModalityText)
 	v.OneOf("modality", modality, ModalityText, ModalityVoice, ModalityMultimodal)
 	metadata = v.Object("metadata", metadata)
 	if err := v.Err(); err != nil {
@@ -109,12 +108,7 @@ func (c *Conversation) Update(title *string, metadataPatch json.RawMessage) erro
 		v  domain.Validation
 		ev Updated
 	)
-	if title != nil {
-		t := v.Text("title", *title, 1, MaxTitleRunes)
-		if t != c.title {
-			ev.Title = &t
-		}
-	}
+	ev.Title = v.ChangedText("title", title, c.title, 1, MaxTitleRunes)
 	if len(metadataPatch) > 0 {
 		if patch := v.Object("metadata", metadataPatch); patch != nil {
 			merged, err := domain.MergePatch(c.metadata, patch)
@@ -148,9 +142,7 @@ func (c *Conversation) PostMessage(messageID, authorID, role, content string, me
 	var v domain.Validation
 	v.ID("message_id", messageID)
 	v.ID("author_id", authorID)
-	if role == "" {
-		role = RoleUser
-	}
+	role = cmp.Or(role, RoleUser)
 	v.OneOf("role", role, RoleUser, RoleAssistant, RoleSystem)
 	switch {
 	case domain.TextProblem(content) != "":

@@ -233,12 +233,6 @@ func TestState(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if got := StreamID("42"); got != "conversation-42" {
-		t.Fatalf("StreamID = %q", got)
-	}
-}
-
 func TestDecodeRoundTrip(t *testing.T) {
 	domaintest.RoundTrip(t, Decode,
 		created(),
@@ -280,3 +274,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatalf("accessors: %d %s %d %q", loaded.Version(), loaded.Metadata(), loaded.MessageCount(), loaded.Title())
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

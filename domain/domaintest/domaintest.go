@@ -162,6 +162,15 @@ func stored(t testing.TB, decode DecodeFunc, e domain.Event) domain.Event {
 	return got
 }
 
+// StreamID fails t unless streamID, an aggregate package's StreamID, names
+// the stream of id "42" "<streamType>-42".
+func StreamID(t testing.TB, streamID func(string) string, streamType string) {
+	t.Helper()
+	if got, want := streamID("42"), streamType+"-42"; got != want {
+		t.Fatalf("StreamID(42) = %q, want %q", got, want)
+	}
+}
+
 // Must fails t at once when err is not nil: for the steps that set a test up.
 func Must(t testing.TB, err error) {
 	t.Helper()

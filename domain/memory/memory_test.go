@@ -154,3 +154,5 @@ func TestDecodeRoundTrip(t *testing.T) {
 	}
 	domaintest.Unknown(t, Decode, EventItemDeleted)
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

@@ -8,6 +8,7 @@
 package session
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"net/netip"
 	"strings"
@@ -169,9 +170,7 @@ func (s *Session) Revoke(reason string) error {
 	if s.revoked {
 		return nil
 	}
-	if reason == "" {
-		reason = ReasonRevoked
-	}
+	reason = cmp.Or(reason, ReasonRevoked)
 	s.Record(s.Apply, Revoked{Reason: reason})
 	return nil
 }

@@ -166,12 +166,6 @@ func TestState(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if got := StreamID("42"); got != "session-42" {
-		t.Fatalf("StreamID = %q", got)
-	}
-}
-
 func TestDecodeRoundTrip(t *testing.T) {
 	events := []domain.Event{
 		started(),
@@ -218,3 +212,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatalf("accessors: %v %q %q", loaded.Revoked(), loaded.RevokeReason(), loaded.RefreshTokenHash())
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

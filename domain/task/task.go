@@ -11,6 +11,7 @@
 package task
 
 import (
+	"cmp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -218,9 +219,7 @@ func (t *Task) Cancel(reason string) error {
 	if t.Ended() {
 		return domain.Errorf(domain.CodeConflict, "task is already %s", t.status)
 	}
-	if reason == "" {
-		reason = ReasonCancelled
-	}
+	reason = cmp.Or(reason, ReasonCancelled)
 	t.Record(t.Apply, Cancelled{Reason: reason})
 	return nil
 }

@@ -219,3 +219,5 @@ func TestDecodeRoundTrip(t *testing.T) {
 		t.Fatal("bad data decoded")
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

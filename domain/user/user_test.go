@@ -178,12 +178,6 @@ func TestNormalizeEmail(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if got := StreamID("42"); got != "user-42" {
-		t.Fatalf("StreamID = %q", got)
-	}
-}
-
 func TestDecodeRoundTrip(t *testing.T) {
 	events := []domain.Event{
 		registered(),
@@ -230,3 +224,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatal("accessors differ")
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

@@ -76,18 +76,8 @@ func (w *Workspace) Update(name, description *string, config json.RawMessage) er
 		v  domain.Validation
 		ev Updated
 	)
-	if name != nil {
-		n := v.Text("name", *name, 1, MaxNameRunes)
-		if n != w.name {
-			ev.Name = &n
-		}
-	}
-	if description != nil {
-		d := v.Text("description", *description, 0, MaxDescriptionRunes)
-		if d != w.description {
-			ev.Description = &d
-		}
-	}
+	ev.Name = v.ChangedText("name", name, w.name, 1, MaxNameRunes)
+	ev.Description = v.ChangedText("description", description, w.description, 0, MaxDescriptionRunes)
 	if len(config) > 0 {
 		c := v.Object("config", config)
 		if !bytes.Equal(c, w.config) {

@@ -197,12 +197,6 @@ func TestState(t *testing.T) {
 	}
 }
 
-func TestStreamID(t *testing.T) {
-	if got := StreamID("42"); got != "workspace-42" {
-		t.Fatalf("StreamID = %q", got)
-	}
-}
-
 func TestDecodeRoundTrip(t *testing.T) {
 	domaintest.RoundTrip(t, Decode,
 		created(),
@@ -245,3 +239,5 @@ func TestLoadFromStoredEvents(t *testing.T) {
 		t.Fatalf("accessors: %d %v %q", loaded.Version(), loaded.Members(), loaded.Name())
 	}
 }
+
+func TestStreamID(t *testing.T) { domaintest.StreamID(t, StreamID, StreamType) }

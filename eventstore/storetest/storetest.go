@@ -262,24 +262,12 @@ func concurrentAppends(t *testing.T, s Store) {
 	st := NewStream()
 	const rounds, writers = 20, 8
 	for round := range rounds {
-		var wins, clashes atomic.Int32
-		var wg sync.WaitGroup
-		for range writers {
-			wg.Go(func() {
-				_, err := s.Append(t.Context(), st, round, []eventstore.NewEvent{Event("test.tick", `{}`)}, eventstore.Metadata{})
-				switch {
-				case err == nil:
-					wins.Add(1)
-				case errors.Is(err, eventstore.ErrConcurrency):
-					clashes.Add(1)
-				default:
-					t.Errorf("append: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		if wins.Load() != 1 || clashes.Load() != writers-1 {
-			t.Fatalf("round %d: %d wins, %d clashes", round, wins.Load(), clashes.Load())
+		wins, clashes := race(t, writers, eventstore.ErrConcurrency, func() error {
+			_, err := s.Append(t.Context(), st, round, []eventstore.NewEvent{Event("test.tick", `{}`)}, eventstore.Metadata{})
+			return err
+		})
+		if wins != 1 || clashes != writers-1 {
+			t.Fatalf("round %d: %d wins, %d clashes", round, wins, clashes)
 		}
 	}
 	events := mustRead(t, s, st.ID, 0)
@@ -287,6 +275,28 @@ func concurrentAppends(t *testing.T, s Store) {
 		t.Fatalf("stream has %d events, want %d", len(events), rounds)
 	}
 	checkChain(t, s, st.ID, events)
+}
+
+// race runs write from n goroutines at once and counts the writes that
+// succeed and those refused with want; any other error fails the test.
+func race(t *testing.T, n int, want error, write func() error) (ok, refused int) {
+	t.Helper()
+	var oks, refusals atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			switch err := write(); {
+			case err == nil:
+				oks.Add(1)
+			case errors.Is(err, want):
+				refusals.Add(1)
+			default:
+				t.Errorf("append: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return int(oks.Load()), int(refusals.Load())
 }
 
 func eventIDsAreUnique(t *testing.T, s Store) {
@@ -369,25 +379,13 @@ func renderPosition(r eventstore.AppendResult) (int, []byte, error) {
 func idempotencyKeyAppendsOnce(t *testing.T, s Store) {
 	ctx := t.Context()
 	const n = 20
-	var wg sync.WaitGroup
-	var ok, used atomic.Int32
-	for range n {
-		wg.Go(func() {
-			_, err := s.Append(ctx, NewStream(), 0,
-				[]eventstore.NewEvent{Event("test.created", `{}`)}, eventstore.Metadata{}, idempotency("k1", renderPosition))
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case errors.Is(err, eventstore.ErrIdempotencyKeyUsed):
-				used.Add(1)
-			default:
-				t.Errorf("append: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if ok.Load() != 1 || used.Load() != n-1 {
-		t.Fatalf("%d appended, %d refused; want 1 and %d", ok.Load(), used.Load(), n-1)
+	ok, used := race(t, n, eventstore.ErrIdempotencyKeyUsed, func() error {
+		_, err := s.Append(ctx, NewStream(), 0,
+			[]eventstore.NewEvent{Event("test.created", `{}`)}, eventstore.Metadata{}, idempotency("k1", renderPosition))
+		return err
+	})
+	if ok != 1 || used != n-1 {
+		t.Fatalf("%d appended, %d refused; want 1 and %d", ok, used, n-1)
 	}
 	last, _ := s.LastPosition(ctx)
 	resp, found, err := s.IdempotentResponse(ctx, "u1", "k1")

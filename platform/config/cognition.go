@@ -58,17 +58,10 @@ func (v *validator) cognition(cfg *Config) {
 		cfg.Warnings = append(cfg.Warnings, "ENGRAM_LLM_MODEL or ENGRAM_LLM_API_KEY is set without ENGRAM_LLM_BASE_URL: the llm expert stays off")
 	}
 
-	for _, d := range []struct {
-		name  string
-		value time.Duration
-	}{
+	positive(v, "duration", []setting[time.Duration]{
 		{"ENGRAM_TASK_TIMEOUT", cfg.TaskTimeout},
 		{"ENGRAM_TASK_MAX_AGE", cfg.TaskMaxAge},
-	} {
-		if !v.failed[d.name] && d.value <= 0 {
-			v.add(d.name, v.environ[d.name], "must be a positive duration")
-		}
-	}
+	})
 	for _, n := range []struct {
 		name  string
 		value int
@@ -77,8 +70,6 @@ func (v *validator) cognition(cfg *Config) {
 		{"ENGRAM_TASK_ATTEMPTS", cfg.TaskAttempts, 10},
 		{"ENGRAM_TASK_WORKERS", cfg.TaskWorkers, 256},
 	} {
-		if !v.failed[n.name] && (n.value <= 0 || n.value > n.max) {
-			v.add(n.name, v.environ[n.name], "must be a whole number from 1 to "+strconv.Itoa(n.max))
-		}
+		v.check(n.name, n.value > 0 && n.value <= n.max, "must be a whole number from 1 to "+strconv.Itoa(n.max))
 	}
 }

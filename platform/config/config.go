@@ -388,10 +388,7 @@ func (v *validator) validate(cfg *Config) {
 		v.add("ENGRAM_LOG_FORMAT", v.environ["ENGRAM_LOG_FORMAT"], "must be text or json")
 	}
 
-	for _, d := range []struct {
-		name  string
-		value time.Duration
-	}{
+	positive(v, "duration", []setting[time.Duration]{
 		{"ENGRAM_HTTP_READ_TIMEOUT", cfg.HTTPReadTimeout},
 		{"ENGRAM_HTTP_WRITE_TIMEOUT", cfg.HTTPWriteTimeout},
 		{"ENGRAM_HTTP_IDLE_TIMEOUT", cfg.HTTPIdleTimeout},
@@ -405,15 +402,8 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_PROJECTION_POLL_INTERVAL", cfg.ProjectionPollInterval},
 		{"ENGRAM_COMMAND_QUEUE_TIMEOUT", cfg.CommandQueueTimeout},
 		{"ENGRAM_COMMAND_QUEUE_TARGET", cfg.CommandQueueTarget},
-	} {
-		if !v.failed[d.name] && d.value <= 0 {
-			v.add(d.name, v.environ[d.name], "must be a positive duration")
-		}
-	}
-	for _, n := range []struct {
-		name  string
-		value int64
-	}{
+	})
+	positive(v, "number", []setting[int64]{
 		{"ENGRAM_BODY_LIMIT", cfg.BodyLimit},
 		{"ENGRAM_LOGIN_MAX_ATTEMPTS", int64(cfg.LoginMaxAttempts)},
 		{"ENGRAM_DATABASE_MAX_CONNS", int64(cfg.DatabaseMaxConns)},
@@ -421,46 +411,64 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_SSE_BUFFER", int64(cfg.SSEBuffer)},
 		{"ENGRAM_PROJECTION_MAX_LAG", cfg.ProjectionMaxLag},
 		{"ENGRAM_COMMAND_CONCURRENCY", int64(cfg.CommandConcurrency)},
-	} {
-		if !v.failed[n.name] && n.value <= 0 {
-			v.add(n.name, v.environ[n.name], "must be a positive number")
-		}
-	}
-	if !v.failed["ENGRAM_COMMAND_QUEUE"] && cfg.CommandQueue < 0 {
-		v.add("ENGRAM_COMMAND_QUEUE", v.environ["ENGRAM_COMMAND_QUEUE"], "must be zero or a positive number")
-	}
+	})
+	v.check("ENGRAM_COMMAND_QUEUE", cfg.CommandQueue >= 0, "must be zero or a positive number")
 
-	if cfg.Env == Production && cfg.DevSeed && !v.failed["ENGRAM_DEV_SEED"] {
-		v.add("ENGRAM_DEV_SEED", v.environ["ENGRAM_DEV_SEED"],
-			"must not be true in production: it creates a user with a well-known password")
+	v.check("ENGRAM_DEV_SEED", cfg.Env != Production || !cfg.DevSeed,
+		"must not be true in production: it creates a user with a well-known password")
+}
+
+// check reports the setting name, with its raw value, as problem when ok is
+// false, unless the setting was already reported (it did not parse).
+func (v *validator) check(name string, ok bool, problem string) {
+	if !ok && !v.failed[name] {
+		v.add(name, v.environ[name], problem)
+	}
+}
+
+// setting is the name of a setting and its parsed value.
+type setting[T int64 | time.Duration] struct {
+	name  string
+	value T
+}
+
+// positive checks that every setting is above zero; what names the kind of
+// value in the problem it reports.
+func positive[T int64 | time.Duration](v *validator, what string, settings []setting[T]) {
+	for _, s := range settings {
+		v.check(s.name, s.value > 0, "must be a positive "+what)
 	}
 }
 
 func (v *validator) hostPort(name, value string) {
-	_, port, err := net.SplitHostPort(value)
-	if err != nil {
-		v.add(name, value, "must be host:port, e.g. 127.0.0.1:8080 or :8080")
-		return
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		v.add(name, value, "port must be a number from 0 to 65535")
-	}
+	v.splitHostPort(name, value, "must be host:port, e.g. 127.0.0.1:8080 or :8080")
 }
 
 // loopbackHostPort accepts host:port on a loopback address only: what it
 // serves must not be reachable from the network.
 func (v *validator) loopbackHostPort(name, value string) {
-	host, port, err := net.SplitHostPort(value)
-	if err != nil {
-		v.add(name, value, "must be host:port on a loopback address, e.g. 127.0.0.1:6060")
+	host, ok := v.splitHostPort(name, value, "must be host:port on a loopback address, e.g. 127.0.0.1:6060")
+	if !ok {
 		return
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		v.add(name, value, "port must be a number from 0 to 65535")
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		v.add(name, value, "host must be a loopback address (127.0.0.1, ::1 or localhost)")
 	}
+}
+
+// splitHostPort returns the host of value, which must be host:port with a
+// port from 0 to 65535; it reports notHostPort when value has no port, and
+// then returns false.
+func (v *validator) splitHostPort(name, value, notHostPort string) (string, bool) {
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		v.add(name, value, notHostPort)
+		return "", false
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(name, value, "port must be a number from 0 to 65535")
+	}
+	return host, true
 }
 
 func (v *validator) databaseURL(raw string) {

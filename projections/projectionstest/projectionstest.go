@@ -5,6 +5,7 @@ package projectionstest
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"testing"
@@ -142,4 +143,21 @@ func (l *Log) checkpoint(t *testing.T, name string) (eventstore.Cursor, bool) {
 		t.Fatal(err)
 	}
 	return c, true
+}
+
+// SameJSON fails t unless got and want, two read models' answers to the
+// same query, encode to the same JSON.
+func SameJSON(t *testing.T, what string, got, want any) {
+	t.Helper()
+	g, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(g) != string(w) {
+		t.Fatalf("%s differ:\n got  %s\n want %s", what, g, w)
+	}
 }

@@ -138,7 +138,7 @@ func (f *fixture) compare(t *testing.T, pages ...queries.PageRequest) int64 {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameJSON(t, "messages of "+id, got, want)
+			projectionstest.SameJSON(t, "messages of "+id, got, want)
 		}
 	}
 	for _, u := range f.Gen.Users() {
@@ -151,7 +151,7 @@ func (f *fixture) compare(t *testing.T, pages ...queries.PageRequest) int64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameJSON(t, "workspaces of "+u, got, want)
+		projectionstest.SameJSON(t, "workspaces of "+u, got, want)
 	}
 	return f.served["messages"].Load() + f.served["workspaces"].Load() - before
 }
@@ -171,15 +171,6 @@ func (f *fixture) fromSQL(t *testing.T, why string) {
 	t.Helper()
 	if n := f.compare(t); n != 0 {
 		t.Fatalf("%d reads served by %s", n, why)
-	}
-}
-
-func sameJSON(t *testing.T, what string, got, want any) {
-	t.Helper()
-	g, _ := json.Marshal(got)
-	w, _ := json.Marshal(want)
-	if string(g) != string(w) {
-		t.Fatalf("%s differ:\n hot %s\n sql %s", what, g, w)
 	}
 }
 
@@ -326,7 +317,7 @@ func TestRedisReadModels(t *testing.T) {
 		}
 		served := f.served["messages"].Load()
 		got, _ := f.hot.ListMessages.Handle(t.Context(), admin, id, queries.PageRequest{Limit: 40}, 0)
-		sameJSON(t, "first page", got, first)
+		projectionstest.SameJSON(t, "first page", got, first)
 		if f.served["messages"].Load() != served {
 			t.Error("Redis answered the first page of a conversation longer than its window")
 		}
@@ -335,7 +326,7 @@ func TestRedisReadModels(t *testing.T) {
 			page := queries.PageRequest{Limit: 40, Cursor: cursor}
 			want, _ := f.sql.ListMessages.Handle(t.Context(), admin, id, page, 0)
 			got, _ := f.hot.ListMessages.Handle(t.Context(), admin, id, page, 0)
-			sameJSON(t, "page after "+cursor, got, want)
+			projectionstest.SameJSON(t, "page after "+cursor, got, want)
 		}
 		if f.served["messages"].Load() != served+2 {
 			t.Errorf("Redis answered %d of the 2 pages inside the window", f.served["messages"].Load()-served)

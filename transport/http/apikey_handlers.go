@@ -71,24 +71,10 @@ func (s *Server) issueAPIKey(c echo.Context) error {
 }
 
 func (s *Server) listAPIKeys(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	page, err := pageRequest(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	res, err := s.app.Queries.ListAPIKeys.Handle(c.Request().Context(), a, page, pos)
-	if err != nil {
-		return err
-	}
-	out := listOf(res, func(k queries.APIKey) apiKeyJSON {
+	return answerPage(c, pageRequest, s.app.Queries.ListAPIKeys.Handle, func(k queries.APIKey) apiKeyJSON {
 		return apiKeyJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt,
 			ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
-	})
-	return conditional(c, listETag(a.UserID, out, jsonKey[apiKeyJSON]), out)
+	}, jsonKey[apiKeyJSON])
 }
 
 func (s *Server) revokeAPIKey(c echo.Context) error {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -60,22 +61,7 @@ func auditReader(c echo.Context) audit.Reader {
 }
 
 func (s *Server) auditEvents(c echo.Context) error {
-	streamed := wantsNDJSON(c)
-	q, err := auditQuery(c, true, streamed)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	if streamed {
-		return s.streamNDJSON(c, func(write func(audit.Item) error) (int64, error) {
-			return s.app.Audit.Export(ctx, auditReader(c), q, write)
-		})
-	}
-	page, err := s.app.Audit.Events(ctx, auditReader(c), q)
-	if err != nil {
-		return err
-	}
-	return auditPage(c, page)
+	return s.answerAudit(c, true, s.app.Audit.Export, s.app.Audit.Events)
 }
 
 func (s *Server) auditStreamEvents(c echo.Context) error {
@@ -83,18 +69,34 @@ func (s *Server) auditStreamEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.answerAudit(c, false,
+		func(ctx context.Context, r audit.Reader, q audit.Query, write func(audit.Item) error) (int64, error) {
+			return s.app.Audit.ExportStream(ctx, r, streamID, q, write)
+		},
+		func(ctx context.Context, r audit.Reader, q audit.Query) (audit.Page, error) {
+			return s.app.Audit.StreamEvents(ctx, r, streamID, q)
+		})
+}
+
+// answerAudit answers an audit read of events: streamed as NDJSON by export
+// when the request asks for it, else one page read by events. withStream
+// says whether the query may name a stream.
+func (s *Server) answerAudit(c echo.Context, withStream bool,
+	export func(ctx context.Context, r audit.Reader, q audit.Query, write func(audit.Item) error) (int64, error),
+	events func(ctx context.Context, r audit.Reader, q audit.Query) (audit.Page, error),
+) error {
 	streamed := wantsNDJSON(c)
-	q, err := auditQuery(c, false, streamed)
+	q, err := auditQuery(c, withStream, streamed)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	if streamed {
 		return s.streamNDJSON(c, func(write func(audit.Item) error) (int64, error) {
-			return s.app.Audit.ExportStream(ctx, auditReader(c), streamID, q, write)
+			return export(ctx, auditReader(c), q, write)
 		})
 	}
-	page, err := s.app.Audit.StreamEvents(ctx, auditReader(c), streamID, q)
+	page, err := events(ctx, auditReader(c), q)
 	if err != nil {
 		return err
 	}

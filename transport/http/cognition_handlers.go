@@ -28,19 +28,12 @@ func (s *Server) listExperts(c echo.Context) error {
 	if err := access.CheckRead(actor(c)); err != nil {
 		return err
 	}
-	out := listJSON[expertJSON]{Items: make([]expertJSON, len(s.app.Experts))}
-	for i, e := range s.app.Experts {
-		out.Items[i] = expertJSON(e)
-	}
+	out := listOf(queries.Page[app.Expert]{Items: s.app.Experts}, func(e app.Expert) expertJSON { return expertJSON(e) })
 	return conditional(c, listETag("", out, jsonKey[expertJSON]), out)
 }
 
 func (s *Server) getTask(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	t, err := s.app.Queries.GetTask.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	t, err := readByID(c, s.app.Queries.GetTask.Handle)
 	if err != nil {
 		return err
 	}
@@ -63,8 +56,7 @@ func (s *Server) cancelTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	positionHeaders(c, res.Version, res.Position)
-	return c.JSON(http.StatusOK, renderTask(s.app.TaskAfter(ctx, actor(c), res)))
+	return answerChange(c, res, res.Version, res.Position, s.app.TaskAfter, renderTask)
 }
 
 type storeMemoryRequest struct {
@@ -76,10 +68,7 @@ type storeMemoryRequest struct {
 
 func (s *Server) storeMemoryItem(c echo.Context) error {
 	var req storeMemoryRequest
-	if err := request.DecodeBody(c, &req); err != nil {
-		return err
-	}
-	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+	if err := decodeWithObject(c, &req, "metadata", &req.Metadata); err != nil {
 		return err
 	}
 	var expiresAt *time.Time
@@ -126,13 +115,7 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		}
 	}
 	s.Words = c.QueryParam("q")
-	switch c.QueryParam("match") {
-	case "", "all":
-	case "any":
-		s.AnyWord = true
-	default:
-		fields = append(fields, domain.FieldError{Field: "match", Message: "must be all or any"})
-	}
+	s.AnyWord = switchParam(c, "match", "all", "any", &fields)
 	for _, name := range []string{"from", "to"} {
 		raw := c.QueryParam(name)
 		if raw == "" {
@@ -159,13 +142,7 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		}
 		s.Metadata[k] = values[0]
 	}
-	switch c.QueryParam("include_expired") {
-	case "", "false":
-	case "true":
-		s.IncludeExpired = true
-	default:
-		fields = append(fields, domain.FieldError{Field: "include_expired", Message: "must be true or false"})
-	}
+	s.IncludeExpired = switchParam(c, "include_expired", "false", "true", &fields)
 	page, err := pageRequest(c)
 	if de := (*domain.Error)(nil); errors.As(err, &de) {
 		fields = append(fields, de.Fields...)
@@ -177,6 +154,20 @@ func memorySearch(c echo.Context) (queries.MemorySearch, error) {
 		return s, invalid(fields...)
 	}
 	return s, nil
+}
+
+// switchParam reads a query parameter that takes one of two values: false
+// when it is absent or off, true when it is on; any other value is added to
+// fields.
+func switchParam(c echo.Context, name, off, on string, fields *[]domain.FieldError) bool {
+	switch c.QueryParam(name) {
+	case "", off:
+		return false
+	case on:
+		return true
+	}
+	*fields = append(*fields, domain.FieldError{Field: name, Message: "must be " + off + " or " + on})
+	return false
 }
 
 // metadataKey reads a metadata filter's parameter name: metadata.<key> or
@@ -192,30 +183,11 @@ func metadataKey(param string) (string, bool) {
 }
 
 func (s *Server) searchMemory(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	search, err := memorySearch(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	res, err := s.app.Queries.SearchMemory.Handle(c.Request().Context(), a, c.Param("id"), search, pos)
-	if err != nil {
-		return err
-	}
-	out := listOf(res, renderMemoryItem)
-	return conditional(c, listETag(a.UserID, out, jsonKey[memoryItemJSON]), out)
+	return answerPage(c, memorySearch, inParent(c, s.app.Queries.SearchMemory.Handle), renderMemoryItem, jsonKey[memoryItemJSON])
 }
 
 func (s *Server) memoryContext(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	mc, err := s.app.Queries.MemoryContext.Handle(c.Request().Context(), a, c.Param("id"), pos)
+	mc, err := readByID(c, s.app.Queries.MemoryContext.Handle)
 	if err != nil {
 		return err
 	}
@@ -226,5 +198,5 @@ func (s *Server) memoryContext(c echo.Context) error {
 	for name, it := range mc.Entities {
 		out.Entities[name] = renderMemoryItem(it)
 	}
-	return conditional(c, newValidator(a.UserID).addJSON(out).etag(), out)
+	return conditional(c, newValidator(actor(c).UserID).addJSON(out).etag(), out)
 }

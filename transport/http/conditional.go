@@ -93,7 +93,15 @@ func conditional(c echo.Context, etag string, body any) error {
 	if noneMatch(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.JSON(http.StatusOK, body)
+	memo, ok := c.Get(answersKey).(*answers)
+	if !ok {
+		return c.JSON(http.StatusOK, body)
+	}
+	b, err := memo.encoded(actor(c).UserID+"\x00"+c.Request().URL.RequestURI()+"\x00"+etag, body)
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, b)
 }
 
 // noneMatch reports whether an If-None-Match header holds etag ("*" holds

@@ -3,14 +3,12 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
-	"github.com/engramhq/engram/transport/request"
 )
 
 type createConversationRequest struct {
@@ -21,10 +19,7 @@ type createConversationRequest struct {
 
 func (s *Server) createConversation(c echo.Context) error {
 	var req createConversationRequest
-	if err := request.DecodeBody(c, &req); err != nil {
-		return err
-	}
-	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+	if err := decodeWithObject(c, &req, "metadata", &req.Metadata); err != nil {
 		return err
 	}
 	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.ConversationResult]) (commands.ConversationResult, error) {
@@ -38,31 +33,13 @@ func (s *Server) createConversation(c echo.Context) error {
 }
 
 func (s *Server) listConversations(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	page, err := pageRequest(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	res, err := s.app.Queries.ListConversations.Handle(c.Request().Context(), a, c.Param("id"), page, pos)
-	if err != nil {
-		return err
-	}
-	out := listOf(res, renderConversation)
-	return conditional(c, listETag(a.UserID, out, func(conv conversationJSON) string {
+	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListConversations.Handle), renderConversation, func(conv conversationJSON) string {
 		return conv.ID + "@" + strconv.Itoa(conv.Version)
-	}), out)
+	})
 }
 
 func (s *Server) getConversation(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	conv, err := s.app.Queries.GetConversation.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	conv, err := readByID(c, s.app.Queries.GetConversation.Handle)
 	if err != nil {
 		return err
 	}
@@ -76,45 +53,27 @@ type updateConversationRequest struct {
 
 func (s *Server) updateConversation(c echo.Context) error {
 	var req updateConversationRequest
-	if err := request.DecodeBody(c, &req); err != nil {
+	if err := decodeWithObject(c, &req, "metadata", &req.Metadata); err != nil {
 		return err
 	}
-	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
-		return err
-	}
-	match, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
-	res, err := s.app.Commands.UpdateConversation.Handle(c.Request().Context(), commands.UpdateConversation{
-		Actor: actor(c), ConversationID: c.Param("id"), Title: req.Title, MetadataPatch: nullAsAbsent(req.Metadata), IfMatch: match,
-	})
-	if err != nil {
-		return err
-	}
-	return s.answerConversation(c, res)
+	return changeIfMatch(c, func(ctx context.Context, match *int) (commands.ConversationResult, error) {
+		return s.app.Commands.UpdateConversation.Handle(ctx, commands.UpdateConversation{
+			Actor: actor(c), ConversationID: c.Param("id"), Title: req.Title, MetadataPatch: nullAsAbsent(req.Metadata), IfMatch: match,
+		})
+	}, s.answerConversation)
 }
 
 func (s *Server) archiveConversation(c echo.Context) error {
-	match, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
-	res, err := s.app.Commands.ArchiveConversation.Handle(c.Request().Context(), commands.ArchiveConversation{
-		Actor: actor(c), ConversationID: c.Param("id"), IfMatch: match,
-	})
-	if err != nil {
-		return err
-	}
-	return s.answerConversation(c, res)
+	return changeIfMatch(c, func(ctx context.Context, match *int) (commands.ConversationResult, error) {
+		return s.app.Commands.ArchiveConversation.Handle(ctx, commands.ArchiveConversation{
+			Actor: actor(c), ConversationID: c.Param("id"), IfMatch: match,
+		})
+	}, s.answerConversation)
 }
 
-// answerConversation answers a conversation change with the conversation
-// as the read model shows it once it has applied the change, or as the
-// command saw it when the read model is late.
+// answerConversation answers a conversation change (see answerChange).
 func (s *Server) answerConversation(c echo.Context, res commands.ConversationResult) error {
-	positionHeaders(c, res.Version, res.Position)
-	return c.JSON(http.StatusOK, renderConversation(s.app.ConversationAfter(c.Request().Context(), actor(c), res)))
+	return answerChange(c, res, res.Version, res.Position, s.app.ConversationAfter, renderConversation)
 }
 
 type postMessageRequest struct {
@@ -125,10 +84,7 @@ type postMessageRequest struct {
 
 func (s *Server) postMessage(c echo.Context) error {
 	var req postMessageRequest
-	if err := request.DecodeBody(c, &req); err != nil {
-		return err
-	}
-	if err := objectField("metadata", nullAsAbsent(req.Metadata)); err != nil {
+	if err := decodeWithObject(c, &req, "metadata", &req.Metadata); err != nil {
 		return err
 	}
 	return create(s, c, func(ctx context.Context, idem *commands.Idempotency[commands.MessageResult]) (commands.MessageResult, error) {
@@ -142,22 +98,8 @@ func (s *Server) postMessage(c echo.Context) error {
 }
 
 func (s *Server) listMessages(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	page, err := pageRequest(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	res, err := s.app.Queries.ListMessages.Handle(c.Request().Context(), a, c.Param("id"), page, pos)
-	if err != nil {
-		return err
-	}
 	// A message never changes once posted: its position identifies it.
-	out := listOf(res, renderMessage)
-	return conditional(c, listETag(a.UserID, out, func(m messageJSON) string {
+	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListMessages.Handle), renderMessage, func(m messageJSON) string {
 		return strconv.FormatInt(m.Position, 10)
-	}), out)
+	})
 }

@@ -122,7 +122,7 @@ func NewServer(cfg Config, application *app.Application, logger *slog.Logger) (*
 		s.admission = newAdmission(cfg.Admission)
 		e.Use(s.admission.admit)
 	}
-	e.Use(s.authenticate)
+	e.Use(s.authenticate, newAnswers().use)
 	s.routes()
 	page.Register(e)
 

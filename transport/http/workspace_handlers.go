@@ -10,6 +10,7 @@ import (
 
 	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/queries"
 	"github.com/engramhq/engram/transport/request"
 )
 
@@ -38,31 +39,13 @@ func (s *Server) createWorkspace(c echo.Context) error {
 }
 
 func (s *Server) listWorkspaces(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	page, err := pageRequest(c)
-	if err != nil {
-		return err
-	}
-	a := actor(c)
-	res, err := s.app.Queries.ListWorkspaces.Handle(c.Request().Context(), a, page, pos)
-	if err != nil {
-		return err
-	}
-	out := listOf(res, renderWorkspace)
-	return conditional(c, listETag(a.UserID, out, func(w workspaceJSON) string {
+	return answerPage(c, pageRequest, s.app.Queries.ListWorkspaces.Handle, renderWorkspace, func(w workspaceJSON) string {
 		return w.ID + "@" + strconv.Itoa(w.Version) + "/" + w.Role
-	}), out)
+	})
 }
 
 func (s *Server) getWorkspace(c echo.Context) error {
-	pos, err := minPosition(c)
-	if err != nil {
-		return err
-	}
-	w, err := s.app.Queries.GetWorkspace.Handle(c.Request().Context(), actor(c), c.Param("id"), pos)
+	w, err := readByID(c, s.app.Queries.GetWorkspace.Handle)
 	if err != nil {
 		return err
 	}
@@ -77,46 +60,28 @@ type updateWorkspaceRequest struct {
 
 func (s *Server) updateWorkspace(c echo.Context) error {
 	var req updateWorkspaceRequest
-	if err := request.DecodeBody(c, &req); err != nil {
+	if err := decodeWithObject(c, &req, "config", &req.Config); err != nil {
 		return err
 	}
-	if err := objectField("config", nullAsAbsent(req.Config)); err != nil {
-		return err
-	}
-	match, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
-	res, err := s.app.Commands.UpdateWorkspace.Handle(c.Request().Context(), commands.UpdateWorkspace{
-		Actor: actor(c), WorkspaceID: c.Param("id"), Name: req.Name, Description: req.Description,
-		Config: nullAsAbsent(req.Config), IfMatch: match,
-	})
-	if err != nil {
-		return err
-	}
-	return s.answerWorkspace(c, res)
+	return changeIfMatch(c, func(ctx context.Context, match *int) (commands.WorkspaceResult, error) {
+		return s.app.Commands.UpdateWorkspace.Handle(ctx, commands.UpdateWorkspace{
+			Actor: actor(c), WorkspaceID: c.Param("id"), Name: req.Name, Description: req.Description,
+			Config: nullAsAbsent(req.Config), IfMatch: match,
+		})
+	}, s.answerWorkspace)
 }
 
 func (s *Server) archiveWorkspace(c echo.Context) error {
-	match, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
-	res, err := s.app.Commands.ArchiveWorkspace.Handle(c.Request().Context(), commands.ArchiveWorkspace{
-		Actor: actor(c), WorkspaceID: c.Param("id"), IfMatch: match,
-	})
-	if err != nil {
-		return err
-	}
-	return s.answerWorkspace(c, res)
+	return changeIfMatch(c, func(ctx context.Context, match *int) (commands.WorkspaceResult, error) {
+		return s.app.Commands.ArchiveWorkspace.Handle(ctx, commands.ArchiveWorkspace{
+			Actor: actor(c), WorkspaceID: c.Param("id"), IfMatch: match,
+		})
+	}, s.answerWorkspace)
 }
 
-// answerWorkspace answers a workspace change with the workspace as the read
-// model shows it once it has applied the change, or as the command saw it
-// when the read model is late.
+// answerWorkspace answers a workspace change (see answerChange).
 func (s *Server) answerWorkspace(c echo.Context, res commands.WorkspaceResult) error {
-	positionHeaders(c, res.Version, res.Position)
-	return c.JSON(http.StatusOK, renderWorkspace(s.app.WorkspaceAfter(c.Request().Context(), actor(c), res)))
+	return answerChange(c, res, res.Version, res.Position, s.app.WorkspaceAfter, renderWorkspace)
 }
 
 type addMemberRequest struct {
@@ -126,21 +91,13 @@ type addMemberRequest struct {
 }
 
 func (s *Server) listMembers(c echo.Context) error {
-	pos, err := minPosition(c)
+	members, err := readByID(c, s.app.Queries.ListMembers.Handle)
 	if err != nil {
 		return err
 	}
-	a := actor(c)
-	members, err := s.app.Queries.ListMembers.Handle(c.Request().Context(), a, c.Param("id"), pos)
-	if err != nil {
-		return err
-	}
-	out := listJSON[memberJSON]{Items: make([]memberJSON, len(members))}
-	for i, m := range members {
-		out.Items[i] = renderMember(m)
-	}
+	out := listOf(queries.Page[queries.Member]{Items: members}, renderMember) // one page: a workspace has few members
 	// A member's e-mail and name come from the user's stream: digested whole.
-	return conditional(c, listETag(a.UserID, out, jsonKey[memberJSON]), out)
+	return conditional(c, listETag(actor(c).UserID, out, jsonKey[memberJSON]), out)
 }
 
 func (s *Server) addMember(c echo.Context) error {

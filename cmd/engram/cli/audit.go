@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -32,16 +34,12 @@ import (
 // stream of the operator ("audit-cli:<user>@<host>").
 
 func (p *program) newAuditCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Verify, checkpoint, export and replay the event log",
-		Long: "Verify the hash chains of the event log, sign checkpoints of it and verify it against\n" +
-			"them, export its events as NDJSON, and fold a stream's state as it was at a version or\n" +
+	return newGroup("audit", "Verify, checkpoint, export and replay the event log",
+		"Verify the hash chains of the event log, sign checkpoints of it and verify it against\n"+
+			"them, export its events as NDJSON, and fold a stream's state as it was at a version or\n"+
 			"a time. Secrets are never shown, and every read is itself recorded in the log.",
-	}
-	cmd.AddCommand(p.newAuditVerifyCommand(), p.newAuditExportCommand(), p.newAuditStateCommand(),
+		p.newAuditVerifyCommand(), p.newAuditExportCommand(), p.newAuditStateCommand(),
 		p.newAuditKeygenCommand(), p.newAuditCheckpointCommand())
-	return cmd
 }
 
 func (p *program) newAuditVerifyCommand() *cobra.Command {
@@ -118,10 +116,7 @@ func readCheckpointFlags(path, publicKey string) (*audit.Checkpoint, ed25519.Pub
 func verify(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit.Reader, streamID string,
 	cp *audit.Checkpoint, pub ed25519.PublicKey) error {
 	out := bufio.NewWriter(cmd.OutOrStdout())
-	report, err := svc.Verify(ctx, r, streamID, func(b eventstore.Break) error {
-		_, err := fmt.Fprintf(out, "BREAK stream=%s version=%d position=%d reason=%q\n", b.StreamID, b.Version, b.Position, b.Reason)
-		return err
-	})
+	report, err := svc.Verify(ctx, r, streamID, printBreak(out))
 	if err != nil {
 		return err
 	}
@@ -168,6 +163,15 @@ func verify(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit
 		return &exitError{code: 1, err: errors.New(strings.Join(problems, "; "))}
 	}
 	return nil
+}
+
+// printBreak returns a function that prints a break of a hash chain as one
+// line to w.
+func printBreak(w io.Writer) func(eventstore.Break) error {
+	return func(b eventstore.Break) error {
+		_, err := fmt.Fprintf(w, "BREAK stream=%s version=%d position=%d reason=%q\n", b.StreamID, b.Version, b.Position, b.Reason)
+		return err
+	}
 }
 
 func (p *program) newAuditKeygenCommand() *cobra.Command {
@@ -269,10 +273,7 @@ func (p *program) newAuditCheckpointCommand() *cobra.Command {
 func writeCheckpoint(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit.Reader, key ed25519.PrivateKey, output string) error {
 	stderr := bufio.NewWriter(cmd.ErrOrStderr())
 	defer func() { _ = stderr.Flush() }() // messages for the operator only
-	cp, err := svc.Checkpoint(ctx, r, key, func(b eventstore.Break) error {
-		_, err := fmt.Fprintf(stderr, "BREAK stream=%s version=%d position=%d reason=%q\n", b.StreamID, b.Version, b.Position, b.Reason)
-		return err
-	})
+	cp, err := svc.Checkpoint(ctx, r, key, printBreak(stderr))
 	if errors.Is(err, audit.ErrLogBroken) {
 		return &exitError{code: 1, err: err}
 	}
@@ -503,27 +504,19 @@ func (p *program) newAuditStateCommand() *cobra.Command {
 // withAudit opens the database and runs fn with the configuration, an audit
 // service and the operator as reader.
 func (p *program) withAudit(cmd *cobra.Command, fn func(ctx context.Context, cfg config.Config, svc *audit.Service, r audit.Reader) error) error {
-	cfg, logger, logs, err := p.configure()
-	if err != nil {
-		return err
-	}
-	defer logs.Close()
 	ctx := cmd.Context()
-	db, err := openDatabase(ctx, cfg, false, logger)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = db.Close() }()
-	store, err := eventstore.New(db)
-	if err != nil {
-		return err
-	}
-	svc, err := audit.New(db, store)
-	if err != nil {
-		return err
-	}
-	id := uuid.Must(uuid.NewV7()).String()
-	return fn(ctx, cfg, svc, audit.Reader{ActorID: operator(), Via: auditlog.ViaCLI, RequestID: id})
+	return p.withDatabase(ctx, noMigration, func(cfg config.Config, _ *slog.Logger, db *sqlx.DB) error {
+		store, err := eventstore.New(db)
+		if err != nil {
+			return err
+		}
+		svc, err := audit.New(db, store)
+		if err != nil {
+			return err
+		}
+		id := uuid.Must(uuid.NewV7()).String()
+		return fn(ctx, cfg, svc, audit.Reader{ActorID: operator(), Via: auditlog.ViaCLI, RequestID: id})
+	})
 }
 
 // operator names who runs the command: "cli:<user>@<host>".

@@ -18,26 +18,6 @@ import (
 	"github.com/engramhq/engram/test/pgtest"
 )
 
-// runEngram runs the command line in-process and returns its exit status,
-// standard output and standard error, as run would.
-func runEngram(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	root := (&program{env: Env{Stdout: &stdout, Stderr: &stderr}}).newRootCommand()
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	code := 0
-	if err != nil {
-		code = 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		fmt.Fprintln(&stderr, "engram:", err)
-	}
-	return code, stdout.String(), stderr.String()
-}
-
 // auditCLI is a fresh database with a few streams, and the environment of
 // the command line pointing at it.
 type auditCLI struct {
@@ -87,7 +67,7 @@ func (c *auditCLI) path(name string) string { return filepath.Join(c.dir, name) 
 
 func wantExit(t *testing.T, want int, args ...string) (string, string) {
 	t.Helper()
-	code, stdout, stderr := runEngram(t, args...)
+	code, stdout, stderr := runCLI(t, args...)
 	if code != want {
 		t.Fatalf("engram %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, stdout, stderr)
 	}

@@ -18,6 +18,38 @@ import (
 	"github.com/engramhq/engram/platform/config"
 )
 
+// migration says when a command applies the pending migrations before it
+// uses the database.
+type migration int
+
+const (
+	// noMigration leaves the schema as it is.
+	noMigration migration = iota
+	// alwaysMigrate applies the pending migrations.
+	alwaysMigrate
+	// autoMigrate applies them when ENGRAM_AUTO_MIGRATE says so.
+	autoMigrate
+)
+
+// applies reports whether the migrations are applied under cfg.
+func (m migration) applies(cfg config.Config) bool {
+	return m == alwaysMigrate || m == autoMigrate && cfg.AutoMigrate
+}
+
+// withDatabase runs fn with the configuration, its logger and the database,
+// migrated as m says; the database is closed when fn returns.
+func (p *program) withDatabase(ctx context.Context, m migration,
+	fn func(cfg config.Config, logger *slog.Logger, db *sqlx.DB) error) error {
+	return p.withConfig(func(cfg config.Config, logger *slog.Logger) error {
+		db, err := openDatabase(ctx, cfg, m.applies(cfg), logger)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = db.Close() }()
+		return fn(cfg, logger, db)
+	})
+}
+
 // openDatabase connects to PostgreSQL. Outside production, a missing database
 // is created. Pending migrations are applied when migrate is true.
 func openDatabase(ctx context.Context, cfg config.Config, migrate bool, logger *slog.Logger) (*sqlx.DB, error) {

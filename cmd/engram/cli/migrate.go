@@ -2,10 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/spf13/cobra"
 
 	"github.com/engramhq/engram/migrations"
+	"github.com/engramhq/engram/platform/config"
 )
 
 func (p *program) newMigrateCommand() *cobra.Command {
@@ -14,22 +17,14 @@ func (p *program) newMigrateCommand() *cobra.Command {
 		Short: "Apply pending database migrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, logger, logs, err := p.configure()
-			if err != nil {
-				return err
-			}
-			defer logs.Close()
-			db, err := openDatabase(cmd.Context(), cfg, true, logger)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			v, err := migrations.Version(cmd.Context(), db.DB)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "database %s is at schema version %d\n", redactURL(cfg.DatabaseURL), v)
-			return nil
+			return p.withDatabase(cmd.Context(), alwaysMigrate, func(cfg config.Config, _ *slog.Logger, db *sqlx.DB) error {
+				v, err := migrations.Version(cmd.Context(), db.DB)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "database %s is at schema version %d\n", redactURL(cfg.DatabaseURL), v)
+				return nil
+			})
 		},
 	}
 }

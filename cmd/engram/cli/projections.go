@@ -30,13 +30,8 @@ import (
 // (and the Redis of ENGRAM_REDIS_URL) while the servers keep running.
 
 func (p *program) newProjectionsCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "projections",
-		Short: "List, inspect and rebuild the read models",
-		Args:  cobra.NoArgs,
-	}
-	cmd.AddCommand(p.newProjectionsListCommand(), p.newProjectionsStatusCommand(), p.newProjectionsRebuildCommand(), p.newProjectionsVerifyCommand())
-	return cmd
+	return newGroup("projections", "List, inspect and rebuild the read models", "",
+		p.newProjectionsListCommand(), p.newProjectionsStatusCommand(), p.newProjectionsRebuildCommand(), p.newProjectionsVerifyCommand())
 }
 
 func (p *program) newProjectionsListCommand() *cobra.Command {

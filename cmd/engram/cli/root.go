@@ -128,6 +128,14 @@ func (p *program) newRootCommand() *cobra.Command {
 	return root
 }
 
+// newGroup returns a command that only groups subs: guardGroups decides
+// what it does when run.
+func newGroup(use, short, long string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Long: long}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // guardGroups makes every command that only groups subcommands (engram,
 // engram projections, …) refuse an unknown subcommand with a usage error and
 // a "did you mean" hint, instead of printing its help and succeeding.
@@ -213,6 +221,17 @@ func (p *program) configure() (config.Config, *slog.Logger, io.Closer, error) {
 		return config.Config{}, nil, nil, err
 	}
 	return cfg, logger, logs, nil
+}
+
+// withConfig runs fn with the configuration and the logger it asks for,
+// whose logs are closed when fn returns.
+func (p *program) withConfig(fn func(cfg config.Config, logger *slog.Logger) error) error {
+	cfg, logger, logs, err := p.configure()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logs.Close() }()
+	return fn(cfg, logger)
 }
 
 // newLogger builds the logger cfg asks for, its console output going to

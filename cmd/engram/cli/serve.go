@@ -17,16 +17,13 @@ func (p *program) newServeCommand() *cobra.Command {
 		Short: "Run the Engram API server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, logger, logs, err := p.configure()
-			if err != nil {
-				return err
-			}
-			defer logs.Close()
-			if err := serve(cmd.Context(), cfg, logger); err != nil {
-				logger.Error("engram stopped with an error", "err", err)
-				return &exitError{code: 1}
-			}
-			return nil
+			return p.withConfig(func(cfg config.Config, logger *slog.Logger) error {
+				if err := serve(cmd.Context(), cfg, logger); err != nil {
+					logger.Error("engram stopped with an error", "err", err)
+					return &exitError{code: 1}
+				}
+				return nil
+			})
 		},
 	}
 }

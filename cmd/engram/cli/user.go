@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -16,19 +18,16 @@ import (
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/config"
 	"github.com/engramhq/engram/platform/security"
 )
 
 func (p *program) newUserCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "user",
-		Short: "Create users and grant roles",
-		Long: "Create users and grant them the global roles user, admin or auditor.\n" +
-			"Passwords are read from an interactive prompt (not echoed) or, when standard\n" +
+	return newGroup("user", "Create users and grant roles",
+		"Create users and grant them the global roles user, admin or auditor.\n"+
+			"Passwords are read from an interactive prompt (not echoed) or, when standard\n"+
 			"input is not a terminal, from its first line; never from the command line.",
-	}
-	cmd.AddCommand(p.newUserCreateCommand(), p.newUserGrantCommand())
-	return cmd
+		p.newUserCreateCommand(), p.newUserGrantCommand())
 }
 
 func (p *program) newUserCreateCommand() *cobra.Command {
@@ -131,43 +130,35 @@ type userAdmin struct {
 // withOperator opens the database (migrating it when ENGRAM_AUTO_MIGRATE
 // says so) and runs fn with the command handlers.
 func (p *program) withOperator(cmd *cobra.Command, fn func(ctx context.Context, op userAdmin) error) error {
-	cfg, logger, logs, err := p.configure()
-	if err != nil {
-		return err
-	}
-	defer logs.Close()
 	ctx := cmd.Context()
-	db, err := openDatabase(ctx, cfg, cfg.AutoMigrate, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	store, err := eventstore.New(db)
-	if err != nil {
-		return err
-	}
-	tokens, err := security.NewTokens(cfg.JWTSecret.Bytes(), cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, nil)
-	if err != nil {
-		return err
-	}
-	cmds, err := commands.New(commands.Dependencies{
-		Store: store, Hasher: security.NewPasswordHasher(), Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
+	return p.withDatabase(ctx, autoMigrate, func(cfg config.Config, logger *slog.Logger, db *sqlx.DB) error {
+		store, err := eventstore.New(db)
+		if err != nil {
+			return err
+		}
+		tokens, err := security.NewTokens(cfg.JWTSecret.Bytes(), cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, nil)
+		if err != nil {
+			return err
+		}
+		cmds, err := commands.New(commands.Dependencies{
+			Store: store, Hasher: security.NewPasswordHasher(), Tokens: tokens, Secrets: secrets{}, RefreshTTL: cfg.RefreshTokenTTL,
+		})
+		if err != nil {
+			return err
+		}
+		grant, err := commands.NewGrantRoleHandler(store)
+		if err != nil {
+			return err
+		}
+		ctx := commands.WithMetadata(ctx, eventstore.Metadata{})
+		return fn(ctx, userAdmin{commands: cmds, grant: grant, name: operator(),
+			notify: func(ctx context.Context) {
+				// Wake the servers' projectors now rather than at their next poll.
+				if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, '')`, eventstore.NotifyChannel); err != nil {
+					logger.Debug("could not notify the servers of the new events", "err", err)
+				}
+			}})
 	})
-	if err != nil {
-		return err
-	}
-	grant, err := commands.NewGrantRoleHandler(store)
-	if err != nil {
-		return err
-	}
-	ctx = commands.WithMetadata(ctx, eventstore.Metadata{})
-	return fn(ctx, userAdmin{commands: cmds, grant: grant, name: operator(),
-		notify: func(ctx context.Context) {
-			// Wake the servers' projectors now rather than at their next poll.
-			if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, '')`, eventstore.NotifyChannel); err != nil {
-				logger.Debug("could not notify the servers of the new events", "err", err)
-			}
-		}})
 }
 
 // readPassword reads a password without echo from a terminal (twice when

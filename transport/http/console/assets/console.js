@@ -30,6 +30,15 @@ function fill(el, ...children) {
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
+
+/**
+ * show replaces the main view with nodes, unless the location has changed
+ * since the view started (gen, from route.gen): a slow answer for a view the
+ * user has left never covers the view they went to.
+ */
+function show(gen, ...nodes) {
+  if (gen === route.gen) main().replaceChildren(...nodes);
+}
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
 const shortID = (id) => (id && /^[0-9a-f-]{36}$/.test(id) ? id.slice(0, 8) : id || "");
 
@@ -380,16 +389,18 @@ async function sidebar(currentID) {
 }
 
 async function homeView() {
+  const gen = route.gen;
   const side = await sidebar("");
-  main().replaceChildren(h("div", { class: "grid" }, side,
+  show(gen, h("div", { class: "grid" }, side,
     h("section", { class: "panel" }, h("h1", {}, `Welcome, ${(session.user() || {}).display_name || ""}`),
       h("p", {}, "Pick a workspace on the left, or create one. Conversations, members, memory and tasks live in workspaces."))));
 }
 
 async function workspaceView(id, tab = "conversations") {
+  const gen = route.gen;
   const side = await sidebar(id);
   const content = h("section", { class: "panel" });
-  main().replaceChildren(h("div", { class: "grid" }, side, content));
+  show(gen, h("div", { class: "grid" }, side, content));
   let w;
   try { w = await api("GET", `/v1/workspaces/${id}`); } catch (err) { showProblem(content, err); return; }
   const tabs = h("div", { class: "tabs", role: "tablist" });
@@ -560,8 +571,10 @@ async function tasksTab(w, body) {
 }
 
 async function conversationView(id) {
+  const gen = route.gen;
   let c;
-  try { c = await api("GET", `/v1/conversations/${id}`); } catch (err) { main().replaceChildren(problemView(err)); return; }
+  try { c = await api("GET", `/v1/conversations/${id}`); } catch (err) { show(gen, problemView(err)); return; }
+  if (gen !== route.gen) return;
   const side = h("nav", { class: "panel", "aria-label": "Conversations" }, h("h2", {}, h("a", { href: `#/w/${c.workspace_id}` }, "Conversations")));
   const convList = h("ul", { class: "list" });
   side.append(convList);
@@ -785,6 +798,7 @@ function renderChrome() {
 
 /** route renders the view of the location's hash. */
 async function route() {
+  route.gen = (route.gen || 0) + 1;
   if (route.cleanup) { route.cleanup(); route.cleanup = null; }
   renderChrome();
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);

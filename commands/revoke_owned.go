@@ -1,0 +1,29 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/access"
+)
+
+// revokeOwned revokes a credential (a session, an API key) through repo on
+// behalf of actor. Only session credentials revoke (access.CheckCredentials);
+// a credential of another user is not found (CodeNotFound), except for
+// admins. field names the id in validation errors, what the credential in
+// the not-found one.
+func revokeOwned[T aggregate](ctx context.Context, repo *repository[T], actor access.Actor, field, id, what string,
+	owner func(T) string, revoke func(T) error) (Written, error) {
+	if err := access.CheckCredentials(actor); err != nil {
+		return Written{}, err
+	}
+	if err := validID(field, id); err != nil {
+		return Written{}, err
+	}
+	return repo.update(withActor(ctx, actor.UserID), id, func(c T) error {
+		if owner(c) != actor.UserID && !actor.HasRole(access.RoleAdmin) {
+			return domain.Errorf(domain.CodeNotFound, "%s not found", what)
+		}
+		return revoke(c)
+	})
+}

@@ -1,0 +1,77 @@
+package http
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/queries"
+)
+
+// listQuery is a paged list query as the list handlers call it: q is the
+// page it asks for (a queries.PageRequest, or a search that holds one).
+type listQuery[Q, S any] func(ctx context.Context, a access.Actor, q Q, minPosition int64) (queries.Page[S], error)
+
+// inParent binds a list query scoped to a parent resource (a workspace's
+// conversations, a conversation's messages) to the request's :id.
+func inParent[Q, S any](c echo.Context, list func(context.Context, access.Actor, string, Q, int64) (queries.Page[S], error)) listQuery[Q, S] {
+	return func(ctx context.Context, a access.Actor, q Q, minPosition int64) (queries.Page[S], error) {
+		return list(ctx, a, c.Param("id"), q, minPosition)
+	}
+}
+
+// answerPage answers a paged list: it reads Engram-Min-Position and, with
+// parse, the page asked for, runs list for the caller, and answers the
+// rendered page with an ETag digested from each rendered item's key.
+func answerPage[Q, S, T any](c echo.Context, parse func(echo.Context) (Q, error), list listQuery[Q, S], render func(S) T, key func(T) string) error {
+	pos, err := minPosition(c)
+	if err != nil {
+		return err
+	}
+	q, err := parse(c)
+	if err != nil {
+		return err
+	}
+	a := actor(c)
+	res, err := list(c.Request().Context(), a, q, pos)
+	if err != nil {
+		return err
+	}
+	out := listOf(res, render)
+	return conditional(c, listETag(a.UserID, out, key), out)
+}
+
+// readByID runs a query for the resource named by the request's :id, as of
+// Engram-Min-Position, for the caller.
+func readByID[S any](c echo.Context, read func(context.Context, access.Actor, string, int64) (S, error)) (S, error) {
+	pos, err := minPosition(c)
+	if err != nil {
+		var zero S
+		return zero, err
+	}
+	return read(c.Request().Context(), actor(c), c.Param("id"), pos)
+}
+
+// changeIfMatch runs a change guarded by the request's If-Match and answers
+// with its result.
+func changeIfMatch[R any](c echo.Context, change func(ctx context.Context, match *int) (R, error), answer func(echo.Context, R) error) error {
+	match, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, err := change(c.Request().Context(), match)
+	if err != nil {
+		return err
+	}
+	return answer(c, res)
+}
+
+// answerChange answers a change with the resource it changed as after
+// shows it (the read model once it has applied the change, or the resource
+// as the command saw it when the read model is late), rendered by render.
+func answerChange[R, S, T any](c echo.Context, res R, version int, position int64, after func(context.Context, access.Actor, R) S, render func(S) T) error {
+	positionHeaders(c, version, position)
+	return c.JSON(http.StatusOK, render(after(c.Request().Context(), actor(c), res)))
+}
