@@ -83,6 +83,10 @@ type Config struct {
 	CommandQueue        int           `env:"ENGRAM_COMMAND_QUEUE" envDefault:"256"`
 	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"1s"`
 	CommandQueueTarget  time.Duration `env:"ENGRAM_COMMAND_QUEUE_TARGET" envDefault:"50ms"`
+	// ReadCacheBytes bounds the answers an instance keeps in memory for its
+	// hottest reads (the read cache); 0 turns the cache off, so that every
+	// read goes to the read models.
+	ReadCacheBytes int `env:"ENGRAM_READ_CACHE_BYTES" envDefault:"67108864"`
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	// Empty means the client address is always the TCP peer.
 	TrustedProxies Prefixes `env:"ENGRAM_TRUSTED_PROXIES"`
@@ -413,6 +417,7 @@ func (v *validator) validate(cfg *Config) {
 		{"ENGRAM_COMMAND_CONCURRENCY", int64(cfg.CommandConcurrency)},
 	})
 	v.check("ENGRAM_COMMAND_QUEUE", cfg.CommandQueue >= 0, "must be zero or a positive number")
+	v.check("ENGRAM_READ_CACHE_BYTES", cfg.ReadCacheBytes >= 0, "must be zero (no read cache) or a positive number of bytes")
 
 	v.check("ENGRAM_DEV_SEED", cfg.Env != Production || !cfg.DevSeed,
 		"must not be true in production: it creates a user with a well-known password")
@@ -601,6 +606,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("command_queue", c.CommandQueue),
 		slog.Duration("command_queue_timeout", c.CommandQueueTimeout),
 		slog.Duration("command_queue_target", c.CommandQueueTarget),
+		slog.Int("read_cache_bytes", c.ReadCacheBytes),
 		slog.String("trusted_proxies", c.TrustedProxies.String()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.Bool("auto_migrate", c.AutoMigrate),

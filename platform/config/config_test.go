@@ -36,6 +36,7 @@ func TestLoadDefaults(t *testing.T) {
 		CommandQueue:             256,
 		CommandQueueTimeout:      time.Second,
 		CommandQueueTarget:       50 * time.Millisecond,
+		ReadCacheBytes:           64 << 20,
 		DatabaseURL:              "postgres://127.0.0.1:5432/engram?sslmode=disable",
 		DatabaseMaxConns:         32,
 		AutoMigrate:              true,

@@ -79,11 +79,13 @@ func (in *instance) start(ctx context.Context) (r *running, err error) {
 	rest.run(func(ctx context.Context) { in.revocations.Run(ctx, in.store.Head) })
 	// The pipeline's subscription began at the head of the log before the
 	// router ran: every event after this later head reaches the read cache.
-	cacheFrom, err := in.store.Head(ctx)
-	if err != nil {
-		return nil, err
+	if in.readCache != nil {
+		cacheFrom, err := in.store.Head(ctx)
+		if err != nil {
+			return nil, err
+		}
+		in.readCache.Activate(cacheFrom)
 	}
-	in.readCache.Activate(cacheFrom)
 	return r, nil
 }
 

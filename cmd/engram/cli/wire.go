@@ -163,14 +163,17 @@ func (in *instance) newQueries(ctx context.Context) (queries.Queries, error) {
 		return queries.Queries{}, err
 	}
 	in.readModels = readModels
-	if in.readCache, err = projections.NewReadCache(projections.ReadCacheConfig{Head: in.store.Tip}); err != nil {
-		return queries.Queries{}, err
+	options = append(options, queries.WithWaitTimeout(in.cfg.ReadYourWritesTimeout))
+	if in.cfg.ReadCacheBytes > 0 {
+		if in.readCache, err = projections.NewReadCache(projections.ReadCacheConfig{Head: in.store.Tip, MaxBytes: in.cfg.ReadCacheBytes}); err != nil {
+			return queries.Queries{}, err
+		}
+		in.metrics.WatchReadCache(func() metrics.ReadCacheState {
+			st := in.readCache.Stats()
+			return metrics.ReadCacheState{Hits: st.Hits, Misses: st.Misses, Behind: st.Behind, Entries: st.Entries, Bytes: st.Bytes}
+		})
+		options = append(options, queries.WithCache(in.readCache, in.checkpoints))
 	}
-	in.metrics.WatchReadCache(func() metrics.ReadCacheState {
-		st := in.readCache.Stats()
-		return metrics.ReadCacheState{Hits: st.Hits, Misses: st.Misses, Behind: st.Behind, Entries: st.Entries, Bytes: st.Bytes}
-	})
-	options = append(options, queries.WithWaitTimeout(in.cfg.ReadYourWritesTimeout), queries.WithCache(in.readCache, in.checkpoints))
 	return queries.New(in.db, in.checkpoints, options...)
 }
 
@@ -197,7 +200,11 @@ func (in *instance) newPipeline() error {
 	if err != nil {
 		return err
 	}
-	pipeline := projections.NewPipeline(in.logger, in.agents, in.revocations.Handle, in.readCache.Handle, in.hub.Handle)
+	sinks := []message.NoPublishHandlerFunc{in.revocations.Handle, in.hub.Handle}
+	if in.readCache != nil {
+		sinks = []message.NoPublishHandlerFunc{in.revocations.Handle, in.readCache.Handle, in.hub.Handle}
+	}
+	pipeline := projections.NewPipeline(in.logger, in.agents, sinks...)
 	in.router.AddConsumerHandler("pipeline", eventstore.Topic, tailer, pipeline.Handle)
 	return nil
 }
