@@ -154,10 +154,7 @@ func (s *Store) prepare(ctx context.Context, stream Stream, expectedVersion int,
 	if err := CheckAppend(stream, expectedVersion, events); err != nil {
 		return nil, err
 	}
-	var o appendOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := optionsOf(opts)
 	prev, err := s.prevHash(ctx, stream.ID, expectedVersion)
 	if err != nil {
 		return nil, err
