@@ -200,10 +200,11 @@ func (in *instance) newPipeline() error {
 	if err != nil {
 		return err
 	}
-	sinks := []message.NoPublishHandlerFunc{in.revocations.Handle, in.hub.Handle}
+	sinks := []message.NoPublishHandlerFunc{in.revocations.Handle}
 	if in.readCache != nil {
-		sinks = []message.NoPublishHandlerFunc{in.revocations.Handle, in.readCache.Handle, in.hub.Handle}
+		sinks = append(sinks, in.readCache.Handle)
 	}
+	sinks = append(sinks, in.hub.Handle)
 	pipeline := projections.NewPipeline(in.logger, in.agents, sinks...)
 	in.router.AddConsumerHandler("pipeline", eventstore.Topic, tailer, pipeline.Handle)
 	return nil
