@@ -21,16 +21,17 @@ const (
 // handed to experts and the workspace memory items.
 func Cognition() []Projector {
 	return []Projector{
-		streamProjector{name: TasksProjector, streamType: task.StreamType, tables: []string{"tasks"},
-			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask},
-		streamProjector{name: MemoryProjector, streamType: memory.StreamType, tables: []string{"memory_items"},
-			description: "workspace memory items", decode: memory.Decode, apply: applyMemory},
+		creatingProjector{streamProjector{name: TasksProjector, streamType: task.StreamType, tables: []string{"tasks"},
+			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask}, insertTasks},
+		creatingProjector{streamProjector{name: MemoryProjector, streamType: memory.StreamType, tables: []string{"memory_items"},
+			description: "workspace memory items", decode: memory.Decode, apply: applyMemory}, insertMemory},
 	}
 }
 
-// applyTask keeps one row per task, guarded by the task stream's version.
+// applyTask keeps one row per task, guarded by the task stream's version:
+// each event is one statement, which changes nothing when the row is
+// already at or past the event.
 func applyTask(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
-	var err error
 	if ev, ok := ev.(task.Submitted); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO tasks (id, workspace_id, conversation_id, message_id, requested_by, expert,
 			input, priority, status, submitted_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)`,
@@ -38,26 +39,34 @@ func applyTask(ctx context.Context, tx Execer, e eventstore.Event, id string, ev
 			task.StatusSubmitted, e.RecordedAt, e.StreamVersion)
 		return err
 	}
-	if ok, err := advance(ctx, tx, "tasks", id, e.StreamVersion, e.RecordedAt); !ok || err != nil {
-		return err
-	}
+	// $2 is the version and $3 the time of the event; set's own values
+	// follow from $4.
+	var set string
+	var args []any
 	switch ev := ev.(type) {
 	case task.Started:
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, attempts = $3, worker = $4, deadline = $5, progress = 0,
-			started_at = coalesce(started_at, $6) WHERE id = $1`, id, task.StatusRunning, ev.Attempt, ev.Worker, ev.Deadline, e.RecordedAt)
+		set = `status = $4, attempts = $5, worker = $6, deadline = $7, progress = 0, started_at = coalesce(started_at, $3)`
+		args = []any{task.StatusRunning, ev.Attempt, ev.Worker, ev.Deadline}
 	case task.Progressed:
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET progress = $2, note = $3 WHERE id = $1`, id, ev.Progress, ev.Note)
+		set, args = `progress = $4, note = $5`, []any{ev.Progress, ev.Note}
 	case task.Completed:
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, progress = 100, output = $3, reply_message_id = $4,
-			finished_at = $5 WHERE id = $1`, id, task.StatusCompleted, ev.Output, nullIfEmpty(ev.ReplyMessageID), e.RecordedAt)
+		set = `status = $4, progress = 100, output = $5, reply_message_id = $6, finished_at = $3`
+		args = []any{task.StatusCompleted, ev.Output, nullIfEmpty(ev.ReplyMessageID)}
 	case task.Failed:
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, reason = $3, attempts = $4, finished_at = $5 WHERE id = $1`,
-			id, task.StatusFailed, ev.Reason, ev.Attempts, e.RecordedAt)
+		set, args = `status = $4, reason = $5, attempts = $6, finished_at = $3`, []any{task.StatusFailed, ev.Reason, ev.Attempts}
 	case task.Cancelled:
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = $2, reason = $3, finished_at = $4 WHERE id = $1`,
-			id, task.StatusCancelled, ev.Reason, e.RecordedAt)
+		set, args = `status = $4, reason = $5, finished_at = $3`, []any{task.StatusCancelled, ev.Reason}
 	}
+	_, err := advanceSetting(ctx, tx, "tasks", id, `updated_at = $3`+prefixed(", ", set), append([]any{e.StreamVersion, e.RecordedAt}, args...)...)
 	return err
+}
+
+// prefixed returns s after prefix, or "" when s is empty.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }
 
 // applyMemory keeps one row per item. Rows are guarded by the memory stream's

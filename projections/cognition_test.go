@@ -122,6 +122,26 @@ func TestCognitionReadModels(t *testing.T) {
 	for name, p := range ps {
 		equalSums(t, "after redelivery "+name, f.checksums(t, p, "public"), before[name])
 	}
+	// Redelivered as one batch too (the live path's batches).
+	tx, err = f.DB.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		bp, ok := p.(projections.BatchProjector)
+		if !ok {
+			t.Fatalf("%s does not apply batches", p.Name())
+		}
+		if err := bp.ApplyBatch(t.Context(), tx, events); err != nil {
+			t.Fatalf("batch redelivery to %s: %v", p.Name(), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range ps {
+		equalSums(t, "after batch redelivery "+name, f.checksums(t, p, "public"), before[name])
+	}
 
 	// A rebuild gives the same tables, with the same indexes.
 	for name, p := range ps {
