@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/engramhq/engram/cognition"
@@ -162,18 +163,37 @@ func (r *Reactor) onMessage(ctx context.Context, e eventstore.Event) error {
 		d.Action, d.Expert, d.Priority, d.Reason = rec.Action, rec.Expert, rec.Priority, rec.Reason
 	}
 
+	// Remembering the message and handing it on touch different streams:
+	// they are appended side by side, one round trip where there were two.
+	var remembered error
+	var wg sync.WaitGroup
 	if d.Action != cognition.ActionProcess && !isCommand {
-		if err := r.remember(ctx, conversationID, m); err != nil {
+		wg.Go(func() { remembered = r.remember(ctx, conversationID, m) })
+	}
+	var handed error
+	switch d.Action {
+	case cognition.ActionRespond, cognition.ActionDelegate:
+		handed = r.submit(ctx, routed.WorkspaceID, conversationID, m, d)
+	case cognition.ActionProcess:
+		handed = r.rememberEntity(ctx, routed.WorkspaceID, conversationID, m, d.Input)
+	}
+	wg.Wait()
+	return retryableFirst(remembered, handed)
+}
+
+// retryableFirst returns the one of two errors of steps run side by side
+// that decides the reaction's fate: a failure it can be tried again for
+// before a refusal of the domain, which ends it.
+func retryableFirst(a, b error) error {
+	for _, err := range []error{a, b} {
+		if err != nil && domain.ErrorCode(err) == "" {
 			return err
 		}
 	}
-	switch d.Action {
-	case cognition.ActionRespond, cognition.ActionDelegate:
-		return r.submit(ctx, routed.WorkspaceID, conversationID, m, d)
-	case cognition.ActionProcess:
-		return r.rememberEntity(ctx, routed.WorkspaceID, conversationID, m, d.Input)
+	if a != nil {
+		return a
 	}
-	return nil
+	return b
 }
 
 func (r *Reactor) remember(ctx context.Context, conversationID string, m conversation.MessagePosted) error {
