@@ -187,7 +187,7 @@ type Config struct {
 	// TaskAttempts is how many attempts a task gets before it fails.
 	TaskAttempts int `env:"ENGRAM_TASK_ATTEMPTS" envDefault:"3"`
 	// TaskWorkers is how many tasks an instance runs at once.
-	TaskWorkers int `env:"ENGRAM_TASK_WORKERS" envDefault:"16"`
+	TaskWorkers int `env:"ENGRAM_TASK_WORKERS" envDefault:"64"`
 	// TaskMaxAge is how long after its message a task may still start;
 	// older messages are not answered and older tasks are failed.
 	TaskMaxAge time.Duration `env:"ENGRAM_TASK_MAX_AGE" envDefault:"10m"`

@@ -61,7 +61,7 @@ func TestLoadDefaults(t *testing.T) {
 		Router:                   config.RouterRules,
 		TaskTimeout:              2 * time.Minute,
 		TaskAttempts:             3,
-		TaskWorkers:              16,
+		TaskWorkers:              64,
 		TaskMaxAge:               10 * time.Minute,
 	}
 	if !cfg.JWTSecretGenerated || len(cfg.JWTSecret) < config.MinJWTSecretLength {

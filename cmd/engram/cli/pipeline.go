@@ -11,7 +11,7 @@ import (
 )
 
 // reactionsConcurrency bounds the cognition reactions running at once.
-const reactionsConcurrency = 16
+const reactionsConcurrency = 64
 
 // newAgents returns the two agents of the event pipeline: the projectors,
 // applied together in one transaction per batch, and the reactor's
