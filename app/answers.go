@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/engramhq/engram/cognition"
@@ -53,7 +52,7 @@ func UserOf(u commands.UserState, createdAt time.Time) queries.User {
 // not) sees it.
 func WorkspaceOf(r commands.WorkspaceResult, viewerID string) queries.Workspace {
 	w := r.Workspace
-	out := queries.Workspace{ID: w.ID, OwnerID: w.OwnerID, Name: w.Name, Description: w.Description, Config: w.Config,
+	out := queries.Workspace{ID: w.ID, OwnerID: w.OwnerID, Name: w.Name, Description: w.Description, Config: queries.Object(w.Config),
 		Archived: w.Archived, UpdatedAt: r.RecordedAt(), Version: r.Version, Role: w.Members[viewerID]}
 	if r.StartedStream() {
 		out.CreatedAt = out.UpdatedAt
@@ -70,7 +69,7 @@ func MemberOf(r commands.MemberResult) queries.Member {
 func ConversationOf(r commands.ConversationResult) queries.Conversation {
 	c := r.Conversation
 	out := queries.Conversation{ID: c.ID, WorkspaceID: c.WorkspaceID, CreatedBy: c.CreatedBy, Title: c.Title,
-		Modality: c.Modality, Metadata: c.Metadata, Archived: c.Archived, MessageCount: c.MessageCount,
+		Modality: c.Modality, Metadata: queries.Object(c.Metadata), Archived: c.Archived, MessageCount: c.MessageCount,
 		UpdatedAt: r.RecordedAt(), Version: r.Version}
 	if r.StartedStream() {
 		out.CreatedAt, out.LastActivityAt = out.UpdatedAt, out.UpdatedAt
@@ -81,7 +80,7 @@ func ConversationOf(r commands.ConversationResult) queries.Conversation {
 // MessageOf is a posted message.
 func MessageOf(r commands.MessageResult) queries.Message {
 	return queries.Message{ID: r.MessageID, ConversationID: r.ConversationID, Role: r.Role, AuthorID: r.AuthorID,
-		Content: r.Content, Metadata: r.Metadata, CreatedAt: r.RecordedAt(), Position: r.Position}
+		Content: r.Content, Metadata: queries.Object(r.Metadata), CreatedAt: r.RecordedAt(), Position: r.Position}
 }
 
 // MemoryItemOf is a stored memory item.
@@ -105,4 +104,10 @@ func TaskOf(r commands.TaskResult) queries.Task {
 	return out
 }
 
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+// nullable is s, or nil when s is empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

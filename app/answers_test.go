@@ -69,7 +69,7 @@ func TestTaskOf(t *testing.T) {
 	if task.FinishedAt == nil || !task.FinishedAt.Equal(recordedAt) || !task.UpdatedAt.Equal(recordedAt) || task.Version != 3 {
 		t.Errorf("task = %+v", task)
 	}
-	if !task.Reason.Valid || task.Reason.String != "stop" || task.Output.Valid || task.ReplyMessageID.Valid {
+	if task.Reason == nil || *task.Reason != "stop" || task.Output != nil || task.ReplyMessageID != nil {
 		t.Errorf("task reason %+v, output %+v, reply %+v", task.Reason, task.Output, task.ReplyMessageID)
 	}
 	unchanged := app.TaskOf(commands.TaskResult{Task: commands.TaskState{ID: "t1"}})

@@ -2,7 +2,6 @@ package queries
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,18 +12,18 @@ import (
 
 // Conversation is a conversation as the members of its workspace see it.
 type Conversation struct {
-	ID             string          `db:"id"`
-	WorkspaceID    string          `db:"workspace_id"`
-	CreatedBy      string          `db:"created_by"`
-	Title          string          `db:"title"`
-	Modality       string          `db:"modality"`
-	Metadata       json.RawMessage `db:"metadata"`
-	Archived       bool            `db:"archived"`
-	MessageCount   int             `db:"message_count"`
-	CreatedAt      time.Time       `db:"created_at"`
-	UpdatedAt      time.Time       `db:"updated_at"`
-	LastActivityAt time.Time       `db:"last_activity_at"`
-	Version        int             `db:"version"`
+	ID             string    `db:"id" json:"id"`
+	WorkspaceID    string    `db:"workspace_id" json:"workspace_id"`
+	Title          string    `db:"title" json:"title"`
+	Modality       string    `db:"modality" json:"modality"`
+	Metadata       Object    `db:"metadata" json:"metadata"`
+	CreatedBy      string    `db:"created_by" json:"created_by"`
+	Archived       bool      `db:"archived" json:"archived"`
+	MessageCount   int       `db:"message_count" json:"message_count"`
+	CreatedAt      time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt      time.Time `db:"updated_at" json:"updated_at"`
+	LastActivityAt time.Time `db:"last_activity_at" json:"last_activity_at"`
+	Version        int       `db:"version" json:"version"`
 }
 
 const conversationColumns = `id, workspace_id, created_by, title, modality, metadata, archived, message_count,

@@ -54,7 +54,7 @@ func (r *reader) hotMessages(ctx context.Context, actor access.Actor, conversati
 	items := make([]Message, len(hm.Items))
 	for i, m := range hm.Items {
 		items[i] = Message{ID: m.ID, ConversationID: m.ConversationID, Role: m.Role, AuthorID: m.AuthorID, Content: m.Content,
-			Metadata: m.Metadata, CreatedAt: m.CreatedAt, Position: m.Position}
+			Metadata: Object(m.Metadata), CreatedAt: m.CreatedAt, Position: m.Position}
 	}
 	p := Page[Message]{Items: items}
 	if len(items) > limit {
@@ -76,7 +76,7 @@ func (r *reader) hotWorkspaces(ctx context.Context, actor access.Actor, limit in
 	}
 	items := make([]Workspace, len(rows))
 	for i, w := range rows {
-		items[i] = Workspace{ID: w.ID, OwnerID: w.OwnerID, Name: w.Name, Description: w.Description, Config: w.Config,
+		items[i] = Workspace{ID: w.ID, OwnerID: w.OwnerID, Name: w.Name, Description: w.Description, Config: Object(w.Config),
 			Archived: w.Archived, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, Version: w.Version, Role: w.Role}
 	}
 	return pageOf(items, limit, func(w Workspace) timeCursor { return timeCursor{T: w.CreatedAt, ID: w.ID} }), true

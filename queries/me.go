@@ -15,13 +15,13 @@ import (
 
 // User is a user as the API shows it (never with secrets).
 type User struct {
-	ID          string         `db:"id"`
-	Email       string         `db:"email"`
-	DisplayName string         `db:"display_name"`
-	Roles       pq.StringArray `db:"roles"`
-	CreatedAt   time.Time      `db:"created_at"`
-	UpdatedAt   time.Time      `db:"updated_at"`
-	Version     int            `db:"version"`
+	ID          string         `db:"id" json:"id"`
+	Email       string         `db:"email" json:"email"`
+	DisplayName string         `db:"display_name" json:"display_name"`
+	Roles       pq.StringArray `db:"roles" json:"roles"`
+	CreatedAt   time.Time      `db:"created_at" json:"created_at"`
+	UpdatedAt   time.Time      `db:"updated_at" json:"-"`
+	Version     int            `db:"version" json:"-"`
 }
 
 // MeHandler returns the authenticated user.

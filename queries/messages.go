@@ -2,7 +2,6 @@ package queries
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -14,14 +13,14 @@ import (
 
 // Message is one message of a conversation.
 type Message struct {
-	ID             string          `db:"id"`
-	ConversationID string          `db:"conversation_id"`
-	Role           string          `db:"role"`
-	AuthorID       string          `db:"author_id"`
-	Content        string          `db:"content"`
-	Metadata       json.RawMessage `db:"metadata"`
-	CreatedAt      time.Time       `db:"created_at"`
-	Position       int64           `db:"position"`
+	ID             string    `db:"id" json:"id"`
+	ConversationID string    `db:"conversation_id" json:"conversation_id"`
+	Role           string    `db:"role" json:"role"`
+	AuthorID       string    `db:"author_id" json:"author_id"`
+	Content        string    `db:"content" json:"content"`
+	Metadata       Object    `db:"metadata" json:"metadata"`
+	CreatedAt      time.Time `db:"created_at" json:"created_at"`
+	Position       int64     `db:"position" json:"position"`
 }
 
 // ListMessagesHandler lists a conversation's messages.

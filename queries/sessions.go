@@ -17,14 +17,16 @@ import (
 
 // Session is one login session of a user.
 type Session struct {
-	ID              string     `db:"id"`
-	UserAgent       string     `db:"user_agent"`
-	IP              string     `db:"ip"`
-	CreatedAt       time.Time  `db:"created_at"`
-	LastRefreshedAt *time.Time `db:"last_refreshed_at"`
-	ExpiresAt       time.Time  `db:"expires_at"`
-	RevokedAt       *time.Time `db:"revoked_at"`
-	RevokedReason   *string    `db:"revoked_reason"`
+	ID              string     `db:"id" json:"id"`
+	UserAgent       string     `db:"user_agent" json:"user_agent"`
+	IP              string     `db:"ip" json:"ip"`
+	CreatedAt       time.Time  `db:"created_at" json:"created_at"`
+	LastRefreshedAt *time.Time `db:"last_refreshed_at" json:"last_refreshed_at"`
+	ExpiresAt       time.Time  `db:"expires_at" json:"expires_at"`
+	RevokedAt       *time.Time `db:"revoked_at" json:"revoked_at"`
+	RevokedReason   *string    `db:"revoked_reason" json:"revoked_reason,omitempty"`
+	// Current tells the session the caller is signed in with.
+	Current bool `db:"-" json:"current"`
 }
 
 // ListSessionsHandler lists the caller's sessions.
@@ -42,6 +44,9 @@ func (h *ListSessionsHandler) Handle(ctx context.Context, actor access.Actor, mi
 	out := []Session{}
 	err := h.r.db.SelectContext(ctx, &out, `SELECT id, user_agent, ip, created_at, last_refreshed_at, expires_at, revoked_at, revoked_reason
 		FROM sessions WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2`, actor.UserID, MaxLimit)
+	for i := range out {
+		out[i].Current = out[i].ID == actor.SessionID
+	}
 	return out, err
 }
 

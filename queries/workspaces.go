@@ -2,7 +2,6 @@ package queries
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/engramhq/engram/domain/access"
@@ -11,18 +10,18 @@ import (
 
 // Workspace is a workspace as its members see it.
 type Workspace struct {
-	ID          string          `db:"id"`
-	OwnerID     string          `db:"owner_id"`
-	Name        string          `db:"name"`
-	Description string          `db:"description"`
-	Config      json.RawMessage `db:"config"`
-	Archived    bool            `db:"archived"`
-	CreatedAt   time.Time       `db:"created_at"`
-	UpdatedAt   time.Time       `db:"updated_at"`
-	Version     int             `db:"version"`
+	ID          string `db:"id" json:"id"`
+	Name        string `db:"name" json:"name"`
+	Description string `db:"description" json:"description"`
+	Config      Object `db:"config" json:"config"`
+	OwnerID     string `db:"owner_id" json:"owner_id"`
 	// Role is the caller's role in the workspace ("" for admins and auditors
 	// who are not members).
-	Role string `db:"role"`
+	Role      string    `db:"role" json:"role,omitempty"`
+	Archived  bool      `db:"archived" json:"archived"`
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+	Version   int       `db:"version" json:"version"`
 }
 
 const workspaceColumns = `w.id, w.owner_id, w.name, w.description, w.config, w.archived, w.created_at, w.updated_at, w.version`
@@ -140,12 +139,12 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 
 // Member is one member of a workspace.
 type Member struct {
-	WorkspaceID string    `db:"workspace_id"`
-	UserID      string    `db:"user_id"`
-	Role        string    `db:"role"`
-	AddedAt     time.Time `db:"added_at"`
-	Email       string    `db:"email"`
-	DisplayName string    `db:"display_name"`
+	WorkspaceID string    `db:"workspace_id" json:"workspace_id"`
+	UserID      string    `db:"user_id" json:"user_id"`
+	Role        string    `db:"role" json:"role"`
+	AddedAt     time.Time `db:"added_at" json:"added_at"`
+	Email       string    `db:"email" json:"email,omitempty"`
+	DisplayName string    `db:"display_name" json:"display_name,omitempty"`
 }
 
 // ListMembersHandler lists a workspace's members.

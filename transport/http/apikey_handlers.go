@@ -18,17 +18,6 @@ type issueAPIKeyRequest struct {
 	ExpiresInDays *int     `json:"expires_in_days"`
 }
 
-// apiKeyJSON is an API key in lists: never the key, only its prefix.
-type apiKeyJSON struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Prefix    string     `json:"prefix"`
-	Scopes    []string   `json:"scopes"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-}
-
 // issuedAPIKeyJSON is the answer to an issue: the only time the key is
 // shown.
 type issuedAPIKeyJSON struct {
@@ -71,10 +60,8 @@ func (s *Server) issueAPIKey(c echo.Context) error {
 }
 
 func (s *Server) listAPIKeys(c echo.Context) error {
-	return answerPage(c, pageRequest, s.app.Queries.ListAPIKeys.Handle, func(k queries.APIKey) apiKeyJSON {
-		return apiKeyJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt,
-			ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
-	}, jsonKey[apiKeyJSON])
+	// A key in a list shows its prefix, never the key.
+	return answerPage(c, pageRequest, s.app.Queries.ListAPIKeys.Handle, jsonKey[queries.APIKey])
 }
 
 func (s *Server) revokeAPIKey(c echo.Context) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/queries"
 )
 
 // The audit API reads the event log itself (package audit), not read
@@ -106,7 +107,7 @@ func (s *Server) answerAudit(c echo.Context, withStream bool,
 // auditPage answers a page of events. An event never changes: its position
 // and hash identify it (a tampered event shows another hash).
 func auditPage(c echo.Context, page audit.Page) error {
-	out := listJSON[audit.Item]{Items: page.Items, NextCursor: page.NextCursor}
+	out := queries.Page[audit.Item]{Items: page.Items, NextCursor: page.NextCursor}
 	return conditional(c, listETag("", out, func(it audit.Item) string {
 		return strconv.FormatInt(it.GlobalPosition, 10) + "#" + it.Hash
 	}), out)

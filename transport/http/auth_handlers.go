@@ -33,7 +33,7 @@ func (s *Server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return send(c, created(renderUser(app.UserOf(res.User, res.RecordedAt())), res.Written, "/v1/auth/me"))
+	return send(c, created(app.UserOf(res.User, res.RecordedAt()), res.Written, "/v1/auth/me"))
 }
 
 type loginRequest struct {
@@ -42,13 +42,13 @@ type loginRequest struct {
 }
 
 type tokensJSON struct {
-	AccessToken      string    `json:"access_token"`
-	TokenType        string    `json:"token_type"`
-	ExpiresIn        int64     `json:"expires_in"`
-	RefreshToken     string    `json:"refresh_token"`
-	RefreshExpiresIn int64     `json:"refresh_expires_in"`
-	SessionID        string    `json:"session_id"`
-	User             *userJSON `json:"user,omitempty"`
+	AccessToken      string        `json:"access_token"`
+	TokenType        string        `json:"token_type"`
+	ExpiresIn        int64         `json:"expires_in"`
+	RefreshToken     string        `json:"refresh_token"`
+	RefreshExpiresIn int64         `json:"refresh_expires_in"`
+	SessionID        string        `json:"session_id"`
+	User             *queries.User `json:"user,omitempty"`
 }
 
 func tokensBody(t commands.Tokens, now time.Time) tokensJSON {
@@ -94,9 +94,9 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	body := tokensBody(res.Tokens, time.Now())
-	u := renderUser(app.UserOf(res.User, time.Time{}))
+	u := app.UserOf(res.User, time.Time{})
 	if me, err := s.app.Queries.Me.Handle(c.Request().Context(), access.Actor{UserID: res.User.ID}, 0); err == nil {
-		u = renderUser(me)
+		u = me
 	}
 	body.User = &u
 	positionHeaders(c, 0, res.Position)
@@ -121,7 +121,7 @@ func (s *Server) refresh(c echo.Context) error {
 	}
 	body := tokensBody(res.Tokens, time.Now())
 	if me, err := s.app.Queries.Me.Handle(c.Request().Context(), access.Actor{UserID: res.UserID}, 0); err == nil {
-		u := renderUser(me)
+		u := me
 		body.User = &u
 	}
 	positionHeaders(c, 0, res.Position)
@@ -149,7 +149,7 @@ func (s *Server) me(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return conditional(c, versionETag(u.Version), renderUser(u))
+	return conditional(c, versionETag(u.Version), u)
 }
 
 func (s *Server) listSessions(c echo.Context) error {
@@ -162,10 +162,8 @@ func (s *Server) listSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := listOf(queries.Page[queries.Session]{Items: sessions}, func(q queries.Session) sessionJSON {
-		return renderSession(q, a.SessionID)
-	})
-	return conditional(c, listETag(a.UserID, out, jsonKey[sessionJSON]), out)
+	out := pageOf(sessions)
+	return conditional(c, listETag(a.UserID, out, jsonKey[queries.Session]), out)
 }
 
 func (s *Server) revokeSession(c echo.Context) error {

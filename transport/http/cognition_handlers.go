@@ -28,16 +28,12 @@ func (s *Server) listExperts(c echo.Context) error {
 	if err := access.CheckRead(actor(c)); err != nil {
 		return err
 	}
-	out := listOf(queries.Page[app.Expert]{Items: s.app.Experts}, func(e app.Expert) expertJSON { return expertJSON(e) })
+	out := listOf(pageOf(s.app.Experts), func(e app.Expert) expertJSON { return expertJSON(e) })
 	return conditional(c, listETag("", out, jsonKey[expertJSON]), out)
 }
 
 func (s *Server) getTask(c echo.Context) error {
-	t, err := readByID(c, s.app.Queries.GetTask.Handle)
-	if err != nil {
-		return err
-	}
-	return conditional(c, versionETag(t.Version), renderTask(t))
+	return getVersioned(c, s.app.Queries.GetTask.Handle, func(t queries.Task) int { return t.Version })
 }
 
 type cancelTaskRequest struct {
@@ -56,7 +52,7 @@ func (s *Server) cancelTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return answerChange(c, res, res.Version, res.Position, s.app.TaskAfter, renderTask)
+	return answerChange(c, res, res.Version, res.Position, s.app.TaskAfter)
 }
 
 type storeMemoryRequest struct {
@@ -183,7 +179,7 @@ func metadataKey(param string) (string, bool) {
 }
 
 func (s *Server) searchMemory(c echo.Context) error {
-	return answerPage(c, memorySearch, inParent(c, s.app.Queries.SearchMemory.Handle), renderMemoryItem, jsonKey[memoryItemJSON])
+	return answerPageAs(c, memorySearch, inParent(c, s.app.Queries.SearchMemory.Handle), renderMemoryItem, jsonKey[memoryItemJSON])
 }
 
 func (s *Server) memoryContext(c echo.Context) error {

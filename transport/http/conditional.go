@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/queries"
 )
 
 // Conditional GETs. Every GET of a resource or a collection answers with an
@@ -68,7 +70,7 @@ func (v *validator) etag() string {
 
 // listETag is the weak ETag of a page of a collection shown to callerID:
 // key gives each item's validator (its id and version, or its JSON).
-func listETag[T any](callerID string, l listJSON[T], key func(T) string) string {
+func listETag[T any](callerID string, l queries.Page[T], key func(T) string) string {
 	v := newValidator(callerID)
 	for _, it := range l.Items {
 		v.add(key(it))

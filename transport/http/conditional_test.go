@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/engramhq/engram/queries"
 )
 
 func TestNoneMatch(t *testing.T) {
@@ -31,8 +33,8 @@ func TestNoneMatch(t *testing.T) {
 }
 
 func TestListETag(t *testing.T) {
-	key := func(m messageJSON) string { return m.ID }
-	page := listJSON[messageJSON]{Items: []messageJSON{{ID: "a"}, {ID: "b"}}, NextCursor: "7"}
+	key := func(m queries.Message) string { return m.ID }
+	page := queries.Page[queries.Message]{Items: []queries.Message{{ID: "a"}, {ID: "b"}}, NextCursor: "7"}
 	base := listETag("ada", page, key)
 	if base[:3] != `W/"` || base[len(base)-1] != '"' {
 		t.Fatalf("listETag = %s, want a weak ETag", base)
@@ -42,11 +44,11 @@ func TestListETag(t *testing.T) {
 	}
 	differs := map[string]string{
 		"another caller": listETag("bob", page, key),
-		"another item":   listETag("ada", listJSON[messageJSON]{Items: []messageJSON{{ID: "a"}, {ID: "c"}}, NextCursor: "7"}, key),
-		"one item fewer": listETag("ada", listJSON[messageJSON]{Items: []messageJSON{{ID: "a"}}, NextCursor: "7"}, key),
-		"another cursor": listETag("ada", listJSON[messageJSON]{Items: page.Items, NextCursor: ""}, key),
+		"another item":   listETag("ada", queries.Page[queries.Message]{Items: []queries.Message{{ID: "a"}, {ID: "c"}}, NextCursor: "7"}, key),
+		"one item fewer": listETag("ada", queries.Page[queries.Message]{Items: []queries.Message{{ID: "a"}}, NextCursor: "7"}, key),
+		"another cursor": listETag("ada", queries.Page[queries.Message]{Items: page.Items, NextCursor: ""}, key),
 		// Parts are length-prefixed: "a"+"b" is not "ab".
-		"joined items": listETag("ada", listJSON[messageJSON]{Items: []messageJSON{{ID: "ab"}}, NextCursor: "7"}, key),
+		"joined items": listETag("ada", queries.Page[queries.Message]{Items: []queries.Message{{ID: "ab"}}, NextCursor: "7"}, key),
 	}
 	for what, etag := range differs {
 		if etag == base {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/engramhq/engram/app"
 	"github.com/engramhq/engram/commands"
+	"github.com/engramhq/engram/queries"
 )
 
 type createConversationRequest struct {
@@ -28,22 +29,18 @@ func (s *Server) createConversation(c echo.Context) error {
 			Idempotency: idem,
 		})
 	}, func(r commands.ConversationResult) answer {
-		return created(renderConversation(app.ConversationOf(r)), r.Written, "/v1/conversations/"+r.Conversation.ID)
+		return created(app.ConversationOf(r), r.Written, "/v1/conversations/"+r.Conversation.ID)
 	})
 }
 
 func (s *Server) listConversations(c echo.Context) error {
-	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListConversations.Handle), renderConversation, func(conv conversationJSON) string {
+	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListConversations.Handle), func(conv queries.Conversation) string {
 		return conv.ID + "@" + strconv.Itoa(conv.Version)
 	})
 }
 
 func (s *Server) getConversation(c echo.Context) error {
-	conv, err := readByID(c, s.app.Queries.GetConversation.Handle)
-	if err != nil {
-		return err
-	}
-	return conditional(c, versionETag(conv.Version), renderConversation(conv))
+	return getVersioned(c, s.app.Queries.GetConversation.Handle, func(conv queries.Conversation) int { return conv.Version })
 }
 
 type updateConversationRequest struct {
@@ -73,7 +70,7 @@ func (s *Server) archiveConversation(c echo.Context) error {
 
 // answerConversation answers a conversation change (see answerChange).
 func (s *Server) answerConversation(c echo.Context, res commands.ConversationResult) error {
-	return answerChange(c, res, res.Version, res.Position, s.app.ConversationAfter, renderConversation)
+	return answerChange(c, res, res.Version, res.Position, s.app.ConversationAfter)
 }
 
 type postMessageRequest struct {
@@ -93,13 +90,13 @@ func (s *Server) postMessage(c echo.Context) error {
 			Idempotency: idem,
 		})
 	}, func(r commands.MessageResult) answer {
-		return created(renderMessage(app.MessageOf(r)), r.Written, "/v1/conversations/"+r.ConversationID+"/messages")
+		return created(app.MessageOf(r), r.Written, "/v1/conversations/"+r.ConversationID+"/messages")
 	})
 }
 
 func (s *Server) listMessages(c echo.Context) error {
 	// A message never changes once posted: its position identifies it.
-	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListMessages.Handle), renderMessage, func(m messageJSON) string {
+	return answerPage(c, pageRequest, inParent(c, s.app.Queries.ListMessages.Handle), func(m queries.Message) string {
 		return strconv.FormatInt(m.Position, 10)
 	})
 }

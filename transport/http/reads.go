@@ -25,7 +25,7 @@ func inParent[Q, S any](c echo.Context, list func(context.Context, access.Actor,
 // answerPage answers a paged list: it reads Engram-Min-Position and, with
 // parse, the page asked for, runs list for the caller, and answers the
 // rendered page with an ETag digested from each rendered item's key.
-func answerPage[Q, S, T any](c echo.Context, parse func(echo.Context) (Q, error), list listQuery[Q, S], render func(S) T, key func(T) string) error {
+func answerPage[Q, S any](c echo.Context, parse func(echo.Context) (Q, error), list listQuery[Q, S], key func(S) string) error {
 	pos, err := minPosition(c)
 	if err != nil {
 		return err
@@ -39,8 +39,21 @@ func answerPage[Q, S, T any](c echo.Context, parse func(echo.Context) (Q, error)
 	if err != nil {
 		return err
 	}
-	out := listOf(res, render)
-	return conditional(c, listETag(a.UserID, out, key), out)
+	if res.Items == nil {
+		res.Items = []S{} // [] on the wire, not null
+	}
+	return conditional(c, listETag(a.UserID, res, key), res)
+}
+
+// answerPageAs is answerPage for a list whose items render shows.
+func answerPageAs[Q, S, T any](c echo.Context, parse func(echo.Context) (Q, error), list listQuery[Q, S], render func(S) T, key func(T) string) error {
+	return answerPage(c, parse, func(ctx context.Context, a access.Actor, q Q, pos int64) (queries.Page[T], error) {
+		p, err := list(ctx, a, q, pos)
+		if err != nil {
+			return queries.Page[T]{}, err
+		}
+		return listOf(p, render), nil
+	}, key)
 }
 
 // readByID runs a query for the resource named by the request's :id, as of
@@ -52,6 +65,17 @@ func readByID[S any](c echo.Context, read func(context.Context, access.Actor, st
 		return zero, err
 	}
 	return read(c.Request().Context(), actor(c), c.Param("id"), pos)
+}
+
+// getVersioned answers a GET of the resource named by :id, read from its
+// stream's read model, with the strong ETag of the stream version it
+// reports.
+func getVersioned[S any](c echo.Context, read func(context.Context, access.Actor, string, int64) (S, error), version func(S) int) error {
+	r, err := readByID(c, read)
+	if err != nil {
+		return err
+	}
+	return conditional(c, versionETag(version(r)), r)
 }
 
 // changeIfMatch runs a change guarded by the request's If-Match and answers
@@ -71,7 +95,7 @@ func changeIfMatch[R any](c echo.Context, change func(ctx context.Context, match
 // answerChange answers a change with the resource it changed as after
 // shows it (the read model once it has applied the change, or the resource
 // as the command saw it when the read model is late), rendered by render.
-func answerChange[R, S, T any](c echo.Context, res R, version int, position int64, after func(context.Context, access.Actor, R) S, render func(S) T) error {
+func answerChange[R, S any](c echo.Context, res R, version int, position int64, after func(context.Context, access.Actor, R) S) error {
 	positionHeaders(c, version, position)
-	return c.JSON(http.StatusOK, render(after(c.Request().Context(), actor(c), res)))
+	return c.JSON(http.StatusOK, after(c.Request().Context(), actor(c), res))
 }

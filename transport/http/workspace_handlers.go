@@ -34,22 +34,18 @@ func (s *Server) createWorkspace(c echo.Context) error {
 			Actor: a, Name: req.Name, Description: req.Description, Config: nullAsAbsent(req.Config), Idempotency: idem,
 		})
 	}, func(r commands.WorkspaceResult) answer {
-		return created(renderWorkspace(app.WorkspaceOf(r, a.UserID)), r.Written, "/v1/workspaces/"+r.Workspace.ID)
+		return created(app.WorkspaceOf(r, a.UserID), r.Written, "/v1/workspaces/"+r.Workspace.ID)
 	})
 }
 
 func (s *Server) listWorkspaces(c echo.Context) error {
-	return answerPage(c, pageRequest, s.app.Queries.ListWorkspaces.Handle, renderWorkspace, func(w workspaceJSON) string {
+	return answerPage(c, pageRequest, s.app.Queries.ListWorkspaces.Handle, func(w queries.Workspace) string {
 		return w.ID + "@" + strconv.Itoa(w.Version) + "/" + w.Role
 	})
 }
 
 func (s *Server) getWorkspace(c echo.Context) error {
-	w, err := readByID(c, s.app.Queries.GetWorkspace.Handle)
-	if err != nil {
-		return err
-	}
-	return conditional(c, versionETag(w.Version), renderWorkspace(w))
+	return getVersioned(c, s.app.Queries.GetWorkspace.Handle, func(w queries.Workspace) int { return w.Version })
 }
 
 type updateWorkspaceRequest struct {
@@ -81,7 +77,7 @@ func (s *Server) archiveWorkspace(c echo.Context) error {
 
 // answerWorkspace answers a workspace change (see answerChange).
 func (s *Server) answerWorkspace(c echo.Context, res commands.WorkspaceResult) error {
-	return answerChange(c, res, res.Version, res.Position, s.app.WorkspaceAfter, renderWorkspace)
+	return answerChange(c, res, res.Version, res.Position, s.app.WorkspaceAfter)
 }
 
 type addMemberRequest struct {
@@ -95,9 +91,9 @@ func (s *Server) listMembers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := listOf(queries.Page[queries.Member]{Items: members}, renderMember) // one page: a workspace has few members
+	out := pageOf(members) // one page: a workspace has few members
 	// A member's e-mail and name come from the user's stream: digested whole.
-	return conditional(c, listETag(actor(c).UserID, out, jsonKey[memberJSON]), out)
+	return conditional(c, listETag(actor(c).UserID, out, jsonKey[queries.Member]), out)
 }
 
 func (s *Server) addMember(c echo.Context) error {
@@ -110,7 +106,7 @@ func (s *Server) addMember(c echo.Context) error {
 			Actor: actor(c), WorkspaceID: c.Param("id"), UserID: req.UserID, Email: req.Email, Role: req.Role, Idempotency: idem,
 		})
 	}, func(r commands.MemberResult) answer {
-		return created(renderMember(app.MemberOf(r)), r.Written, "") // a membership has no URL of its own
+		return created(app.MemberOf(r), r.Written, "") // a membership has no URL of its own
 	})
 }
 
