@@ -31,6 +31,11 @@ func written(res eventstore.AppendResult, version int) Written {
 	return Written{Events: res.Events, Version: version, Position: res.LastPosition()}
 }
 
+// Appended returns w. Every command's result embeds its Written, so this
+// gives the version and position of any result to code that answers every
+// change alike.
+func (w Written) Appended() Written { return w }
+
 // RecordedAt is when the command's events were recorded (zero when it
 // wrote none).
 func (w Written) RecordedAt() time.Time {

@@ -52,7 +52,7 @@ func (s *Server) cancelTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return answerChange(c, res, res.Version, res.Position, s.app.TaskAfter)
+	return answerChange(c, res, s.app.TaskAfter)
 }
 
 type storeMemoryRequest struct {

@@ -57,7 +57,7 @@ func (s *Server) updateConversation(c echo.Context) error {
 		return s.app.Commands.UpdateConversation.Handle(ctx, commands.UpdateConversation{
 			Actor: actor(c), ConversationID: c.Param("id"), Title: req.Title, MetadataPatch: nullAsAbsent(req.Metadata), IfMatch: match,
 		})
-	}, s.answerConversation)
+	}, s.app.ConversationAfter)
 }
 
 func (s *Server) archiveConversation(c echo.Context) error {
@@ -65,12 +65,7 @@ func (s *Server) archiveConversation(c echo.Context) error {
 		return s.app.Commands.ArchiveConversation.Handle(ctx, commands.ArchiveConversation{
 			Actor: actor(c), ConversationID: c.Param("id"), IfMatch: match,
 		})
-	}, s.answerConversation)
-}
-
-// answerConversation answers a conversation change (see answerChange).
-func (s *Server) answerConversation(c echo.Context, res commands.ConversationResult) error {
-	return answerChange(c, res, res.Version, res.Position, s.app.ConversationAfter)
+	}, s.app.ConversationAfter)
 }
 
 type postMessageRequest struct {

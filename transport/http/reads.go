@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/queries"
 )
@@ -78,24 +79,29 @@ func getVersioned[S any](c echo.Context, read func(context.Context, access.Actor
 	return conditional(c, versionETag(version(r)), r)
 }
 
+// change is the result of a command that changed a resource.
+type change interface{ Appended() commands.Written }
+
 // changeIfMatch runs a change guarded by the request's If-Match and answers
-// with its result.
-func changeIfMatch[R any](c echo.Context, change func(ctx context.Context, match *int) (R, error), answer func(echo.Context, R) error) error {
+// with the resource it changed (see answerChange).
+func changeIfMatch[R change, S any](c echo.Context, run func(ctx context.Context, match *int) (R, error), after func(context.Context, access.Actor, R) S) error {
 	match, err := ifMatch(c)
 	if err != nil {
 		return err
 	}
-	res, err := change(c.Request().Context(), match)
+	res, err := run(c.Request().Context(), match)
 	if err != nil {
 		return err
 	}
-	return answer(c, res)
+	return answerChange(c, res, after)
 }
 
-// answerChange answers a change with the resource it changed as after
-// shows it (the read model once it has applied the change, or the resource
-// as the command saw it when the read model is late), rendered by render.
-func answerChange[R, S any](c echo.Context, res R, version int, position int64, after func(context.Context, access.Actor, R) S) error {
-	positionHeaders(c, version, position)
+// answerChange answers a change with its version and position, and the
+// resource it changed as after shows it (the read model once it has
+// applied the change, or the resource as the command saw it when the read
+// model is late).
+func answerChange[R change, S any](c echo.Context, res R, after func(context.Context, access.Actor, R) S) error {
+	w := res.Appended()
+	positionHeaders(c, w.Version, w.Position)
 	return c.JSON(http.StatusOK, after(c.Request().Context(), actor(c), res))
 }

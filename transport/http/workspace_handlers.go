@@ -64,7 +64,7 @@ func (s *Server) updateWorkspace(c echo.Context) error {
 			Actor: actor(c), WorkspaceID: c.Param("id"), Name: req.Name, Description: req.Description,
 			Config: nullAsAbsent(req.Config), IfMatch: match,
 		})
-	}, s.answerWorkspace)
+	}, s.app.WorkspaceAfter)
 }
 
 func (s *Server) archiveWorkspace(c echo.Context) error {
@@ -72,12 +72,7 @@ func (s *Server) archiveWorkspace(c echo.Context) error {
 		return s.app.Commands.ArchiveWorkspace.Handle(ctx, commands.ArchiveWorkspace{
 			Actor: actor(c), WorkspaceID: c.Param("id"), IfMatch: match,
 		})
-	}, s.answerWorkspace)
-}
-
-// answerWorkspace answers a workspace change (see answerChange).
-func (s *Server) answerWorkspace(c echo.Context, res commands.WorkspaceResult) error {
-	return answerChange(c, res, res.Version, res.Position, s.app.WorkspaceAfter)
+	}, s.app.WorkspaceAfter)
 }
 
 type addMemberRequest struct {
