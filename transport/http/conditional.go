@@ -103,6 +103,8 @@ func conditional(c echo.Context, etag string, body any) error {
 	if err != nil {
 		return err
 	}
+	// The length is known: a long page goes out whole rather than chunked.
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	return c.JSONBlob(http.StatusOK, b)
 }
 
