@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 )
 
@@ -44,7 +45,7 @@ func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConver
 	if err != nil {
 		return ConversationResult{}, err
 	}
-	state := conversationState(c)
+	state := catalog.ConversationStateOf(c)
 	result := func(w Written) ConversationResult { return ConversationResult{Conversation: state, Written: w} }
 	w, err := h.repos.conversations.create(withActor(ctx, cmd.Actor.UserID), id, c, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/eventstore"
 )
@@ -61,7 +62,7 @@ func (h *GrantRoleHandler) Handle(ctx context.Context, cmd GrantRole) (GrantRole
 	var state UserState
 	w, err := h.repos.users.update(withActor(ctx, cmd.By), userID, keepingState(func(u *user.User) error {
 		return u.GrantRole(cmd.Role)
-	}, userState, &state))
+	}, catalog.UserStateOf, &state))
 	if err != nil {
 		return GrantRoleResult{}, err
 	}

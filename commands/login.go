@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/eventstore"
@@ -92,7 +93,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
-	state := userState(u)
+	state := catalog.UserStateOf(u)
 	hash := u.PasswordHash()
 	h.repos.users.release(userID, u)
 	ok, err := h.hasher.Verify(cmd.Password, hash)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
@@ -46,7 +47,7 @@ func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResu
 	if err != nil {
 		return ReplyResult{}, err
 	}
-	state := taskState(t)
+	state := catalog.TaskStateOf(t)
 	h.repos.tasks.release(cmd.TaskID, t)
 	if state.Status != task.StatusCompleted {
 		return ReplyResult{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)

@@ -200,7 +200,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 			return ConversationResult{}, err
 		}
 		var state ConversationState
-		w, err := r.conversations.updateIf(ctx, id, wa.guard(), keepingState(ifMatching(ifMatch, decide), conversationState, &state), opts...)
+		w, err := r.conversations.updateIf(ctx, id, wa.guard(), keepingState(ifMatching(ifMatch, decide), catalog.ConversationStateOf, &state), opts...)
 		switch {
 		case errors.Is(err, eventstore.ErrGuardChanged):
 		case err == nil && len(w.Events) > 0:

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
 )
@@ -35,7 +36,7 @@ func (h *SubmitTaskHandler) Handle(ctx context.Context, cmd SubmitTask) (TaskRes
 	if err != nil {
 		return TaskResult{}, err
 	}
-	state := taskState(t)
+	state := catalog.TaskStateOf(t)
 	w, err := h.repos.tasks.create(ctx, cmd.TaskID, t)
 	if errors.Is(err, eventstore.ErrConcurrency) {
 		return TaskResult{}, domain.Errorf(domain.CodeConflict, "task already submitted")

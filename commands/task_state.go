@@ -2,37 +2,13 @@ package commands
 
 import (
 	"context"
-	"time"
 
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/task"
 )
 
 // TaskState is a task right after a command.
-type TaskState struct {
-	ID             string
-	WorkspaceID    string
-	ConversationID string
-	MessageID      string
-	RequestedBy    string
-	Expert         string
-	Input          string
-	Priority       int
-	Status         string
-	Worker         string
-	Attempts       int
-	Deadline       time.Time
-	Progress       int
-	Output         string
-	ReplyMessageID string
-	Reason         string
-}
-
-func taskState(t *task.Task) TaskState {
-	return TaskState{ID: t.ID(), WorkspaceID: t.WorkspaceID(), ConversationID: t.ConversationID(), MessageID: t.MessageID(),
-		RequestedBy: t.RequestedBy(), Expert: t.Expert(), Input: t.Input(), Priority: t.Priority(), Status: t.Status(),
-		Worker: t.Worker(), Attempts: t.Attempts(), Deadline: t.Deadline(), Progress: t.ProgressPercent(), Output: t.Output(),
-		ReplyMessageID: t.ReplyMessageID(), Reason: t.Reason()}
-}
+type TaskState = catalog.TaskState
 
 // TaskResult is a task after a command.
 type TaskResult struct {
@@ -47,7 +23,7 @@ func changeTask(ctx context.Context, repos *cognitionRepositories, id string, de
 		return TaskResult{}, err
 	}
 	var state TaskState
-	w, err := repos.tasks.update(ctx, id, keepingState(decide, taskState, &state))
+	w, err := repos.tasks.update(ctx, id, keepingState(decide, catalog.TaskStateOf, &state))
 	if err != nil {
 		return TaskResult{}, err
 	}
