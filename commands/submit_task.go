@@ -10,19 +10,11 @@ import (
 	"github.com/engramhq/engram/eventstore"
 )
 
-// SubmitTask hands a message to a domain expert. The caller chooses the
-// task's id: a deterministic one (derived from the message) makes submitting
-// the same message twice submit one task.
-type SubmitTask struct {
-	TaskID         string
-	WorkspaceID    string
-	ConversationID string
-	MessageID      string
-	RequestedBy    string
-	Expert         string
-	Input          string
-	Priority       int
-}
+// SubmitTask hands a message to a domain expert; it carries what the
+// task.submitted event it records does. The caller chooses the task's id: a
+// deterministic one (derived from the message) makes submitting the same
+// message twice submit one task.
+type SubmitTask task.Submitted
 
 // SubmitTaskHandler handles SubmitTask.
 type SubmitTaskHandler struct {
