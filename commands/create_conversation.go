@@ -33,11 +33,7 @@ type CreateConversationHandler struct {
 
 // Handle creates the conversation (editors and owners).
 func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConversation) (ConversationResult, error) {
-	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.CreateConversation, cmd.WorkspaceID)
-	if err != nil {
-		return ConversationResult{}, err
-	}
-	if err := requireActive(ws); err != nil {
+	if err := h.repos.authorizeActive(ctx, cmd.Actor, access.CreateConversation, cmd.WorkspaceID); err != nil {
 		return ConversationResult{}, err
 	}
 	id := newID()

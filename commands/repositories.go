@@ -71,6 +71,16 @@ func (r *repositories) authorizeInWorkspace(ctx context.Context, actor access.Ac
 	return wa.state, nil
 }
 
+// authorizeActive is authorizeInWorkspace for a change in the workspace,
+// which must not be archived (CodeConflict).
+func (r *repositories) authorizeActive(ctx context.Context, actor access.Actor, action access.Action, workspaceID string) error {
+	ws, err := r.authorizeInWorkspace(ctx, actor, action, workspaceID)
+	if err != nil {
+		return err
+	}
+	return requireActive(ws)
+}
+
 // workspaceAccess is a workspace's state as of a version, on which
 // commands in the workspace are authorized.
 type workspaceAccess struct {

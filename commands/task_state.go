@@ -30,6 +30,20 @@ func changeTask(ctx context.Context, repos *cognitionRepositories, id string, de
 	return TaskResult{Task: state, Written: w}, nil
 }
 
+// readTask returns the state of a task, read to decide a command on another
+// stream.
+func (r *cognitionRepositories) readTask(ctx context.Context, id string) (TaskState, error) {
+	if err := validID("task_id", id); err != nil {
+		return TaskState{}, err
+	}
+	t, err := r.tasks.load(ctx, id)
+	if err != nil {
+		return TaskState{}, err
+	}
+	defer r.tasks.release(id, t)
+	return catalog.TaskStateOf(t), nil
+}
+
 // ExpertAuthor returns the author id of the messages an expert posts, e.g.
 // "expert:echo".
 func ExpertAuthor(expert string) string { return "expert:" + expert }
