@@ -58,7 +58,7 @@ func (h *GrantRoleHandler) Handle(ctx context.Context, cmd GrantRole) (GrantRole
 	if owner == "" {
 		return GrantRoleResult{}, domain.Errorf(domain.CodeNotFound, "no user has the e-mail address %s", user.NormalizeEmail(cmd.Email))
 	}
-	userID := strings.TrimPrefix(owner, user.StreamType+"-")
+	userID := catalog.Users.ID(owner)
 	var state UserState
 	w, err := h.repos.users.update(withActor(ctx, cmd.By), userID, keepingState(func(u *user.User) error {
 		return u.GrantRole(cmd.Role)

@@ -88,7 +88,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 		h.hasher.VerifyDummy(cmd.Password)
 		return LoginResult{}, errBadCredentials
 	}
-	userID := strings.TrimPrefix(owner, user.StreamType+"-")
+	userID := catalog.Users.ID(owner)
 	u, err := h.repos.users.load(ctx, userID)
 	if err != nil {
 		return LoginResult{}, err

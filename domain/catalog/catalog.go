@@ -11,7 +11,6 @@ package catalog
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/apikey"
@@ -51,11 +50,11 @@ type Fold struct {
 }
 
 // StreamID returns the id of the stream of this type named by id.
-func (k Kind) StreamID(id string) string { return k.Type + "-" + id }
+func (k Kind) StreamID(id string) string { return domain.StreamID(k.Type, id) }
 
 // ID returns the id that names a stream of this type (the argument of
 // StreamID), or streamID unchanged when it is not of this type.
-func (k Kind) ID(streamID string) string { return strings.TrimPrefix(streamID, k.Type+"-") }
+func (k Kind) ID(streamID string) string { return domain.IDOfStream(k.Type, streamID) }
 
 // Redacted reads a stored event of this type back and returns it without
 // its secrets (domain.Redact), as it may be shown outside the server. It
