@@ -2,10 +2,10 @@ package commands
 
 import (
 	"context"
-	"strings"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
@@ -86,7 +86,7 @@ func (h *AddMemberHandler) resolveUser(ctx context.Context, cmd AddMember) (stri
 			v.Add("email", "no user has this e-mail address")
 			return "", v.Err()
 		}
-		return strings.TrimPrefix(owner, user.StreamType+"-"), nil
+		return catalog.Users.ID(owner), nil
 	}
 	if validID("user_id", cmd.UserID) != nil {
 		v.Add("user_id", "no user has this id")

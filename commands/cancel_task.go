@@ -23,20 +23,12 @@ type CancelTaskHandler struct {
 // conversation (editors and owners) may cancel it. It fails with
 // CodeConflict when the task has already ended.
 func (h *CancelTaskHandler) Handle(ctx context.Context, cmd CancelTask) (TaskResult, error) {
-	if err := validID("task_id", cmd.TaskID); err != nil {
-		return TaskResult{}, err
-	}
-	t, err := h.repos.tasks.load(ctx, cmd.TaskID)
+	t, err := h.repos.readTask(ctx, cmd.TaskID)
 	if err != nil {
 		return TaskResult{}, err
 	}
-	workspaceID := t.WorkspaceID() // a task never changes workspace
-	h.repos.tasks.release(cmd.TaskID, t)
-	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.PostMessage, workspaceID)
-	if err != nil {
-		return TaskResult{}, err
-	}
-	if err := requireActive(ws); err != nil {
+	// A task never changes workspace.
+	if err := h.repos.authorizeActive(ctx, cmd.Actor, access.PostMessage, t.WorkspaceID); err != nil {
 		return TaskResult{}, err
 	}
 	return changeTask(withActor(ctx, cmd.Actor.UserID), h.repos, cmd.TaskID, func(t *task.Task) error {

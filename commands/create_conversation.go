@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/engramhq/engram/domain/access"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 )
 
@@ -32,11 +33,7 @@ type CreateConversationHandler struct {
 
 // Handle creates the conversation (editors and owners).
 func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConversation) (ConversationResult, error) {
-	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.CreateConversation, cmd.WorkspaceID)
-	if err != nil {
-		return ConversationResult{}, err
-	}
-	if err := requireActive(ws); err != nil {
+	if err := h.repos.authorizeActive(ctx, cmd.Actor, access.CreateConversation, cmd.WorkspaceID); err != nil {
 		return ConversationResult{}, err
 	}
 	id := newID()
@@ -44,7 +41,7 @@ func (h *CreateConversationHandler) Handle(ctx context.Context, cmd CreateConver
 	if err != nil {
 		return ConversationResult{}, err
 	}
-	state := conversationState(c)
+	state := catalog.ConversationStateOf(c)
 	result := func(w Written) ConversationResult { return ConversationResult{Conversation: state, Written: w} }
 	w, err := h.repos.conversations.create(withActor(ctx, cmd.Actor.UserID), id, c, cmd.Idempotency.appendOptions(result)...)
 	if err != nil {

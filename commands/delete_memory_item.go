@@ -31,8 +31,8 @@ func (h *DeleteMemoryItemHandler) Handle(ctx context.Context, cmd DeleteMemoryIt
 	if err := validID("item_id", cmd.ItemID); err != nil {
 		return MemoryItemResult{}, domain.Errorf(domain.CodeNotFound, "memory item not found")
 	}
-	if ws.Archived {
-		return MemoryItemResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
+	if err := requireActive(ws); err != nil {
+		return MemoryItemResult{}, err
 	}
 	w, err := h.repos.changeBoard(withActor(ctx, cmd.Actor.UserID), cmd.WorkspaceID, func(w *memory.Whiteboard) error {
 		return w.Delete(cmd.ItemID)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/eventstore"
 )
@@ -57,11 +58,11 @@ func (h *GrantRoleHandler) Handle(ctx context.Context, cmd GrantRole) (GrantRole
 	if owner == "" {
 		return GrantRoleResult{}, domain.Errorf(domain.CodeNotFound, "no user has the e-mail address %s", user.NormalizeEmail(cmd.Email))
 	}
-	userID := strings.TrimPrefix(owner, user.StreamType+"-")
+	userID := catalog.Users.ID(owner)
 	var state UserState
 	w, err := h.repos.users.update(withActor(ctx, cmd.By), userID, keepingState(func(u *user.User) error {
 		return u.GrantRole(cmd.Role)
-	}, userState, &state))
+	}, catalog.UserStateOf, &state))
 	if err != nil {
 		return GrantRoleResult{}, err
 	}

@@ -36,8 +36,8 @@ func TestConversationHandlers(t *testing.T) {
 	rename := func(actor access.Actor, ifMatch *int) func(w *world) ([]domain.Event, error) {
 		return func(w *world) ([]domain.Event, error) {
 			_, err := w.cmds.UpdateConversation.Handle(w.ctx, commands.UpdateConversation{Actor: actor, ConversationID: convID,
-				Title: ptr("Roadmap"), MetadataPatch: object(`{"tag":"q3"}`), IfMatch: ifMatch})
-			return then(err, conversation.Updated{Title: ptr("Roadmap"), Metadata: object(`{"tag":"q3"}`)})
+				Title: new("Roadmap"), MetadataPatch: object(`{"tag":"q3"}`), IfMatch: ifMatch})
+			return then(err, conversation.Updated{Title: new("Roadmap"), Metadata: object(`{"tag":"q3"}`)})
 		}
 	}
 	archive := func(w *world) ([]domain.Event, error) {
@@ -65,8 +65,8 @@ func TestConversationHandlers(t *testing.T) {
 		{name: "not to a missing conversation", given: []given{team()}, when: post(bob, "hi"), code: domain.CodeNotFound},
 		// UpdateConversation
 		{name: "an editor renames", given: []given{team(), plans()}, when: rename(bob, nil), actor: bobID},
-		{name: "If-Match of the current version", given: []given{team(), plans()}, when: rename(bob, ptr(2))},
-		{name: "If-Match of an older version", given: []given{team(), plans()}, when: rename(bob, ptr(1)),
+		{name: "If-Match of the current version", given: []given{team(), plans()}, when: rename(bob, new(2))},
+		{name: "If-Match of an older version", given: []given{team(), plans()}, when: rename(bob, new(1)),
 			err: commands.ErrPreconditionFailed},
 		{name: "a viewer may not rename", given: []given{team(), plans()}, when: rename(cy, nil), code: domain.CodeForbidden},
 		// ArchiveConversation
@@ -85,8 +85,8 @@ func TestWorkspaceHandlers(t *testing.T) {
 	update := func(actor access.Actor, ifMatch *int) func(w *world) ([]domain.Event, error) {
 		return func(w *world) ([]domain.Event, error) {
 			_, err := w.cmds.UpdateWorkspace.Handle(w.ctx, commands.UpdateWorkspace{Actor: actor, WorkspaceID: wsID,
-				Name: ptr("Team"), Description: ptr("What we do"), IfMatch: ifMatch})
-			return then(err, workspace.Updated{Description: ptr("What we do")})
+				Name: new("Team"), Description: new("What we do"), IfMatch: ifMatch})
+			return then(err, workspace.Updated{Description: new("What we do")})
 		}
 	}
 	archive := func(actor access.Actor) func(w *world) ([]domain.Event, error) {
@@ -100,8 +100,8 @@ func TestWorkspaceHandlers(t *testing.T) {
 		{name: "a read-only key may not create one", when: create(bobKey, "Lab"), code: domain.CodeForbidden},
 		{name: "a name is required", when: create(eve, ""), code: domain.CodeInvalid, fields: []string{"name"}},
 		{name: "the owner updates what changed", given: []given{team()}, when: update(ada, nil), actor: adaID},
-		{name: "If-Match of the current version", given: []given{team()}, when: update(ada, ptr(3))},
-		{name: "If-Match of an older version", given: []given{team()}, when: update(ada, ptr(2)), err: commands.ErrPreconditionFailed},
+		{name: "If-Match of the current version", given: []given{team()}, when: update(ada, new(3))},
+		{name: "If-Match of an older version", given: []given{team()}, when: update(ada, new(2)), err: commands.ErrPreconditionFailed},
 		{name: "an editor may not update", given: []given{team()}, when: update(bob, nil), code: domain.CodeForbidden},
 		{name: "an admin may", given: []given{team()}, when: update(admin, nil)},
 		{name: "a stranger does not find it", given: []given{team()}, when: update(eve, nil), code: domain.CodeNotFound},
@@ -272,7 +272,7 @@ func TestAPIKeyHandlers(t *testing.T) {
 			r, err := w.cmds.IssueAPIKey.Handle(w.ctx, commands.IssueAPIKey{Actor: actor, Name: " CI ", Scopes: scopes, ExpiresInDays: days})
 			var expires *time.Time
 			if days != nil {
-				expires = ptr(t0.AddDate(0, 0, *days))
+				expires = new(t0.AddDate(0, 0, *days))
 			}
 			if err == nil && (len(r.Key) < 40 || r.Prefix != r.Key[:len(r.Prefix)]) {
 				t.Errorf("key %q, prefix %q", r.Key, r.Prefix)
@@ -290,11 +290,11 @@ func TestAPIKeyHandlers(t *testing.T) {
 	readWrite := []string{apikey.ScopeWrite, apikey.ScopeRead, apikey.ScopeRead}
 	run(t, []handlerCase{
 		// IssueAPIKey
-		{name: "a key that expires, scopes sorted once each", when: issue(ada, readWrite, ptr(30)), actor: adaID},
+		{name: "a key that expires, scopes sorted once each", when: issue(ada, readWrite, new(30)), actor: adaID},
 		{name: "a key that never expires", when: issue(ada, readWrite, nil)},
 		{name: "the audit scope needs an auditor", when: issue(ada, []string{apikey.ScopeAudit}, nil), code: domain.CodeForbidden},
 		{name: "not with an API key", when: issue(bobKey, readWrite, nil), code: domain.CodeForbidden},
-		{name: "every invalid field at once", when: issue(ada, []string{"admin"}, ptr(0)),
+		{name: "every invalid field at once", when: issue(ada, []string{"admin"}, new(0)),
 			code: domain.CodeInvalid, fields: []string{"scopes", "expires_in_days"}},
 		// RevokeAPIKey
 		{name: "the owner revokes", given: []given{adaKey()}, when: revoke(ada), actor: adaID},
@@ -346,7 +346,7 @@ func TestMemoryHandlers(t *testing.T) {
 			ItemID: itemID, Name: "Ada", Content: "Ada writes programs"})
 		if r.ItemID == otherID {
 			// Known as "ada": the content is replaced and the name takes the new spelling.
-			return then(err, memory.ItemUpdated{ItemID: otherID, Content: ptr("Ada writes programs"),
+			return then(err, memory.ItemUpdated{ItemID: otherID, Content: new("Ada writes programs"),
 				Metadata: object(`{"name":"Ada"}`), SourceMessageID: msgID})
 		}
 		return then(err, memory.ItemStored{ItemID: itemID, Type: memory.TypeEntity, Content: "Ada writes programs",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/eventstore"
@@ -87,12 +88,12 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 		h.hasher.VerifyDummy(cmd.Password)
 		return LoginResult{}, errBadCredentials
 	}
-	userID := strings.TrimPrefix(owner, user.StreamType+"-")
+	userID := catalog.Users.ID(owner)
 	u, err := h.repos.users.load(ctx, userID)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	state := userState(u)
+	state := catalog.UserStateOf(u)
 	hash := u.PasswordHash()
 	h.repos.users.release(userID, u)
 	ok, err := h.hasher.Verify(cmd.Password, hash)

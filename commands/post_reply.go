@@ -39,15 +39,10 @@ type PostReplyHandler struct {
 // never answers twice. It fails with CodeConflict when the task is not
 // completed or the conversation is archived.
 func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResult, error) {
-	if err := validID("task_id", cmd.TaskID); err != nil {
-		return ReplyResult{}, err
-	}
-	t, err := h.repos.tasks.load(ctx, cmd.TaskID)
+	state, err := h.repos.readTask(ctx, cmd.TaskID)
 	if err != nil {
 		return ReplyResult{}, err
 	}
-	state := taskState(t)
-	h.repos.tasks.release(cmd.TaskID, t)
 	if state.Status != task.StatusCompleted {
 		return ReplyResult{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/eventstore"
 )
@@ -58,7 +59,7 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	state := userState(u)
+	state := catalog.UserStateOf(u)
 	w, err := h.repos.users.create(withActor(ctx, id), id, u,
 		eventstore.WithClaims(eventstore.Claim{Scope: EmailClaimScope, Value: u.Email()}))
 	if errors.Is(err, eventstore.ErrClaimed) {

@@ -71,6 +71,16 @@ func (r *repositories) authorizeInWorkspace(ctx context.Context, actor access.Ac
 	return wa.state, nil
 }
 
+// authorizeActive is authorizeInWorkspace for a change in the workspace,
+// which must not be archived (CodeConflict).
+func (r *repositories) authorizeActive(ctx context.Context, actor access.Actor, action access.Action, workspaceID string) error {
+	ws, err := r.authorizeInWorkspace(ctx, actor, action, workspaceID)
+	if err != nil {
+		return err
+	}
+	return requireActive(ws)
+}
+
 // workspaceAccess is a workspace's state as of a version, on which
 // commands in the workspace are authorized.
 type workspaceAccess struct {
@@ -200,7 +210,7 @@ func (r *repositories) inConversation(ctx context.Context, actor access.Actor, a
 			return ConversationResult{}, err
 		}
 		var state ConversationState
-		w, err := r.conversations.updateIf(ctx, id, wa.guard(), keepingState(ifMatching(ifMatch, decide), conversationState, &state), opts...)
+		w, err := r.conversations.updateIf(ctx, id, wa.guard(), keepingState(ifMatching(ifMatch, decide), catalog.ConversationStateOf, &state), opts...)
 		switch {
 		case errors.Is(err, eventstore.ErrGuardChanged):
 		case err == nil && len(w.Events) > 0:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -510,13 +511,12 @@ func (ws *writers[T]) enqueue(streamID string, j *job[T]) (*writer[T], bool) {
 func (ws *writers[T]) remove(w *writer[T], j *job[T]) bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	for i, q := range w.queue {
-		if q == j {
-			w.queue = append(w.queue[:i], w.queue[i+1:]...)
-			return true
-		}
+	i := slices.Index(w.queue, j)
+	if i < 0 {
+		return false
 	}
-	return false
+	w.queue = slices.Delete(w.queue, i, i+1)
+	return true
 }
 
 // evictLocked forgets idle writers (and their aggregates) to make room.

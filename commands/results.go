@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/domain"
-	"github.com/engramhq/engram/domain/conversation"
-	"github.com/engramhq/engram/domain/user"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
 )
@@ -64,17 +63,9 @@ func lastPending[E domain.Event](agg interface{ Pending() []domain.Event }) E {
 	return none
 }
 
-// UserState is a user as seen by a command, without secrets.
-type UserState struct {
-	ID          string
-	Email       string
-	DisplayName string
-	Roles       []string
-}
-
-func userState(u *user.User) UserState {
-	return UserState{ID: u.ID(), Email: u.Email(), DisplayName: u.DisplayName(), Roles: u.Roles()}
-}
+// UserState is a user as seen by a command, without secrets: its state as
+// it may be shown.
+type UserState = catalog.UserState
 
 // WorkspaceState is a workspace right after a command.
 type WorkspaceState struct {
@@ -93,21 +84,7 @@ func workspaceState(w *workspace.Workspace) WorkspaceState {
 }
 
 // ConversationState is a conversation right after a command.
-type ConversationState struct {
-	ID           string
-	WorkspaceID  string
-	CreatedBy    string
-	Title        string
-	Modality     string
-	Metadata     json.RawMessage
-	Archived     bool
-	MessageCount int
-}
-
-func conversationState(c *conversation.Conversation) ConversationState {
-	return ConversationState{ID: c.ID(), WorkspaceID: c.WorkspaceID(), CreatedBy: c.CreatedBy(), Title: c.Title(),
-		Modality: c.Modality(), Metadata: c.Metadata(), Archived: c.Archived(), MessageCount: c.MessageCount()}
-}
+type ConversationState = catalog.ConversationState
 
 // keepingState returns decide followed, when it succeeds, by storing in
 // *state the aggregate's state as stateOf renders it: what a command returns

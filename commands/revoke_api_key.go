@@ -24,11 +24,6 @@ type RevokeAPIKeyHandler struct {
 // except for admins; only session credentials revoke keys
 // (access.CheckCredentials). Revoking a revoked key changes nothing.
 func (h *RevokeAPIKeyHandler) Handle(ctx context.Context, cmd RevokeAPIKey) (Written, error) {
-	w, err := revokeOwned(ctx, h.repos.apiKeys, cmd.Actor, "key_id", cmd.KeyID, "API key",
-		(*apikey.APIKey).UserID, (*apikey.APIKey).Revoke)
-	if err != nil {
-		return Written{}, err
-	}
-	h.revocations.RevokeKey(ctx, cmd.KeyID)
-	return w, nil
+	return revokeOwned(ctx, h.repos.apiKeys, cmd.Actor, "key_id", cmd.KeyID, "API key",
+		(*apikey.APIKey).UserID, (*apikey.APIKey).Revoke, h.revocations.RevokeKey)
 }

@@ -26,11 +26,6 @@ type RevokeSessionHandler struct {
 // for admins. Revoking a revoked session changes nothing. Only session
 // credentials manage sessions (access.CheckCredentials).
 func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (Written, error) {
-	w, err := revokeOwned(ctx, h.repos.sessions, cmd.Actor, "session_id", cmd.SessionID, "session",
-		(*session.Session).UserID, func(s *session.Session) error { return s.Revoke(cmd.Reason) })
-	if err != nil {
-		return Written{}, err
-	}
-	h.revocations.RevokeSession(ctx, cmd.SessionID)
-	return w, nil
+	return revokeOwned(ctx, h.repos.sessions, cmd.Actor, "session_id", cmd.SessionID, "session",
+		(*session.Session).UserID, func(s *session.Session) error { return s.Revoke(cmd.Reason) }, h.revocations.RevokeSession)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/memory"
 )
@@ -40,12 +39,8 @@ type StoreMemoryItemHandler struct {
 // Handle records memory.item_stored (editors and owners). It fails with
 // CodeConflict when the workspace is archived.
 func (h *StoreMemoryItemHandler) Handle(ctx context.Context, cmd StoreMemoryItem) (StoredItemResult, error) {
-	ws, err := h.repos.authorizeInWorkspace(ctx, cmd.Actor, access.ManageMemory, cmd.WorkspaceID)
-	if err != nil {
+	if err := h.repos.authorizeActive(ctx, cmd.Actor, access.ManageMemory, cmd.WorkspaceID); err != nil {
 		return StoredItemResult{}, err
-	}
-	if ws.Archived {
-		return StoredItemResult{}, domain.Errorf(domain.CodeConflict, "workspace is archived")
 	}
 	id, now := newID(), h.now()
 	var stored memory.ItemStored

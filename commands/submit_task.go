@@ -5,23 +5,16 @@ import (
 	"errors"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
 )
 
-// SubmitTask hands a message to a domain expert. The caller chooses the
-// task's id: a deterministic one (derived from the message) makes submitting
-// the same message twice submit one task.
-type SubmitTask struct {
-	TaskID         string
-	WorkspaceID    string
-	ConversationID string
-	MessageID      string
-	RequestedBy    string
-	Expert         string
-	Input          string
-	Priority       int
-}
+// SubmitTask hands a message to a domain expert; it carries what the
+// task.submitted event it records does. The caller chooses the task's id: a
+// deterministic one (derived from the message) makes submitting the same
+// message twice submit one task.
+type SubmitTask task.Submitted
 
 // SubmitTaskHandler handles SubmitTask.
 type SubmitTaskHandler struct {
@@ -35,7 +28,7 @@ func (h *SubmitTaskHandler) Handle(ctx context.Context, cmd SubmitTask) (TaskRes
 	if err != nil {
 		return TaskResult{}, err
 	}
-	state := taskState(t)
+	state := catalog.TaskStateOf(t)
 	w, err := h.repos.tasks.create(ctx, cmd.TaskID, t)
 	if errors.Is(err, eventstore.ErrConcurrency) {
 		return TaskResult{}, domain.Errorf(domain.CodeConflict, "task already submitted")

@@ -2,37 +2,13 @@ package commands
 
 import (
 	"context"
-	"time"
 
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/task"
 )
 
 // TaskState is a task right after a command.
-type TaskState struct {
-	ID             string
-	WorkspaceID    string
-	ConversationID string
-	MessageID      string
-	RequestedBy    string
-	Expert         string
-	Input          string
-	Priority       int
-	Status         string
-	Worker         string
-	Attempts       int
-	Deadline       time.Time
-	Progress       int
-	Output         string
-	ReplyMessageID string
-	Reason         string
-}
-
-func taskState(t *task.Task) TaskState {
-	return TaskState{ID: t.ID(), WorkspaceID: t.WorkspaceID(), ConversationID: t.ConversationID(), MessageID: t.MessageID(),
-		RequestedBy: t.RequestedBy(), Expert: t.Expert(), Input: t.Input(), Priority: t.Priority(), Status: t.Status(),
-		Worker: t.Worker(), Attempts: t.Attempts(), Deadline: t.Deadline(), Progress: t.ProgressPercent(), Output: t.Output(),
-		ReplyMessageID: t.ReplyMessageID(), Reason: t.Reason()}
-}
+type TaskState = catalog.TaskState
 
 // TaskResult is a task after a command.
 type TaskResult struct {
@@ -47,11 +23,25 @@ func changeTask(ctx context.Context, repos *cognitionRepositories, id string, de
 		return TaskResult{}, err
 	}
 	var state TaskState
-	w, err := repos.tasks.update(ctx, id, keepingState(decide, taskState, &state))
+	w, err := repos.tasks.update(ctx, id, keepingState(decide, catalog.TaskStateOf, &state))
 	if err != nil {
 		return TaskResult{}, err
 	}
 	return TaskResult{Task: state, Written: w}, nil
+}
+
+// readTask returns the state of a task, read to decide a command on another
+// stream.
+func (r *cognitionRepositories) readTask(ctx context.Context, id string) (TaskState, error) {
+	if err := validID("task_id", id); err != nil {
+		return TaskState{}, err
+	}
+	t, err := r.tasks.load(ctx, id)
+	if err != nil {
+		return TaskState{}, err
+	}
+	defer r.tasks.release(id, t)
+	return catalog.TaskStateOf(t), nil
 }
 
 // ExpertAuthor returns the author id of the messages an expert posts, e.g.

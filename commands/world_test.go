@@ -95,8 +95,6 @@ func plans(more ...domain.Event) given {
 
 func object(s string) json.RawMessage { return json.RawMessage(s) }
 
-func ptr[T any](v T) *T { return &v }
-
 // world is the command handlers over an in-memory event store holding the
 // given events, with a fixed clock and predictable secrets.
 type world struct {

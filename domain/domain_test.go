@@ -204,3 +204,16 @@ func TestEventHelpers(t *testing.T) {
 		t.Error("Redact")
 	}
 }
+
+func TestStreamID(t *testing.T) {
+	id := domain.StreamID("task", "t-1")
+	if id != "task-t-1" {
+		t.Fatalf("StreamID = %q", id)
+	}
+	if got := domain.IDOfStream("task", id); got != "t-1" {
+		t.Fatalf("IDOfStream(task, %q) = %q", id, got)
+	}
+	if got := domain.IDOfStream("session", id); got != id {
+		t.Fatalf("IDOfStream of another type = %q, want it unchanged", got)
+	}
+}

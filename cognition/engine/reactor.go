@@ -12,6 +12,7 @@ import (
 	"github.com/engramhq/engram/cognition"
 	"github.com/engramhq/engram/commands"
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/domain/task"
 	"github.com/engramhq/engram/eventstore"
@@ -125,7 +126,7 @@ func (r *Reactor) onMessage(ctx context.Context, e eventstore.Event) error {
 		return err
 	}
 	m := ev.(conversation.MessagePosted)
-	conversationID := strings.TrimPrefix(e.StreamID, conversation.StreamType+"-")
+	conversationID := catalog.Conversations.ID(e.StreamID)
 	correlation := e.Metadata.CorrelationID
 	if correlation == "" {
 		correlation = e.EventID
@@ -264,7 +265,7 @@ func entityOf(input string) (name, content string) {
 
 // onCompleted posts a completed task's answer.
 func (r *Reactor) onCompleted(ctx context.Context, e eventstore.Event) error {
-	taskID := strings.TrimPrefix(e.StreamID, task.StreamType+"-")
+	taskID := catalog.Tasks.ID(e.StreamID)
 	_, err := r.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: taskID})
 	return err
 }

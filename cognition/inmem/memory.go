@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/engramhq/engram/cognition"
+	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/memory"
 	"github.com/engramhq/engram/eventstore"
 )
@@ -50,7 +51,7 @@ func (m *Memory) Apply(_ context.Context, e eventstore.Event) error {
 	if err != nil {
 		return err
 	}
-	workspaceID := strings.TrimPrefix(e.StreamID, memory.StreamType+"-")
+	workspaceID := catalog.Memories.ID(e.StreamID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ws := m.workspaces[workspaceID]

@@ -14,7 +14,7 @@ import (
 const StreamType = "apikey"
 
 // StreamID returns the stream identifier of the API key with the given id.
-func StreamID(id string) string { return StreamType + "-" + id }
+func StreamID(id string) string { return domain.StreamID(StreamType, id) }
 
 // Scopes an API key may carry.
 const (

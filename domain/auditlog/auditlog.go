@@ -16,7 +16,7 @@ import (
 const StreamType = "audit"
 
 // StreamID returns the stream identifier of the audit reads of an actor.
-func StreamID(actorID string) string { return StreamType + "-" + actorID }
+func StreamID(actorID string) string { return domain.StreamID(StreamType, actorID) }
 
 // EventLogRead is the stable name of the LogRead event.
 const EventLogRead = "audit.log_read"

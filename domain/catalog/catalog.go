@@ -11,7 +11,6 @@ package catalog
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/apikey"
@@ -51,11 +50,11 @@ type Fold struct {
 }
 
 // StreamID returns the id of the stream of this type named by id.
-func (k Kind) StreamID(id string) string { return k.Type + "-" + id }
+func (k Kind) StreamID(id string) string { return domain.StreamID(k.Type, id) }
 
 // ID returns the id that names a stream of this type (the argument of
 // StreamID), or streamID unchanged when it is not of this type.
-func (k Kind) ID(streamID string) string { return strings.TrimPrefix(streamID, k.Type+"-") }
+func (k Kind) ID(streamID string) string { return domain.IDOfStream(k.Type, streamID) }
 
 // Redacted reads a stored event of this type back and returns it without
 // its secrets (domain.Redact), as it may be shown outside the server. It
@@ -121,22 +120,22 @@ func aggregateOf[A domain.Aggregate](streamType string, decode func(string, int,
 // The aggregates' stream types.
 var (
 	// Users are accounts: "user-<id>".
-	Users = aggregateOf(user.StreamType, user.Decode, func() *user.User { return &user.User{} }, userState, ScopeUser)
+	Users = aggregateOf(user.StreamType, user.Decode, func() *user.User { return &user.User{} }, shown(UserStateOf), ScopeUser)
 	// Sessions are logins of an account: "session-<id>".
 	Sessions = aggregateOf(session.StreamType, session.Decode, func() *session.Session { return &session.Session{} },
-		sessionState, ScopeFirstEventUser)
+		shown(sessionState), ScopeFirstEventUser)
 	// APIKeys are an account's keys for programs: "apikey-<id>".
 	APIKeys = aggregateOf(apikey.StreamType, apikey.Decode, func() *apikey.APIKey { return &apikey.APIKey{} },
-		apiKeyState, ScopeFirstEventUser)
+		shown(apiKeyState), ScopeFirstEventUser)
 	// Workspaces are shared spaces and their members: "workspace-<id>".
 	Workspaces = aggregateOf(workspace.StreamType, workspace.Decode, func() *workspace.Workspace { return &workspace.Workspace{} },
-		workspaceState, ScopeWorkspace)
+		shown(workspaceState), ScopeWorkspace)
 	// Conversations are threads of messages in a workspace:
 	// "conversation-<id>".
 	Conversations = aggregateOf(conversation.StreamType, conversation.Decode,
-		func() *conversation.Conversation { return &conversation.Conversation{} }, conversationState, ScopeConversation)
+		func() *conversation.Conversation { return &conversation.Conversation{} }, shown(ConversationStateOf), ScopeConversation)
 	// Tasks are work handed to a domain expert: "task-<id>".
-	Tasks = aggregateOf(task.StreamType, task.Decode, func() *task.Task { return &task.Task{} }, taskState, ScopeFirstEvent)
+	Tasks = aggregateOf(task.StreamType, task.Decode, func() *task.Task { return &task.Task{} }, shown(TaskStateOf), ScopeFirstEvent)
 	// Memories are the whiteboards of workspaces, one per workspace:
 	// "memory-<workspace id>". Their state is not shown.
 	Memories = aggregateOf(memory.StreamType, memory.Decode, func() *memory.Whiteboard { return &memory.Whiteboard{} },

@@ -17,17 +17,20 @@ import (
 
 // The states of the aggregates as they may be shown (the audit's states as
 // they were). Each names every field it shows, so that a secret (password,
-// token or key hash) cannot slip out.
+// token or key hash) cannot slip out. The commands answer with the states of
+// users, conversations and tasks as they are shown here.
 
-type userView struct {
+// UserState is a user as it may be shown.
+type UserState struct {
 	ID          string   `json:"id"`
 	Email       string   `json:"email"`
 	DisplayName string   `json:"display_name"`
 	Roles       []string `json:"roles"`
 }
 
-func userState(u *user.User) any {
-	return userView{ID: u.ID(), Email: u.Email(), DisplayName: u.DisplayName(), Roles: u.Roles()}
+// UserStateOf returns the state of u.
+func UserStateOf(u *user.User) UserState {
+	return UserState{ID: u.ID(), Email: u.Email(), DisplayName: u.DisplayName(), Roles: u.Roles()}
 }
 
 type sessionView struct {
@@ -40,7 +43,7 @@ type sessionView struct {
 	RevokeReason string    `json:"revoke_reason,omitempty"`
 }
 
-func sessionState(s *session.Session) any {
+func sessionState(s *session.Session) sessionView {
 	return sessionView{ID: s.ID(), UserID: s.UserID(), UserAgent: s.UserAgent(), IP: s.IP(), ExpiresAt: s.ExpiresAt(),
 		Revoked: s.Revoked(), RevokeReason: s.RevokeReason()}
 }
@@ -55,7 +58,7 @@ type apiKeyView struct {
 	Revoked   bool       `json:"revoked"`
 }
 
-func apiKeyState(k *apikey.APIKey) any {
+func apiKeyState(k *apikey.APIKey) apiKeyView {
 	return apiKeyView{ID: k.ID(), UserID: k.UserID(), Name: k.Name(), Scopes: k.Scopes(), Prefix: k.Prefix(),
 		ExpiresAt: k.ExpiresAt(), Revoked: k.Revoked()}
 }
@@ -75,7 +78,7 @@ type workspaceView struct {
 	Members     []memberView    `json:"members"`
 }
 
-func workspaceState(w *workspace.Workspace) any {
+func workspaceState(w *workspace.Workspace) workspaceView {
 	members := make([]memberView, 0, len(w.Members()))
 	for id, role := range w.Members() {
 		members = append(members, memberView{UserID: id, Role: role})
@@ -85,7 +88,8 @@ func workspaceState(w *workspace.Workspace) any {
 		Config: domain.ObjectOrEmpty(w.Config()), Archived: w.Archived(), Members: members}
 }
 
-type conversationView struct {
+// ConversationState is a conversation as it may be shown.
+type ConversationState struct {
 	ID           string          `json:"id"`
 	WorkspaceID  string          `json:"workspace_id"`
 	CreatedBy    string          `json:"created_by"`
@@ -96,12 +100,14 @@ type conversationView struct {
 	MessageCount int             `json:"message_count"`
 }
 
-func conversationState(c *conversation.Conversation) any {
-	return conversationView{ID: c.ID(), WorkspaceID: c.WorkspaceID(), CreatedBy: c.CreatedBy(), Title: c.Title(),
+// ConversationStateOf returns the state of c.
+func ConversationStateOf(c *conversation.Conversation) ConversationState {
+	return ConversationState{ID: c.ID(), WorkspaceID: c.WorkspaceID(), CreatedBy: c.CreatedBy(), Title: c.Title(),
 		Modality: c.Modality(), Metadata: domain.ObjectOrEmpty(c.Metadata()), Archived: c.Archived(), MessageCount: c.MessageCount()}
 }
 
-type taskView struct {
+// TaskState is a task as it may be shown.
+type TaskState struct {
 	ID             string    `json:"id"`
 	WorkspaceID    string    `json:"workspace_id"`
 	ConversationID string    `json:"conversation_id"`
@@ -120,9 +126,15 @@ type taskView struct {
 	Reason         string    `json:"reason"`
 }
 
-func taskState(t *task.Task) any {
-	return taskView{ID: t.ID(), WorkspaceID: t.WorkspaceID(), ConversationID: t.ConversationID(), MessageID: t.MessageID(),
+// TaskStateOf returns the state of t.
+func TaskStateOf(t *task.Task) TaskState {
+	return TaskState{ID: t.ID(), WorkspaceID: t.WorkspaceID(), ConversationID: t.ConversationID(), MessageID: t.MessageID(),
 		RequestedBy: t.RequestedBy(), Expert: t.Expert(), Input: t.Input(), Priority: t.Priority(), Status: t.Status(),
 		Worker: t.Worker(), Attempts: t.Attempts(), Deadline: t.Deadline(), Progress: t.ProgressPercent(), Output: t.Output(),
 		ReplyMessageID: t.ReplyMessageID(), Reason: t.Reason()}
+}
+
+// shown adapts the function returning an aggregate's state to Fold.State.
+func shown[A, S any](state func(A) S) func(A) any {
+	return func(a A) any { return state(a) }
 }

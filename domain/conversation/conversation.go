@@ -18,7 +18,7 @@ import (
 const StreamType = "conversation"
 
 // StreamID returns the stream identifier of the conversation with the given id.
-func StreamID(id string) string { return StreamType + "-" + id }
+func StreamID(id string) string { return domain.StreamID(StreamType, id) }
 
 // Modalities of a conversation.
 const (

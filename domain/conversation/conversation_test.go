@@ -25,8 +25,6 @@ func posted(id string) MessagePosted {
 	return MessagePosted{MessageID: id, AuthorID: uid, Role: RoleUser, Content: "hello", Metadata: json.RawMessage(`{}`)}
 }
 
-func ptr(s string) *string { return &s }
-
 func load(events ...domain.Event) *Conversation { return domaintest.Load(&Conversation{}, events...) }
 
 func TestNew(t *testing.T) {
@@ -90,8 +88,8 @@ func TestCommands(t *testing.T) {
 	tests := []domaintest.Case[*Conversation]{
 		// Update
 		{Name: "update title", Given: base,
-			When: func(c *Conversation) error { return c.Update(ptr(" Roadmap "), nil) },
-			Then: []domain.Event{Updated{Title: ptr("Roadmap")}}},
+			When: func(c *Conversation) error { return c.Update(new(" Roadmap "), nil) },
+			Then: []domain.Event{Updated{Title: new("Roadmap")}}},
 		{Name: "update merges metadata (RFC 7386)", Given: base,
 			When: func(c *Conversation) error {
 				return c.Update(nil, json.RawMessage(`{"a":{"x":null,"z":3},"tag":null,"new":[1]}`))
@@ -101,21 +99,21 @@ func TestCommands(t *testing.T) {
 			When: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{"a":"flat"}`)) },
 			Then: []domain.Event{Updated{Metadata: json.RawMessage(`{"a":"flat","tag":"t"}`)}}},
 		{Name: "update title and metadata", Given: base,
-			When: func(c *Conversation) error { return c.Update(ptr("R"), json.RawMessage(`{"tag":"u"}`)) },
-			Then: []domain.Event{Updated{Title: ptr("R"), Metadata: json.RawMessage(`{"a":{"x":1,"y":2},"tag":"u"}`)}}},
+			When: func(c *Conversation) error { return c.Update(new("R"), json.RawMessage(`{"tag":"u"}`)) },
+			Then: []domain.Event{Updated{Title: new("R"), Metadata: json.RawMessage(`{"a":{"x":1,"y":2},"tag":"u"}`)}}},
 		{Name: "update delete everything", Given: base,
 			When: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{"a":null,"tag":null}`)) },
 			Then: []domain.Event{Updated{Metadata: json.RawMessage(`{}`)}}},
 		{Name: "update same values records nothing", Given: base,
 			When: func(c *Conversation) error {
-				return c.Update(ptr("Plans"), json.RawMessage(`{"tag":"t","a":{"x":1},"gone":null}`))
+				return c.Update(new("Plans"), json.RawMessage(`{"tag":"t","a":{"x":1},"gone":null}`))
 			}},
 		{Name: "update empty patch records nothing", Given: base,
 			When: func(c *Conversation) error { return c.Update(nil, json.RawMessage(`{}`)) }},
 		{Name: "update nothing records nothing", Given: base,
 			When: func(c *Conversation) error { return c.Update(nil, nil) }},
 		{Name: "update invalid title and non-object patch", Given: base,
-			When: func(c *Conversation) error { return c.Update(ptr(""), json.RawMessage(`null`)) },
+			When: func(c *Conversation) error { return c.Update(new(""), json.RawMessage(`null`)) },
 			Code: domain.CodeInvalid, Fields: []string{"title", "metadata"}},
 		{Name: "update merged metadata too big", Given: []domain.Event{created(),
 			Updated{Metadata: json.RawMessage(`{"big":"` + strings.Repeat("x", domain.MaxObjectBytes-20) + `"}`)}},
@@ -124,7 +122,7 @@ func TestCommands(t *testing.T) {
 			},
 			Code: domain.CodeInvalid, Fields: []string{"metadata"}},
 		{Name: "update archived", Given: archived,
-			When: func(c *Conversation) error { return c.Update(ptr("R"), nil) },
+			When: func(c *Conversation) error { return c.Update(new("R"), nil) },
 			Code: domain.CodeConflict},
 		// PostMessage
 		{Name: "post message with defaults", Given: base,
@@ -220,7 +218,7 @@ func TestCommands(t *testing.T) {
 }
 
 func TestState(t *testing.T) {
-	c := load(created(), Updated{Title: ptr("Roadmap"), Metadata: json.RawMessage(`{"k":1}`)},
+	c := load(created(), Updated{Title: new("Roadmap"), Metadata: json.RawMessage(`{"k":1}`)},
 		posted("m-1"), posted("m-2"), RoutingDecided{MessageID: "m-1", Action: ActionRespond, Priority: 1},
 		RoutingDecided{MessageID: "m-unknown", Action: ActionRespond, Priority: 1}, Archived{})
 	if c.ID() != cid || c.WorkspaceID() != wid || c.CreatedBy() != uid || c.Title() != "Roadmap" ||
@@ -236,8 +234,8 @@ func TestState(t *testing.T) {
 func TestDecodeRoundTrip(t *testing.T) {
 	domaintest.RoundTrip(t, Decode,
 		created(),
-		Updated{Title: ptr("R"), Metadata: json.RawMessage(`{"k":"\u003c\u0026\u003e"}`)},
-		Updated{Title: ptr("")},
+		Updated{Title: new("R"), Metadata: json.RawMessage(`{"k":"\u003c\u0026\u003e"}`)},
+		Updated{Title: new("")},
 		MessagePosted{MessageID: mid, AuthorID: uid, Role: RoleAssistant, Content: "  hi\n", Metadata: json.RawMessage(`{"n":1e3}`)},
 		RoutingDecided{MessageID: mid, Action: ActionDelegate, Expert: "calendar", Priority: 2, Reason: "date"},
 		RoutingDecided{MessageID: mid, Action: ActionIgnore, Priority: 5},
@@ -263,7 +261,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 func TestLoadFromStoredEvents(t *testing.T) {
 	c, err := New(cid, wid, uid, "Plans", "", json.RawMessage(`{"a":{"b":1}}`))
 	domaintest.Must(t, err)
-	domaintest.Must(t, c.Update(ptr("Roadmap"), json.RawMessage(`{"a":{"c":2}}`)))
+	domaintest.Must(t, c.Update(new("Roadmap"), json.RawMessage(`{"a":{"c":2}}`)))
 	domaintest.Must(t, c.PostMessage("m-1", uid, "", "hello", json.RawMessage(`{"lang":"en"}`)))
 	domaintest.Must(t, c.PostMessage("m-2", "bot", RoleAssistant, "hi there", nil))
 	domaintest.Must(t, c.DecideRouting("m-1", ActionDelegate, "greeter", 2, "a greeting"))

@@ -25,7 +25,7 @@ const StreamType = "memory"
 
 // StreamID returns the stream identifier of the memory of the workspace with
 // the given id.
-func StreamID(workspaceID string) string { return StreamType + "-" + workspaceID }
+func StreamID(workspaceID string) string { return domain.StreamID(StreamType, workspaceID) }
 
 // Item types.
 const (

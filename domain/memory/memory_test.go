@@ -22,8 +22,6 @@ var (
 	future = now.Add(time.Hour)
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func load(events ...domain.Event) *Whiteboard { return domaintest.Load(&Whiteboard{}, events...) }
 
 func stored(id string) ItemStored {
@@ -43,12 +41,12 @@ func TestCommands(t *testing.T) {
 			Then: []domain.Event{stored(i1)}},
 		{Name: "store an expiring event with metadata",
 			When: func(w *Whiteboard) error {
-				return w.Store(i1, TypeEvent, " launch ", json.RawMessage(`{"b":1, "a":"x"}`), ptr(future.In(time.FixedZone("x", 3600))), "", now)
+				return w.Store(i1, TypeEvent, " launch ", json.RawMessage(`{"b":1, "a":"x"}`), new(future.In(time.FixedZone("x", 3600))), "", now)
 			},
 			Then: []domain.Event{ItemStored{ItemID: i1, Type: TypeEvent, Content: " launch ", Metadata: json.RawMessage(`{"a":"x","b":1}`), ExpiresAt: &future}}},
 		{Name: "store everything invalid",
 			When: func(w *Whiteboard) error {
-				return w.Store("", "fact", " ", json.RawMessage(`[1]`), ptr(now), "a b", now)
+				return w.Store("", "fact", " ", json.RawMessage(`[1]`), new(now), "a b", now)
 			},
 			Code: domain.CodeInvalid, Fields: []string{"item_id", "type", "content", "metadata", "expires_at", "source_message_id"}},
 		{Name: "content too long",
@@ -80,7 +78,7 @@ func TestCommands(t *testing.T) {
 				}
 				return err
 			},
-			Then: []domain.Event{ItemUpdated{ItemID: i1, Content: ptr("Ada wrote the first program"),
+			Then: []domain.Event{ItemUpdated{ItemID: i1, Content: new("Ada wrote the first program"),
 				Metadata: json.RawMessage(`{"name":"ada"}`), SourceMessageID: m2}}},
 		{Name: "remember the same again records the source only", Given: withEntity,
 			When: func(w *Whiteboard) error { _, err := w.Remember(i2, "Ada", "Ada is a mathematician", m2); return err },
@@ -142,7 +140,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 	events := []domain.Event{
 		ItemStored{ItemID: i1, Type: TypeEvent, Content: "c", Metadata: json.RawMessage(`{"a":1}`), ExpiresAt: &future, SourceMessageID: m1},
 		stored(i2),
-		ItemUpdated{ItemID: i1, Content: ptr("new"), Metadata: json.RawMessage(`{"name":"x"}`), SourceMessageID: m2},
+		ItemUpdated{ItemID: i1, Content: new("new"), Metadata: json.RawMessage(`{"name":"x"}`), SourceMessageID: m2},
 		ItemUpdated{ItemID: i1},
 		ItemDeleted{ItemID: i1},
 	}

@@ -23,7 +23,7 @@ import (
 const StreamType = "session"
 
 // StreamID returns the stream identifier of the session with the given id.
-func StreamID(id string) string { return StreamType + "-" + id }
+func StreamID(id string) string { return domain.StreamID(StreamType, id) }
 
 // Reasons for revoking a session.
 const (

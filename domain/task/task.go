@@ -23,7 +23,7 @@ import (
 const StreamType = "task"
 
 // StreamID returns the stream identifier of the task with the given id.
-func StreamID(id string) string { return StreamType + "-" + id }
+func StreamID(id string) string { return domain.StreamID(StreamType, id) }
 
 // Statuses of a task.
 const (

@@ -15,7 +15,7 @@ import (
 const StreamType = "user"
 
 // StreamID returns the stream identifier of the user with the given id.
-func StreamID(id string) string { return StreamType + "-" + id }
+func StreamID(id string) string { return domain.StreamID(StreamType, id) }
 
 // Roles a user may hold.
 const (

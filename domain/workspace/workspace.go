@@ -16,7 +16,7 @@ import (
 const StreamType = "workspace"
 
 // StreamID returns the stream identifier of the workspace with the given id.
-func StreamID(id string) string { return StreamType + "-" + id }
+func StreamID(id string) string { return domain.StreamID(StreamType, id) }
 
 // Member roles, from least to most powerful.
 const (

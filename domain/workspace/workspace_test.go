@@ -21,8 +21,6 @@ func created() Created {
 	return Created{WorkspaceID: wid, OwnerID: owner, Name: "Research", Description: "Notes", Config: json.RawMessage(`{"lang":"en"}`)}
 }
 
-func ptr(s string) *string { return &s }
-
 func load(events ...domain.Event) *Workspace { return domaintest.Load(&Workspace{}, events...) }
 
 func TestCreate(t *testing.T) {
@@ -95,11 +93,11 @@ func TestCommands(t *testing.T) {
 	archived := []domain.Event{created(), Archived{}}
 	tests := []domaintest.Case[*Workspace]{
 		{Name: "update name only", Given: base,
-			When: func(w *Workspace) error { return w.Update(ptr(" Lab "), ptr("Notes"), nil) },
-			Then: []domain.Event{Updated{Name: ptr("Lab")}}},
+			When: func(w *Workspace) error { return w.Update(new(" Lab "), new("Notes"), nil) },
+			Then: []domain.Event{Updated{Name: new("Lab")}}},
 		{Name: "update description to empty", Given: base,
-			When: func(w *Workspace) error { return w.Update(nil, ptr(""), nil) },
-			Then: []domain.Event{Updated{Description: ptr("")}}},
+			When: func(w *Workspace) error { return w.Update(nil, new(""), nil) },
+			Then: []domain.Event{Updated{Description: new("")}}},
 		{Name: "update config", Given: base,
 			When: func(w *Workspace) error { return w.Update(nil, nil, json.RawMessage(`{"lang":"fr"}`)) },
 			Then: []domain.Event{Updated{Config: json.RawMessage(`{"lang":"fr"}`)}}},
@@ -107,21 +105,21 @@ func TestCommands(t *testing.T) {
 			When: func(w *Workspace) error { return w.Update(nil, nil, json.RawMessage(`{}`)) },
 			Then: []domain.Event{Updated{Config: json.RawMessage(`{}`)}}},
 		{Name: "update all three", Given: base,
-			When: func(w *Workspace) error { return w.Update(ptr("Lab"), ptr("New"), json.RawMessage(`{"x":true}`)) },
-			Then: []domain.Event{Updated{Name: ptr("Lab"), Description: ptr("New"), Config: json.RawMessage(`{"x":true}`)}}},
+			When: func(w *Workspace) error { return w.Update(new("Lab"), new("New"), json.RawMessage(`{"x":true}`)) },
+			Then: []domain.Event{Updated{Name: new("Lab"), Description: new("New"), Config: json.RawMessage(`{"x":true}`)}}},
 		{Name: "update unchanged records nothing", Given: base,
 			When: func(w *Workspace) error {
-				return w.Update(ptr("Research "), ptr("Notes"), json.RawMessage(`{ "lang": "en" }`))
+				return w.Update(new("Research "), new("Notes"), json.RawMessage(`{ "lang": "en" }`))
 			}},
 		{Name: "update nothing records nothing", Given: base,
 			When: func(w *Workspace) error { return w.Update(nil, nil, nil) }},
 		{Name: "update invalid fields all reported", Given: base,
 			When: func(w *Workspace) error {
-				return w.Update(ptr(" "), ptr(strings.Repeat("d", 2001)), json.RawMessage(`[1]`))
+				return w.Update(new(" "), new(strings.Repeat("d", 2001)), json.RawMessage(`[1]`))
 			},
 			Code: domain.CodeInvalid, Fields: []string{"name", "description", "config"}},
 		{Name: "update archived", Given: archived,
-			When: func(w *Workspace) error { return w.Update(ptr("Lab"), nil, nil) },
+			When: func(w *Workspace) error { return w.Update(new("Lab"), nil, nil) },
 			Code: domain.CodeConflict},
 		{Name: "add member", Given: base,
 			When: func(w *Workspace) error { return w.AddMember(bob, RoleViewer) },
@@ -177,7 +175,7 @@ func TestCommands(t *testing.T) {
 
 func TestState(t *testing.T) {
 	w := load(created(),
-		Updated{Name: ptr("Lab"), Config: json.RawMessage(`{"x":1}`)},
+		Updated{Name: new("Lab"), Config: json.RawMessage(`{"x":1}`)},
 		MemberAdded{UserID: bob, Role: RoleEditor},
 		MemberAdded{UserID: carol, Role: RoleViewer},
 		MemberAdded{UserID: bob, Role: RoleOwner},
@@ -200,13 +198,13 @@ func TestState(t *testing.T) {
 func TestDecodeRoundTrip(t *testing.T) {
 	domaintest.RoundTrip(t, Decode,
 		created(),
-		Updated{Name: ptr("Lab"), Description: ptr(""), Config: json.RawMessage(`{"a":"\u003cb\u003e"}`)},
-		Updated{Description: ptr("d")},
+		Updated{Name: new("Lab"), Description: new(""), Config: json.RawMessage(`{"a":"\u003cb\u003e"}`)},
+		Updated{Description: new("d")},
 		MemberAdded{UserID: bob, Role: RoleEditor},
 		MemberRemoved{UserID: bob},
 		Archived{},
 	)
-	data, _ := json.Marshal(Updated{Name: ptr("Lab")})
+	data, _ := json.Marshal(Updated{Name: new("Lab")})
 	if string(data) != `{"name":"Lab"}` {
 		t.Fatalf("updated carries only changed fields: %s", data)
 	}
@@ -227,7 +225,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 func TestLoadFromStoredEvents(t *testing.T) {
 	w, err := Create(wid, owner, "Research", "Notes", json.RawMessage(`{"lang":"en","n":[1,2]}`))
 	domaintest.Must(t, err)
-	domaintest.Must(t, w.Update(ptr("Lab"), nil, json.RawMessage(`{"lang":"fr"}`)))
+	domaintest.Must(t, w.Update(new("Lab"), nil, json.RawMessage(`{"lang":"fr"}`)))
 	domaintest.Must(t, w.AddMember(bob, RoleEditor))
 	domaintest.Must(t, w.AddMember(carol, RoleOwner))
 	domaintest.Must(t, w.AddMember(bob, RoleViewer))
