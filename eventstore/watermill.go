@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +148,19 @@ func setIf(m message.Metadata, k, v string) {
 	if v != "" {
 		m.Set(k, v)
 	}
+}
+
+// EventOf rebuilds the event a message carries (FromMessage) for a handler
+// over the log's messages. A message that is not an event is logged as a
+// warning of what, the handler's name, and ok is false: the handler skips
+// it.
+func EventOf(msg *message.Message, logger *slog.Logger, what string) (e Event, ok bool) {
+	e, err := FromMessage(msg)
+	if err != nil {
+		logger.Warn(what+": message is not an event; skipped", "message_id", msg.UUID, "err", err)
+		return Event{}, false
+	}
+	return e, true
 }
 
 // FromMessage rebuilds the event envelope carried by a message made with

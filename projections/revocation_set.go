@@ -100,12 +100,9 @@ func NewRevocationSet(cfg RevocationSetConfig, logger *slog.Logger) (*Revocation
 // subscription): it observes every event. A message that is not an event
 // is logged and skipped.
 func (s *RevocationSet) Handle(msg *message.Message) error {
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		s.logger.Warn("revocation set: message is not an event; skipped", "message_id", msg.UUID, "err", err)
-		return nil
+	if e, ok := eventstore.EventOf(msg, s.logger, "revocation set"); ok {
+		s.Observe(e)
 	}
-	s.Observe(e)
 	return nil
 }
 

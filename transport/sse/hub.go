@@ -371,9 +371,8 @@ func (h *Hub) Connections() int { return int(h.open.Load()) }
 // could not be read to decide who may see the event, so that the event is
 // delivered again.
 func (h *Hub) Handle(msg *message.Message) error {
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		h.logger.Warn("live events: message is not an event; skipped", "message_id", msg.UUID, "err", err)
+	e, ok := eventstore.EventOf(msg, h.logger, "live events")
+	if !ok {
 		return nil
 	}
 	ctx := msg.Context()
