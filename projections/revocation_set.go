@@ -16,6 +16,7 @@ import (
 	"github.com/engramhq/engram/domain/apikey"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // ErrRevocationsUnknown is returned by RevocationSet lookups when the set
@@ -84,12 +85,8 @@ func NewRevocationSet(cfg RevocationSetConfig, logger *slog.Logger) (*Revocation
 	if logger == nil {
 		return nil, errors.New("revocation set: a logger is required")
 	}
-	if cfg.StaleAfter <= 0 {
-		cfg.StaleAfter = DefaultRevocationsStaleAfter
-	}
-	if cfg.CheckEvery <= 0 {
-		cfg.CheckEvery = DefaultRevocationsCheckEvery
-	}
+	defaults.Positive(&cfg.StaleAfter, DefaultRevocationsStaleAfter)
+	defaults.Positive(&cfg.CheckEvery, DefaultRevocationsCheckEvery)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
