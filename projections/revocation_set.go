@@ -238,25 +238,26 @@ func (s *RevocationSet) SessionRevoked(_ context.Context, sessionID string) (boo
 	if !validUUID(sessionID) {
 		return true, nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(); err != nil {
-		return false, err
-	}
-	_, revoked := s.sessions[sessionID]
-	return revoked, nil
+	return revokedIn(s, s.sessions, sessionID)
 }
 
 // KeyRevoked reports whether the API key was revoked. It fails with
 // ErrRevocationsUnknown when the set is not current.
 func (s *RevocationSet) KeyRevoked(_ context.Context, keyID string) (bool, error) {
+	return revokedIn(s, s.keys, keyID)
+}
+
+// revokedIn reports whether id is in revoked, one of s's sets (whose maps
+// are made once, with s), under s's lock. It fails with
+// ErrRevocationsUnknown when s is not current.
+func revokedIn[V any](s *RevocationSet, revoked map[string]V, id string) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(); err != nil {
 		return false, err
 	}
-	_, revoked := s.keys[keyID]
-	return revoked, nil
+	_, in := revoked[id]
+	return in, nil
 }
 
 // RevokeSession records at once a session revoked by this process, before
