@@ -48,12 +48,8 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db := pgtest.New(t)
 	c := &clock{t: t0}
-	store, err := eventstore.New(db, eventstore.WithClock(c.now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store := pgtest.NewStore(t, eventstore.WithClock(c.now))
 	svc, err := audit.New(db, store)
 	if err != nil {
 		t.Fatal(err)

@@ -17,8 +17,7 @@ import (
 // Store is what the audit needs from the event store: appending the records
 // of reads, verifying hash chains and walking the log for checkpoints.
 type Store interface {
-	Append(ctx context.Context, stream eventstore.Stream, expectedVersion int, events []eventstore.NewEvent,
-		md eventstore.Metadata, opts ...eventstore.AppendOption) (eventstore.AppendResult, error)
+	eventstore.Appender
 	VerifyLog(ctx context.Context, streamID string, onBreak func(eventstore.Break) error) (eventstore.VerifyReport, error)
 	LogHorizon(ctx context.Context) (uint64, error)
 	WalkLog(ctx context.Context, horizon uint64, fn func(eventstore.LogEntry) error) error

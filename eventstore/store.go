@@ -56,6 +56,26 @@ func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 // DB returns the underlying database handle.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
+// Appender is what a writer of the log needs from an event store: *Store
+// and the in-memory store (eventstore/inmem) both are one.
+type Appender interface {
+	// Append writes events at the end of a stream at the expected version.
+	Append(ctx context.Context, stream Stream, expectedVersion int, events []NewEvent,
+		md Metadata, opts ...AppendOption) (AppendResult, error)
+}
+
+// StreamReader is what a reader of one stream at a time needs from an event
+// store.
+type StreamReader interface {
+	// ReadStream returns a stream's events after a version.
+	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]Event, error)
+}
+
+var (
+	_ Appender     = (*Store)(nil)
+	_ StreamReader = (*Store)(nil)
+)
+
 // AppendOption adds work to the append's transaction.
 type AppendOption func(*appendOptions)
 

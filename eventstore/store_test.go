@@ -21,10 +21,7 @@ import (
 // newStore opens a store with opts on a database of its own.
 func newStore(t testing.TB, opts ...eventstore.Option) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(pgtest.New(t), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := pgtest.NewStore(t, opts...)
 	return s
 }
 

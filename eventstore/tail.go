@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // ErrUnknownPosition is returned by CursorOf for a position that no stored
@@ -120,15 +122,9 @@ func NewTailer(store *Store, cfg TailerConfig, logger watermill.LoggerAdapter) (
 	if store == nil {
 		return nil, errors.New("eventstore: tailer needs a store")
 	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = DefaultTailPollInterval
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = DefaultTailBatchSize
-	}
-	if cfg.RetryInterval <= 0 {
-		cfg.RetryInterval = DefaultTailRetryInterval
-	}
+	defaults.Positive(&cfg.PollInterval, DefaultTailPollInterval)
+	defaults.Positive(&cfg.BatchSize, DefaultTailBatchSize)
+	defaults.Positive(&cfg.RetryInterval, DefaultTailRetryInterval)
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}

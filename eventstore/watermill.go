@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // Topic is the Watermill topic name under which the events table is consumed.
@@ -72,9 +75,7 @@ func (SchemaAdapter) SubscribeIsolationLevel() sql.IsolationLevel { return sql.L
 func (a SchemaAdapter) SelectQuery(topic, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
 	next := offsets.NextOffsetQuery(topic, consumerGroup)
 	batch := a.BatchSize
-	if batch <= 0 {
-		batch = 100
-	}
+	defaults.Positive(&batch, 100)
 	// The row comparison with ORDER BY … LIMIT is walked on the
 	// (tx_id, global_position) index from the checkpoint and stops after the
 	// batch, whatever the group's backlog. (Written as watermill-sql's
@@ -149,6 +150,19 @@ func setIf(m message.Metadata, k, v string) {
 	}
 }
 
+// EventOf rebuilds the event a message carries (FromMessage) for a handler
+// over the log's messages. A message that is not an event is logged as a
+// warning of what, the handler's name, and ok is false: the handler skips
+// it.
+func EventOf(msg *message.Message, logger *slog.Logger, what string) (e Event, ok bool) {
+	e, err := FromMessage(msg)
+	if err != nil {
+		logger.Warn(what+": message is not an event; skipped", "message_id", msg.UUID, "err", err)
+		return Event{}, false
+	}
+	return e, true
+}
+
 // FromMessage rebuilds the event envelope carried by a message made with
 // ToMessage. Hashes are not carried.
 func FromMessage(msg *message.Message) (Event, error) {
@@ -215,13 +229,9 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 	if cfg.ConsumerGroup == "" {
 		return nil, errors.New("eventstore: consumer group is required")
 	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 100 * time.Millisecond
-	}
+	defaults.Positive(&cfg.PollInterval, 100*time.Millisecond)
 	deadline := cfg.AckDeadline
-	if deadline <= 0 {
-		deadline = 30 * time.Second
-	}
+	defaults.Positive(&deadline, 30*time.Second)
 	return wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  cfg.ConsumerGroup,
 		AckDeadline:    &deadline,

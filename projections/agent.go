@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // Consumer processes runs of committed events in commit order and keeps its
@@ -95,18 +96,10 @@ func NewAgent(c Consumer, cfg AgentConfig) (*Agent, error) {
 	if c == nil || cfg.Log == nil {
 		return nil, errors.New("projections: an agent needs a consumer and a log")
 	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 100 * time.Millisecond
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = DefaultMaxBatch
-	}
-	if cfg.MaxQueue <= 0 {
-		cfg.MaxQueue = 20 * cfg.MaxBatch
-	}
-	if cfg.HandleTimeout <= 0 {
-		cfg.HandleTimeout = 10 * time.Second
-	}
+	defaults.Positive(&cfg.PollInterval, 100*time.Millisecond)
+	defaults.Positive(&cfg.MaxBatch, DefaultMaxBatch)
+	defaults.Positive(&cfg.MaxQueue, 20*cfg.MaxBatch)
+	defaults.Positive(&cfg.HandleTimeout, 10*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -43,9 +43,8 @@ func NewPipeline(logger *slog.Logger, agents []*Agent, sinks ...message.NoPublis
 // Handle is the Watermill handler: it queues the event for the agents, then
 // hands it to the sinks.
 func (p *Pipeline) Handle(msg *message.Message) error {
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		p.logger.Warn("event pipeline: message is not an event; skipped", "message_id", msg.UUID, "err", err)
+	e, ok := eventstore.EventOf(msg, p.logger, "event pipeline")
+	if !ok {
 		return nil
 	}
 	cur := e.Cursor()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // Reactor reacts to events with effects of its own (commands that append
@@ -56,15 +57,9 @@ func NewReactions(db *sql.DB, r Reactor, cfg ReactionsConfig) (*Reactions, error
 	if db == nil || r == nil {
 		return nil, errors.New("projections: reactions need a database and a reactor")
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
-	}
-	if cfg.MaxRetries <= 0 {
-		cfg.MaxRetries = DefaultMaxRetries
-	}
-	if cfg.RetryInterval <= 0 {
-		cfg.RetryInterval = 20 * time.Millisecond
-	}
+	defaults.Positive(&cfg.Concurrency, 16)
+	defaults.Positive(&cfg.MaxRetries, DefaultMaxRetries)
+	defaults.Positive(&cfg.RetryInterval, 20*time.Millisecond)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/engramhq/engram/domain/workspace"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // Defaults of ReadCacheConfig.
@@ -110,15 +111,9 @@ func NewReadCache(cfg ReadCacheConfig) (*ReadCache, error) {
 	if cfg.Head == nil {
 		return nil, errors.New("read cache: a head reader is required")
 	}
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = DefaultReadCacheBytes
-	}
-	if cfg.CatchUp <= 0 {
-		cfg.CatchUp = DefaultReadCacheCatchUp
-	}
-	if cfg.Rotation <= 0 {
-		cfg.Rotation = DefaultReadCacheRotation
-	}
+	defaults.Positive(&cfg.MaxBytes, DefaultReadCacheBytes)
+	defaults.Positive(&cfg.CatchUp, DefaultReadCacheCatchUp)
+	defaults.Positive(&cfg.Rotation, DefaultReadCacheRotation)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // TableProjector is a projector whose read model is a set of SQL tables that
@@ -174,9 +175,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, p TableProjector, o RebuildOpti
 	} else if !o.AsOf.IsZero() {
 		return RebuildResult{}, fmt.Errorf("rebuild %s as of %s: a point-in-time rebuild needs a schema to build into", name, o.AsOf)
 	}
-	if o.PageSize <= 0 {
-		o.PageSize = 10_000
-	}
+	defaults.Positive(&o.PageSize, 10_000)
 	if sl, ok := p.(StreamLocal); !ok || !sl.StreamLocal() {
 		o.Workers = 1
 	} else if o.Workers <= 0 {

@@ -101,11 +101,7 @@ func equalSums(t *testing.T, what string, got, want map[string]string) {
 // arrived since the live model last moved are applied by the swap.
 func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.Generate(t, 1000)
-	head, err := f.Store.Head(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	head := f.Generate(t, 1000)
 	for _, p := range sqlProjectors(t) {
 		f.ApplyLive(t, p)
 		live := f.checksums(t, p, "public")
@@ -187,11 +183,7 @@ func TestRebuildInterruptedLeavesTheLiveModel(t *testing.T) {
 // whether the point is a position or a time, and leaves the live one alone.
 func TestRebuildAsOf(t *testing.T) {
 	f := newRebuildFixture(t)
-	f.Generate(t, 800)
-	mid, err := f.Store.Head(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	mid := f.Generate(t, 800)
 	var at time.Time
 	if err := f.DB.QueryRowContext(t.Context(), `SELECT max(recorded_at) FROM events`).Scan(&at); err != nil {
 		t.Fatal(err)

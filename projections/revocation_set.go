@@ -16,6 +16,7 @@ import (
 	"github.com/engramhq/engram/domain/apikey"
 	"github.com/engramhq/engram/domain/session"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // ErrRevocationsUnknown is returned by RevocationSet lookups when the set
@@ -84,12 +85,8 @@ func NewRevocationSet(cfg RevocationSetConfig, logger *slog.Logger) (*Revocation
 	if logger == nil {
 		return nil, errors.New("revocation set: a logger is required")
 	}
-	if cfg.StaleAfter <= 0 {
-		cfg.StaleAfter = DefaultRevocationsStaleAfter
-	}
-	if cfg.CheckEvery <= 0 {
-		cfg.CheckEvery = DefaultRevocationsCheckEvery
-	}
+	defaults.Positive(&cfg.StaleAfter, DefaultRevocationsStaleAfter)
+	defaults.Positive(&cfg.CheckEvery, DefaultRevocationsCheckEvery)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -100,12 +97,9 @@ func NewRevocationSet(cfg RevocationSetConfig, logger *slog.Logger) (*Revocation
 // subscription): it observes every event. A message that is not an event
 // is logged and skipped.
 func (s *RevocationSet) Handle(msg *message.Message) error {
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		s.logger.Warn("revocation set: message is not an event; skipped", "message_id", msg.UUID, "err", err)
-		return nil
+	if e, ok := eventstore.EventOf(msg, s.logger, "revocation set"); ok {
+		s.Observe(e)
 	}
-	s.Observe(e)
 	return nil
 }
 
@@ -244,25 +238,26 @@ func (s *RevocationSet) SessionRevoked(_ context.Context, sessionID string) (boo
 	if !validUUID(sessionID) {
 		return true, nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(); err != nil {
-		return false, err
-	}
-	_, revoked := s.sessions[sessionID]
-	return revoked, nil
+	return revokedIn(s, s.sessions, sessionID)
 }
 
 // KeyRevoked reports whether the API key was revoked. It fails with
 // ErrRevocationsUnknown when the set is not current.
 func (s *RevocationSet) KeyRevoked(_ context.Context, keyID string) (bool, error) {
+	return revokedIn(s, s.keys, keyID)
+}
+
+// revokedIn reports whether id is in revoked, one of s's sets (whose maps
+// are made once, with s), under s's lock. It fails with
+// ErrRevocationsUnknown when s is not current.
+func revokedIn[V any](s *RevocationSet, revoked map[string]V, id string) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(); err != nil {
 		return false, err
 	}
-	_, revoked := s.keys[keyID]
-	return revoked, nil
+	_, in := revoked[id]
+	return in, nil
 }
 
 // RevokeSession records at once a session revoked by this process, before

@@ -68,6 +68,16 @@ func sseUnmeasured(r *Report) string {
 	return ""
 }
 
+// sseVerdict is the verdict on the SSE run r against target: unavailable
+// when r measured nothing (see sseUnmeasured), else what measured makes of
+// r, given the verdict with its measure and target and no figures yet.
+func sseVerdict(measure, target string, r *Report, measured func(r *Report, v verdict) verdict) verdict {
+	if why := sseUnmeasured(r); why != "" {
+		return unavailable(measure, target, why)
+	}
+	return measured(r, verdict{Measure: measure, Limit: "—", Ratio: "—", Target: target})
+}
+
 // errorCount is the number of requests of a run not answered 2xx (or 304).
 func errorCount(r *Report) int64 {
 	var n int64
@@ -168,32 +178,25 @@ func verdicts(res *benchResults) []verdict {
 
 	// SSE at 200 × 200.
 	const sse200 = "Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on"
-	switch r := res.SSE200; {
-	case sseUnmeasured(r) != "":
-		out = append(out, unavailable(sse200, "p99 ≤ 50 ms, none lost", sseUnmeasured(r)))
-	default:
+	out = append(out, sseVerdict(sse200, "p99 ≤ 50 ms, none lost", res.SSE200, func(r *Report, v verdict) verdict {
 		ok := r.Delivery.P99 <= targetDeliveryP99 && r.Lost == 0 && r.Expected > 0
-		v := verdict{Measure: sse200, Engram: fmt.Sprintf("p99 %s, %d of %d delivered, %d lost", ms(r.Delivery.P99), r.Delivered, r.Expected, r.Lost),
-			Limit: "Mercure p99 ≈ 12 ms (published figure, not measured here)", Ratio: "—", Target: "p99 ≤ 50 ms, none lost", Met: yesNo(ok)}
+		v.Engram = fmt.Sprintf("p99 %s, %d of %d delivered, %d lost", ms(r.Delivery.P99), r.Delivered, r.Expected, r.Lost)
+		v.Limit, v.Met = "Mercure p99 ≈ 12 ms (published figure, not measured here)", yesNo(ok)
 		v.Why = sseWhy(r, targetDeliveryP99)
-		out = append(out, v)
-	}
+		return v
+	}))
 
 	// SSE at 1,000 × 500.
 	const sse1000 = "SSE at 1,000 subscribers × 500 events/s: CPU per delivery"
-	switch r := res.SSE1000; {
-	case sseUnmeasured(r) != "":
-		out = append(out, unavailable(sse1000, "none lost, memory bounded", sseUnmeasured(r)))
-	default:
+	out = append(out, sseVerdict(sse1000, "none lost, memory bounded", res.SSE1000, func(r *Report, v verdict) verdict {
 		cpu := "—"
 		if res.SSE1000Frames > 0 && res.SSE1000CPU > 0 {
 			cpu = fmt.Sprintf("%.1f µs", 1e6*res.SSE1000CPU/res.SSE1000Frames)
 		}
 		ok := r.Lost == 0 && r.Expected > 0 && r.ServerPeakRSS <= boundedRSS
-		v := verdict{Measure: sse1000,
-			Engram: fmt.Sprintf("%s per frame; %.0f deliveries/s; %d lost; peak RSS %s", cpu, r.DeliveriesPerSec, r.Lost, mib(r.ServerPeakRSS)),
-			Limit:  fmt.Sprintf("Mercure ≈ %.1f µs (published figure, not measured here)", mercureCPUPerDelivery), Ratio: "—",
-			Target: "none lost, memory bounded (peak RSS ≤ 256 MiB)", Met: yesNo(ok)}
+		v.Engram = fmt.Sprintf("%s per frame; %.0f deliveries/s; %d lost; peak RSS %s", cpu, r.DeliveriesPerSec, r.Lost, mib(r.ServerPeakRSS))
+		v.Limit = fmt.Sprintf("Mercure ≈ %.1f µs (published figure, not measured here)", mercureCPUPerDelivery)
+		v.Target, v.Met = "none lost, memory bounded (peak RSS ≤ 256 MiB)", yesNo(ok)
 		var why []string
 		if r.Lost > 0 {
 			why = append(why, fmt.Sprintf("%d deliveries lost", r.Lost))
@@ -205,8 +208,8 @@ func verdicts(res *benchResults) []verdict {
 			why = append(why, fmt.Sprintf("%.0f of the %.0f deliveries/s offered (CPU-bound on %d cores)", r.DeliveriesPerSec, offered, res.Machine.CPUs))
 		}
 		v.Why = strings.Join(why, "; ")
-		out = append(out, v)
-	}
+		return v
+	}))
 
 	// Projection lag.
 	const lagMeasure = "Projection lag p99 at 1,000 events/s"
@@ -266,23 +269,21 @@ func verdicts(res *benchResults) []verdict {
 		out = append(out, unavailable("Idle RSS", "≤ 60 MB", "not measured"))
 	}
 	const perConn = "Memory per idle SSE connection (1,000 idle)"
-	switch r := res.Idle; {
-	case sseUnmeasured(r) != "":
-		out = append(out, unavailable(perConn, "≤ 64 KiB", sseUnmeasured(r)))
-	case r.Subscribers == 0 || r.MetricsError != "":
-		out = append(out, unavailable(perConn, "≤ 64 KiB", "no connection held or no /metrics"))
-	default:
+	out = append(out, sseVerdict(perConn, "≤ 64 KiB", res.Idle, func(r *Report, v verdict) verdict {
+		if r.Subscribers == 0 || r.MetricsError != "" {
+			return unavailable(perConn, "≤ 64 KiB", "no connection held or no /metrics")
+		}
 		n := float64(r.Subscribers)
 		inuse := (r.ServerInuse - r.ServerInuseBefore) / n
 		rss := (r.ServerRSS - r.ServerRSSBefore) / n
 		worst := max(inuse, rss)
-		v := verdict{Measure: perConn, Engram: fmt.Sprintf("%.1f KiB live (Go heap + stacks), %.1f KiB RSS", inuse/1024, rss/1024),
-			Limit: "—", Ratio: "—", Target: "≤ 64 KiB", Met: yesNo(worst <= targetPerConnection)}
+		v.Engram = fmt.Sprintf("%.1f KiB live (Go heap + stacks), %.1f KiB RSS", inuse/1024, rss/1024)
+		v.Met = yesNo(worst <= targetPerConnection)
 		if worst > targetPerConnection {
 			v.Why = fmt.Sprintf("%.1f KiB", worst/1024)
 		}
-		out = append(out, v)
-	}
+		return v
+	}))
 	return out
 }
 

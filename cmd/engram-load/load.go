@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/engramhq/engram/platform/defaults"
 )
 
 // Scenarios the load generator runs.
@@ -151,21 +153,11 @@ type Report struct {
 
 // withDefaults fills what o leaves unset, by scenario.
 func (o Options) withDefaults() Options {
-	if o.Concurrency <= 0 {
-		o.Concurrency = 32
-	}
-	if o.Duration <= 0 {
-		o.Duration = 20 * time.Second
-	}
-	if o.PerUser <= 0 {
-		o.PerUser = 16
-	}
-	if o.Users <= 0 {
-		o.Users = 1
-	}
-	if o.Drain <= 0 {
-		o.Drain = 10 * time.Second
-	}
+	defaults.Positive(&o.Concurrency, 32)
+	defaults.Positive(&o.Duration, 20*time.Second)
+	defaults.Positive(&o.PerUser, 16)
+	defaults.Positive(&o.Users, 1)
+	defaults.Positive(&o.Drain, 10*time.Second)
 	if o.Read == "" {
 		o.Read = "conversation"
 	}

@@ -15,10 +15,7 @@ import (
 // The load generator against the real binary: a short mixed run posts,
 // reads and delivers every acknowledged message to every subscriber.
 func TestMixedRunAgainstEngram(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the engram binary")
-	}
-	inst := enginetest.Start(t, enginetest.Options{})
+	inst := enginetest.Start(t, enginetest.Options{}) // skips t in -short mode
 	rep, err := Run(t.Context(), Options{
 		URL: inst.URL, Scenario: scenarioMixed, Concurrency: 3, Duration: time.Second,
 		Subscribers: 4, PerUser: 3, LagSample: 0.5, Seed: 2, Drain: 15 * time.Second,

@@ -118,11 +118,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	db := pgtest.New(t)
-	store, err := eventstore.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, store := pgtest.NewStore(t)
 	cmds, err := commands.New(commands.Dependencies{Store: store, Hasher: fakeHasher{}, Tokens: fakeHasher{}, Secrets: fakeHasher{}, RefreshTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)

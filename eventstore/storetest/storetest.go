@@ -27,11 +27,8 @@ import (
 
 // Store is what the suite exercises.
 type Store interface {
-	// Append writes events at the end of a stream at the expected version.
-	Append(ctx context.Context, stream eventstore.Stream, expectedVersion int, events []eventstore.NewEvent,
-		md eventstore.Metadata, opts ...eventstore.AppendOption) (eventstore.AppendResult, error)
-	// ReadStream returns a stream's events after a version.
-	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
+	eventstore.Appender
+	eventstore.StreamReader
 	// ReadStreams returns the tails of several streams.
 	ReadStreams(ctx context.Context, tails []eventstore.StreamTail) (map[string][]eventstore.Event, error)
 	// FirstEvent returns a stream's first event, and false when there is none.

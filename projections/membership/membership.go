@@ -20,10 +20,7 @@ import (
 )
 
 // Log is what the projection reads from the event store (eventstore.Store).
-type Log interface {
-	// ReadStream returns the events of a stream after a version.
-	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
-}
+type Log = eventstore.StreamReader
 
 // Workspaces is the membership of recently used workspaces, at most a
 // bounded number of them: an evicted workspace is read from the log again

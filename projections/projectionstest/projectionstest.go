@@ -29,28 +29,24 @@ type Log struct {
 // New returns a Log over a database of t's own (see pgtest.New).
 func New(t *testing.T) *Log {
 	t.Helper()
-	db := pgtest.New(t)
-	store, err := eventstore.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store := pgtest.NewStore(t)
 	return &Log{DB: db, Store: store, Gen: eventgen.New(store, 7)}
 }
 
-// Generate appends about n events and waits until every reader can see
-// them (see Settle).
-func (l *Log) Generate(t *testing.T, n int) {
+// Generate appends about n events, waits until every reader can see them
+// (see Settle) and returns the head of the log then.
+func (l *Log) Generate(t *testing.T, n int) eventstore.Cursor {
 	t.Helper()
 	if _, err := l.Gen.Append(t.Context(), n); err != nil {
 		t.Fatal(err)
 	}
-	l.Settle(t)
+	return l.Settle(t)
 }
 
-// Settle waits until the head of the log is its last event: the head is
-// held back by any transaction in flight in the cluster, other tests'
-// included.
-func (l *Log) Settle(t *testing.T) {
+// Settle waits until the head of the log is its last event, and returns
+// it: the head is held back by any transaction in flight in the cluster,
+// other tests' included.
+func (l *Log) Settle(t *testing.T) eventstore.Cursor {
 	t.Helper()
 	last, err := l.Store.LastPosition(t.Context())
 	if err != nil {
@@ -63,7 +59,7 @@ func (l *Log) Settle(t *testing.T) {
 			t.Fatal(err)
 		}
 		if head.Position == last {
-			return
+			return head
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the head stays at %d, below the last position %d", head.Position, last)

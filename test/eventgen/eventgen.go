@@ -23,9 +23,8 @@ import (
 
 // Appender is the part of the event store a history is appended through.
 type Appender interface {
-	Append(ctx context.Context, stream eventstore.Stream, expectedVersion int, events []eventstore.NewEvent,
-		md eventstore.Metadata, opts ...eventstore.AppendOption) (eventstore.AppendResult, error)
-	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
+	eventstore.Appender
+	eventstore.StreamReader
 }
 
 // Generator appends histories; it remembers the streams it made, so that

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -47,29 +48,18 @@ func AdminURL() string {
 func NewURL(t testing.TB) string {
 	t.Helper()
 	SkipIfShort(t)
-	admin, err := sql.Open("postgres", AdminURL())
-	if err != nil {
-		t.Fatalf("pgtest: open admin connection: %v", err)
-	}
-	defer admin.Close()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "engram_test_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+	if err := execAdmin(ctx, `CREATE DATABASE `+name); err != nil {
 		t.Fatalf("pgtest: create database (is PostgreSQL running? ENGRAM_TEST_DATABASE_URL=%s): %v", AdminURL(), err)
 	}
 	t.Cleanup(func() {
-		admin, err := sql.Open("postgres", AdminURL())
-		if err != nil {
-			t.Errorf("pgtest: open admin connection: %v", err)
-			return
-		}
-		defer admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+		if err := execAdmin(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
@@ -91,6 +81,18 @@ func NewURL(t testing.TB) string {
 	return dbURL
 }
 
+// execAdmin runs a statement, such as CREATE DATABASE, on a connection of
+// its own to the database at AdminURL.
+func execAdmin(ctx context.Context, statement string) error {
+	admin, err := sql.Open("postgres", AdminURL())
+	if err != nil {
+		return fmt.Errorf("open admin connection: %w", err)
+	}
+	defer admin.Close()
+	_, err = admin.ExecContext(ctx, statement)
+	return err
+}
+
 // New creates a migrated database for t and returns a connection pool to it,
 // closed when t ends.
 func New(t testing.TB) *sqlx.DB {
@@ -103,6 +105,18 @@ func New(t testing.TB) *sqlx.DB {
 	db.SetMaxOpenConns(20)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// NewStore creates a migrated database for t (see New) and returns it with
+// an event store over it, made with opts.
+func NewStore(t testing.TB, opts ...eventstore.Option) (*sqlx.DB, *eventstore.Store) {
+	t.Helper()
+	db := New(t)
+	store, err := eventstore.New(db, opts...)
+	if err != nil {
+		t.Fatalf("pgtest: event store: %v", err)
+	}
+	return db, store
 }
 
 // Execer runs a statement: *sql.DB and *sqlx.DB are Execers.

@@ -16,6 +16,7 @@ import (
 	"github.com/engramhq/engram/domain/catalog"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/defaults"
 	"github.com/engramhq/engram/platform/livebus"
 )
 
@@ -104,36 +105,18 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 15 * time.Second
-	}
-	if c.Retry <= 0 {
-		c.Retry = 2 * time.Second
-	}
-	if c.MaxConnectionsPerUser <= 0 {
-		c.MaxConnectionsPerUser = 16
-	}
-	if c.Buffer <= 0 {
-		c.Buffer = 256
-	}
-	if c.SlowGrace <= 0 {
-		c.SlowGrace = 3 * time.Second
-	}
-	if c.MaxLifetime <= 0 {
-		c.MaxLifetime = time.Hour
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
+	defaults.Positive(&c.Heartbeat, 15*time.Second)
+	defaults.Positive(&c.Retry, 2*time.Second)
+	defaults.Positive(&c.MaxConnectionsPerUser, 16)
+	defaults.Positive(&c.Buffer, 256)
+	defaults.Positive(&c.SlowGrace, 3*time.Second)
+	defaults.Positive(&c.MaxLifetime, time.Hour)
+	defaults.Positive(&c.WriteTimeout, 10*time.Second)
 	if c.SendBuffer == 0 {
 		c.SendBuffer = 64 << 10
 	}
-	if c.MaxReplays <= 0 {
-		c.MaxReplays = 8
-	}
-	if c.TicketLifetime <= 0 {
-		c.TicketLifetime = DefaultTicketLifetime
-	}
+	defaults.Positive(&c.MaxReplays, 8)
+	defaults.Positive(&c.TicketLifetime, DefaultTicketLifetime)
 }
 
 // Dependencies are what the hub works with.
@@ -371,9 +354,8 @@ func (h *Hub) Connections() int { return int(h.open.Load()) }
 // could not be read to decide who may see the event, so that the event is
 // delivered again.
 func (h *Hub) Handle(msg *message.Message) error {
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		h.logger.Warn("live events: message is not an event; skipped", "message_id", msg.UUID, "err", err)
+	e, ok := eventstore.EventOf(msg, h.logger, "live events")
+	if !ok {
 		return nil
 	}
 	ctx := msg.Context()

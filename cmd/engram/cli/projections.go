@@ -35,27 +35,43 @@ func (p *program) newProjectionsCommand() *cobra.Command {
 }
 
 func (p *program) newProjectionsListCommand() *cobra.Command {
+	return newListingCommand("list", "List the projectors and what they build",
+		func(context.Context) ([]projections.Info, error) { return catalogue(), nil },
+		[]string{"NAME", "KIND", "REBUILD", "DESCRIPTION"},
+		func(p projections.Info) []string {
+			rebuild := "-"
+			if p.Rebuildable {
+				rebuild = "yes"
+			}
+			desc := p.Description
+			if len(p.Tables) > 0 {
+				desc += " (tables " + strings.Join(p.Tables, ", ") + ")"
+			}
+			return []string{p.Name, p.Kind, rebuild, desc}
+		})
+}
+
+// newListingCommand returns a command without arguments that prints the
+// lines list returns: as a table of header's columns, each line's cells
+// made by row, or as JSON with --json.
+func newListingCommand[T any](use, short string, list func(ctx context.Context) ([]T, error),
+	header []string, row func(T) []string) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the projectors and what they build",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			infos := catalogue()
-			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(infos)
+			lines, err := list(cmd.Context())
+			if err != nil {
+				return err
 			}
-			w := newTable(cmd.OutOrStdout(), "NAME", "KIND", "REBUILD", "DESCRIPTION")
-			for _, p := range infos {
-				rebuild := "-"
-				if p.Rebuildable {
-					rebuild = "yes"
-				}
-				desc := p.Description
-				if len(p.Tables) > 0 {
-					desc += " (tables " + strings.Join(p.Tables, ", ") + ")"
-				}
-				w.row(p.Name, p.Kind, rebuild, desc)
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(lines)
+			}
+			w := newTable(cmd.OutOrStdout(), header...)
+			for _, l := range lines {
+				w.row(row(l)...)
 			}
 			return w.Flush()
 		},
@@ -77,34 +93,20 @@ type projectionLine struct {
 }
 
 func (p *program) newProjectionsStatusCommand() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show each projector's checkpoint, lag, parked events and state",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := p.openProjectionsEnv(cmd.Context())
+	return newListingCommand("status", "Show each projector's checkpoint, lag, parked events and state",
+		func(ctx context.Context) ([]projectionLine, error) {
+			env, err := p.openProjectionsEnv(ctx)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer env.close()
-			statuses, err := env.status(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(statuses)
-			}
-			w := newTable(cmd.OutOrStdout(), "NAME", "KIND", "CHECKPOINT", "LAG (EVENTS)", "LAG (SECONDS)", "PARKED", "STATE")
-			for _, s := range statuses {
-				w.row(s.Name, s.Kind, strconv.FormatInt(s.Position, 10), strconv.FormatInt(s.LagEvents, 10),
-					strconv.FormatFloat(s.LagSeconds, 'f', 1, 64), strconv.FormatInt(s.Parked, 10), s.State)
-			}
-			return w.Flush()
+			return env.status(ctx)
 		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
+		[]string{"NAME", "KIND", "CHECKPOINT", "LAG (EVENTS)", "LAG (SECONDS)", "PARKED", "STATE"},
+		func(s projectionLine) []string {
+			return []string{s.Name, s.Kind, strconv.FormatInt(s.Position, 10), strconv.FormatInt(s.LagEvents, 10),
+				strconv.FormatFloat(s.LagSeconds, 'f', 1, 64), strconv.FormatInt(s.Parked, 10), s.State}
+		})
 }
 
 func (p *program) newProjectionsRebuildCommand() *cobra.Command {
