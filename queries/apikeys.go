@@ -2,25 +2,10 @@ package queries
 
 import (
 	"context"
-	"time"
-
-	"github.com/lib/pq"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/projections"
 )
-
-// APIKey is an API key as its owner sees it: never the key itself, nor its
-// hash, only the short prefix that identifies it.
-type APIKey struct {
-	ID        string         `db:"id" json:"id"`
-	Name      string         `db:"name" json:"name"`
-	Prefix    string         `db:"prefix" json:"prefix"`
-	Scopes    pq.StringArray `db:"scopes" json:"scopes"`
-	CreatedAt time.Time      `db:"created_at" json:"created_at"`
-	ExpiresAt *time.Time     `db:"expires_at" json:"expires_at"`
-	RevokedAt *time.Time     `db:"revoked_at" json:"revoked_at"`
-}
 
 // ListAPIKeysHandler lists the caller's API keys.
 type ListAPIKeysHandler struct{ r *reader }

@@ -2,29 +2,12 @@ package queries
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/projections"
 )
-
-// Conversation is a conversation as the members of its workspace see it.
-type Conversation struct {
-	ID             string    `db:"id" json:"id"`
-	WorkspaceID    string    `db:"workspace_id" json:"workspace_id"`
-	Title          string    `db:"title" json:"title"`
-	Modality       string    `db:"modality" json:"modality"`
-	Metadata       Object    `db:"metadata" json:"metadata"`
-	CreatedBy      string    `db:"created_by" json:"created_by"`
-	Archived       bool      `db:"archived" json:"archived"`
-	MessageCount   int       `db:"message_count" json:"message_count"`
-	CreatedAt      time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt      time.Time `db:"updated_at" json:"updated_at"`
-	LastActivityAt time.Time `db:"last_activity_at" json:"last_activity_at"`
-	Version        int       `db:"version" json:"version"`
-}
 
 const conversationColumns = `id, workspace_id, created_by, title, modality, metadata, archived, message_count,
 	created_at, updated_at, last_activity_at, version`

@@ -3,26 +3,12 @@ package queries
 import (
 	"context"
 	"errors"
-	"time"
-
-	"github.com/lib/pq"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/user"
 	"github.com/engramhq/engram/projections"
 )
-
-// User is a user as the API shows it (never with secrets).
-type User struct {
-	ID          string         `db:"id" json:"id"`
-	Email       string         `db:"email" json:"email"`
-	DisplayName string         `db:"display_name" json:"display_name"`
-	Roles       pq.StringArray `db:"roles" json:"roles"`
-	CreatedAt   time.Time      `db:"created_at" json:"created_at"`
-	UpdatedAt   time.Time      `db:"updated_at" json:"-"`
-	Version     int            `db:"version" json:"-"`
-}
 
 // MeHandler returns the authenticated user.
 type MeHandler struct{ r *reader }

@@ -3,25 +3,12 @@ package queries
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/domain/conversation"
 	"github.com/engramhq/engram/projections"
 )
-
-// Message is one message of a conversation.
-type Message struct {
-	ID             string    `db:"id" json:"id"`
-	ConversationID string    `db:"conversation_id" json:"conversation_id"`
-	Role           string    `db:"role" json:"role"`
-	AuthorID       string    `db:"author_id" json:"author_id"`
-	Content        string    `db:"content" json:"content"`
-	Metadata       Object    `db:"metadata" json:"metadata"`
-	CreatedAt      time.Time `db:"created_at" json:"created_at"`
-	Position       int64     `db:"position" json:"position"`
-}
 
 // ListMessagesHandler lists a conversation's messages.
 type ListMessagesHandler struct{ r *reader }

@@ -123,13 +123,6 @@ func (r *reader) authorize(ctx context.Context, actor access.Actor, action acces
 	return role, access.CheckWorkspace(actor, action, role)
 }
 
-// Page is one page of a list.
-type Page[T any] struct {
-	Items []T `json:"items"`
-	// NextCursor continues the list; empty on the last page.
-	NextCursor string `json:"next_cursor"`
-}
-
 // Limits of list pages.
 const (
 	DefaultLimit = 50
@@ -205,16 +198,3 @@ func getRow[T any](ctx context.Context, r *reader, what, query string, args ...a
 }
 
 func notFound(what string) error { return domain.Errorf(domain.CodeNotFound, "%s not found", what) }
-
-// Object is a JSON object of a read model (a conversation's or a message's
-// metadata, a workspace's config), shown as it is stored; an empty one is
-// shown as {}.
-type Object json.RawMessage
-
-// MarshalJSON implements json.Marshaler.
-func (o Object) MarshalJSON() ([]byte, error) {
-	if len(o) == 0 {
-		return []byte(`{}`), nil
-	}
-	return json.RawMessage(o).MarshalJSON()
-}

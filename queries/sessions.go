@@ -15,20 +15,6 @@ import (
 	"github.com/engramhq/engram/projections"
 )
 
-// Session is one login session of a user.
-type Session struct {
-	ID              string     `db:"id" json:"id"`
-	UserAgent       string     `db:"user_agent" json:"user_agent"`
-	IP              string     `db:"ip" json:"ip"`
-	CreatedAt       time.Time  `db:"created_at" json:"created_at"`
-	LastRefreshedAt *time.Time `db:"last_refreshed_at" json:"last_refreshed_at"`
-	ExpiresAt       time.Time  `db:"expires_at" json:"expires_at"`
-	RevokedAt       *time.Time `db:"revoked_at" json:"revoked_at"`
-	RevokedReason   *string    `db:"revoked_reason" json:"revoked_reason,omitempty"`
-	// Current tells the session the caller is signed in with.
-	Current bool `db:"-" json:"current"`
-}
-
 // ListSessionsHandler lists the caller's sessions.
 type ListSessionsHandler struct{ r *reader }
 

@@ -2,27 +2,10 @@ package queries
 
 import (
 	"context"
-	"time"
 
 	"github.com/engramhq/engram/domain/access"
 	"github.com/engramhq/engram/projections"
 )
-
-// Workspace is a workspace as its members see it.
-type Workspace struct {
-	ID          string `db:"id" json:"id"`
-	Name        string `db:"name" json:"name"`
-	Description string `db:"description" json:"description"`
-	Config      Object `db:"config" json:"config"`
-	OwnerID     string `db:"owner_id" json:"owner_id"`
-	// Role is the caller's role in the workspace ("" for admins and auditors
-	// who are not members).
-	Role      string    `db:"role" json:"role,omitempty"`
-	Archived  bool      `db:"archived" json:"archived"`
-	CreatedAt time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
-	Version   int       `db:"version" json:"version"`
-}
 
 const workspaceColumns = `w.id, w.owner_id, w.name, w.description, w.config, w.archived, w.created_at, w.updated_at, w.version`
 
@@ -135,16 +118,6 @@ func (h *GetWorkspaceHandler) Handle(ctx context.Context, actor access.Actor, id
 		return Workspace{}, err
 	}
 	return w, nil
-}
-
-// Member is one member of a workspace.
-type Member struct {
-	WorkspaceID string    `db:"workspace_id" json:"workspace_id"`
-	UserID      string    `db:"user_id" json:"user_id"`
-	Role        string    `db:"role" json:"role"`
-	AddedAt     time.Time `db:"added_at" json:"added_at"`
-	Email       string    `db:"email" json:"email,omitempty"`
-	DisplayName string    `db:"display_name" json:"display_name,omitempty"`
 }
 
 // ListMembersHandler lists a workspace's members.
