@@ -11,24 +11,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-)
 
-// echoBody is the bare echo handler's answer, about the size and shape of a
-// conversation read from a read model.
-type echoBody struct {
-	ID             string    `json:"id"`
-	WorkspaceID    string    `json:"workspace_id"`
-	Title          string    `json:"title"`
-	Modality       string    `json:"modality"`
-	Metadata       struct{}  `json:"metadata"`
-	CreatedBy      string    `json:"created_by"`
-	Archived       bool      `json:"archived"`
-	MessageCount   int       `json:"message_count"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	LastActivityAt time.Time `json:"last_activity_at"`
-	Version        int       `json:"version"`
-}
+	"github.com/engramhq/engram/queries"
+)
 
 // newEchoServer is the raw limit of a GET: an echo router with one JSON
 // handler at /echo, no middleware, no database.
@@ -36,7 +21,8 @@ func newEchoServer() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	now := time.Now().UTC()
-	body := echoBody{
+	// A conversation as Engram answers it: the same type, encoded the same way.
+	body := queries.Conversation{
 		ID: "0197a3c2-5d1e-7b44-9a51-2f6f4c1e8d20", WorkspaceID: "0197a3c2-5c90-7f10-8e0b-6a3d9b7f1c55",
 		Title: "Quarterly planning", Modality: "text", CreatedBy: "0197a3c2-5b12-7aa8-b3c4-1e2f3a4b5c6d",
 		MessageCount: 20, CreatedAt: now, UpdatedAt: now, LastActivityAt: now, Version: 21,
