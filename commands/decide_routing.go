@@ -43,8 +43,46 @@ func (h *DecideRoutingHandler) Handle(ctx context.Context, cmd DecideRouting) (R
 		return RoutingResult{}, err
 	}
 	var out RoutingResult
-	w, err := h.repos.conversations.update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
-		out = RoutingResult{WorkspaceID: c.WorkspaceID()}
+	w, err := h.repos.conversations.update(ctx, cmd.ConversationID, decideRouting(cmd, &out))
+	if err != nil {
+		return RoutingResult{}, err
+	}
+	return h.result(ctx, cmd, out, w)
+}
+
+// HandleEach is Handle for several messages of one conversation, each
+// command with its own context (its causation): the decisions are queued
+// together, in order, and go out in one append where one after the other
+// took a round trip each. Each command gets its own outcome.
+func (h *DecideRoutingHandler) HandleEach(ctxs []context.Context, conversationID string, cmds []DecideRouting) ([]RoutingResult, []error) {
+	outs, errs := make([]RoutingResult, len(cmds)), make([]error, len(cmds))
+	if err := validID("conversation_id", conversationID); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return outs, errs
+	}
+	decides := make([]decideFunc[*conversation.Conversation], len(cmds))
+	for i := range cmds {
+		cmds[i].ConversationID = conversationID
+		decides[i] = decideRouting(cmds[i], &outs[i])
+	}
+	written, errs := h.repos.conversations.updateEach(ctxs, conversationID, decides)
+	for i := range cmds {
+		if errs[i] == nil {
+			outs[i], errs[i] = h.result(ctxs[i], cmds[i], outs[i], written[i])
+		} else {
+			outs[i] = RoutingResult{}
+		}
+	}
+	return outs, errs
+}
+
+// decideRouting decides cmd on the conversation, keeping in *out what a
+// caller is told.
+func decideRouting(cmd DecideRouting, out *RoutingResult) decideFunc[*conversation.Conversation] {
+	return func(c *conversation.Conversation) error {
+		*out = RoutingResult{WorkspaceID: c.WorkspaceID()}
 		if c.Archived() {
 			return domain.Errorf(domain.CodeConflict, "conversation is archived")
 		}
@@ -58,11 +96,14 @@ func (h *DecideRoutingHandler) Handle(ctx context.Context, cmd DecideRouting) (R
 		pending := c.Pending()
 		out.Decision = pending[len(pending)-1].(conversation.RoutingDecided)
 		return nil
-	})
-	if err != nil {
-		return RoutingResult{}, err
 	}
+}
+
+// result completes what the decision of cmd left in out: the decision on
+// record when it had been decided before, or what was written.
+func (h *DecideRoutingHandler) result(ctx context.Context, cmd DecideRouting, out RoutingResult, w Written) (RoutingResult, error) {
 	if out.AlreadyDecided {
+		var err error
 		out.Decision, err = h.recorded(ctx, cmd.ConversationID, cmd.MessageID)
 		return out, err
 	}

@@ -137,6 +137,33 @@ func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Writt
 	if start {
 		go r.write(id, w)
 	}
+	return r.await(ctx, w, j)
+}
+
+// updateEach is update for several commands on one stream, each with its
+// own context (and so its own metadata), queued together and in order:
+// they are decided in that order and their events go out together — one
+// append, one round trip, where one after the other took one each. Each
+// gets its own outcome, as from update.
+func (r *repository[T]) updateEach(ctxs []context.Context, id string, decides []decideFunc[T]) ([]Written, []error) {
+	jobs := make([]*job[T], len(decides))
+	for i, decide := range decides {
+		jobs[i] = &job[T]{ctx: ctxs[i], decide: decide, md: metadataFrom(ctxs[i]), done: make(chan struct{})}
+	}
+	w, start := r.writers.enqueue(r.streamID(id), jobs...)
+	if start {
+		go r.write(id, w)
+	}
+	written, errs := make([]Written, len(jobs)), make([]error, len(jobs))
+	for i, j := range jobs {
+		written[i], errs[i] = r.await(ctxs[i], w, j)
+	}
+	return written, errs
+}
+
+// await returns j's outcome, or the context's error when the caller gives
+// up while j is still queued.
+func (r *repository[T]) await(ctx context.Context, w *writer[T], j *job[T]) (Written, error) {
 	select {
 	case <-j.done:
 		return j.result, j.err
@@ -486,9 +513,9 @@ func newWriters[T any](max int) *writers[T] {
 	return &writers[T]{max: max, m: make(map[string]*writer[T])}
 }
 
-// enqueue queues j on the writer of streamID and returns that writer, and
-// whether the caller must start it.
-func (ws *writers[T]) enqueue(streamID string, j *job[T]) (*writer[T], bool) {
+// enqueue queues jobs, in order, on the writer of streamID and returns that
+// writer, and whether the caller must start it.
+func (ws *writers[T]) enqueue(streamID string, jobs ...*job[T]) (*writer[T], bool) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	w, ok := ws.m[streamID]
@@ -499,7 +526,7 @@ func (ws *writers[T]) enqueue(streamID string, j *job[T]) (*writer[T], bool) {
 		w = &writer[T]{streamID: streamID}
 		ws.m[streamID] = w
 	}
-	w.queue = append(w.queue, j)
+	w.queue = append(w.queue, jobs...)
 	if w.running {
 		return w, false
 	}

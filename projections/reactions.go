@@ -27,6 +27,16 @@ type Reactor interface {
 	OrderKey(e eventstore.Event) string
 }
 
+// RunReactor is a Reactor that can react to a run of events of one order
+// key at once, with fewer round trips than one event after the other.
+// ApplyRun must leave things as reacting to each event in order would; when
+// it fails, Reactions reacts to the run's events one at a time (each tried
+// again, and parked, on its own), so reactions must be idempotent.
+type RunReactor interface {
+	Reactor
+	ApplyRun(ctx context.Context, events []eventstore.Event) error
+}
+
 // ReactionsConfig configures Reactions.
 type ReactionsConfig struct {
 	// Concurrency bounds the reactions running at once (default 16).
@@ -103,6 +113,12 @@ func (c *Reactions) Handle(ctx context.Context, from eventstore.Cursor, events [
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
+				if rr, ok := c.r.(RunReactor); ok && len(byKey[k]) > 1 {
+					if err := rr.ApplyRun(ctx, byKey[k]); err == nil {
+						return
+					}
+					// Failed: one at a time, each tried again on its own.
+				}
 				for _, e := range byKey[k] {
 					if err := c.react(ctx, e); err != nil {
 						mu.Lock()

@@ -172,6 +172,7 @@ func TestEngine(t *testing.T) {
 		{"Retries", testRetries},
 		{"CancelMidTask", testCancelMidTask},
 		{"Claims", testClaims},
+		{"RunRoutesInOneAppend", testRunRoutesInOneAppend},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, h) })
 	}
@@ -620,4 +621,76 @@ func testClaims(t *testing.T, h *harness) {
 			t.Fatalf("after reclaim: %s", types(events))
 		}
 	})
+}
+
+// A run of one conversation's messages is routed with one append, each
+// decision in the order of its message and caused by it; what follows is
+// done for every message, and reacting to the run again writes nothing.
+func testRunRoutesInOneAppend(t *testing.T, h *harness) {
+	h = h.sub(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, h.post(fmt.Sprintf("message %d", i)))
+	}
+	posted, err := h.store.ReadAll(ctx, h.fed, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.reactor.ApplyRun(ctx, posted); err != nil {
+		t.Fatal(err)
+	}
+	conv, err := h.store.ReadStream(ctx, conversation.StreamID(h.conv), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decided []eventstore.Event
+	for _, e := range conv {
+		if e.Type == conversation.EventRoutingDecided {
+			decided = append(decided, e)
+		}
+	}
+	if len(decided) != len(posted) {
+		t.Fatalf("%d routing decisions for %d messages", len(decided), len(posted))
+	}
+	for i, e := range decided {
+		ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.(conversation.RoutingDecided).MessageID; got != ids[i] {
+			t.Errorf("decision %d is for message %s, want %s", i, got, ids[i])
+		}
+		if e.Metadata.CausationID != posted[i].EventID {
+			t.Errorf("decision %d caused by %s, want %s", i, e.Metadata.CausationID, posted[i].EventID)
+		}
+		if e.TxID != decided[0].TxID {
+			t.Errorf("decision %d appended apart from the first (tx %d, %d)", i, e.TxID, decided[0].TxID)
+		}
+	}
+	for _, id := range ids {
+		if got := types(h.taskEvents(TaskID(id))); got != "submitted" {
+			t.Errorf("task of %s: %s", id, got)
+		}
+		select {
+		case <-h.queue:
+		default:
+			t.Errorf("task of %s not handed to the worker", id)
+		}
+	}
+	memoryEvents, err := h.store.ReadStream(ctx, memory.StreamID(h.ws), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(memoryEvents) != len(ids) {
+		t.Fatalf("%d memory items for %d messages", len(memoryEvents), len(ids))
+	}
+
+	before := h.last()
+	if err := h.reactor.ApplyRun(ctx, posted); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.last(); after != before {
+		t.Fatalf("reacting to the run again appended %d events", after-before)
+	}
 }

@@ -58,7 +58,7 @@ type Reactor struct {
 	sig signaler
 }
 
-var _ projections.Reactor = (*Reactor)(nil)
+var _ projections.RunReactor = (*Reactor)(nil)
 
 // NewReactor returns a Reactor. It refuses a missing router or commands.
 func NewReactor(cfg ReactorConfig) (*Reactor, error) {
@@ -111,50 +111,94 @@ func (r *Reactor) Apply(ctx context.Context, _ projections.Execer, e eventstore.
 	default:
 		return nil
 	}
-	if code := domain.ErrorCode(err); code != "" {
-		r.cfg.Logger.Warn("event not acted on", "position", e.GlobalPosition, "type", e.Type, "stream_id", e.StreamID,
-			"code", code, "err", err)
-		return nil
-	}
-	return err
+	return r.settled(e, err)
 }
 
 // onMessage remembers a message and routes a user's.
 func (r *Reactor) onMessage(ctx context.Context, e eventstore.Event) error {
-	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+	st, err := r.prepare(ctx, e)
 	if err != nil {
 		return err
 	}
+	if !st.routed {
+		return r.rememberOnly(st)
+	}
+	routed, err := r.cfg.Commands.DecideRouting.Handle(st.ctx, st.decision())
+	if err != nil {
+		return err
+	}
+	return r.act(st, routed)
+}
+
+// step is a message reacted to: the context its commands run in (caused by
+// the message's event), and, for a user's message to route, the router's
+// decision.
+type step struct {
+	ctx            context.Context
+	conversationID string
+	m              conversation.MessagePosted
+	isCommand      bool
+	// routed: the message is a user's, recent enough to be routed, and d
+	// is the router's decision. Otherwise the message is only remembered.
+	routed bool
+	d      cognition.Decision
+	// refused: the routing was refused (the conversation was archived
+	// meanwhile): nothing more is done.
+	refused bool
+}
+
+// prepare decodes a message, and routes it when it is a user's: everything
+// a reaction does before it writes.
+func (r *Reactor) prepare(ctx context.Context, e eventstore.Event) (step, error) {
+	ev, err := conversation.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return step{}, err
+	}
 	m := ev.(conversation.MessagePosted)
-	conversationID := catalog.Conversations.ID(e.StreamID)
 	correlation := e.Metadata.CorrelationID
 	if correlation == "" {
 		correlation = e.EventID
 	}
-	ctx = commands.WithMetadata(ctx, eventstore.Metadata{CorrelationID: correlation, CausationID: e.EventID, ActorID: ActorID})
-	isCommand := strings.HasPrefix(strings.TrimSpace(m.Content), "/")
-
+	st := step{
+		ctx:            commands.WithMetadata(ctx, eventstore.Metadata{CorrelationID: correlation, CausationID: e.EventID, ActorID: ActorID}),
+		conversationID: catalog.Conversations.ID(e.StreamID),
+		m:              m,
+		isCommand:      strings.HasPrefix(strings.TrimSpace(m.Content), "/"),
+	}
 	if m.Role != conversation.RoleUser || r.cfg.Now().Sub(e.RecordedAt) > r.cfg.MaxAge {
-		if isCommand {
-			return nil
-		}
-		return r.remember(ctx, conversationID, m)
+		return st, nil
 	}
-
-	msg := cognition.Message{ID: m.MessageID, ConversationID: conversationID, AuthorID: m.AuthorID, Role: m.Role,
+	msg := cognition.Message{ID: m.MessageID, ConversationID: st.conversationID, AuthorID: m.AuthorID, Role: m.Role,
 		Content: m.Content, Metadata: m.Metadata}
-	d, err := r.cfg.Router.Route(ctx, msg)
-	if err != nil {
-		return fmt.Errorf("route message %s: %w", m.MessageID, err)
+	if st.d, err = r.cfg.Router.Route(st.ctx, msg); err != nil {
+		return step{}, fmt.Errorf("route message %s: %w", m.MessageID, err)
 	}
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("route message %s: the router decided %+v: %w", m.MessageID, d, err)
+	if err := st.d.Validate(); err != nil {
+		return step{}, fmt.Errorf("route message %s: the router decided %+v: %w", m.MessageID, st.d, err)
 	}
-	routed, err := r.cfg.Commands.DecideRouting.Handle(ctx, commands.DecideRouting{ConversationID: conversationID,
-		MessageID: m.MessageID, Action: d.Action, Expert: d.Expert, Priority: d.Priority, Reason: d.Reason})
-	if err != nil {
-		return err
+	st.routed = true
+	return st, nil
+}
+
+// rememberOnly is the reaction to a message that is not routed: it is
+// remembered, unless it is a command.
+func (r *Reactor) rememberOnly(st step) error {
+	if st.isCommand {
+		return nil
 	}
+	return r.remember(st.ctx, st.conversationID, st.m)
+}
+
+// decision is the routing command of a routed step.
+func (st step) decision() commands.DecideRouting {
+	return commands.DecideRouting{ConversationID: st.conversationID, MessageID: st.m.MessageID, Action: st.d.Action,
+		Expert: st.d.Expert, Priority: st.d.Priority, Reason: st.d.Reason}
+}
+
+// act does what the routing decision on record says: it remembers the
+// message and hands it on.
+func (r *Reactor) act(st step, routed commands.RoutingResult) error {
+	d, m := st.d, st.m
 	if routed.AlreadyDecided {
 		// The decision on record wins: a replay acts as the first time did.
 		rec := routed.Decision
@@ -163,23 +207,100 @@ func (r *Reactor) onMessage(ctx context.Context, e eventstore.Event) error {
 		}
 		d.Action, d.Expert, d.Priority, d.Reason = rec.Action, rec.Expert, rec.Priority, rec.Reason
 	}
-
 	// Remembering the message and handing it on touch different streams:
 	// they are appended side by side, one round trip where there were two.
 	var remembered error
 	var wg sync.WaitGroup
-	if d.Action != cognition.ActionProcess && !isCommand {
-		wg.Go(func() { remembered = r.remember(ctx, conversationID, m) })
+	if d.Action != cognition.ActionProcess && !st.isCommand {
+		wg.Go(func() { remembered = r.remember(st.ctx, st.conversationID, m) })
 	}
 	var handed error
 	switch d.Action {
 	case cognition.ActionRespond, cognition.ActionDelegate:
-		handed = r.submit(ctx, routed.WorkspaceID, conversationID, m, d)
+		handed = r.submit(st.ctx, routed.WorkspaceID, st.conversationID, m, d)
 	case cognition.ActionProcess:
-		handed = r.rememberEntity(ctx, routed.WorkspaceID, conversationID, m, d.Input)
+		handed = r.rememberEntity(st.ctx, routed.WorkspaceID, st.conversationID, m, d.Input)
 	}
 	wg.Wait()
 	return retryableFirst(remembered, handed)
+}
+
+// ApplyRun reacts to a run of events of one order key as Apply does to each
+// in order, with fewer round trips: the routing decisions of a
+// conversation's messages are recorded together, in order, in one append,
+// and what follows them — remembering, handing on — runs side by side. A
+// run that is not a conversation's messages is reacted to one event at a
+// time. Any failure but a refusal of the domain fails the run; the caller
+// then reacts to its events one at a time, which repeats nothing.
+func (r *Reactor) ApplyRun(ctx context.Context, events []eventstore.Event) error {
+	for _, e := range events {
+		if e.Type != conversation.EventMessagePosted {
+			for _, e := range events {
+				if err := r.Apply(ctx, nil, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	steps := make([]step, len(events))
+	var routed []int
+	for i, e := range events {
+		st, err := r.prepare(ctx, e)
+		if err != nil {
+			return err
+		}
+		steps[i] = st
+		if st.routed {
+			routed = append(routed, i)
+		}
+	}
+	results := make([]commands.RoutingResult, len(events))
+	if len(routed) > 0 {
+		ctxs, cmds := make([]context.Context, len(routed)), make([]commands.DecideRouting, len(routed))
+		for k, i := range routed {
+			ctxs[k], cmds[k] = steps[i].ctx, steps[i].decision()
+		}
+		outs, errs := r.cfg.Commands.DecideRouting.HandleEach(ctxs, steps[routed[0]].conversationID, cmds)
+		for k, i := range routed {
+			if err := r.settled(events[i], errs[k]); err != nil {
+				return err
+			}
+			steps[i].refused = errs[k] != nil
+			results[i] = outs[k]
+		}
+	}
+	errs := make([]error, len(events))
+	var wg sync.WaitGroup
+	for i := range steps {
+		wg.Go(func() {
+			switch {
+			case steps[i].refused:
+			case steps[i].routed:
+				errs[i] = r.act(steps[i], results[i])
+			default:
+				errs[i] = r.rememberOnly(steps[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err := r.settled(events[i], err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settled returns err when a reaction to e must be tried again; a refusal
+// of the domain is logged and ends it, as in Apply.
+func (r *Reactor) settled(e eventstore.Event, err error) error {
+	if code := domain.ErrorCode(err); code != "" {
+		r.cfg.Logger.Warn("event not acted on", "position", e.GlobalPosition, "type", e.Type, "stream_id", e.StreamID,
+			"code", code, "err", err)
+		return nil
+	}
+	return err
 }
 
 // retryableFirst returns the one of two errors of steps run side by side
