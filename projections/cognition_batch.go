@@ -65,18 +65,27 @@ func (p creatingProjector) ApplyBatch(ctx context.Context, tx Execer, events []e
 	return nil
 }
 
+// split returns the events whose domain event is an E, and the others, each
+// in their order.
+func split[E domain.Event](events []decoded) (of, rest []decoded) {
+	for _, d := range events {
+		if _, ok := d.ev.(E); ok {
+			of = append(of, d)
+		} else {
+			rest = append(rest, d)
+		}
+	}
+	return of, rest
+}
+
 // insertTasks inserts the tasks submitted in events, as applyTask does one
 // at a time.
 func insertTasks(ctx context.Context, tx Execer, events []decoded) ([]decoded, error) {
 	var ids, ws, conv, msg, by, expert, input, at []string
 	var priority, version []int64
-	rest := events[:0:0]
-	for _, d := range events {
-		ev, ok := d.ev.(task.Submitted)
-		if !ok {
-			rest = append(rest, d)
-			continue
-		}
+	created, rest := split[task.Submitted](events)
+	for _, d := range created {
+		ev := d.ev.(task.Submitted)
 		ids, ws, conv, msg = append(ids, d.id), append(ws, ev.WorkspaceID), append(conv, ev.ConversationID), append(msg, ev.MessageID)
 		by, expert, input = append(by, ev.RequestedBy), append(expert, ev.Expert), append(input, ev.Input)
 		priority, at, version = append(priority, int64(ev.Priority)), append(at, timestamp(d.e.RecordedAt)), append(version, int64(d.e.StreamVersion))
@@ -103,13 +112,9 @@ func insertTasks(ctx context.Context, tx Execer, events []decoded) ([]decoded, e
 func insertMemory(ctx context.Context, tx Execer, events []decoded) ([]decoded, error) {
 	var ids, ws, typ, content, meta, expires, source, at []string
 	var version []int64
-	rest := events[:0:0]
-	for _, d := range events {
-		ev, ok := d.ev.(memory.ItemStored)
-		if !ok {
-			rest = append(rest, d)
-			continue
-		}
+	created, rest := split[memory.ItemStored](events)
+	for _, d := range created {
+		ev := d.ev.(memory.ItemStored)
 		exp := ""
 		if ev.ExpiresAt != nil {
 			exp = timestamp(*ev.ExpiresAt)
