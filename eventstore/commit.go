@@ -42,8 +42,11 @@ import (
 
 // Defaults of the group commit.
 const (
-	// defaultCommitters is how many groups may be written at once.
-	defaultCommitters = 4
+	// defaultCommitters is how many groups may be written at once. Fewer
+	// committers make larger groups and fewer WAL flushes: with the
+	// reactions' appends grouped too, 2 reached 1,000 muted posts/s where
+	// 4 reached 830–910 (docs/benchmarks.md).
+	defaultCommitters = 2
 	// defaultGroupSize bounds the appends of one group (and the size of its
 	// statement).
 	defaultGroupSize = 256
