@@ -47,7 +47,7 @@ func (h *DecideRoutingHandler) Handle(ctx context.Context, cmd DecideRouting) (R
 	if err != nil {
 		return RoutingResult{}, err
 	}
-	return h.result(ctx, cmd, out, w)
+	return h.result(ctx, cmd.ConversationID, cmd.MessageID, out, w)
 }
 
 // HandleEach is Handle for several messages of one conversation, each
@@ -63,14 +63,13 @@ func (h *DecideRoutingHandler) HandleEach(ctxs []context.Context, conversationID
 		return outs, errs
 	}
 	decides := make([]decideFunc[*conversation.Conversation], len(cmds))
-	for i := range cmds {
-		cmds[i].ConversationID = conversationID
-		decides[i] = decideRouting(cmds[i], &outs[i])
+	for i, cmd := range cmds {
+		decides[i] = decideRouting(cmd, &outs[i])
 	}
 	written, errs := h.repos.conversations.updateEach(ctxs, conversationID, decides)
 	for i := range cmds {
 		if errs[i] == nil {
-			outs[i], errs[i] = h.result(ctxs[i], cmds[i], outs[i], written[i])
+			outs[i], errs[i] = h.result(ctxs[i], conversationID, cmds[i].MessageID, outs[i], written[i])
 		} else {
 			outs[i] = RoutingResult{}
 		}
@@ -99,12 +98,12 @@ func decideRouting(cmd DecideRouting, out *RoutingResult) decideFunc[*conversati
 	}
 }
 
-// result completes what the decision of cmd left in out: the decision on
-// record when it had been decided before, or what was written.
-func (h *DecideRoutingHandler) result(ctx context.Context, cmd DecideRouting, out RoutingResult, w Written) (RoutingResult, error) {
+// result completes what the decision on a message left in out: the
+// decision on record when it had been decided before, or what was written.
+func (h *DecideRoutingHandler) result(ctx context.Context, conversationID, messageID string, out RoutingResult, w Written) (RoutingResult, error) {
 	if out.AlreadyDecided {
 		var err error
-		out.Decision, err = h.recorded(ctx, cmd.ConversationID, cmd.MessageID)
+		out.Decision, err = h.recorded(ctx, conversationID, messageID)
 		return out, err
 	}
 	out.Written = w

@@ -131,13 +131,23 @@ func (r *repository[T]) create(ctx context.Context, id string, agg T, opts ...ev
 }
 
 func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Written, error) {
-	j.ctx, j.md, j.done = ctx, metadataFrom(ctx), make(chan struct{})
 	j.alone = j.fresh != nil || len(j.opts) > 0
-	w, start := r.writers.enqueue(r.streamID(id), j)
+	w := r.queue(id, []context.Context{ctx}, []*job[T]{j})
+	return r.await(ctx, w, j)
+}
+
+// queue gives each job its context (and the metadata it carries), queues
+// the jobs, in order, on the stream's writer and starts the writer when it
+// is idle.
+func (r *repository[T]) queue(id string, ctxs []context.Context, jobs []*job[T]) *writer[T] {
+	for i, j := range jobs {
+		j.ctx, j.md, j.done = ctxs[i], metadataFrom(ctxs[i]), make(chan struct{})
+	}
+	w, start := r.writers.enqueue(r.streamID(id), jobs...)
 	if start {
 		go r.write(id, w)
 	}
-	return r.await(ctx, w, j)
+	return w
 }
 
 // updateEach is update for several commands on one stream, each with its
@@ -148,12 +158,9 @@ func (r *repository[T]) submit(ctx context.Context, id string, j *job[T]) (Writt
 func (r *repository[T]) updateEach(ctxs []context.Context, id string, decides []decideFunc[T]) ([]Written, []error) {
 	jobs := make([]*job[T], len(decides))
 	for i, decide := range decides {
-		jobs[i] = &job[T]{ctx: ctxs[i], decide: decide, md: metadataFrom(ctxs[i]), done: make(chan struct{})}
+		jobs[i] = &job[T]{decide: decide}
 	}
-	w, start := r.writers.enqueue(r.streamID(id), jobs...)
-	if start {
-		go r.write(id, w)
-	}
+	w := r.queue(id, ctxs, jobs)
 	written, errs := make([]Written, len(jobs)), make([]error, len(jobs))
 	for i, j := range jobs {
 		written[i], errs[i] = r.await(ctxs[i], w, j)

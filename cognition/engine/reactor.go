@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -233,15 +234,13 @@ func (r *Reactor) act(st step, routed commands.RoutingResult) error {
 // time. Any failure but a refusal of the domain fails the run; the caller
 // then reacts to its events one at a time, which repeats nothing.
 func (r *Reactor) ApplyRun(ctx context.Context, events []eventstore.Event) error {
-	for _, e := range events {
-		if e.Type != conversation.EventMessagePosted {
-			for _, e := range events {
-				if err := r.Apply(ctx, nil, e); err != nil {
-					return err
-				}
+	if slices.ContainsFunc(events, func(e eventstore.Event) bool { return e.Type != conversation.EventMessagePosted }) {
+		for _, e := range events {
+			if err := r.Apply(ctx, nil, e); err != nil {
+				return err
 			}
-			return nil
 		}
+		return nil
 	}
 	steps := make([]step, len(events))
 	var routed []int
