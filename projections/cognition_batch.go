@@ -47,11 +47,11 @@ func (p creatingProjector) ApplyBatch(ctx context.Context, tx Execer, events []e
 		if e.StreamType != p.streamType {
 			continue
 		}
-		ev, err := p.decode(e.Type, e.SchemaVersion, e.Data)
+		d, err := p.decoded(e)
 		if err != nil {
 			return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
 		}
-		ds = append(ds, decoded{e: e, id: idOf(e, p.streamType), ev: ev})
+		ds = append(ds, d)
 	}
 	rest, err := p.insert(ctx, tx, ds)
 	if err != nil {

@@ -57,6 +57,7 @@ type ReactionsConfig struct {
 type Reactions struct {
 	db  *sql.DB
 	r   Reactor
+	run RunReactor // r, when it reacts to runs; else nil
 	cfg ReactionsConfig
 }
 
@@ -74,7 +75,8 @@ func NewReactions(db *sql.DB, r Reactor, cfg ReactionsConfig) (*Reactions, error
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Logger = cfg.Logger.With("reactor", r.Name())
-	return &Reactions{db: db, r: r, cfg: cfg}, nil
+	run, _ := r.(RunReactor)
+	return &Reactions{db: db, r: r, run: run, cfg: cfg}, nil
 }
 
 // Name returns the reactor's name, which is also its checkpoint's.
@@ -113,8 +115,8 @@ func (c *Reactions) Handle(ctx context.Context, from eventstore.Cursor, events [
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				if rr, ok := c.r.(RunReactor); ok && len(byKey[k]) > 1 {
-					if err := rr.ApplyRun(ctx, byKey[k]); err == nil {
+				if c.run != nil && len(byKey[k]) > 1 {
+					if err := c.run.ApplyRun(ctx, byKey[k]); err == nil {
 						return
 					}
 					// Failed: one at a time, each tried again on its own.

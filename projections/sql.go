@@ -75,11 +75,21 @@ func (p streamProjector) Apply(ctx context.Context, tx Execer, e eventstore.Even
 	if e.StreamType != p.streamType {
 		return nil
 	}
-	ev, err := p.decode(e.Type, e.SchemaVersion, e.Data)
+	d, err := p.decoded(e)
 	if err != nil {
 		return err
 	}
-	return p.apply(ctx, tx, e, idOf(e, p.streamType), ev)
+	return p.apply(ctx, tx, d.e, d.id, d.ev)
+}
+
+// decoded is e, of the projector's streams, with its domain event and its
+// aggregate's id.
+func (p streamProjector) decoded(e eventstore.Event) (decoded, error) {
+	ev, err := p.decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return decoded{}, err
+	}
+	return decoded{e: e, id: idOf(e, p.streamType), ev: ev}, nil
 }
 
 // conversationsProjector also applies batches (sql_batch.go).
