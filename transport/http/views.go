@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/engramhq/engram/cognition"
+	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/queries"
 )
 
@@ -51,15 +52,8 @@ func listOf[S, T any](p queries.Page[S], conv func(S) T) queries.Page[T] {
 	return out
 }
 
-func objectOrEmpty(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 {
-		return json.RawMessage(`{}`)
-	}
-	return raw
-}
-
 func renderMemoryItem(it cognition.Item) memoryItemJSON {
-	return memoryItemJSON{ID: it.ID, WorkspaceID: it.WorkspaceID, Type: it.Type, Content: it.Content, Metadata: objectOrEmpty(it.Metadata),
+	return memoryItemJSON{ID: it.ID, WorkspaceID: it.WorkspaceID, Type: it.Type, Content: it.Content, Metadata: domain.ObjectOrEmpty(it.Metadata),
 		ExpiresAt: it.ExpiresAt, SourceMessageID: optional(it.SourceMessageID), CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt}
 }
 
