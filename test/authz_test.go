@@ -406,19 +406,22 @@ func checkContract(t *testing.T, req *http.Request, status int, header http.Head
 	}
 }
 
-// servedRoutes reads the routes the instance serves from its debug log.
+// servedRoutes reads the routes the instance serves from its debug log
+// (written within the log's flush interval).
 func servedRoutes(t *testing.T, inst *enginetest.Instance) []string {
 	t.Helper()
-	for _, line := range strings.Split(inst.Logs(), "\n") {
-		var entry struct {
-			Msg    string   `json:"msg"`
-			Routes []string `json:"routes"`
-		}
-		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "http routes" {
-			if len(entry.Routes) == 0 {
-				t.Fatal("the server logged no routes")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(inst.Logs(), "\n") {
+			var entry struct {
+				Msg    string   `json:"msg"`
+				Routes []string `json:"routes"`
 			}
-			return entry.Routes
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "http routes" {
+				if len(entry.Routes) == 0 {
+					t.Fatal("the server logged no routes")
+				}
+				return entry.Routes
+			}
 		}
 	}
 	t.Fatal(`no "http routes" line in the debug log`)

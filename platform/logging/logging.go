@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
@@ -53,10 +54,15 @@ type Options struct {
 	Dir string
 	// Console receives the console output (default os.Stderr).
 	Console io.Writer
+	// FlushEvery, when positive, holds the output of the console and the
+	// files and writes it at most that long after a record is logged: one
+	// write for many records. Warnings and errors are written at once, and
+	// Close writes what is held. 0 writes every record as it is logged.
+	FlushEvery time.Duration
 }
 
-// New builds a logger from o. Close the returned io.Closer at exit to
-// close the log files (it is a no-op when there are none).
+// New builds a logger from o. Close the returned io.Closer at exit: it
+// writes what is held (see Options.FlushEvery) and closes the log files.
 func New(o Options) (*slog.Logger, io.Closer, error) {
 	level := o.Level
 	if level == nil {
@@ -66,47 +72,78 @@ func New(o Options) (*slog.Logger, io.Closer, error) {
 	if console == nil {
 		console = os.Stderr
 	}
+	format := strings.ToLower(o.Format)
+	if format != "" && format != FormatText && format != FormatJSON {
+		return nil, nil, fmt.Errorf("log format %q: want %s or %s", o.Format, FormatText, FormatJSON)
+	}
+	var all, errs *lumberjack.Logger
+	var files closers
+	if o.Dir != "" {
+		var err error
+		if all, errs, err = openFiles(o.Dir); err != nil {
+			return nil, nil, err
+		}
+		files = closers{all, errs}
+	}
 
+	var held []*buffered // closed before the files, so that what they hold is written
+	hold := func(w io.Writer) io.Writer {
+		if o.FlushEvery <= 0 {
+			return w
+		}
+		b := newBuffered(w, o.FlushEvery)
+		held = append(held, b)
+		return b
+	}
 	var handlers []slog.Handler
-	switch strings.ToLower(o.Format) {
-	case "", FormatText:
-		handlers = append(handlers, tint.NewTextHandler(console, &tint.Options{
+	if format == FormatJSON {
+		handlers = append(handlers, slog.NewJSONHandler(hold(console), &slog.HandlerOptions{Level: level}))
+	} else {
+		handlers = append(handlers, tint.NewTextHandler(hold(console), &tint.Options{
 			Level:      level,
 			TimeFormat: "15:04:05.000",
 			NoColor:    !isTerminal(console),
 		}))
-	case FormatJSON:
-		handlers = append(handlers, slog.NewJSONHandler(console, &slog.HandlerOptions{Level: level}))
-	default:
-		return nil, nil, fmt.Errorf("log format %q: want %s or %s", o.Format, FormatText, FormatJSON)
 	}
-
-	var files closers
-	if o.Dir != "" {
-		if err := os.MkdirAll(o.Dir, 0o750); err != nil {
-			return nil, nil, fmt.Errorf("create log directory: %w", err)
-		}
-		all, err := openRotating(filepath.Join(o.Dir, AllFile))
-		if err != nil {
-			return nil, nil, err
-		}
-		files = append(files, all)
-		errs, err := openRotating(filepath.Join(o.Dir, ErrorFile))
-		if err != nil {
-			_ = files.Close()
-			return nil, nil, err
-		}
-		files = append(files, errs)
+	if all != nil {
 		handlers = append(handlers,
-			slog.NewJSONHandler(all, &slog.HandlerOptions{Level: level}),
-			slog.NewJSONHandler(errs, &slog.HandlerOptions{Level: atLeast{level, slog.LevelError}}),
+			slog.NewJSONHandler(hold(all), &slog.HandlerOptions{Level: level}),
+			slog.NewJSONHandler(hold(errs), &slog.HandlerOptions{Level: atLeast{level, slog.LevelError}}),
 		)
 	}
 
-	if len(handlers) == 1 {
-		return slog.New(handlers[0]), files, nil
+	h := handlers[0]
+	if len(handlers) > 1 {
+		h = slog.NewMultiHandler(handlers...)
 	}
-	return slog.New(slog.NewMultiHandler(handlers...)), files, nil
+	if len(held) == 0 {
+		return slog.New(h), files, nil
+	}
+	h = flushing{h, func() {
+		for _, b := range held {
+			_ = b.Flush()
+		}
+	}}
+	closeAll := make(closers, 0, len(held)+len(files))
+	for _, b := range held {
+		closeAll = append(closeAll, b)
+	}
+	return slog.New(h), append(closeAll, files...), nil
+}
+
+// openFiles opens the rotating AllFile and ErrorFile under dir, creating it.
+func openFiles(dir string) (all, errs *lumberjack.Logger, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("create log directory: %w", err)
+	}
+	if all, err = openRotating(filepath.Join(dir, AllFile)); err != nil {
+		return nil, nil, err
+	}
+	if errs, err = openRotating(filepath.Join(dir, ErrorFile)); err != nil {
+		_ = all.Close()
+		return nil, nil, err
+	}
+	return all, errs, nil
 }
 
 // ParseLevel parses debug, info, warn or error, in any case.

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/engramhq/engram/platform/logging"
 )
@@ -161,4 +163,89 @@ func messages(records []map[string]any) string {
 		msgs = append(msgs, r["msg"].(string))
 	}
 	return strings.Join(msgs, ",")
+}
+
+// lockedBuffer is a bytes.Buffer written by the flushing goroutine and read
+// by the test.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes int
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writes++
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) read() (string, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String(), l.writes
+}
+
+func TestFlushEvery(t *testing.T) {
+	t.Run("HoldsInfoWritesItInOneGo", func(t *testing.T) {
+		var out lockedBuffer
+		logger, closer, err := logging.New(logging.Options{Format: "json", Console: &out, FlushEvery: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closer.Close()
+		for i := range 3 {
+			logger.Info("request", "n", i)
+		}
+		if got, _ := out.read(); got != "" {
+			t.Fatalf("info written before the interval: %q", got)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, writes := out.read()
+			if strings.Count(got, `"msg":"request"`) == 3 {
+				if writes != 1 {
+					t.Errorf("%d writes for three held records, want 1", writes)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("held records not written within 5s: %q", got)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	t.Run("WarningsAtOnce", func(t *testing.T) {
+		var out lockedBuffer
+		logger, closer, err := logging.New(logging.Options{Format: "json", Console: &out, FlushEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closer.Close()
+		logger.Info("before")
+		logger.With("component", "x").Warn("careful")
+		got, _ := out.read()
+		if !strings.Contains(got, `"msg":"before"`) || !strings.Contains(got, `"msg":"careful"`) {
+			t.Errorf("a warning did not write what was held: %q", got)
+		}
+	})
+	t.Run("CloseWritesWhatIsHeld", func(t *testing.T) {
+		var out lockedBuffer
+		dir := t.TempDir()
+		logger, closer, err := logging.New(logging.Options{Format: "json", Console: &out, Dir: dir, FlushEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger.Info("last words")
+		if err := closer.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := out.read(); !strings.Contains(got, "last words") {
+			t.Errorf("console after Close = %q", got)
+		}
+		file, err := os.ReadFile(filepath.Join(dir, logging.AllFile))
+		if err != nil || !strings.Contains(string(file), "last words") {
+			t.Errorf("%s after Close = %q, %v", logging.AllFile, file, err)
+		}
+	})
 }
