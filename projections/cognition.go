@@ -22,15 +22,16 @@ const (
 func Cognition() []Projector {
 	return []Projector{
 		creatingProjector{streamProjector{name: TasksProjector, streamType: task.StreamType, tables: []string{"tasks"},
-			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask}, insertTasks},
+			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask}, insertTasks, moveTasks},
 		creatingProjector{streamProjector{name: MemoryProjector, streamType: memory.StreamType, tables: []string{"memory_items"},
-			description: "workspace memory items", decode: memory.Decode, apply: applyMemory}, insertMemory},
+			description: "workspace memory items", decode: memory.Decode, apply: applyMemory}, insertMemory, nil},
 	}
 }
 
 // applyTask keeps one row per task, guarded by the task stream's version:
 // each event is one statement, which changes nothing when the row is
-// already at or past the event.
+// already at or past the event. The statement of a later event is the one
+// a batch moves its tasks with (moveTasks), for a batch of one.
 func applyTask(ctx context.Context, tx Execer, e eventstore.Event, id string, ev domain.Event) error {
 	if ev, ok := ev.(task.Submitted); ok {
 		_, err := insertNew(ctx, tx, `INSERT INTO tasks (id, workspace_id, conversation_id, message_id, requested_by, expert,
@@ -39,34 +40,7 @@ func applyTask(ctx context.Context, tx Execer, e eventstore.Event, id string, ev
 			task.StatusSubmitted, e.RecordedAt, e.StreamVersion)
 		return err
 	}
-	// $2 is the version and $3 the time of the event; set's own values
-	// follow from $4.
-	var set string
-	var args []any
-	switch ev := ev.(type) {
-	case task.Started:
-		set = `status = $4, attempts = $5, worker = $6, deadline = $7, progress = 0, started_at = coalesce(started_at, $3)`
-		args = []any{task.StatusRunning, ev.Attempt, ev.Worker, ev.Deadline}
-	case task.Progressed:
-		set, args = `progress = $4, note = $5`, []any{ev.Progress, ev.Note}
-	case task.Completed:
-		set = `status = $4, progress = 100, output = $5, reply_message_id = $6, finished_at = $3`
-		args = []any{task.StatusCompleted, ev.Output, nullIfEmpty(ev.ReplyMessageID)}
-	case task.Failed:
-		set, args = `status = $4, reason = $5, attempts = $6, finished_at = $3`, []any{task.StatusFailed, ev.Reason, ev.Attempts}
-	case task.Cancelled:
-		set, args = `status = $4, reason = $5, finished_at = $3`, []any{task.StatusCancelled, ev.Reason}
-	}
-	_, err := advanceSetting(ctx, tx, "tasks", id, `updated_at = $3`+prefixed(", ", set), append([]any{e.StreamVersion, e.RecordedAt}, args...)...)
-	return err
-}
-
-// prefixed returns s after prefix, or "" when s is empty.
-func prefixed(prefix, s string) string {
-	if s == "" {
-		return ""
-	}
-	return prefix + s
+	return moveTasks(ctx, tx, []decoded{{e: e, id: id, ev: ev}})
 }
 
 // applyMemory keeps one row per item. Rows are guarded by the memory stream's

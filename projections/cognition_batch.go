@@ -2,7 +2,9 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/lib/pq"
 
@@ -16,18 +18,22 @@ import (
 // event (a task submitted, a memory item stored) and then changed by later
 // events of their stream. It applies batches: the rows the batch creates are
 // inserted first, by one statement, and the other events are then applied
-// one by one, in order.
+// by one more statement (move), or one by one, in order, without one.
 //
 // That leaves the read model as applying each event in order would: rows of
 // different tasks (items) are independent, no event of a row comes before
 // the one that creates it, and each later event is guarded by its stream
 // version as before. Under load a batch holds hundreds of new tasks and
-// items: one statement, where they took one round trip each.
+// items and their later events: two statements, where they took one round
+// trip each — inside the transaction that holds back every gap-safe reader
+// of the log until it ends.
 type creatingProjector struct {
 	streamProjector
 	// insert inserts the rows of the events that create one, in one
 	// statement, and returns the other events, in order.
 	insert func(ctx context.Context, tx Execer, events []decoded) ([]decoded, error)
+	// move, when set, applies the other events, in order, in one statement.
+	move func(ctx context.Context, tx Execer, events []decoded) error
 }
 
 // decoded is an event of a projector's streams with its domain event and
@@ -54,8 +60,11 @@ func (p creatingProjector) ApplyBatch(ctx context.Context, tx Execer, events []e
 		ds = append(ds, d)
 	}
 	rest, err := p.insert(ctx, tx, ds)
-	if err != nil {
+	if err != nil || len(rest) == 0 {
 		return err
+	}
+	if p.move != nil {
+		return p.move(ctx, tx, rest)
 	}
 	for _, d := range rest {
 		if err := p.apply(ctx, tx, d.e, d.id, d.ev); err != nil {
@@ -138,4 +147,96 @@ func insertMemory(ctx context.Context, tx Execer, events []decoded) ([]decoded, 
 		return nil, fmt.Errorf("insert %d memory items: %w", len(ids), err)
 	}
 	return rest, nil
+}
+
+// taskColumns are the columns of a task's row that its events after the
+// submission set (besides its version and times), with their SQL types.
+var taskColumns = []struct{ name, sqlType string }{
+	{"status", "text"}, {"attempts", "integer"}, {"worker", "text"}, {"deadline", "timestamptz"},
+	{"progress", "integer"}, {"note", "text"}, {"output", "text"}, {"reply_message_id", "uuid"},
+	{"reason", "text"}, {"finished_at", "timestamptz"},
+}
+
+// moveTasksSQL moves every task of a batch to the row its events leave: u.c
+// holds the columns they set (a column not in it stays as it is), and the
+// row moves only when it is behind the last of them.
+var moveTasksSQL = func() string {
+	var b strings.Builder
+	b.WriteString(`UPDATE tasks AS t SET version = u.version, updated_at = (u.c->>'updated_at')::timestamptz,
+		started_at = coalesce(t.started_at, (u.c->>'started_at')::timestamptz)`)
+	for _, col := range taskColumns {
+		fmt.Fprintf(&b, ",\n\t\t%[1]s = CASE WHEN u.c ? '%[1]s' THEN (u.c->>'%[1]s')::%[2]s ELSE t.%[1]s END", col.name, col.sqlType)
+	}
+	b.WriteString(`
+		FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS u(id, version, c)
+		WHERE t.id = u.id AND t.version < u.version`)
+	return b.String()
+}()
+
+// moveTasks applies the events after their submission of the batch's tasks
+// in one statement. Each task's events are folded in order into the columns
+// they set, the later event's value winning, and its row is moved only when
+// it is behind the last of them. That is what applying them one by one,
+// each guarded by its version, leaves: every event sets its columns to
+// values of its own (started_at only once), so an event the row had
+// applied already, set again before the later ones, changes nothing they
+// do not set again.
+func moveTasks(ctx context.Context, tx Execer, events []decoded) error {
+	type move struct {
+		version int
+		c       map[string]any
+	}
+	moves := make(map[string]*move)
+	var order []string
+	for _, d := range events {
+		m, ok := moves[d.id]
+		if !ok {
+			m = &move{c: map[string]any{}}
+			moves[d.id] = m
+			order = append(order, d.id)
+		}
+		m.version = d.e.StreamVersion
+		at := timestamp(d.e.RecordedAt)
+		m.c["updated_at"] = at
+		switch ev := d.ev.(type) {
+		case task.Started:
+			if _, ok := m.c["started_at"]; !ok {
+				m.c["started_at"] = at
+			}
+			set(m.c, "status", task.StatusRunning, "attempts", ev.Attempt, "worker", ev.Worker,
+				"deadline", timestamp(ev.Deadline), "progress", 0)
+		case task.Progressed:
+			set(m.c, "progress", ev.Progress, "note", ev.Note)
+		case task.Completed:
+			var reply any
+			if ev.ReplyMessageID != "" {
+				reply = ev.ReplyMessageID
+			}
+			set(m.c, "status", task.StatusCompleted, "progress", 100, "output", ev.Output,
+				"reply_message_id", reply, "finished_at", at)
+		case task.Failed:
+			set(m.c, "status", task.StatusFailed, "reason", ev.Reason, "attempts", ev.Attempts, "finished_at", at)
+		case task.Cancelled:
+			set(m.c, "status", task.StatusCancelled, "reason", ev.Reason, "finished_at", at)
+		}
+	}
+	versions, changes := make([]int64, len(order)), make([]string, len(order))
+	for i, id := range order {
+		c, err := json.Marshal(moves[id].c)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", id, err)
+		}
+		versions[i], changes[i] = int64(moves[id].version), string(c)
+	}
+	if _, err := tx.ExecContext(ctx, moveTasksSQL, pq.Array(order), pq.Array(versions), pq.Array(changes)); err != nil {
+		return fmt.Errorf("move %d tasks: %w", len(order), err)
+	}
+	return nil
+}
+
+// set sets m's columns from name, value pairs.
+func set(m map[string]any, pairs ...any) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i].(string)] = pairs[i+1]
+	}
 }

@@ -256,5 +256,8 @@ func (b *conversationBatch) insertMessages(ctx context.Context, tx Execer, moved
 	return nil
 }
 
-// timestamp renders t for a timestamptz array, to the microsecond.
-func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.999999Z07:00") }
+// timestamp renders t for a timestamptz array, rounded to the microsecond
+// as PostgreSQL rounds a time passed as a parameter.
+func timestamp(t time.Time) string {
+	return t.UTC().Round(time.Microsecond).Format("2006-01-02 15:04:05.999999Z07:00")
+}

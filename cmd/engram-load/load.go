@@ -52,8 +52,10 @@ type Options struct {
 	PerUser int
 	// Users is the least number of users to create.
 	Users int
-	// Conversations is how many conversations the run posts to and reads;
-	// each has one writer at a time, so POST concurrency is at most this.
+	// Conversations is how many conversations the run posts to and reads.
+	// An append run has one writer per conversation at a time, so its POST
+	// concurrency is at most this; an SSE run spreads its Concurrency
+	// posters over them (several may post into one conversation at once).
 	Conversations int
 	// Scope is the live stream subscribers open: conversation or workspace.
 	Scope string

@@ -168,7 +168,7 @@ func (r *runner) work(ctx context.Context, deadline time.Time) []*workerResult {
 		return r.openLoop(ctx, deadline)
 	}
 	workers := o.Concurrency
-	if o.Scenario == scenarioAppend || o.Scenario == scenarioSSE {
+	if o.Scenario == scenarioAppend {
 		workers = min(o.Concurrency, len(r.convs)) // one writer per conversation
 	}
 	var tokens <-chan time.Time
