@@ -67,6 +67,10 @@ type Revocations interface {
 	KeyRevoked(ctx context.Context, keyID string) (bool, error)
 }
 
+// DefaultFlushInterval is the least time between two writes to one stream
+// unless Config.FlushInterval says otherwise.
+const DefaultFlushInterval = 5 * time.Millisecond
+
 // Config tunes the hub; zero values take the defaults.
 type Config struct {
 	// Heartbeat is the interval of the ": ping" comment (default 15s).
@@ -88,6 +92,14 @@ type Config struct {
 	MaxLifetime time.Duration
 	// WriteTimeout bounds writing one frame to a client (default 10s).
 	WriteTimeout time.Duration
+	// FlushInterval is the least time between two writes to one stream:
+	// frames that come meanwhile wait for the next write and go out with it,
+	// in one system call. A stream that has not written for that long
+	// writes a frame as soon as it comes. Under a busy conversation it
+	// bounds the writes per stream (1/FlushInterval a second), at a cost of
+	// at most FlushInterval of latency (default DefaultFlushInterval;
+	// negative: every frame is written as soon as it comes).
+	FlushInterval time.Duration
 	// SendBuffer is the socket send buffer of a stream, in bytes (default
 	// 64 KiB; negative leaves the kernel's default). See ConnContext.
 	SendBuffer int
@@ -112,6 +124,9 @@ func (c *Config) defaults() {
 	defaults.Positive(&c.SlowGrace, 3*time.Second)
 	defaults.Positive(&c.MaxLifetime, time.Hour)
 	defaults.Positive(&c.WriteTimeout, 10*time.Second)
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
 	if c.SendBuffer == 0 {
 		c.SendBuffer = 64 << 10
 	}

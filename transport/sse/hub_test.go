@@ -518,9 +518,10 @@ func TestHubCapsConnectionsPerUser(t *testing.T) {
 
 // memorySink records what a stream writes.
 type memorySink struct {
-	mu     sync.Mutex
-	frames []string
-	buf    bytes.Buffer
+	mu      sync.Mutex
+	frames  []string
+	buf     bytes.Buffer
+	flushes int
 }
 
 func (s *memorySink) begin() error { return nil }
@@ -535,6 +536,7 @@ func (s *memorySink) write(b []byte) error {
 func (s *memorySink) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushes++
 	for _, f := range strings.SplitAfter(s.buf.String(), "\n\n") {
 		if f != "" {
 			s.frames = append(s.frames, f)
@@ -621,6 +623,55 @@ func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
 	}
 	if m.frames.Load() != 3 {
 		t.Errorf("frames counted = %d, want 3", m.frames.Load())
+	}
+}
+
+// A stream that has just written lets the frames that follow gather for
+// FlushInterval and writes them together; an idle one writes at once.
+func TestHubCoalescesBusyStreams(t *testing.T) {
+	w := newWorld()
+	h, _ := newTestHub(t, w.log, Config{FlushInterval: 200 * time.Millisecond}, nil)
+	handle(t, h, w.c1c)
+	s := h.newSubscriber(w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w}, nil)
+	if err := h.register(s); err != nil {
+		t.Fatal(err)
+	}
+	out := &memorySink{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.run(context.Background(), s, nil, out, time.Time{})
+	}()
+	waitFor := func(n int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for len(out.names()) < n {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("stream = %v, want %d frames", out.names(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	waitFor(1) // retry:
+	first := w.post(w.c1, "first")
+	handle(t, h, first)
+	if took := waitFor(2); took > 150*time.Millisecond {
+		t.Errorf("an idle stream waited %v to write a frame", took)
+	}
+	burst := []eventstore.Event{w.post(w.c1, "a"), w.post(w.c1, "b"), w.post(w.c1, "c")}
+	handle(t, h, burst...)
+	waitFor(5)
+	h.end(s, nil)
+	<-done
+	out.mu.Lock()
+	flushes := out.flushes
+	out.mu.Unlock()
+	if flushes != 3 {
+		t.Errorf("%d writes for retry:, one frame and a burst of three, want 3", flushes)
+	}
+	if got, want := out.names(), append([]string{"retry"}, ids(append([]eventstore.Event{first}, burst...)...)...); !slices.Equal(got, want) {
+		t.Errorf("stream = %v, want %v", got, want)
 	}
 }
 

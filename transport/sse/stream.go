@@ -278,12 +278,17 @@ func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor,
 		defer t.Stop()
 		expired = t.C
 	}
+	var wrote time.Time // when live frames were last written
 	for {
 		select {
 		case <-s.pending.ready:
+			if !w.linger(time.Until(wrote.Add(h.cfg.FlushInterval))) {
+				return
+			}
 			if !w.writeFrames() {
 				return
 			}
+			wrote = time.Now()
 		case <-heartbeat.C:
 			if !w.writeAll(pingFrame) {
 				return
@@ -339,6 +344,24 @@ func (w *streamWriter) catchUp(from eventstore.Cursor) bool {
 	<-w.hub.replays
 	w.after = after
 	return w.ok(err)
+}
+
+// linger lets the frames that come within d gather, to be written with
+// the one waiting (see Config.FlushInterval). It reports false when the
+// client has left; the hub ending the stream ends the wait early.
+func (w *streamWriter) linger(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.s.done:
+	case <-w.ctx.Done():
+		return false
+	}
+	return true
 }
 
 // writeFrames writes every waiting frame, flushing every writeBatch
