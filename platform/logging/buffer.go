@@ -12,57 +12,61 @@ import (
 // bufferSize is how much log output is held between two writes.
 const bufferSize = 64 << 10
 
-// buffered holds log output and writes it in one system call at most every
-// interval, rather than one per record: under load an instance logs a line
-// per request, and writing each alone costs more than formatting it.
+// buffered holds log output and writes it in one system call at most an
+// interval after the first record it holds, rather than one per record:
+// under load an instance logs a line per request, and writing each alone
+// costs more than formatting it. Nothing runs while nothing is held.
 type buffered struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	stop chan struct{}
-	done chan struct{}
+	interval time.Duration
+
+	mu      sync.Mutex
+	w       *bufio.Writer
+	pending *time.Timer // the flush of what is held; nil when nothing is
+	closed  bool        // every write goes out at once
 }
 
 func newBuffered(out io.Writer, interval time.Duration) *buffered {
-	b := &buffered{w: bufio.NewWriterSize(out, bufferSize),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go b.flushEvery(interval)
-	return b
+	return &buffered{interval: interval, w: bufio.NewWriterSize(out, bufferSize)}
 }
 
-// Write holds p; a record larger than what is left of the buffer writes
-// what is held first.
+// Write holds p (a record larger than what is left of the buffer writes
+// what is held first) and schedules the flush of what it holds.
 func (b *buffered) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.w.Write(p)
+	n, err := b.w.Write(p)
+	switch {
+	case err != nil || b.w.Buffered() == 0:
+	case b.closed:
+		err = b.flushLocked()
+	case b.pending == nil:
+		b.pending = time.AfterFunc(b.interval, func() { _ = b.Flush() })
+	}
+	return n, err
 }
 
 // Flush writes what is held.
 func (b *buffered) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.flushLocked()
+}
+
+func (b *buffered) flushLocked() error {
+	if b.pending != nil {
+		b.pending.Stop()
+		b.pending = nil
+	}
 	return b.w.Flush()
 }
 
-func (b *buffered) flushEvery(interval time.Duration) {
-	defer close(b.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			_ = b.Flush()
-		case <-b.stop:
-			return
-		}
-	}
-}
-
-// Close stops the flushing and writes what is held; the output stays open.
+// Close writes what is held; later records are written as they come. The
+// output stays open.
 func (b *buffered) Close() error {
-	close(b.stop)
-	<-b.done
-	return b.Flush()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return b.flushLocked()
 }
 
 // flushing is a handler that writes the held output at once after a
