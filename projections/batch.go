@@ -35,11 +35,14 @@ const DefaultMaxRetries = 3
 // instance that believes it holds the lease, waits and then sees where
 // every projector really is.
 //
-// Each projector's share of a batch runs in a savepoint. When it fails, the
-// savepoint is rolled back and the batch is tried again (the whole
+// The transaction holds back every gap-safe reader of the log until it ends,
+// so a batch takes as few round trips as it can: the projectors' shares run
+// one after the other, with nothing in between. Once a batch has failed,
+// the next tries run each projector's share in a savepoint. When it fails,
+// the savepoint is rolled back and the batch is tried again (the whole
 // transaction, after a pause); after DefaultMaxRetries failures of the same
 // event, that event alone is parked for that projector alone, and the
-// batch goes on.
+// batch goes on. A batch that succeeds goes back to the short way.
 type Projectors struct {
 	db         *sql.DB
 	projectors []Projector
@@ -52,6 +55,9 @@ type Projectors struct {
 	mu       sync.Mutex
 	failures map[failure]int
 	ensured  bool
+	// careful is set by a failed batch: the next ones run each projector
+	// in a savepoint, until one succeeds.
+	careful bool
 }
 
 type failure struct {
@@ -163,6 +169,10 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	end := events[len(events)-1].Cursor()
 	next := end
 	var moved []string
+	c.mu.Lock()
+	careful := c.careful
+	c.careful = true // until this batch commits
+	c.mu.Unlock()
 	for _, p := range c.projectors {
 		cp := checkpoints[p.Name()]
 		switch {
@@ -172,7 +182,11 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 		case !cp.Before(end):
 			continue // already past this batch
 		}
-		if err := c.apply(ctx, tx, p, wanted(p, after(events, cp))); err != nil {
+		apply := c.apply
+		if !careful {
+			apply = c.applyAll
+		}
+		if err := apply(ctx, tx, p, wanted(p, after(events, cp))); err != nil {
 			return from, err
 		}
 		moved = append(moved, p.Name())
@@ -186,6 +200,9 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	if err := tx.Commit(); err != nil {
 		return from, fmt.Errorf("commit: %w", err)
 	}
+	c.mu.Lock()
+	c.careful = false
+	c.mu.Unlock()
 	if c.committed != nil && len(moved) > 0 {
 		c.committed()
 	}
@@ -223,6 +240,15 @@ func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstor
 		return nil, errors.New("a projector's checkpoint row is missing")
 	}
 	return out, nil
+}
+
+// applyAll applies events to p with no savepoint: a failure fails the
+// batch, which is then tried again with apply.
+func (c *Projectors) applyAll(ctx context.Context, tx *sql.Tx, p Projector, events []eventstore.Event) error {
+	if err := applyEvents(ctx, tx, p, events); err != nil {
+		return fmt.Errorf("%s: %w", p.Name(), err)
+	}
+	return nil
 }
 
 // apply applies events to p in a savepoint. A failure rolls p's share back
