@@ -16,6 +16,7 @@ import (
 	"github.com/engramhq/engram/audit"
 	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/auditlog"
+	"github.com/engramhq/engram/domain/domaintest"
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/test/pgtest"
 )
@@ -212,14 +213,7 @@ func TestEventsValidationListsEveryBadField(t *testing.T) {
 			Types: []string{""}, ActorID: "a\x00", From: t0, To: t0},
 		Cursor: "not-a-cursor", Limit: 5000,
 	})
-	var de *domain.Error
-	if !errors.As(err, &de) || de.Code != domain.CodeInvalid {
-		t.Fatalf("error = %v", err)
-	}
-	var fields []string
-	for _, fe := range de.Fields {
-		fields = append(fields, fe.Field)
-	}
+	fields := domaintest.InvalidFields(t, err)
 	want := []string{"to_position", "stream_id", "stream_type", "actor_id", "type", "to", "cursor", "limit"}
 	if !slices.Equal(fields, want) {
 		t.Fatalf("fields = %v, want %v", fields, want)

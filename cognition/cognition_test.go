@@ -3,7 +3,6 @@ package cognition_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/engramhq/engram/cognition"
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/domaintest"
 )
 
 func TestWords(t *testing.T) {
@@ -58,14 +58,7 @@ func TestQueryValidate(t *testing.T) {
 	now := time.Now()
 	err := cognition.Query{Types: []string{"entity", "fact"}, Words: strings.Repeat("w", cognition.MaxQueryRunes+1),
 		From: now, To: now.Add(-time.Second), Metadata: map[string]string{"": "x"}, Limit: -1}.Validate()
-	var de *domain.Error
-	if !asDomain(err, &de) {
-		t.Fatalf("err = %v", err)
-	}
-	var fields []string
-	for _, f := range de.Fields {
-		fields = append(fields, f.Field)
-	}
+	fields := domaintest.InvalidFields(t, err)
 	if !slices.Equal(fields, []string{"type", "q", "to", "metadata", "limit"}) {
 		t.Fatalf("fields = %v", fields)
 	}
@@ -76,10 +69,6 @@ func TestQueryValidate(t *testing.T) {
 	if q.Limit != cognition.DefaultLimit || q.Now.IsZero() || !slices.Equal(q.Types, []string{"entity", "file"}) {
 		t.Fatalf("normalized = %+v", q)
 	}
-}
-
-func asDomain(err error, de **domain.Error) bool {
-	return errors.As(err, de) && (*de).Code == domain.CodeInvalid
 }
 
 func TestDecisionValidate(t *testing.T) {

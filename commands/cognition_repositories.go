@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/engramhq/engram/domain"
@@ -33,6 +34,36 @@ func (r *cognitionRepositories) changeBoard(ctx context.Context, workspaceID str
 	decide func(*memory.Whiteboard) error, opts ...eventstore.AppendOption) (Written, error) {
 	return r.whiteboards.upsert(ctx, workspaceID, decide, opts...)
 }
+
+// rememberOnce runs remember, which returns the id of the item it stores or
+// changes, on the whiteboard of the conversation's workspace, unless the
+// whiteboard already holds what message messageID says: then it writes
+// nothing, and the result says AlreadyRemembered.
+func (r *cognitionRepositories) rememberOnce(ctx context.Context, conversationID, messageID string,
+	remember func(w *memory.Whiteboard) (itemID string, err error)) (MemoryItemResult, error) {
+	workspaceID, err := r.workspaceOf(ctx, conversationID)
+	if err != nil {
+		return MemoryItemResult{}, err
+	}
+	out := MemoryItemResult{WorkspaceID: workspaceID}
+	w, err := r.changeBoard(ctx, workspaceID, func(w *memory.Whiteboard) error {
+		if w.Remembered(messageID) {
+			return errAlreadyRemembered
+		}
+		id, err := remember(w)
+		out.ItemID = id
+		return err
+	})
+	if errors.Is(err, errAlreadyRemembered) {
+		out.AlreadyRemembered = true
+		return out, nil
+	}
+	out.Written = w
+	return out, err
+}
+
+// errAlreadyRemembered stops a memory change that is already on record.
+var errAlreadyRemembered = domain.Errorf(domain.CodeConflict, "message already remembered")
 
 // taskOrigin returns the event that submitted a task: its metadata tells
 // which request and which message the task answers.

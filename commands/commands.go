@@ -28,10 +28,10 @@ type Commands struct {
 	// on behalf of the system; the others check their actor.
 	DecideRouting      *DecideRoutingHandler
 	SubmitTask         *SubmitTaskHandler
-	StartTask          *StartTaskHandler
-	ReportTaskProgress *ReportTaskProgressHandler
-	CompleteTask       *CompleteTaskHandler
-	FailTask           *FailTaskHandler
+	StartTask          *TaskHandler[StartTask]
+	ReportTaskProgress *TaskHandler[ReportTaskProgress]
+	CompleteTask       *TaskHandler[CompleteTask]
+	FailTask           *TaskHandler[FailTask]
 	CancelTask         *CancelTaskHandler
 	PostReply          *PostReplyHandler
 	RememberMessage    *RememberMessageHandler
@@ -117,10 +117,10 @@ func New(d Dependencies) (Commands, error) {
 
 		DecideRouting:      &DecideRoutingHandler{repos: crepos},
 		SubmitTask:         &SubmitTaskHandler{repos: crepos},
-		StartTask:          &StartTaskHandler{repos: crepos, now: d.Now},
-		ReportTaskProgress: &ReportTaskProgressHandler{repos: crepos},
-		CompleteTask:       &CompleteTaskHandler{repos: crepos},
-		FailTask:           &FailTaskHandler{repos: crepos, now: d.Now},
+		StartTask:          &TaskHandler[StartTask]{repos: crepos, now: d.Now},
+		ReportTaskProgress: &TaskHandler[ReportTaskProgress]{repos: crepos, now: d.Now},
+		CompleteTask:       &TaskHandler[CompleteTask]{repos: crepos, now: d.Now},
+		FailTask:           &TaskHandler[FailTask]{repos: crepos, now: d.Now},
 		CancelTask:         &CancelTaskHandler{repos: crepos},
 		PostReply:          &PostReplyHandler{repos: crepos},
 		RememberMessage:    &RememberMessageHandler{repos: crepos, now: d.Now},

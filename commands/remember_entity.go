@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 
 	"github.com/engramhq/engram/domain/memory"
 )
@@ -27,23 +26,7 @@ type RememberEntityHandler struct {
 // memory.Whiteboard.Remember). When the message was already remembered it
 // writes nothing.
 func (h *RememberEntityHandler) Handle(ctx context.Context, cmd RememberEntity) (MemoryItemResult, error) {
-	workspaceID, err := h.repos.workspaceOf(ctx, cmd.ConversationID)
-	if err != nil {
-		return MemoryItemResult{}, err
-	}
-	out := MemoryItemResult{WorkspaceID: workspaceID}
-	w, err := h.repos.changeBoard(ctx, workspaceID, func(w *memory.Whiteboard) error {
-		if w.Remembered(cmd.MessageID) {
-			return errAlreadyRemembered
-		}
-		id, err := w.Remember(cmd.ItemID, cmd.Name, cmd.Content, cmd.MessageID)
-		out.ItemID = id
-		return err
+	return h.repos.rememberOnce(ctx, cmd.ConversationID, cmd.MessageID, func(w *memory.Whiteboard) (string, error) {
+		return w.Remember(cmd.ItemID, cmd.Name, cmd.Content, cmd.MessageID)
 	})
-	if errors.Is(err, errAlreadyRemembered) {
-		out.AlreadyRemembered = true
-		return out, nil
-	}
-	out.Written = w
-	return out, err
 }

@@ -3,10 +3,8 @@ package commands
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
-	"github.com/engramhq/engram/domain"
 	"github.com/engramhq/engram/domain/memory"
 )
 
@@ -42,30 +40,17 @@ type RememberMessageHandler struct {
 // workspace, with the metadata {conversation_id, message_id, role,
 // author_id}. When the message was already remembered it writes nothing.
 func (h *RememberMessageHandler) Handle(ctx context.Context, cmd RememberMessage) (MemoryItemResult, error) {
-	workspaceID, err := h.repos.workspaceOf(ctx, cmd.ConversationID)
-	if err != nil {
-		return MemoryItemResult{}, err
-	}
 	metadata, err := json.Marshal(map[string]string{"conversation_id": cmd.ConversationID, "message_id": cmd.MessageID,
 		"role": cmd.Role, "author_id": cmd.AuthorID})
 	if err != nil {
 		return MemoryItemResult{}, err
 	}
-	out := MemoryItemResult{ItemID: cmd.ItemID, WorkspaceID: workspaceID}
 	now := h.now()
-	w, err := h.repos.changeBoard(ctx, workspaceID, func(w *memory.Whiteboard) error {
-		if w.Remembered(cmd.MessageID) {
-			return errAlreadyRemembered
-		}
-		return w.Store(cmd.ItemID, memory.TypeMessage, cmd.Content, metadata, nil, cmd.MessageID, now)
+	out, err := h.repos.rememberOnce(ctx, cmd.ConversationID, cmd.MessageID, func(w *memory.Whiteboard) (string, error) {
+		return cmd.ItemID, w.Store(cmd.ItemID, memory.TypeMessage, cmd.Content, metadata, nil, cmd.MessageID, now)
 	})
-	if errors.Is(err, errAlreadyRemembered) {
-		out.AlreadyRemembered = true
-		return out, nil
+	if out.AlreadyRemembered {
+		out.ItemID = cmd.ItemID // the message's item, stored before
 	}
-	out.Written = w
 	return out, err
 }
-
-// errAlreadyRemembered stops a memory change that is already on record.
-var errAlreadyRemembered = domain.Errorf(domain.CodeConflict, "message already remembered")

@@ -1,12 +1,15 @@
 package commands
 
 import (
-	"context"
+	"time"
 
 	"github.com/engramhq/engram/domain/task"
 )
 
 // ReportTaskProgress records how far a running task has come.
+//
+// It records task.progressed. It fails with CodeConflict when the task no
+// longer runs for this worker (cancelled, for instance).
 type ReportTaskProgress struct {
 	TaskID   string
 	Worker   string
@@ -14,15 +17,8 @@ type ReportTaskProgress struct {
 	Note     string
 }
 
-// ReportTaskProgressHandler handles ReportTaskProgress.
-type ReportTaskProgressHandler struct {
-	repos *cognitionRepositories
-}
+func (cmd ReportTaskProgress) taskID() string { return cmd.TaskID }
 
-// Handle records task.progressed. It fails with CodeConflict when the task
-// no longer runs for this worker (cancelled, for instance).
-func (h *ReportTaskProgressHandler) Handle(ctx context.Context, cmd ReportTaskProgress) (TaskResult, error) {
-	return changeTask(ctx, h.repos, cmd.TaskID, func(t *task.Task) error {
-		return t.Progress(cmd.Worker, cmd.Progress, cmd.Note)
-	})
+func (cmd ReportTaskProgress) decide(t *task.Task, _ time.Time) error {
+	return t.Progress(cmd.Worker, cmd.Progress, cmd.Note)
 }

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"time"
 
 	"github.com/engramhq/engram/domain/task"
@@ -10,6 +9,10 @@ import (
 // StartTask starts a task's next attempt for a worker, which gives it up
 // after Timeout: a claim of a waiting (or abandoned) task, or, with Retry, a
 // new attempt of the task the worker runs.
+//
+// It records task.started (see task.Task.Claim and task.Task.Retry). Only
+// one claim wins: the others, decided again on the claim that was appended
+// first, fail with CodeConflict (the task runs or has ended).
 type StartTask struct {
 	TaskID  string
 	Worker  string
@@ -17,21 +20,11 @@ type StartTask struct {
 	Retry   bool
 }
 
-// StartTaskHandler handles StartTask.
-type StartTaskHandler struct {
-	repos *cognitionRepositories
-	now   func() time.Time
-}
+func (cmd StartTask) taskID() string { return cmd.TaskID }
 
-// Handle records task.started (see task.Task.Claim and task.Task.Retry).
-// Only one claim wins: the others, decided again on the claim that was
-// appended first, fail with CodeConflict (the task runs or has ended).
-func (h *StartTaskHandler) Handle(ctx context.Context, cmd StartTask) (TaskResult, error) {
-	now := h.now()
-	return changeTask(ctx, h.repos, cmd.TaskID, func(t *task.Task) error {
-		if cmd.Retry {
-			return t.Retry(cmd.Worker, now, now.Add(cmd.Timeout))
-		}
-		return t.Claim(cmd.Worker, now, now.Add(cmd.Timeout))
-	})
+func (cmd StartTask) decide(t *task.Task, now time.Time) error {
+	if cmd.Retry {
+		return t.Retry(cmd.Worker, now, now.Add(cmd.Timeout))
+	}
+	return t.Claim(cmd.Worker, now, now.Add(cmd.Timeout))
 }

@@ -44,15 +44,7 @@ func TestRecord(t *testing.T) {
 				}
 				return
 			}
-			var de *domain.Error
-			if !errors.As(err, &de) || de.Code != domain.CodeInvalid {
-				t.Fatalf("error = %v, want invalid", err)
-			}
-			var names []string
-			for _, f := range de.Fields {
-				names = append(names, f.Field)
-			}
-			if !slices.Equal(names, tc.fields) {
+			if names := domaintest.InvalidFields(t, err); !slices.Equal(names, tc.fields) {
 				t.Fatalf("fields = %v, want %v", names, tc.fields)
 			}
 		})

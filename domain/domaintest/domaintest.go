@@ -1,6 +1,7 @@
 // Package domaintest holds what the aggregates' given-events → when-command
-// → then-events-or-error tests share, and the checks that every aggregate's
-// events survive being stored and loaded again.
+// → then-events-or-error tests share, the checks that every aggregate's
+// events survive being stored and loaded again, and the check of a
+// validation error that every package's tests use.
 package domaintest
 
 import (
@@ -25,13 +26,7 @@ func CheckOutcome(t testing.TB, err error, code string, fields []string, got, wa
 		t.Fatalf("error code = %q (%v), want %q", gotCode, err, code)
 	}
 	if code == domain.CodeInvalid {
-		var de *domain.Error
-		errors.As(err, &de)
-		var names []string
-		for _, f := range de.Fields {
-			names = append(names, f.Field)
-		}
-		if !slices.Equal(names, fields) {
+		if names := InvalidFields(t, err); !slices.Equal(names, fields) {
 			t.Fatalf("invalid fields = %v, want %v (%v)", names, fields, err)
 		}
 	}
@@ -41,6 +36,21 @@ func CheckOutcome(t testing.TB, err error, code string, fields []string, got, wa
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("events = %#v, want %#v", got, want)
 	}
+}
+
+// InvalidFields fails t unless err is a domain error of CodeInvalid, and
+// returns the fields it names, in the order it names them.
+func InvalidFields(t testing.TB, err error) []string {
+	t.Helper()
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.CodeInvalid {
+		t.Fatalf("error = %v, want a validation error", err)
+	}
+	var names []string
+	for _, f := range de.Fields {
+		names = append(names, f.Field)
+	}
+	return names
 }
 
 // Case is one test of a command on an aggregate of type A: given the events

@@ -151,16 +151,12 @@ type verifyJSON struct {
 }
 
 func (s *Server) auditVerify(c echo.Context) error {
-	p := params{c: c}
-	p.only("stream_id")
-	streamID, _ := p.one("stream_id")
-	if err := p.v.Err(); err != nil {
+	streamID, err := onlyParam(c, "stream_id")
+	if err != nil {
 		return err
 	}
 	out := verifyJSON{Breaks: []app.Break{}}
-	// A verification of the whole log takes as long as the log is long; its
-	// answer is small and written at the end.
-	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
+	liftWriteDeadline(c)
 	report, err := s.app.Audit.Verify(c.Request().Context(), auditReader(c), streamID, func(b app.Break) error {
 		if len(out.Breaks) < maxListedBreaks {
 			out.Breaks = append(out.Breaks, b)
@@ -179,14 +175,11 @@ func (s *Server) auditVerify(c echo.Context) error {
 // auditVerifyProjections compares the SQL read models (or the one named)
 // with the log: 200 with the report, whether they agree ("ok": true) or not.
 func (s *Server) auditVerifyProjections(c echo.Context) error {
-	p := params{c: c}
-	p.only("name")
-	name, _ := p.one("name")
-	if err := p.v.Err(); err != nil {
+	name, err := onlyParam(c, "name")
+	if err != nil {
 		return err
 	}
-	// The whole log is folded: its answer comes at the end.
-	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
+	liftWriteDeadline(c)
 	report, err := s.app.Audit.VerifyProjections(c.Request().Context(), auditReader(c), name)
 	if err != nil {
 		return err
@@ -254,6 +247,13 @@ func (s *Server) extendWriteDeadline(c echo.Context) {
 		return
 	}
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(d))
+}
+
+// liftWriteDeadline removes the write timeout of an answer written only at
+// the end of a verification of the whole log, which takes as long as the log
+// is long (the answer itself is small).
+func liftWriteDeadline(c echo.Context) {
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
 }
 
 // wantsNDJSON reports whether the client prefers application/x-ndjson to
@@ -340,6 +340,16 @@ func auditQuery(c echo.Context, withStream, streamed bool) (audit.Query, error) 
 		return audit.Query{}, dedupe(err)
 	}
 	return q, nil
+}
+
+// onlyParam returns the value of the one query parameter a route takes
+// ("" when it is absent). Any other parameter, and more than one value or
+// an empty one, is invalid.
+func onlyParam(c echo.Context, name string) (string, error) {
+	p := params{c: c}
+	p.only(name)
+	value, _ := p.one(name)
+	return value, p.v.Err()
 }
 
 // params reads query parameters, collecting every problem.

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"errors"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/engramhq/engram/domain"
+	"github.com/engramhq/engram/domain/domaintest"
 )
 
 func auditContext(target, accept string) echo.Context {
@@ -61,14 +61,7 @@ func TestAuditQueryParsing(t *testing.T) {
 	}
 
 	_, err = auditQuery(auditContext("/?from_position=-1&to_position=x&stream_id=a&stream_id=b&type=&from=soon&to=2026&limit=0&cursor=abc&colour=red", ""), true, false)
-	var de *domain.Error
-	if !errors.As(err, &de) {
-		t.Fatalf("error = %v", err)
-	}
-	var fields []string
-	for _, fe := range de.Fields {
-		fields = append(fields, fe.Field)
-	}
+	fields := domaintest.InvalidFields(t, err)
 	slices.Sort(fields)
 	want := []string{"colour", "cursor", "from", "from_position", "limit", "stream_id", "to", "to_position", "type"}
 	if !slices.Equal(fields, want) {

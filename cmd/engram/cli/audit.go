@@ -61,7 +61,7 @@ func (p *program) newAuditVerifyCommand() *cobra.Command {
 			v.Check(checkpoint == "" || streamID == "", "--stream", "cannot be combined with --checkpoint, which covers the whole log")
 			v.Check(publicKey == "" || checkpoint != "", "--public-key", "needs --checkpoint")
 			if err := v.Err(); err != nil {
-				return &exitError{code: 2, err: err}
+				return usageError(err)
 			}
 			var (
 				cp  *audit.Checkpoint
@@ -89,12 +89,12 @@ func (p *program) newAuditVerifyCommand() *cobra.Command {
 func readCheckpointFlags(path, publicKey string) (*audit.Checkpoint, ed25519.PublicKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--checkpoint: %w", err)}
+		return nil, nil, usageError(fmt.Errorf("--checkpoint: %w", err))
 	}
 	defer func() { _ = f.Close() }() // read-only
 	cp, err := audit.ReadCheckpoint(f)
 	if err != nil {
-		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--checkpoint %s: %w", path, err)}
+		return nil, nil, usageError(fmt.Errorf("--checkpoint %s: %w", path, err))
 	}
 	if publicKey == "" {
 		return cp, nil, nil
@@ -102,12 +102,12 @@ func readCheckpointFlags(path, publicKey string) (*audit.Checkpoint, ed25519.Pub
 	text := []byte(publicKey)
 	if _, err := audit.ParsePublicKey(text); err != nil {
 		if text, err = os.ReadFile(publicKey); err != nil {
-			return nil, nil, &exitError{code: 2, err: fmt.Errorf("--public-key: neither a base64 key nor a readable file: %w", err)}
+			return nil, nil, usageError(fmt.Errorf("--public-key: neither a base64 key nor a readable file: %w", err))
 		}
 	}
 	pub, err := audit.ParsePublicKey(text)
 	if err != nil {
-		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--public-key: %w", err)}
+		return nil, nil, usageError(fmt.Errorf("--public-key: %w", err))
 	}
 	return cp, pub, nil
 }
@@ -160,7 +160,7 @@ func verify(ctx context.Context, cmd *cobra.Command, svc *audit.Service, r audit
 		return err
 	}
 	if len(problems) > 0 {
-		return &exitError{code: 1, err: errors.New(strings.Join(problems, "; "))}
+		return failure(errors.New(strings.Join(problems, "; ")))
 	}
 	return nil
 }
@@ -187,7 +187,7 @@ func (p *program) newAuditKeygenCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output == "" {
-				return &exitError{code: 2, err: errors.New("--output: the file to write the key to is required")}
+				return usageError(errors.New("--output: the file to write the key to is required"))
 			}
 			return keygen(cmd, output)
 		},
@@ -225,7 +225,7 @@ func keygen(cmd *cobra.Command, output string) error {
 func writeNewFile(path string, data []byte, perm os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("write %s: %w", path, err)}
+		return usageError(fmt.Errorf("write %s: %w", path, err))
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -256,11 +256,11 @@ func (p *program) newAuditCheckpointCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return p.withAudit(cmd, func(ctx context.Context, cfg config.Config, svc *audit.Service, r audit.Reader) error {
 				if cfg.AuditSigningKey == "" {
-					return &exitError{code: 2, err: errors.New("ENGRAM_AUDIT_SIGNING_KEY is not set: point it at the signing key (create one with engram audit keygen -o FILE)")}
+					return usageError(errors.New("ENGRAM_AUDIT_SIGNING_KEY is not set: point it at the signing key (create one with engram audit keygen -o FILE)"))
 				}
 				key, err := audit.ReadSigningKey(cfg.AuditSigningKey)
 				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("ENGRAM_AUDIT_SIGNING_KEY: %w", err)}
+					return usageError(fmt.Errorf("ENGRAM_AUDIT_SIGNING_KEY: %w", err))
 				}
 				return writeCheckpoint(ctx, cmd, svc, r, key, output)
 			})
@@ -275,7 +275,7 @@ func writeCheckpoint(ctx context.Context, cmd *cobra.Command, svc *audit.Service
 	defer func() { _ = stderr.Flush() }() // messages for the operator only
 	cp, err := svc.Checkpoint(ctx, r, key, printBreak(stderr))
 	if errors.Is(err, audit.ErrLogBroken) {
-		return &exitError{code: 1, err: err}
+		return failure(err)
 	}
 	if err != nil {
 		return err
@@ -353,11 +353,11 @@ func (f exportFlags) query() (audit.Query, error) {
 		q.Filter.Types = append(q.Filter.Types, strings.TrimSpace(t))
 	}
 	if err := v.Err(); err != nil {
-		return q, &exitError{code: 2, err: err}
+		return q, usageError(err)
 	}
 	q.Check(&v, false)
 	if err := v.Err(); err != nil {
-		return q, &exitError{code: 2, err: err}
+		return q, usageError(err)
 	}
 	return q, nil
 }
@@ -482,7 +482,7 @@ func (p *program) newAuditStateCommand() *cobra.Command {
 			}
 			v.Check(version == 0 || at == "", "--at", "give --version or --at, not both")
 			if err := v.Err(); err != nil {
-				return &exitError{code: 2, err: err}
+				return usageError(err)
 			}
 			return p.withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				st, err := svc.State(ctx, r, args[0], point)

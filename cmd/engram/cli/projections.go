@@ -171,10 +171,10 @@ live one once it has caught up.`,
 				}
 			} else {
 				if env.redis == nil {
-					return &exitError{code: exitFailure, err: errors.New("no Redis is configured (ENGRAM_REDIS_URL)")}
+					return failure(errors.New("no Redis is configured (ENGRAM_REDIS_URL)"))
 				}
 				if env.caches.Backend() != cache.BackendRedis {
-					return &exitError{code: exitFailure, err: errors.New("cannot reach Redis (ENGRAM_REDIS_URL)")}
+					return failure(errors.New("cannot reach Redis (ENGRAM_REDIS_URL)"))
 				}
 				res, err = env.redis.Rebuild(cmd.Context(), name, bar.update)
 				if err != nil {
@@ -229,7 +229,7 @@ func rebuildFailed(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return &exitError{code: 130, err: errors.New("rebuild interrupted; the live read model is untouched")}
 	}
-	return &exitError{code: 1, err: err}
+	return failure(err)
 }
 
 // parseAsOf reads a position (a positive integer) or an RFC 3339 time.
@@ -290,7 +290,7 @@ func (p *program) openProjectionsEnv(ctx context.Context) (*projectionsEnv, erro
 	env := &projectionsEnv{logger: logger, closer: logs}
 	if env.db, err = openDatabase(ctx, cfg, false, logger); err != nil {
 		env.close()
-		return nil, &exitError{code: 1, err: err}
+		return nil, failure(err)
 	}
 	if env.store, err = eventstore.New(env.db); err != nil {
 		env.close()
@@ -298,7 +298,7 @@ func (p *program) openProjectionsEnv(ctx context.Context) (*projectionsEnv, erro
 	}
 	if env.caches, err = cache.NewFallback(ctx, cfg.RedisURL, cfg.RedisPrefix, slog.New(slog.DiscardHandler)); err != nil {
 		env.close()
-		return nil, &exitError{code: 2, err: err}
+		return nil, usageError(err)
 	}
 	if env.caches.Client() != nil {
 		if env.redis, err = redis.New(env.caches, env.store, logger, redis.Options{Prefix: cfg.RedisPrefix}); err != nil {

@@ -60,8 +60,12 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError is a mistake on the command line: exit status 2.
+// usageError is a mistake on the command line or in the configuration:
+// exit status 2.
 func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// failure is a command that ran and failed: exit status 1.
+func failure(err error) error { return &exitError{code: exitFailure, err: err} }
 
 // Run runs the command line args (without the program's name) and returns
 // the exit status: 0 on success, 2 for a usage mistake (unknown command or
@@ -247,7 +251,7 @@ func (p *program) newLogger(cfg config.Config) (*slog.Logger, io.Closer, error) 
 	logger, closer, err := logging.New(logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, Dir: cfg.LogDir,
 		Console: p.env.Stderr, FlushEvery: logFlushEvery})
 	if err != nil {
-		return nil, nil, &exitError{code: 2, err: fmt.Errorf("logging: %w", err)}
+		return nil, nil, usageError(fmt.Errorf("logging: %w", err))
 	}
 	return logger, closer, nil
 }

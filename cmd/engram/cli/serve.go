@@ -20,7 +20,7 @@ func (p *program) newServeCommand() *cobra.Command {
 			return p.withConfig(func(cfg config.Config, logger *slog.Logger) error {
 				if err := serve(cmd.Context(), cfg, logger); err != nil {
 					logger.Error("engram stopped with an error", "err", err)
-					return &exitError{code: 1}
+					return &exitError{code: exitFailure} // the error is logged: nothing to print
 				}
 				return nil
 			})

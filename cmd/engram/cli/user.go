@@ -114,7 +114,7 @@ func checkRole(role string) error {
 	case user.RoleUser, user.RoleAdmin, user.RoleAuditor:
 		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("--role %q: must be one of user, admin, auditor", role)}
+	return usageError(fmt.Errorf("--role %q: must be one of user, admin, auditor", role))
 }
 
 // userAdmin is what the user commands work with: the command handlers over
@@ -179,7 +179,7 @@ func readPassword(in io.Reader, prompt io.Writer, label string, confirm bool) (s
 				return "", fmt.Errorf("read password: %w", err)
 			}
 			if string(again) != string(pw) {
-				return "", &exitError{code: 2, err: errors.New("the passwords differ")}
+				return "", usageError(errors.New("the passwords differ"))
 			}
 		}
 		return string(pw), nil
@@ -192,7 +192,7 @@ func readPassword(in io.Reader, prompt io.Writer, label string, confirm bool) (s
 	}
 	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 	if line == "" {
-		return "", &exitError{code: 2, err: errors.New("no password on standard input (write it as the first line)")}
+		return "", usageError(errors.New("no password on standard input (write it as the first line)"))
 	}
 	return line, nil
 }
@@ -208,9 +208,8 @@ func cliError(err error) error {
 	for _, f := range de.Fields {
 		msg += "\n  " + f.Field + ": " + f.Message
 	}
-	code := 1
 	if de.Code == domain.CodeInvalid {
-		code = 2
+		return usageError(errors.New(msg))
 	}
-	return &exitError{code: code, err: errors.New(msg)}
+	return failure(errors.New(msg))
 }

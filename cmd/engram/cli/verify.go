@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -36,7 +37,7 @@ func (p *program) newProjectionsVerifyCommand() *cobra.Command {
 			return p.withAudit(cmd, func(ctx context.Context, _ config.Config, svc *audit.Service, r audit.Reader) error {
 				report, err := svc.VerifyProjections(ctx, r, name)
 				if domain.ErrorCode(err) == domain.CodeInvalid {
-					return &exitError{code: 2, err: err}
+					return usageError(err)
 				}
 				if err != nil {
 					return err
@@ -49,7 +50,7 @@ func (p *program) newProjectionsVerifyCommand() *cobra.Command {
 					return err
 				}
 				if !report.OK {
-					return &exitError{code: 1, err: fmt.Errorf("%s", disagreeing(report))}
+					return failure(errors.New(disagreeing(report)))
 				}
 				return nil
 			})
