@@ -3,7 +3,7 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -172,7 +172,7 @@ func TestCognitionReadModels(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, p := range ps {
-			equalSums(t, fmt.Sprintf("batch over the first %d events applied, %s", n, name), f.checksums(t, p, "public"), before[name])
+			equalSums(t, "batch over the first "+strconv.Itoa(n)+" events applied, "+name, f.checksums(t, p, "public"), before[name])
 		}
 	}
 
