@@ -21,6 +21,7 @@ type Store struct {
 	db        *sqlx.DB
 	now       func() time.Time
 	heads     *heads
+	firsts    *firstEvents
 	onAppend  []func(AppendResult)
 	committer *committer
 }
@@ -45,7 +46,7 @@ func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("eventstore: nil db")
 	}
-	s := &Store{db: db, now: time.Now, heads: newHeads(100_000)}
+	s := &Store{db: db, now: time.Now, heads: newHeads(100_000), firsts: newFirstEvents(10_000)}
 	s.committer = newCommitter(s, defaultCommitters, defaultGroupSize)
 	for _, o := range opts {
 		o(s)

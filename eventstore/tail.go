@@ -43,7 +43,12 @@ func (s *Store) CursorOf(ctx context.Context, position int64) (Cursor, error) {
 // FirstEvent returns the first event of a stream, and false when the stream
 // does not exist. It tells who a stream belongs to (the workspace of a
 // conversation, the user of a session) without reading the whole stream.
+// The first events of the streams asked about lately are remembered: they
+// never change. Callers must not modify the event's slices.
 func (s *Store) FirstEvent(ctx context.Context, streamID string) (Event, bool, error) {
+	if e, ok := s.firsts.get(streamID); ok {
+		return e, true, nil
+	}
 	events, err := s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE stream_id = $1 ORDER BY stream_version LIMIT 1`, streamID)
 	if err != nil {
@@ -52,6 +57,7 @@ func (s *Store) FirstEvent(ctx context.Context, streamID string) (Event, bool, e
 	if len(events) == 0 {
 		return Event{}, false, nil
 	}
+	s.firsts.add(events[0])
 	return events[0], true, nil
 }
 

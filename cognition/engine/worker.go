@@ -35,6 +35,9 @@ type StreamReader interface {
 	ReadStream(ctx context.Context, streamID string, afterVersion int) ([]eventstore.Event, error)
 	// ReadStreams reads the tails of several streams in one query.
 	ReadStreams(ctx context.Context, tails []eventstore.StreamTail) (map[string][]eventstore.Event, error)
+	// FirstEvent returns a stream's first event, and false when the stream
+	// does not exist.
+	FirstEvent(ctx context.Context, streamID string) (eventstore.Event, bool, error)
 }
 
 // WorkerConfig configures a Worker.
@@ -414,18 +417,18 @@ func (w *Worker) claim(ctx context.Context, id string, r *run) (commands.TaskRes
 
 // origin returns the event that submitted the task, and what it says.
 func (w *Worker) origin(ctx context.Context, id string) (eventstore.Event, task.Submitted, error) {
-	events, err := w.cfg.Streams.ReadStream(ctx, task.StreamID(id), 0)
+	first, ok, err := w.cfg.Streams.FirstEvent(ctx, task.StreamID(id))
 	if err != nil {
 		return eventstore.Event{}, task.Submitted{}, err
 	}
-	if len(events) == 0 || events[0].Type != task.EventSubmitted {
+	if !ok || first.Type != task.EventSubmitted {
 		return eventstore.Event{}, task.Submitted{}, fmt.Errorf("task %s was not submitted", id)
 	}
-	ev, err := task.Decode(events[0].Type, events[0].SchemaVersion, events[0].Data)
+	ev, err := task.Decode(first.Type, first.SchemaVersion, first.Data)
 	if err != nil {
 		return eventstore.Event{}, task.Submitted{}, err
 	}
-	return events[0], ev.(task.Submitted), nil
+	return first, ev.(task.Submitted), nil
 }
 
 // attempt runs the expert once, with the attempt's timeout, sending typing

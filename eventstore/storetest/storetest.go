@@ -491,7 +491,16 @@ func readStreamsAndFirstEvent(t *testing.T, s Store) {
 	if err != nil || !found || first.StreamVersion != 1 || first.Type != "test.created" {
 		t.Fatalf("FirstEvent = %+v, %v, %v", first, found, err)
 	}
+	// Asked again (a store may remember it), the same event, as read.
+	if again, found, err := s.FirstEvent(ctx, a.ID); err != nil || !found || !reflect.DeepEqual(again, first) {
+		t.Fatalf("FirstEvent again = %+v, %v, %v; want %+v", again, found, err, first)
+	}
 	if _, found, err := s.FirstEvent(ctx, missing.ID); found || err != nil {
 		t.Fatalf("FirstEvent of a missing stream = %v, %v", found, err)
+	}
+	// A stream created after it was asked about is found.
+	mustAppend(t, s, missing, 0, Event("test.created", `{}`))
+	if created, found, err := s.FirstEvent(ctx, missing.ID); err != nil || !found || created.StreamID != missing.ID {
+		t.Fatalf("FirstEvent of a stream created since = %+v, %v, %v", created, found, err)
 	}
 }
