@@ -278,6 +278,11 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 		Concurrency: 24, Conversations: 1, Duration: w.sse}); err != nil {
 		res.Notes = append(res.Notes, fmt.Sprintf("SSE 200 subscribers on one conversation: %v", err))
 	}
+	// The assistant answers the run's last posts after it: left to the
+	// next server, they would be routed and projected during its reads.
+	began := time.Now()
+	settled := b.settle(ctx, &http.Client{Timeout: 5 * time.Second}, time.Minute)
+	b.logf("the assistant settled %s after the SSE run (done %v)", time.Since(began).Round(100*time.Millisecond), settled)
 	b.srv.stop()
 
 	// Then with the assistant muted: every run measures the command, read
@@ -395,23 +400,7 @@ func (b *bench) answered(ctx context.Context, window time.Duration) {
 	if rep == nil {
 		return
 	}
-	a := answeredResult{Report: rep}
-	deadline := time.Now().Add(time.Minute)
-	last := -1.0
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		s, err := scrape(ctx, client, b.srv.url)
-		if err != nil {
-			break
-		}
-		lag, _ := s.get(famLagEvents)
-		events, _ := s.get(famAppendsTotal)
-		if lag == 0 && events == last {
-			a.Done = true
-			break
-		}
-		last = events
-		b.sleep(ctx, time.Second)
-	}
+	a := answeredResult{Report: rep, Done: b.settle(ctx, client, time.Minute)}
 	cpuEnd, _ := procCPU(pid)
 	after, _ := scrape(ctx, client, b.srv.url)
 	a.CPU = cpuEnd - cpuStart
@@ -425,6 +414,28 @@ func (b *bench) answered(ctx context.Context, window time.Duration) {
 	res.Answered = a
 	b.logf("answered: %.0f events for %d messages, server CPU %.0f µs per message, settled %s after the window (done %v)",
 		a.Events, rep.Commands, 1e6*a.CPU/float64(max(rep.Commands, 1)), a.Settled.Round(100*time.Millisecond), a.Done)
+}
+
+// settle waits, at most within, until the server is done with what it was
+// given — no projector behind the log, and a second without an append (the
+// assistant's answers) — and reports whether it was.
+func (b *bench) settle(ctx context.Context, client *http.Client, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	last := -1.0
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		s, err := scrape(ctx, client, b.srv.url)
+		if err != nil {
+			return false
+		}
+		lag, _ := s.get(famLagEvents)
+		events, _ := s.get(famAppendsTotal)
+		if lag == 0 && events == last {
+			return true
+		}
+		last = events
+		b.sleep(ctx, time.Second)
+	}
+	return false
 }
 
 // awaitProjections waits, at most within, until no projector lags behind
