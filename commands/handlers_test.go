@@ -464,13 +464,19 @@ func TestTaskHandlers(t *testing.T) {
 }
 
 func TestReplyAndRoutingHandlers(t *testing.T) {
-	postReply := func(w *world) ([]domain.Event, error) {
-		r, err := w.cmds.PostReply.Handle(w.ctx, commands.PostReply{TaskID: taskID})
-		if r.AlreadyPosted {
-			return nil, err
+	postReplyOf := func(cmd commands.PostReply) func(w *world) ([]domain.Event, error) {
+		return func(w *world) ([]domain.Event, error) {
+			r, err := w.cmds.PostReply.Handle(w.ctx, cmd)
+			if r.AlreadyPosted {
+				return nil, err
+			}
+			return then(err, reply)
 		}
-		return then(err, reply)
 	}
+	postReply := postReplyOf(commands.PostReply{TaskID: taskID})
+	// The completion carried along, as a reactor or the worker has it: the
+	// same answer without reading the task back.
+	postCarried := postReplyOf(commands.PostReply{TaskID: taskID, Completed: &completed})
 	// decide asks to delegate messageID to the echo expert; the answer
 	// must be onRecord's decision, recorded by this command when fresh.
 	decide := func(messageID string, onRecord conversation.RoutingDecided, fresh bool) func(w *world) ([]domain.Event, error) {
@@ -494,6 +500,10 @@ func TestReplyAndRoutingHandlers(t *testing.T) {
 		{name: "the answer of a completed task is posted", given: []given{team(), plans(), echo(running, completed)},
 			when: postReply, actor: "expert:echo"},
 		{name: "and only once", given: []given{team(), plans(reply), echo(running, completed)}, when: postReply},
+		{name: "the completion carried along", given: []given{team(), plans(), echo(running, completed)},
+			when: postCarried, actor: "expert:echo"},
+		{name: "carried, only once", given: []given{team(), plans(reply), echo(running, completed)}, when: postCarried},
+		{name: "carried, for a task never submitted", given: []given{team(), plans()}, when: postCarried, code: domain.CodeNotFound},
 		{name: "not before it is completed", given: []given{team(), plans(), echo(running)}, when: postReply, code: domain.CodeConflict},
 		{name: "not into an archived conversation", given: []given{team(), plans(conversation.Archived{}), echo(running, completed)},
 			when: postReply, code: domain.CodeConflict},

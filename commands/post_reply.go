@@ -14,6 +14,10 @@ import (
 // assistant message.
 type PostReply struct {
 	TaskID string
+	// Completed, when set, is the task's completion as it was appended (the
+	// event a reactor reacts to, or what CompleteTask has just recorded):
+	// the task's state need not be read back from its stream.
+	Completed *task.Completed
 }
 
 // ReplyResult says what PostReply did.
@@ -39,20 +43,13 @@ type PostReplyHandler struct {
 // never answers twice. It fails with CodeConflict when the task is not
 // completed or the conversation is archived.
 func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResult, error) {
-	state, err := h.repos.readTask(ctx, cmd.TaskID)
+	state, origin, err := h.completed(ctx, cmd)
 	if err != nil {
 		return ReplyResult{}, err
-	}
-	if state.Status != task.StatusCompleted {
-		return ReplyResult{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)
 	}
 	out := ReplyResult{MessageID: state.ReplyMessageID, ConversationID: state.ConversationID}
 	if out.MessageID == "" {
 		return out, nil
-	}
-	origin, err := h.repos.taskOrigin(ctx, cmd.TaskID)
-	if err != nil {
-		return ReplyResult{}, err
 	}
 	author := ExpertAuthor(state.Expert)
 	ctx = WithMetadata(ctx, eventstore.Metadata{CorrelationID: origin.Metadata.CorrelationID,
@@ -81,4 +78,35 @@ func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResu
 		out.Written = w
 	}
 	return out, nil
+}
+
+// completed returns the state of cmd's completed task and the event that
+// submitted it: from the stream, or, when cmd carries the completion, from
+// the submission (remembered by the store: it never changes) and the
+// completion alone.
+func (h *PostReplyHandler) completed(ctx context.Context, cmd PostReply) (TaskState, eventstore.Event, error) {
+	if err := validID("task_id", cmd.TaskID); err != nil {
+		return TaskState{}, eventstore.Event{}, err
+	}
+	origin, err := h.repos.taskOrigin(ctx, cmd.TaskID)
+	if err != nil {
+		return TaskState{}, eventstore.Event{}, err
+	}
+	if c := cmd.Completed; c != nil {
+		ev, err := task.Decode(origin.Type, origin.SchemaVersion, origin.Data)
+		if err != nil {
+			return TaskState{}, eventstore.Event{}, err
+		}
+		sub := ev.(task.Submitted)
+		return TaskState{ID: cmd.TaskID, WorkspaceID: sub.WorkspaceID, ConversationID: sub.ConversationID, MessageID: sub.MessageID,
+			Expert: sub.Expert, Status: task.StatusCompleted, Output: c.Output, ReplyMessageID: c.ReplyMessageID}, origin, nil
+	}
+	state, err := h.repos.readTask(ctx, cmd.TaskID)
+	if err != nil {
+		return TaskState{}, eventstore.Event{}, err
+	}
+	if state.Status != task.StatusCompleted {
+		return TaskState{}, eventstore.Event{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)
+	}
+	return state, origin, nil
 }

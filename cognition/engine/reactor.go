@@ -383,9 +383,17 @@ func entityOf(input string) (name, content string) {
 	return cognition.Excerpt(input, 60), input
 }
 
-// onCompleted posts a completed task's answer.
+// onCompleted posts a completed task's answer (the worker that completed
+// it usually has, and then nothing is written).
 func (r *Reactor) onCompleted(ctx context.Context, e eventstore.Event) error {
-	taskID := catalog.Tasks.ID(e.StreamID)
-	_, err := r.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: taskID})
+	ev, err := task.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return err
+	}
+	completed, ok := ev.(task.Completed)
+	if !ok {
+		return fmt.Errorf("event %d is not a task completion", e.GlobalPosition)
+	}
+	_, err = r.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: catalog.Tasks.ID(e.StreamID), Completed: &completed})
 	return err
 }

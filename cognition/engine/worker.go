@@ -494,7 +494,8 @@ func (w *Worker) complete(ctx context.Context, t cognition.Task, output string, 
 			// Posting the reply at once saves the reactor's round trip; the
 			// reactor posts it too (the same id: only one is written) when
 			// this instance stops in between.
-			if _, err := w.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: t.ID}); err != nil {
+			completed := task.Completed{Output: output, ReplyMessageID: reply}
+			if _, err := w.cfg.Commands.PostReply.Handle(ctx, commands.PostReply{TaskID: t.ID, Completed: &completed}); err != nil {
 				log.Debug("reply left to the reactor", "err", err)
 			}
 		}
