@@ -203,21 +203,21 @@ func moveTasks(ctx context.Context, tx Execer, events []decoded) error {
 			if _, ok := m.c["started_at"]; !ok {
 				m.c["started_at"] = at
 			}
-			set(m.c, "status", task.StatusRunning, "attempts", ev.Attempt, "worker", ev.Worker,
+			setColumns(m.c, "status", task.StatusRunning, "attempts", ev.Attempt, "worker", ev.Worker,
 				"deadline", timestamp(ev.Deadline), "progress", 0)
 		case task.Progressed:
-			set(m.c, "progress", ev.Progress, "note", ev.Note)
+			setColumns(m.c, "progress", ev.Progress, "note", ev.Note)
 		case task.Completed:
 			var reply any
 			if ev.ReplyMessageID != "" {
 				reply = ev.ReplyMessageID
 			}
-			set(m.c, "status", task.StatusCompleted, "progress", 100, "output", ev.Output,
+			setColumns(m.c, "status", task.StatusCompleted, "progress", 100, "output", ev.Output,
 				"reply_message_id", reply, "finished_at", at)
 		case task.Failed:
-			set(m.c, "status", task.StatusFailed, "reason", ev.Reason, "attempts", ev.Attempts, "finished_at", at)
+			setColumns(m.c, "status", task.StatusFailed, "reason", ev.Reason, "attempts", ev.Attempts, "finished_at", at)
 		case task.Cancelled:
-			set(m.c, "status", task.StatusCancelled, "reason", ev.Reason, "finished_at", at)
+			setColumns(m.c, "status", task.StatusCancelled, "reason", ev.Reason, "finished_at", at)
 		}
 	}
 	versions, changes := make([]int64, len(order)), make([]string, len(order))
@@ -234,8 +234,8 @@ func moveTasks(ctx context.Context, tx Execer, events []decoded) error {
 	return nil
 }
 
-// set sets m's columns from name, value pairs.
-func set(m map[string]any, pairs ...any) {
+// setColumns sets m's columns from name, value pairs.
+func setColumns(m map[string]any, pairs ...any) {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		m[pairs[i].(string)] = pairs[i+1]
 	}
