@@ -43,13 +43,17 @@ type PostReplyHandler struct {
 // never answers twice. It fails with CodeConflict when the task is not
 // completed or the conversation is archived.
 func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResult, error) {
-	state, origin, err := h.completed(ctx, cmd)
+	state, err := h.completed(ctx, cmd)
 	if err != nil {
 		return ReplyResult{}, err
 	}
 	out := ReplyResult{MessageID: state.ReplyMessageID, ConversationID: state.ConversationID}
 	if out.MessageID == "" {
 		return out, nil
+	}
+	origin, err := h.repos.taskOrigin(ctx, cmd.TaskID)
+	if err != nil {
+		return ReplyResult{}, err
 	}
 	author := ExpertAuthor(state.Expert)
 	ctx = WithMetadata(ctx, eventstore.Metadata{CorrelationID: origin.Metadata.CorrelationID,
@@ -80,33 +84,30 @@ func (h *PostReplyHandler) Handle(ctx context.Context, cmd PostReply) (ReplyResu
 	return out, nil
 }
 
-// completed returns the state of cmd's completed task and the event that
-// submitted it: from the stream, or, when cmd carries the completion, from
-// the submission (remembered by the store: it never changes) and the
-// completion alone.
-func (h *PostReplyHandler) completed(ctx context.Context, cmd PostReply) (TaskState, eventstore.Event, error) {
+// completed returns the state of cmd's completed task: read from its
+// stream, or, when cmd carries the completion, made of the completion and
+// the submission (the task's first event, which the store remembers).
+func (h *PostReplyHandler) completed(ctx context.Context, cmd PostReply) (TaskState, error) {
+	c := cmd.Completed
+	if c == nil {
+		state, err := h.repos.readTask(ctx, cmd.TaskID)
+		if err == nil && state.Status != task.StatusCompleted {
+			err = domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)
+		}
+		return state, err
+	}
 	if err := validID("task_id", cmd.TaskID); err != nil {
-		return TaskState{}, eventstore.Event{}, err
+		return TaskState{}, err
 	}
 	origin, err := h.repos.taskOrigin(ctx, cmd.TaskID)
 	if err != nil {
-		return TaskState{}, eventstore.Event{}, err
+		return TaskState{}, err
 	}
-	if c := cmd.Completed; c != nil {
-		ev, err := task.Decode(origin.Type, origin.SchemaVersion, origin.Data)
-		if err != nil {
-			return TaskState{}, eventstore.Event{}, err
-		}
-		sub := ev.(task.Submitted)
-		return TaskState{ID: cmd.TaskID, WorkspaceID: sub.WorkspaceID, ConversationID: sub.ConversationID, MessageID: sub.MessageID,
-			Expert: sub.Expert, Status: task.StatusCompleted, Output: c.Output, ReplyMessageID: c.ReplyMessageID}, origin, nil
-	}
-	state, err := h.repos.readTask(ctx, cmd.TaskID)
+	ev, err := task.Decode(origin.Type, origin.SchemaVersion, origin.Data)
 	if err != nil {
-		return TaskState{}, eventstore.Event{}, err
+		return TaskState{}, err
 	}
-	if state.Status != task.StatusCompleted {
-		return TaskState{}, eventstore.Event{}, domain.Errorf(domain.CodeConflict, "task is %s, not completed", state.Status)
-	}
-	return state, origin, nil
+	sub := ev.(task.Submitted)
+	return TaskState{ID: cmd.TaskID, WorkspaceID: sub.WorkspaceID, ConversationID: sub.ConversationID, MessageID: sub.MessageID,
+		Expert: sub.Expert, Status: task.StatusCompleted, Output: c.Output, ReplyMessageID: c.ReplyMessageID}, nil
 }

@@ -170,7 +170,10 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	next := end
 	var moved []string
 	c.mu.Lock()
-	careful := c.careful
+	apply := c.applyAll
+	if c.careful {
+		apply = c.apply
+	}
 	c.careful = true // until this batch commits
 	c.mu.Unlock()
 	for _, p := range c.projectors {
@@ -181,10 +184,6 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 			continue
 		case !cp.Before(end):
 			continue // already past this batch
-		}
-		apply := c.apply
-		if !careful {
-			apply = c.applyAll
 		}
 		if err := apply(ctx, tx, p, wanted(p, after(events, cp))); err != nil {
 			return from, err
