@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/engramhq/engram/domain/canonjson"
 )
 
 // MaxObjectBytes is the largest a JSON-object field (metadata, config) may be
@@ -34,11 +36,28 @@ func ObjectOrEmpty(raw json.RawMessage) json.RawMessage {
 // contains a NUL character (\u0000) anywhere, or is larger than
 // MaxObjectBytes in canonical form.
 func CanonicalObject(raw json.RawMessage) (json.RawMessage, error) {
-	obj, err := parseObject(raw)
-	if err != nil {
-		return nil, err
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return append(json.RawMessage(nil), emptyObject...), nil
 	}
-	return encodeObject(obj)
+	if !utf8.Valid(raw) {
+		return nil, errors.New("must be valid UTF-8")
+	}
+	// What json.Marshal writes of the object decoded with numbers kept (see
+	// encodeObject), in one pass.
+	out, err := canonjson.Append(nil, raw, canonjson.Options{EscapeHTML: true, RejectNUL: true})
+	switch {
+	case errors.Is(err, canonjson.ErrSyntax):
+		return nil, errors.New("must be valid JSON")
+	case bytes.TrimSpace(raw)[0] != '{':
+		return nil, errors.New("must be a JSON object")
+	case errors.Is(err, canonjson.ErrNUL):
+		return nil, errors.New("must not contain NUL characters")
+	case err != nil:
+		return nil, err
+	case len(out) > MaxObjectBytes:
+		return nil, fmt.Errorf("must be at most %d bytes", MaxObjectBytes)
+	}
+	return out, nil
 }
 
 // Object checks a JSON-object field with the rules of CanonicalObject and

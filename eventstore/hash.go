@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/engramhq/engram/domain/canonjson"
 )
 
 // Hash chain: every event stores the hash of its predecessor in the stream
@@ -41,11 +43,47 @@ const hashScheme = 2
 // canonicalJSON re-serialises a JSON value canonically, numbers exact, as
 // scheme 2 does.
 func canonicalJSON(raw []byte) ([]byte, error) {
-	v, err := decodeExact(raw, true)
+	return appendExact(nil, raw, true)
+}
+
+// appendExact appends the canonical form of the JSON value raw under
+// scheme 2 to dst: what decoding it with numbers kept and encoding it back
+// with encoding/json (HTML left unescaped) writes, each number spelled by
+// canonicalNumber.
+func appendExact(dst, raw []byte, limit bool) ([]byte, error) {
+	out, err := canonjson.Append(dst, raw, canonjson.Options{Number: func(dst, literal []byte) ([]byte, error) {
+		if isPlainInteger(literal) {
+			return append(dst, literal...), nil // its own canonical spelling
+		}
+		s, err := canonicalNumber(string(literal), limit)
+		if err != nil {
+			return dst, fmt.Errorf("number %q: %w", literal, err)
+		}
+		return append(dst, s...), nil
+	}})
 	if err != nil {
-		return nil, err
+		return dst, fmt.Errorf("canonical json: %w", err)
 	}
-	return marshalCanonical(v)
+	return out, nil
+}
+
+// isPlainInteger reports whether a number literal is an integer of at most
+// 15 digits without a leading zero or a minus zero: a double holds it
+// exactly and spells it the same, so canonicalNumber returns it unchanged.
+func isPlainInteger(literal []byte) bool {
+	digits := literal
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 || digits[0] == '0' && (len(digits) > 1 || len(literal) > 1) {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // chainHash computes the hash of one event given its predecessor's hash, with
@@ -81,19 +119,36 @@ func digest(prev, doc []byte) []byte {
 
 // exactDocument is the canonical document of e under scheme 2. limit refuses
 // numbers a double cannot hold (what Append accepts); verification reads
-// whatever is stored.
+// whatever is stored. It is written key by key, in sorted order, as
+// encoding/json writes the map of eventDocument with "hash_scheme" added.
 func exactDocument(e *Event, data, metadata []byte, limit bool) ([]byte, error) {
-	d, err := decodeExact(data, limit)
+	doc := make([]byte, 0, len(data)+len(metadata)+len(e.StreamID)+len(e.Type)+192)
+	doc = append(doc, `{"data":`...)
+	doc, err := appendExact(doc, data, limit)
 	if err != nil {
 		return nil, fmt.Errorf("event %s data: %w", e.EventID, err)
 	}
-	m, err := decodeExact(metadata, limit)
-	if err != nil {
+	doc = append(doc, `,"event_id":`...)
+	doc = canonjson.AppendString(doc, e.EventID, false)
+	doc = append(doc, `,"hash_scheme":`...)
+	doc = strconv.AppendInt(doc, hashScheme, 10)
+	doc = append(doc, `,"metadata":`...)
+	if doc, err = appendExact(doc, metadata, limit); err != nil {
 		return nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
 	}
-	doc := eventDocument(e, d, m)
-	doc["hash_scheme"] = hashScheme
-	return marshalCanonical(doc)
+	doc = append(doc, `,"recorded_at":`...)
+	doc = canonjson.AppendString(doc, e.RecordedAt.UTC().Format(time.RFC3339Nano), false)
+	doc = append(doc, `,"schema_version":`...)
+	doc = strconv.AppendInt(doc, int64(e.SchemaVersion), 10)
+	doc = append(doc, `,"stream_id":`...)
+	doc = canonjson.AppendString(doc, e.StreamID, false)
+	doc = append(doc, `,"stream_type":`...)
+	doc = canonjson.AppendString(doc, e.StreamType, false)
+	doc = append(doc, `,"stream_version":`...)
+	doc = strconv.AppendInt(doc, int64(e.StreamVersion), 10)
+	doc = append(doc, `,"type":`...)
+	doc = canonjson.AppendString(doc, e.Type, false)
+	return append(doc, '}'), nil
 }
 
 // legacyDocument is the canonical document of e under scheme 1.
@@ -169,22 +224,6 @@ func mapNumbers(v any, fn func(json.Number) (any, error)) (any, error) {
 	default:
 		return v, nil
 	}
-}
-
-// decodeExact decodes a JSON document with every number replaced by its
-// canonical exact spelling.
-func decodeExact(raw []byte, limit bool) (any, error) {
-	v, err := decodeNumbers(raw)
-	if err != nil {
-		return nil, err
-	}
-	return mapNumbers(v, func(n json.Number) (any, error) {
-		s, err := canonicalNumber(string(n), limit)
-		if err != nil {
-			return nil, fmt.Errorf("canonical json: number %q: %w", n, err)
-		}
-		return json.RawMessage(s), nil
-	})
 }
 
 // decodeNumbersAsFloat decodes a JSON document with every number rounded to a
