@@ -24,6 +24,7 @@ type Store struct {
 	firsts    *firstEvents
 	onAppend  []func(AppendResult)
 	committer *committer
+	stmts     statements
 }
 
 // Option configures a Store.
@@ -47,6 +48,7 @@ func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 		return nil, errors.New("eventstore: nil db")
 	}
 	s := &Store{db: db, now: time.Now, heads: newHeads(100_000), firsts: newFirstEvents(10_000)}
+	s.stmts.db = db
 	s.committer = newCommitter(s, defaultCommitters, defaultGroupSize)
 	for _, o := range opts {
 		o(s)
@@ -473,7 +475,7 @@ func (s *Store) prevHash(ctx context.Context, streamID string, expectedVersion i
 		return h, nil
 	}
 	var h []byte
-	err := s.db.QueryRowContext(ctx,
+	err := s.queryRow(ctx,
 		`SELECT hash FROM events WHERE stream_id = $1 AND stream_version = $2`,
 		streamID, expectedVersion).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -508,7 +510,7 @@ func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 }
 
 func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: query: %w", err)
 	}
@@ -588,7 +590,7 @@ func (s *Store) Tip(ctx context.Context) (Cursor, error) {
 // those where selects (the zero cursor when there is none).
 func (s *Store) lastCursor(ctx context.Context, what, where string) (Cursor, error) {
 	var c Cursor
-	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text, global_position FROM events `+where+`
+	err := s.queryRow(ctx, `SELECT tx_id::text, global_position FROM events `+where+`
 		ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1`).Scan(&c.TxID, &c.Position)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Cursor{}, nil

@@ -30,7 +30,7 @@ func (s *Store) CursorOf(ctx context.Context, position int64) (Cursor, error) {
 		return Cursor{}, ErrUnknownPosition
 	}
 	c := Cursor{Position: position}
-	err := s.db.QueryRowContext(ctx, `SELECT tx_id::text FROM events WHERE global_position = $1`, position).Scan(&c.TxID)
+	err := s.queryRow(ctx, `SELECT tx_id::text FROM events WHERE global_position = $1`, position).Scan(&c.TxID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Cursor{}, ErrUnknownPosition
 	}
