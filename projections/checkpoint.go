@@ -110,30 +110,54 @@ type Status struct {
 	Name string `json:"name"`
 	// Position is the global position of the last event applied.
 	Position int64 `json:"position"`
-	// LagEvents is the number of committed events not applied yet.
+	// LagEvents is the number of committed events not applied yet, counted
+	// up to MaxLagCount.
 	LagEvents int64 `json:"lag_events"`
-	// LagSeconds is the age of the oldest event not applied yet.
+	// LagSeconds is the age of the first event not applied yet (in commit
+	// order): how long the projector has been behind.
 	LagSeconds float64 `json:"lag_seconds"`
 	// Parked is the number of events the projector gave up on.
 	Parked int64 `json:"parked"`
 }
 
+// MaxLagCount bounds the events a status counts: a projector further behind
+// shows this many. It keeps /readyz and /metrics cheap however far a
+// projector has fallen behind.
+const MaxLagCount = 1_000_000
+
 // Status reports the checkpoint and lag of each named projector.
+//
+// The lag is counted along the commit-order index (tx_id, global_position)
+// from the checkpoint on, never by scanning the log: with the checkpoint
+// known only at run time, the planner guesses that a third of the log lies
+// after it and reads the whole table — every readiness probe and metrics
+// scrape then cost a scan of the log, and more as it grew. Sequential and
+// bitmap scans are turned off for the status's own read-only transaction.
 func (c *Checkpoints) Status(ctx context.Context, names []string) ([]Status, error) {
+	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
 	out := make([]Status, 0, len(names))
 	for _, name := range names {
 		s := Status{Name: name}
 		var oldest sql.NullTime
-		err := c.db.QueryRowContext(ctx, `
+		err := tx.QueryRowContext(ctx, `
 			WITH o AS (
 				SELECT coalesce((SELECT last_processed_transaction_id FROM consumer_offsets WHERE consumer_group = $1), '0'::xid8) AS tx,
 				       coalesce((SELECT offset_acked FROM consumer_offsets WHERE consumer_group = $1), 0) AS pos
 			)
 			SELECT o.pos,
-			       (SELECT count(*) FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)),
-			       (SELECT min(e.recorded_at) FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)),
+			       (SELECT count(*) FROM (SELECT 1 FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)
+			           ORDER BY e.tx_id, e.global_position LIMIT $2) behind),
+			       (SELECT e.recorded_at FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)
+			           ORDER BY e.tx_id, e.global_position LIMIT 1),
 			       (SELECT count(*) FROM parked_events p WHERE p.consumer_group = $1)
-			FROM o`, name).Scan(&s.Position, &s.LagEvents, &oldest, &s.Parked)
+			FROM o`, name, MaxLagCount).Scan(&s.Position, &s.LagEvents, &oldest, &s.Parked)
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", name, err)
 		}

@@ -272,3 +272,39 @@ func copyLog(t *testing.T, from *eventstore.Store, to *sqlx.DB) {
 		}
 	}
 }
+
+// Status counts the events after a projector's checkpoint, in commit order,
+// and the age of the first of them; a projector with no checkpoint lags by
+// the whole log.
+func TestStatusCountsTheLag(t *testing.T) {
+	ctx := context.Background()
+	log := projectionstest.New(t)
+	db, store := log.DB, log.Store
+	var cursors []eventstore.Cursor
+	for i := 0; i < 5; i++ {
+		res, err := store.Append(ctx, eventstore.Stream{ID: fmt.Sprintf("test-%d", i), Type: "test"}, 0,
+			[]eventstore.NewEvent{{ID: fmt.Sprintf("00000000-0000-7000-8000-00000000001%d", i), Type: "test.happened", Data: json.RawMessage(`{}`)}},
+			eventstore.Metadata{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursors = append(cursors, res.Events[0].Cursor())
+	}
+	at := cursors[1]
+	if _, err := db.Exec(`INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
+		VALUES ('behind', $1, $2::text::xid8), ('done', $3, $4::text::xid8)`, at.Position, fmt.Sprint(at.TxID),
+		cursors[4].Position, fmt.Sprint(cursors[4].TxID)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := projections.NewCheckpoints(db.DB, time.Second).Status(ctx, []string{"behind", "done", "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct{ position, lag int64 }{"behind": {at.Position, 3}, "done": {cursors[4].Position, 0}, "new": {0, 5}}
+	for _, s := range got {
+		w := want[s.Name]
+		if s.Position != w.position || s.LagEvents != w.lag || (s.LagEvents > 0) != (s.LagSeconds > 0) || s.Parked != 0 {
+			t.Errorf("status %+v, want position %d and a lag of %d", s, w.position, w.lag)
+		}
+	}
+}

@@ -84,6 +84,18 @@ func (b *build) createTable(ctx context.Context, tx *sql.Tx, t liveTable) error 
 		` INCLUDING ALL EXCLUDING INDEXES)`); err != nil {
 		return fmt.Errorf("create %s: %w", shadow.qualified(), err)
 	}
+	// LIKE leaves the storage parameters (a fillfactor kept for in-place
+	// updates) behind.
+	var options sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = $1::regclass`,
+		t.qualified()).Scan(&options); err != nil {
+		return fmt.Errorf("storage parameters of %s: %w", t.qualified(), err)
+	}
+	if options.String != "" {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+shadow.qualified()+` SET (`+options.String+`)`); err != nil {
+			return fmt.Errorf("copy the storage parameters of %s: %w", t.qualified(), err)
+		}
+	}
 	type def struct{ name, sql string }
 	query := func(q string) ([]def, error) {
 		rows, err := tx.QueryContext(ctx, q, t.qualified())

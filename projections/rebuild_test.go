@@ -65,6 +65,22 @@ func (f *rebuildFixture) indexNames(t *testing.T, p projections.TableProjector) 
 	return names
 }
 
+// storage returns the storage parameters of p's live tables (a fillfactor
+// kept for in-place updates), table by table.
+func (f *rebuildFixture) storage(t *testing.T, p projections.TableProjector) []string {
+	t.Helper()
+	var out []string
+	for _, table := range p.Tables() {
+		var options string
+		if err := f.DB.GetContext(t.Context(), &options, `SELECT coalesce(array_to_string(reloptions, ','), '')
+			FROM pg_class WHERE oid = ('public.' || quote_ident($1))::regclass`, table); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, table+":"+options)
+	}
+	return out
+}
+
 func (f *rebuildFixture) schemaExists(t *testing.T, name string) bool {
 	t.Helper()
 	var ok bool
@@ -105,7 +121,7 @@ func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 	for _, p := range sqlProjectors(t) {
 		f.ApplyLive(t, p)
 		live := f.checksums(t, p, "public")
-		indexes := f.indexNames(t, p)
+		indexes, storage := f.indexNames(t, p), f.storage(t, p)
 
 		res, err := f.r.Rebuild(t.Context(), p, projections.RebuildOptions{PageSize: 700})
 		if err != nil {
@@ -117,6 +133,9 @@ func TestRebuildSwapsInTheSameReadModel(t *testing.T) {
 		equalSums(t, "rebuilt "+p.Name(), f.checksums(t, p, "public"), live)
 		if got := f.indexNames(t, p); len(got) != len(indexes) || joined(got) != joined(indexes) {
 			t.Errorf("indexes of %s after the swap = %v, want %v", p.Name(), got, indexes)
+		}
+		if got := f.storage(t, p); joined(got) != joined(storage) {
+			t.Errorf("storage parameters of %s after the swap = %v, want %v", p.Name(), got, storage)
 		}
 		if got := f.Checkpoint(t, p.Name()); got != head {
 			t.Errorf("checkpoint of %s = %+v, want %+v", p.Name(), got, head)
