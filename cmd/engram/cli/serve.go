@@ -31,6 +31,7 @@ func (p *program) newServeCommand() *cobra.Command {
 // serve runs the API until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Debug("configuration", "config", cfg)
+	tuneGC(logger)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
