@@ -31,58 +31,72 @@ type Notifier struct {
 	connStr string
 	logger  *slog.Logger
 
-	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
+	appended, settled wakers
 
 	pending chan struct{}
 }
 
-// NewNotifier returns a Notifier that sends through db and listens on a
-// dedicated connection opened with connStr. Call Run to start it.
-func NewNotifier(db *sql.DB, connStr string, logger *slog.Logger) *Notifier {
-	return &Notifier{
-		db:      db,
-		connStr: connStr,
-		logger:  logger,
-		subs:    make(map[chan struct{}]struct{}),
-		pending: make(chan struct{}, 1),
-	}
+// wakers is a set of coalescing wake-up channels.
+type wakers struct {
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
 }
 
-// Subscribe returns a channel that receives a value (coalesced) whenever new
-// events may be available, and a function that stops the subscription.
-func (n *Notifier) Subscribe() (<-chan struct{}, func()) {
+func (w *wakers) subscribe() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
-	n.mu.Lock()
-	n.subs[ch] = struct{}{}
-	n.mu.Unlock()
+	w.mu.Lock()
+	if w.subs == nil {
+		w.subs = make(map[chan struct{}]struct{})
+	}
+	w.subs[ch] = struct{}{}
+	w.mu.Unlock()
 	return ch, func() {
-		n.mu.Lock()
-		delete(n.subs, ch)
-		n.mu.Unlock()
+		w.mu.Lock()
+		delete(w.subs, ch)
+		w.mu.Unlock()
 	}
 }
 
-// Appended wakes local readers and schedules one NOTIFY for other instances.
-// It never blocks; use it as a Store append hook.
-func (n *Notifier) Appended(AppendResult) {
-	n.wake()
-	select {
-	case n.pending <- struct{}{}:
-	default:
-	}
-}
-
-func (n *Notifier) wake() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for ch := range n.subs {
+func (w *wakers) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.subs {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
 }
+
+// NewNotifier returns a Notifier that sends through db and listens on a
+// dedicated connection opened with connStr. Call Run to start it.
+func NewNotifier(db *sql.DB, connStr string, logger *slog.Logger) *Notifier {
+	return &Notifier{db: db, connStr: connStr, logger: logger, pending: make(chan struct{}, 1)}
+}
+
+// Subscribe returns a channel that receives a value (coalesced) whenever new
+// events may be available, and a function that stops the subscription.
+func (n *Notifier) Subscribe() (<-chan struct{}, func()) { return n.appended.subscribe() }
+
+// SubscribeSettled returns a channel that receives a value (coalesced)
+// whenever Settled is called, and a function that stops the subscription.
+func (n *Notifier) SubscribeSettled() (<-chan struct{}, func()) { return n.settled.subscribe() }
+
+// Appended wakes local readers and schedules one NOTIFY for other instances.
+// It never blocks; use it as a Store append hook.
+func (n *Notifier) Appended(AppendResult) {
+	n.appended.wake()
+	select {
+	case n.pending <- struct{}{}:
+	default:
+	}
+}
+
+// Settled tells local readers that a transaction of this process that may
+// have held back the log's horizon has ended (a projectors' batch, which
+// holds its transaction id while it writes): events committed meanwhile may
+// be readable now. It never blocks.
+func (n *Notifier) Settled() { n.settled.wake() }
 
 // Run listens and sends notifications until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
@@ -127,7 +141,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case <-listener.Notify:
 			// A nil notification means the connection was re-established:
 			// something may have been missed, so wake readers as well.
-			n.wake()
+			n.appended.wake()
 		}
 	}
 }

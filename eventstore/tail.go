@@ -75,6 +75,7 @@ const (
 	DefaultTailPollInterval  = 200 * time.Millisecond
 	DefaultTailBatchSize     = 500
 	DefaultTailRetryInterval = time.Second
+	DefaultTailHotInterval   = 5 * time.Millisecond
 )
 
 // TailerConfig configures a Tailer.
@@ -95,6 +96,14 @@ type TailerConfig struct {
 	// Wake, when set, returns a channel that ends an idle wait early and a
 	// function that releases it (Notifier.Subscribe).
 	Wake func() (<-chan struct{}, func())
+	// Settled, when set, returns a channel that ends early the short waits
+	// of a reader whose new events are not readable yet — an older
+	// transaction still holds the horizon back — and a function that
+	// releases it (Notifier.SubscribeSettled).
+	Settled func() (<-chan struct{}, func())
+	// HotInterval is how soon such a reader looks again when nothing
+	// ends its wait (default DefaultTailHotInterval).
+	HotInterval time.Duration
 }
 
 // Tailer is a Watermill subscriber that follows the events table in commit
@@ -131,6 +140,7 @@ func NewTailer(store *Store, cfg TailerConfig, logger watermill.LoggerAdapter) (
 	defaults.Positive(&cfg.PollInterval, DefaultTailPollInterval)
 	defaults.Positive(&cfg.BatchSize, DefaultTailBatchSize)
 	defaults.Positive(&cfg.RetryInterval, DefaultTailRetryInterval)
+	defaults.Positive(&cfg.HotInterval, DefaultTailHotInterval)
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
@@ -158,20 +168,26 @@ func (t *Tailer) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 		}
 		from = head
 	}
-	var wake <-chan struct{}
-	release := func() {}
-	if t.cfg.Wake != nil {
-		wake, release = t.cfg.Wake()
-	}
+	wake, release := subscribe(t.cfg.Wake)
+	settled, releaseSettled := subscribe(t.cfg.Settled)
 	out := make(chan *message.Message)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
 		defer close(out)
 		defer release()
-		t.run(ctx, from, out, wake)
+		defer releaseSettled()
+		t.run(ctx, from, out, wake, settled)
 	}()
 	return out, nil
+}
+
+// subscribe calls a subscription function when there is one.
+func subscribe(fn func() (<-chan struct{}, func())) (<-chan struct{}, func()) {
+	if fn == nil {
+		return nil, func() {}
+	}
+	return fn()
 }
 
 // Close stops every subscription and waits for their readers to finish.
@@ -187,7 +203,7 @@ func (t *Tailer) Close() error {
 }
 
 // run reads and delivers until ctx ends or the Tailer closes.
-func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Message, wake <-chan struct{}) {
+func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Message, wake, settled <-chan struct{}) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -220,10 +236,11 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 			continue
 		}
 		// After a wake-up the new events may not be readable yet (an older
-		// transaction, such as a consumer group's poll, holds the snapshot
-		// xmin back): keep looking at short intervals for a while.
+		// transaction, such as the projectors' batch, holds the snapshot
+		// xmin back): keep looking at short intervals for a while, and at
+		// once when a local transaction that may have held it ends.
 		if len(events) == 0 && time.Now().Before(hotUntil) {
-			if !sleep(ctx, hotInterval, nil) {
+			if !sleep(ctx, t.cfg.HotInterval, settled) {
 				return
 			}
 			continue

@@ -99,30 +99,75 @@ func TestTailerWakesAndRedeliversNacked(t *testing.T) {
 	}
 	// Wake it as appends do. The events become readable once the cluster's
 	// commit horizon passes them, so wake again until they arrive.
-	ticker := time.NewTicker(100 * time.Millisecond)
+	m := nudgeUntilReceived(t, wake, msgs, "the wake-ups did not end the idle wait")
+	if m.UUID != res.Events[0].EventID {
+		t.Fatalf("first message %s, want %s", m.UUID, res.Events[0].EventID)
+	}
+	m.Nack()
+	for i, want := range res.Events {
+		if got := receive(t, msgs); got.EventID != want.EventID || got.TxID != want.TxID {
+			t.Fatalf("message %d = %s (tx %d), want %s (tx %d)", i, got.EventID, got.TxID, want.EventID, want.TxID)
+		}
+	}
+}
+
+// A transaction that took an id and wrote no event (as the projectors'
+// batch does) keeps a new event unreadable; when it ends, Settled ends the
+// reader's short wait at once: with a hot interval and a poll interval of a
+// minute, the event still arrives.
+func TestTailerSettledEndsTheShortWait(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	from, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wake, settled := make(chan struct{}, 1), make(chan struct{}, 1)
+	msgs := tail(t, s, eventstore.TailerConfig{
+		From: &from, PollInterval: time.Minute, HotInterval: time.Minute,
+		Wake:    func() (<-chan struct{}, func()) { return wake, func() {} },
+		Settled: func() (<-chan struct{}, func()) { return settled, func() {} },
+	})
+	blocker := s.DB().MustBeginTx(ctx, nil)
+	defer func() { _ = blocker.Rollback() }()
+	blocker.MustExecContext(ctx, `SELECT pg_current_xact_id()`)
+	res, err := s.Append(ctx, stream("s"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wake <- struct{}{} // as the append's hook does: the reader finds nothing readable
+	quiet(t, msgs, 100*time.Millisecond)
+	if err := blocker.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Other databases' transactions may hold the cluster's horizon a moment
+	// longer: tell the reader again until the event arrives.
+	m := nudgeUntilReceived(t, settled, msgs, "Settled did not end the short wait")
+	if m.UUID != res.Events[0].EventID {
+		t.Fatalf("message %s, want %s", m.UUID, res.Events[0].EventID)
+	}
+	m.Ack()
+}
+
+// nudgeUntilReceived signals ch (never blocking) every 20 ms until a message
+// arrives and returns it; it fails the test with why after 10 s.
+func nudgeUntilReceived(t *testing.T, ch chan<- struct{}, msgs <-chan *message.Message, why string) *message.Message {
+	t.Helper()
+	ticker := time.NewTicker(20 * time.Millisecond)
 	defer ticker.Stop()
 	deadline := time.After(10 * time.Second)
-wait:
 	for {
 		select {
-		case wake <- struct{}{}:
+		case ch <- struct{}{}:
 		default:
 		}
 		select {
 		case m := <-msgs:
-			if m.UUID != res.Events[0].EventID {
-				t.Fatalf("first message %s, want %s", m.UUID, res.Events[0].EventID)
-			}
-			m.Nack()
-			break wait
+			return m
 		case <-ticker.C:
 		case <-deadline:
-			t.Fatal("the wake-ups did not end the idle wait")
-		}
-	}
-	for i, want := range res.Events {
-		if got := receive(t, msgs); got.EventID != want.EventID || got.TxID != want.TxID {
-			t.Fatalf("message %d = %s (tx %d), want %s (tx %d)", i, got.EventID, got.TxID, want.EventID, want.TxID)
+			t.Fatal(why)
+			return nil
 		}
 	}
 }

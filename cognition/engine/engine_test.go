@@ -456,6 +456,19 @@ func (s *slow) Handle(ctx context.Context, t cognition.Task, p cognition.Progres
 	return cognition.Result{}, ctx.Err()
 }
 
+// within receives from ch, failing the test with why after 10 s.
+func within[T any](t *testing.T, ch <-chan T, why string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal(why)
+	}
+	var zero T
+	return zero
+}
+
 func (h *harness) submitTo(expert, input string) string {
 	h.t.Helper()
 	h.post("/task " + expert + " " + input)
@@ -527,21 +540,12 @@ func testCancelMidTask(t *testing.T, h *harness) {
 	w := h.worker(echoExperts(t, s), &openTasks{}, nil)
 	id := h.submitTo("slow", "think hard")
 	w.Submitted(id)
-	select {
-	case <-s.started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the slow expert did not start")
-	}
+	within(t, s.started, "the slow expert did not start")
 	if _, err := h.cmds.CancelTask.Handle(context.Background(), commands.CancelTask{Actor: h.owner, TaskID: id, Reason: "changed my mind"}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-s.stopped:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("expert stopped with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the expert was not stopped")
+	if err := within(t, s.stopped, "the expert was not stopped"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("expert stopped with %v", err)
 	}
 	h.sig.wait(t, livebus.TypeStatus, `"state":"cancelled"`)
 	if events := h.taskEvents(id); types(events) != "submitted,started,progressed,cancelled" {
@@ -602,20 +606,24 @@ func testClaims(t *testing.T, h *harness) {
 		go func() { _ = w.Run(context.Background()) }()
 		id := h.submitTo("slow", "x")
 		w.Submitted(id)
-		<-s.started
+		within(t, s.started, "the slow expert did not start")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
 		if err := w.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("shutdown = %v", err)
 		}
-		<-s.stopped
+		within(t, s.stopped, "the interrupted expert did not stop")
 		if events := h.taskEvents(id); types(events) != "submitted,started,progressed" {
 			t.Fatalf("after shutdown: %s", types(events))
 		}
-		// Another worker claims it once the lease of the interrupted attempt ends.
+		// Another worker claims it once the lease of the interrupted attempt
+		// ends. Its attempt times out in turn, and was the last: the time
+		// out leaves the expert's progress report (an append) time enough on
+		// a loaded machine, where it would otherwise fail the attempt before
+		// the expert starts.
 		open := &openTasks{claim: []string{id}}
-		h.worker(set, open, func(c *WorkerConfig) { c.Timeout = 100 * time.Millisecond; c.Attempts = 2 })
-		<-s.started
+		h.worker(set, open, func(c *WorkerConfig) { c.Timeout = time.Second; c.Attempts = 2 })
+		within(t, s.started, "the task was not claimed again")
 		events := h.waitTask(id, task.EventFailed)
 		if types(events) != "submitted,started,progressed,started,progressed,failed" {
 			t.Fatalf("after reclaim: %s", types(events))

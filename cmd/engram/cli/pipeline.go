@@ -16,14 +16,15 @@ const reactionsConcurrency = 64
 // newAgents returns the two agents of the event pipeline: the projectors,
 // applied together in one transaction per batch, and the reactor's
 // reactions, run concurrently across conversations. Each works on one
-// instance at a time, the holder of its lease.
+// instance at a time, the holder of its lease. committed runs after each
+// batch of the projectors commits.
 func newAgents(db *sql.DB, store *eventstore.Store, cfg config.Config, logger *slog.Logger, m *metrics.Metrics,
-	checkpoints *projections.Checkpoints, projectors []projections.Projector, reactor projections.Reactor) ([]*projections.Agent, error) {
+	committed func(), projectors []projections.Projector, reactor projections.Reactor) ([]*projections.Agent, error) {
 	consumer, err := projections.NewProjectors(db, logger, projectors...)
 	if err != nil {
 		return nil, err
 	}
-	consumer.OnCommitted(checkpoints.Moved)
+	consumer.OnCommitted(committed)
 	reactions, err := projections.NewReactions(db, reactor, projections.ReactionsConfig{
 		Concurrency: reactionsConcurrency, Logger: logger,
 	})

@@ -193,10 +193,16 @@ func (in *instance) newPipeline() error {
 	if in.readModels != nil {
 		in.projectors = append(in.projectors, in.readModels.Projectors()...)
 	}
-	if in.agents, err = newAgents(in.db.DB, in.store, in.cfg, in.logger, in.metrics, in.checkpoints, in.projectors, in.cognition.reactor); err != nil {
+	// A committed batch wakes read-your-writes waiters, and the tail when
+	// the batch's transaction was what kept new events unreadable.
+	committed := func() {
+		in.checkpoints.Moved()
+		in.notifier.Settled()
+	}
+	if in.agents, err = newAgents(in.db.DB, in.store, in.cfg, in.logger, in.metrics, committed, in.projectors, in.cognition.reactor); err != nil {
 		return err
 	}
-	tailer, err := eventstore.NewTailer(in.store, eventstore.TailerConfig{Wake: in.notifier.Subscribe}, debugInfo)
+	tailer, err := eventstore.NewTailer(in.store, eventstore.TailerConfig{Wake: in.notifier.Subscribe, Settled: in.notifier.SubscribeSettled}, debugInfo)
 	if err != nil {
 		return err
 	}
