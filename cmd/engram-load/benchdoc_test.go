@@ -22,6 +22,9 @@ func sampleResults() *benchResults {
 		Reads: []readRun{
 			{Read: readConversation, Clients: 32, Report: &Report{GetsPerSec: 12000}},
 			{Read: readMessages, Clients: 32, Report: &Report{GetsPerSec: 25000}},
+			// Judged against the echo handler measured just before it
+			// (60 %), not the one of the run's start (38 %).
+			{Read: readWorkspaces, Clients: 32, Report: &Report{GetsPerSec: 15000}, Echo: &Report{Concurrency: 32, GetsPerSec: 25000}},
 			{Read: readWorkspaces, Clients: 64, Report: &Report{GetsPerSec: 25000, Errors: []Count{{What: "GET workspaces 503", N: 2}}}},
 		},
 		Lag:      &Report{Rate: 1000, CommandsPerSec: 998, ProjectionLag: Summary{Count: 3000, P99: 120 * time.Millisecond}},
@@ -41,6 +44,7 @@ func TestVerdictsJudgeTargets(t *testing.T) {
 		"Command append via HTTP (POST message, 32 clients, assistant muted)":                         "yes", // 70 %
 		"GET conversation, 32 clients":                                                                "no",  // 30 %
 		"GET messages, 20 a page, 32 clients":                                                         "yes", // 62 %
+		"GET workspaces (the caller's list), 32 clients":                                              "yes", // 60 % of the echo just before
 		"GET workspaces (the caller's list), 64 clients":                                              "no",  // 62 %, but 2 failed
 		"Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on": "no",  // 10 lost
 		"SSE at 1,000 subscribers × 500 events/s: CPU per delivery":                                   "n/a",
@@ -61,6 +65,9 @@ func TestVerdictsJudgeTargets(t *testing.T) {
 		if v.Met == "no" && v.Why == "" {
 			t.Errorf("%s: missed without a reason", measure)
 		}
+	}
+	if v := got["GET workspaces (the caller's list), 32 clients"]; !strings.Contains(v.Limit, "25000 req/s") || !strings.Contains(v.Limit, "just before") {
+		t.Errorf("GET workspaces limit %q is not the echo handler measured just before", v.Limit)
 	}
 	if v := got["Command → SSE delivery p99, 200 subscribers on one conversation × 200 posts/s, assistant on"]; !strings.Contains(v.Why, "10 deliveries lost") {
 		t.Errorf("SSE verdict reason %q does not count the lost deliveries", v.Why)
