@@ -367,7 +367,6 @@ func (b *bench) run(ctx context.Context) (*benchResults, error) {
 	}
 	b.srv.stop()
 	res.Rebuild = b.rebuild(ctx)
-	b.cleanRedis(ctx)
 	return res, nil
 }
 
@@ -579,7 +578,8 @@ func (b *bench) sleep(ctx context.Context, d time.Duration) {
 }
 
 // createDatabase creates the bench database and returns the function that
-// drops it.
+// drops it and deletes the run's Redis keys, whatever mode the run was and
+// however it ended.
 func (b *bench) createDatabase(ctx context.Context) (func(), error) {
 	admin, err := sql.Open("postgres", b.cfg.adminURL)
 	if err != nil {
@@ -606,6 +606,7 @@ func (b *bench) createDatabase(ctx context.Context) (func(), error) {
 			b.logf("dropped database %s", b.name)
 		}
 		admin.Close()
+		b.cleanRedis(ctx)
 	}, nil
 }
 
