@@ -93,12 +93,19 @@ var writers = sync.Pool{New: func() any { return new(writer) }}
 // release returns w to the pool, keeping its buffers but nothing that
 // points into the text.
 func (w *writer) release() {
+	if len(w.levels) > maxPooledDepth {
+		return // a deeply nested text: its buffers are not worth keeping
+	}
 	for i := range w.levels {
 		clear(w.levels[i].members[:cap(w.levels[i].members)])
 	}
 	w.o, w.src = Options{}, nil
 	writers.Put(w)
 }
+
+// maxPooledDepth is the deepest nesting whose buffers a writer keeps for
+// the next text; events and metadata nest a few levels at most.
+const maxPooledDepth = 32
 
 func (w *writer) skipSpace() {
 	for w.pos < len(w.src) {
