@@ -36,7 +36,8 @@ func ObjectOrEmpty(raw json.RawMessage) json.RawMessage {
 // contains a NUL character (\u0000) anywhere, or is larger than
 // MaxObjectBytes in canonical form.
 func CanonicalObject(raw json.RawMessage) (json.RawMessage, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
 		return append(json.RawMessage(nil), emptyObject...), nil
 	}
 	if !utf8.Valid(raw) {
@@ -48,7 +49,7 @@ func CanonicalObject(raw json.RawMessage) (json.RawMessage, error) {
 	switch {
 	case errors.Is(err, canonjson.ErrSyntax):
 		return nil, errors.New("must be valid JSON")
-	case bytes.TrimSpace(raw)[0] != '{':
+	case trimmed[0] != '{':
 		return nil, errors.New("must be a JSON object")
 	case errors.Is(err, canonjson.ErrNUL):
 		return nil, errors.New("must not contain NUL characters")

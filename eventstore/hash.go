@@ -40,12 +40,6 @@ import (
 // hashScheme is the scheme Append writes with.
 const hashScheme = 2
 
-// canonicalJSON re-serialises a JSON value canonically, numbers exact, as
-// scheme 2 does.
-func canonicalJSON(raw []byte) ([]byte, error) {
-	return appendExact(nil, raw, true)
-}
-
 // appendExact appends the canonical form of the JSON value raw under
 // scheme 2 to dst: what decoding it with numbers kept and encoding it back
 // with encoding/json (HTML left unescaped) writes, each number spelled by

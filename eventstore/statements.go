@@ -24,17 +24,26 @@ type statements struct {
 }
 
 // get returns the prepared statement of query, preparing it at its first
-// use. An error (the database is unreachable) is not kept: the next call
-// tries again.
+// use. The lock is not held while preparing, which takes a connection and a
+// round trip: two first uses at once may both prepare, and one keeps the
+// other's. An error (the database is unreachable) is not kept: the next
+// call tries again.
 func (s *statements) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st, ok := s.m[query]; ok {
+	st, ok := s.m[query]
+	s.mu.Unlock()
+	if ok {
 		return st, nil
 	}
 	st, err := s.db.PrepareContext(ctx, query) //nolint:sqlclosecheck // kept for the store's lifetime: it ends with the pool's connections
 	if err != nil {
 		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kept, ok := s.m[query]; ok {
+		_ = st.Close() //nolint:sqlclosecheck // the other first use won: this one is dropped at once
+		return kept, nil
 	}
 	if s.m == nil {
 		s.m = map[string]*sql.Stmt{}
