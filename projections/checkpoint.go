@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/engramhq/engram/eventstore"
 )
 
@@ -142,29 +144,40 @@ func (c *Checkpoints) Status(ctx context.Context, names []string) ([]Status, err
 	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
+	// One statement for every projector, in the order of names.
+	rows, err := tx.QueryContext(ctx, `
+		SELECT n.name, o.pos,
+		       (SELECT count(*) FROM (SELECT 1 FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)
+		           ORDER BY e.tx_id, e.global_position LIMIT $2) behind),
+		       (SELECT e.recorded_at FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)
+		           ORDER BY e.tx_id, e.global_position LIMIT 1),
+		       (SELECT count(*) FROM parked_events p WHERE p.consumer_group = n.name)
+		FROM unnest($1::text[]) WITH ORDINALITY AS n(name, ord)
+		CROSS JOIN LATERAL (
+			SELECT coalesce((SELECT last_processed_transaction_id FROM consumer_offsets WHERE consumer_group = n.name), '0'::xid8) AS tx,
+			       coalesce((SELECT offset_acked FROM consumer_offsets WHERE consumer_group = n.name), 0) AS pos
+		) o
+		ORDER BY n.ord`, pq.Array(names), MaxLagCount)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	defer rows.Close()
 	out := make([]Status, 0, len(names))
-	for _, name := range names {
-		s := Status{Name: name}
-		var oldest sql.NullTime
-		err := tx.QueryRowContext(ctx, `
-			WITH o AS (
-				SELECT coalesce((SELECT last_processed_transaction_id FROM consumer_offsets WHERE consumer_group = $1), '0'::xid8) AS tx,
-				       coalesce((SELECT offset_acked FROM consumer_offsets WHERE consumer_group = $1), 0) AS pos
-			)
-			SELECT o.pos,
-			       (SELECT count(*) FROM (SELECT 1 FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)
-			           ORDER BY e.tx_id, e.global_position LIMIT $2) behind),
-			       (SELECT e.recorded_at FROM events e WHERE (e.tx_id, e.global_position) > (o.tx, o.pos)
-			           ORDER BY e.tx_id, e.global_position LIMIT 1),
-			       (SELECT count(*) FROM parked_events p WHERE p.consumer_group = $1)
-			FROM o`, name, MaxLagCount).Scan(&s.Position, &s.LagEvents, &oldest, &s.Parked)
-		if err != nil {
-			return nil, fmt.Errorf("status of %s: %w", name, err)
+	for rows.Next() {
+		var (
+			s      Status
+			oldest sql.NullTime
+		)
+		if err := rows.Scan(&s.Name, &s.Position, &s.LagEvents, &oldest, &s.Parked); err != nil {
+			return nil, fmt.Errorf("status: %w", err)
 		}
 		if oldest.Valid {
 			s.LagSeconds = time.Since(oldest.Time).Seconds()
 		}
 		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
 	}
 	return out, nil
 }
