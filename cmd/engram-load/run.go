@@ -304,7 +304,7 @@ func (r *runner) offer(ctx context.Context, conv int, scheduled time.Time, res *
 	var ans answer
 	var err error
 	if r.o.Scenario == scenarioGet {
-		ans, err = r.api.call(ctx, "GET "+r.o.Path, http.MethodGet, r.o.Path, "", nil)
+		ans, err = r.api.get(ctx, "GET "+r.o.Path, r.o.Path, "")
 	} else {
 		path := "/v1/conversations/" + r.convs[conv] + "/messages"
 		ans, err = r.api.call(ctx, "POST messages", http.MethodPost, path, r.writer(conv).token, r.message(conv))
@@ -387,7 +387,7 @@ func (l *lagProbes) probe(ctx context.Context, a *api, path, token string, pos i
 	}
 	l.wg.Go(func() {
 		defer func() { <-l.slots }()
-		ans, err := a.call(ctx, "GET lag-probe", http.MethodGet, path, token, nil, "Engram-Min-Position", strconv.FormatInt(pos, 10))
+		ans, err := a.get(ctx, "GET lag-probe", path, token, "Engram-Min-Position", strconv.FormatInt(pos, 10))
 		if err != nil || ans.status != http.StatusOK {
 			l.mu.Lock()
 			l.failed++
@@ -432,7 +432,7 @@ func (r *runner) read(ctx context.Context, conv int, what string, scheduled time
 			header = []string{"If-None-Match", etag.(string)}
 		}
 	}
-	ans, err := r.api.call(ctx, kind, http.MethodGet, path, r.writer(conv).token, nil, header...)
+	ans, err := r.api.get(ctx, kind, path, r.writer(conv).token, header...)
 	if err != nil || ans.status != http.StatusOK && ans.status != http.StatusNotModified {
 		return
 	}
@@ -444,7 +444,7 @@ func (r *runner) read(ctx context.Context, conv int, what string, scheduled time
 }
 
 func (r *runner) getPath(ctx context.Context, path string, scheduled time.Time, res *workerResult) {
-	ans, err := r.api.call(ctx, "GET "+path, http.MethodGet, path, "", nil)
+	ans, err := r.api.get(ctx, "GET "+path, path, "")
 	if err != nil || ans.status != http.StatusOK {
 		return
 	}
