@@ -25,6 +25,7 @@ type Store struct {
 	onAppend  []func(AppendResult)
 	committer *committer
 	stmts     statements
+	own       ownTip // the last event appended here (for the read lease)
 }
 
 // Option configures a Store.
@@ -143,6 +144,7 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, 
 	}
 	result := AppendResult{Events: p.stored}
 	last := p.stored[len(p.stored)-1]
+	s.own.note(last.Cursor())
 	s.heads.put(stream.ID, last.StreamVersion, last.Hash)
 	for _, fn := range s.onAppend {
 		fn(result)
@@ -279,8 +281,23 @@ var guardedTypes = [eventCols + guardCols]string{"::uuid", "::text", "::text", "
 	"::integer", "::jsonb", "::jsonb", "::timestamptz", "::bytea", "::bytea", "::text", "::integer"}
 
 // writeAlone writes one append in its own transaction: a single statement
-// when it has no claims and no idempotency key.
+// when it has no claims and no idempotency key. Refused because another
+// instance holds the read lease, it waits for the lease to lapse and writes
+// again.
 func (s *Store) writeAlone(ctx context.Context, p *pendingAppend) error {
+	for {
+		err := s.writeOnce(ctx, p)
+		l, ok := leased(err)
+		if !ok {
+			return err
+		}
+		if err := s.awaitLease(ctx, l); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) writeOnce(ctx context.Context, p *pendingAppend) error {
 	if !p.special() {
 		// A single statement is its own transaction: one round trip.
 		return s.insertOne(ctx, s.db, p)

@@ -27,6 +27,10 @@ const (
 type ReadCacheConfig struct {
 	// Head reads the last committed event of the log (eventstore.Store.Tip).
 	Head func(ctx context.Context) (eventstore.Cursor, error)
+	// Lease, when set, tells the last committed event without a round
+	// trip while this instance holds the read lease
+	// (eventstore.ReadLease.Head); when it reports false, Head is read.
+	Lease func() (eventstore.Cursor, bool)
 	// MaxBytes bounds the estimated size of the answers kept (default
 	// DefaultReadCacheBytes); beyond it, entries picked at random make room.
 	MaxBytes int
@@ -63,6 +67,9 @@ type ReadCacheConfig struct {
 //     the head of the log, shared by the reads that arrive together, then a
 //     wait for the pipeline — so a removed member's next request is refused
 //     on every instance, and Engram-Min-Position holds by construction.
+//     While the instance holds the read lease (no other writer can commit),
+//     the head is known without the read: the later of the tip when the
+//     lease was taken and the instance's own last append.
 //
 // When any of that cannot be shown quickly, the query reads the read model
 // as before: the cache only ever makes a read faster, never staler.
@@ -185,13 +192,15 @@ func (c *ReadCache) Current(ctx context.Context, minPosition int64) bool {
 		c.behind.Add(1)
 		return false
 	}
-	head, err := c.fence.head(ctx)
-	if err != nil {
-		c.behind.Add(1)
-		return false
+	head, ok := c.leasedHead()
+	if !ok {
+		var err error
+		if head, err = c.fence.head(ctx); err != nil {
+			c.behind.Add(1)
+			return false
+		}
 	}
-	timer := time.NewTimer(c.cfg.CatchUp)
-	defer timer.Stop()
+	var timeout <-chan time.Time
 	for {
 		c.mu.RLock()
 		applied, highest, advanced := c.applied, c.highest, c.advanced
@@ -203,9 +212,14 @@ func (c *ReadCache) Current(ctx context.Context, minPosition int64) bool {
 			}
 			return true
 		}
+		if timeout == nil {
+			timer := time.NewTimer(c.cfg.CatchUp)
+			defer timer.Stop()
+			timeout = timer.C
+		}
 		select {
 		case <-advanced:
-		case <-timer.C:
+		case <-timeout:
 			c.behind.Add(1)
 			return false
 		case <-ctx.Done():
@@ -213,6 +227,15 @@ func (c *ReadCache) Current(ctx context.Context, minPosition int64) bool {
 			return false
 		}
 	}
+}
+
+// leasedHead is the head of the log by the read lease, if there is one
+// and it is held.
+func (c *ReadCache) leasedHead() (eventstore.Cursor, bool) {
+	if c.cfg.Lease == nil {
+		return eventstore.Cursor{}, false
+	}
+	return c.cfg.Lease()
 }
 
 // Get returns the entry kept under key. Call Current first: an entry is

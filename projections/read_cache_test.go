@@ -170,6 +170,54 @@ func TestReadCacheCurrentWaitsForTheTip(t *testing.T) {
 	}
 }
 
+// While the read lease is trusted, the head it tells is the fence: no head
+// read, and still a wait for the pipeline to apply it. Once it is not, the
+// head is read again.
+func TestReadCacheUsesTheLeasedHead(t *testing.T) {
+	l := newCacheLog(t, 2*time.Second)
+	var leased atomic.Bool
+	var leaseHead atomic.Int64
+	c, err := projections.NewReadCache(projections.ReadCacheConfig{CatchUp: 2 * time.Second,
+		Head: func(ctx context.Context) (eventstore.Cursor, error) {
+			l.reads.Add(1)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.tip, nil
+		},
+		Lease: func() (eventstore.Cursor, bool) { return at(leaseHead.Load()), leased.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.cache = c
+	c.Activate(at(1))
+	leased.Store(true)
+	leaseHead.Store(1)
+	if !c.Current(t.Context(), 0) || l.reads.Load() != 0 {
+		t.Fatalf("a cache at the leased head: not current, or %d head reads", l.reads.Load())
+	}
+	e := l.commit(2, conversation.StreamType, conversation.StreamID(uuid.NewString()), "conversation.message_posted", map[string]string{})
+	leaseHead.Store(2) // the instance's own append
+	done := make(chan bool, 1)
+	go func() { done <- c.Current(t.Context(), 0) }()
+	select {
+	case <-done:
+		t.Fatal("Current answered before the cache applied the leased head")
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.deliver(e)
+	if !<-done || l.reads.Load() != 0 {
+		t.Fatalf("after the leased head was applied: not current, or %d head reads", l.reads.Load())
+	}
+	leased.Store(false)
+	l.commit(3, conversation.StreamType, conversation.StreamID(uuid.NewString()), "conversation.message_posted", map[string]string{})
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if c.Current(short, 0) || l.reads.Load() != 1 {
+		t.Fatalf("without the lease, behind the tip: current, or %d head reads (want 1)", l.reads.Load())
+	}
+}
+
 // Reads that arrive together share head reads, but none uses a head read
 // that began before it arrived.
 func TestReadCacheSharesHeadReads(t *testing.T) {

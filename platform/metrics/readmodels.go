@@ -98,12 +98,13 @@ func (c *redisReadModelCollector) Collect(ch chan<- prometheus.Metric) {
 type ReadCacheState struct {
 	Hits, Misses, Behind int64
 	Entries, Bytes       int
+	Leased               bool // the instance trusts the read lease
 }
 
 // WatchReadCache exports engram_read_cache_lookups_total (by result: hit,
 // miss, or behind when the cache had not applied the head of the log in
-// time), engram_read_cache_entries and engram_read_cache_bytes, read
-// through read when scraped.
+// time), engram_read_cache_entries, engram_read_cache_bytes and
+// engram_read_lease_held, read through read when scraped.
 func (m *Metrics) WatchReadCache(read func() ReadCacheState) {
 	if m == nil {
 		return
@@ -124,4 +125,11 @@ func (m *Metrics) WatchReadCache(read func() ReadCacheState) {
 		func() float64 { return float64(read().Entries) })
 	m.GaugeFunc("engram_read_cache_bytes", "Estimated bytes of the answers held by the in-memory read cache.", nil,
 		func() float64 { return float64(read().Bytes) })
+	m.GaugeFunc("engram_read_lease_held", "1 while this instance holds the read lease (it runs alone: cached reads need no round trip), else 0.", nil,
+		func() float64 {
+			if read().Leased {
+				return 1
+			}
+			return 0
+		})
 }

@@ -85,6 +85,7 @@ func (in *instance) start(ctx context.Context) (r *running, err error) {
 			return nil, err
 		}
 		in.readCache.Activate(cacheFrom)
+		rest.run(in.readLease.Run)
 	}
 	return r, nil
 }

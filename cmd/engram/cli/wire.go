@@ -44,6 +44,7 @@ type instance struct {
 	checkpoints *projections.Checkpoints
 	readModels  *redis.ReadModels // nil without Redis
 	readCache   *projections.ReadCache
+	readLease   *eventstore.ReadLease // nil without the read cache
 	projectors  []projections.Projector
 	router      *message.Router
 	agents      []*projections.Agent
@@ -165,12 +166,18 @@ func (in *instance) newQueries(ctx context.Context) (queries.Queries, error) {
 	in.readModels = readModels
 	options = append(options, queries.WithWaitTimeout(in.cfg.ReadYourWritesTimeout))
 	if in.cfg.ReadCacheBytes > 0 {
-		if in.readCache, err = projections.NewReadCache(projections.ReadCacheConfig{Head: in.store.Tip, MaxBytes: in.cfg.ReadCacheBytes}); err != nil {
+		if in.readLease, err = in.store.NewReadLease(ctx, in.logger); err != nil {
+			return queries.Queries{}, err
+		}
+		if in.readCache, err = projections.NewReadCache(projections.ReadCacheConfig{
+			Head: in.store.Tip, Lease: in.readLease.Head, MaxBytes: in.cfg.ReadCacheBytes,
+		}); err != nil {
 			return queries.Queries{}, err
 		}
 		in.metrics.WatchReadCache(func() metrics.ReadCacheState {
 			st := in.readCache.Stats()
-			return metrics.ReadCacheState{Hits: st.Hits, Misses: st.Misses, Behind: st.Behind, Entries: st.Entries, Bytes: st.Bytes}
+			return metrics.ReadCacheState{Hits: st.Hits, Misses: st.Misses, Behind: st.Behind, Entries: st.Entries, Bytes: st.Bytes,
+				Leased: in.readLease.Holds()}
 		})
 		options = append(options, queries.WithCache(in.readCache, in.checkpoints))
 	}
