@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -196,68 +197,109 @@ func (l *ReadLease) Run(ctx context.Context) {
 	}
 }
 
-// renew says this instance is running and takes or extends the lease when
-// no other instance runs. Taking it waits for every writer that checked for
-// a lease before (the advisory lock), then reads the tip of the log: every
-// event committed before the lease was taken is at or before that tip, and
-// every one committed afterwards, until the lease lapses, is this store's.
+// renew says this instance is running, extends the lease it holds while no
+// other instance runs, and takes the lease when no one holds it and no
+// other instance runs.
+//
+// Extending a lease that has not lapsed needs nothing more: no other
+// writer can have committed meanwhile. Taking it waits for every writer
+// that checked for a lease before (the advisory lock), then reads the tip
+// of the log: every event committed before the lease was taken is at or
+// before that tip, and every one committed afterwards, until the lease
+// lapses, is this store's.
 func (l *ReadLease) renew(ctx context.Context) error {
 	asked := l.now()
 	ctx, cancel := context.WithTimeout(ctx, LeaseRenewal)
 	defer cancel()
-	var holds bool
+	// A lease is extended only while it holds, never shortened (its holder
+	// trusts it until it lapses), and not extended once another instance
+	// runs.
+	var extended, free bool
+	err := l.store.db.QueryRowContext(ctx, `
+		WITH others AS (
+			SELECT FROM read_leases WHERE instance <> $1
+			   AND (seen_until > clock_timestamp() OR holds_until > clock_timestamp())),
+		alone AS (SELECT NOT EXISTS (SELECT FROM others) AS alone)
+		INSERT INTO read_leases AS l (instance, seen_until)
+		VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+		ON CONFLICT (instance) DO UPDATE SET seen_until = excluded.seen_until,
+		       holds_until = CASE WHEN (SELECT alone FROM alone) AND l.holds_until > clock_timestamp()
+		                          THEN clock_timestamp() + make_interval(secs => $3) ELSE l.holds_until END
+		RETURNING (SELECT alone FROM alone) AND coalesce(holds_until > clock_timestamp(), false),
+		          (SELECT alone FROM alone)`,
+		l.name, leasePresence.Seconds(), LeaseTerm.Seconds()).Scan(&extended, &free)
+	if err != nil {
+		l.set(false, Cursor{}, time.Time{}, false)
+		return fmt.Errorf("eventstore: renew the read lease: %w", err)
+	}
+	// The extension is seamless only if it committed while the lease it
+	// extends was still trusted (so before it lapsed); otherwise another
+	// writer may have come in: the lease is taken anew.
+	l.mu.Lock()
+	seamless := extended && l.holds && l.now().Before(l.trusted)
+	l.mu.Unlock()
+	switch {
+	case seamless:
+		l.set(true, Cursor{}, asked.Add(LeaseTerm-LeaseMargin), true)
+		return nil
+	case !free:
+		// Another instance runs: a lease held already stays trusted
+		// until it lapses.
+		l.mu.Lock()
+		l.holds = false
+		l.mu.Unlock()
+		return nil
+	}
+	return l.take(ctx, asked)
+}
+
+// take takes the lease when no one holds it and no other instance runs,
+// then starts an epoch at the tip of the log.
+func (l *ReadLease) take(ctx context.Context, asked time.Time) error {
+	var taken bool
 	err := l.store.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(leaseLockKey)); err != nil {
 			return err
 		}
-		// Another running instance, or a lease of its own, keeps this one
-		// from taking or extending the lease; a lease it holds already is
-		// kept as it is, never shortened (it is trusted until it lapses).
 		return tx.QueryRowContext(ctx, `
-			WITH others AS (
-				SELECT FROM read_leases WHERE instance <> $1
-				   AND (seen_until > clock_timestamp() OR holds_until > clock_timestamp()))
-			INSERT INTO read_leases AS l (instance, seen_until, holds_until)
-			VALUES ($1, clock_timestamp() + make_interval(secs => $2),
-			        CASE WHEN NOT EXISTS (SELECT FROM others) THEN clock_timestamp() + make_interval(secs => $3) END)
-			ON CONFLICT (instance) DO UPDATE SET seen_until = excluded.seen_until,
-			       holds_until = COALESCE(excluded.holds_until, l.holds_until)
-			RETURNING NOT EXISTS (SELECT FROM others)`,
-			l.name, leasePresence.Seconds(), LeaseTerm.Seconds()).Scan(&holds)
+			UPDATE read_leases SET holds_until = clock_timestamp() + make_interval(secs => $2)
+			 WHERE instance = $1 AND NOT EXISTS (SELECT FROM read_leases o WHERE o.instance <> $1
+			   AND (o.seen_until > clock_timestamp() OR o.holds_until > clock_timestamp()))
+			RETURNING true`, l.name, LeaseTerm.Seconds()).Scan(&taken)
 	})
-	if err != nil {
-		l.mu.Lock()
-		l.holds = false
-		l.mu.Unlock()
-		return fmt.Errorf("eventstore: renew the read lease: %w", err)
-	}
-	// The extension is seamless only if it committed while the lease it
-	// extends was still trusted (so before it lapsed): a renewal that took
-	// longer may have let another writer in, and is a new lease.
-	l.mu.Lock()
-	continuous := l.holds && l.now().Before(l.trusted)
-	l.holds = holds
-	l.mu.Unlock()
-	if !holds {
-		return nil // a lease held already stays trusted until it lapses
-	}
-	until := asked.Add(LeaseTerm - LeaseMargin)
-	if continuous {
-		l.mu.Lock()
-		l.trusted = until
-		l.mu.Unlock()
+	if errors.Is(err, sql.ErrNoRows) {
+		l.set(false, Cursor{}, time.Time{}, false) // another instance came meanwhile
 		return nil
 	}
-	// Newly taken (or kept across a lapse of trust): the tip after the
-	// lease was taken starts the epoch.
+	if err != nil {
+		l.set(false, Cursor{}, time.Time{}, false)
+		return fmt.Errorf("eventstore: take the read lease: %w", err)
+	}
 	tip, err := l.store.Tip(ctx)
 	if err != nil {
+		// Held but not trusted: the next renewal takes it anew.
+		l.set(false, Cursor{}, time.Time{}, false)
 		return err
 	}
-	l.mu.Lock()
-	l.epoch, l.trusted = tip, until
-	l.mu.Unlock()
+	l.set(true, tip, asked.Add(LeaseTerm-LeaseMargin), false)
 	return nil
+}
+
+// set records a renewal's outcome: whether the lease is held, and until
+// when it is trusted — from a new epoch at tip, or (keep) the current one.
+// A renewal that does not hold the lease leaves the trust it had: the
+// lease it took earlier lapses by itself.
+func (l *ReadLease) set(holds bool, tip Cursor, trusted time.Time, keep bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.holds = holds
+	if !holds {
+		return
+	}
+	if !keep {
+		l.epoch = tip
+	}
+	l.trusted = trusted
 }
 
 // release stops trusting the lease, then gives it up, so that another

@@ -36,7 +36,7 @@ func instances(t *testing.T, n int) []*eventstore.Store {
 // called or the test ends.
 func runLease(t *testing.T, s *eventstore.Store) (*eventstore.ReadLease, func()) {
 	t.Helper()
-	l, err := s.NewReadLease(t.Context(), slog.New(slog.DiscardHandler))
+	l, err := s.NewReadLease(t.Context(), slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,3 +172,7 @@ func TestReadLeaseNotKeptWhileTwoInstancesRun(t *testing.T) {
 		time.Sleep(eventstore.LeaseRenewal / 3)
 	}
 }
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
