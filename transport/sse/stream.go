@@ -1,9 +1,12 @@
 package sse
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,8 +98,8 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	hdr.Set(echo.HeaderContentType, "text/event-stream")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	out.start()
+	ctx, stop := out.start(ctx, c)
+	defer stop()
 	h.run(ctx, s, resume, out, expiry)
 	return nil
 }
@@ -464,11 +467,23 @@ func writeAll(out sink, b []byte) error {
 }
 
 // httpSink writes to the client with a deadline per batch of writes.
+//
+// An HTTP/1.1 stream takes its connection over from net/http (Hijack): the
+// frames gathered between two flushes then go out in one system call
+// (writev), with no chunked encoding, where net/http's 4 KiB connection
+// buffer split every flush of a busy stream into two or three writes. The
+// body ends when the connection closes (Connection: close). Where the
+// connection cannot be taken over (HTTP/2), the stream is written through
+// the ResponseWriter.
 type httpSink struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
 	aborted atomic.Bool
+
+	conn    net.Conn    // the taken-over connection, or nil
+	pending net.Buffers // what the next flush sends on conn
+	backing net.Buffers // pending's array, kept between flushes
 
 	mu       sync.Mutex
 	finished bool
@@ -478,12 +493,49 @@ func newHTTPSink(w http.ResponseWriter, timeout time.Duration) *httpSink {
 	return &httpSink{w: w, rc: http.NewResponseController(w), timeout: timeout}
 }
 
-// start lifts the server's read and write timeouts, which are for ordinary
-// requests: a stream has no read deadline (the client sends nothing more,
-// and its leaving is noticed at once) and a deadline per write.
-func (s *httpSink) start() {
-	_ = s.rc.SetReadDeadline(time.Time{})
-	_ = s.rc.SetWriteDeadline(time.Time{})
+// start sends the response head (200 and the headers set so far) and
+// returns the stream's context, which ends when the client leaves, and the
+// function that ends the stream's use of the connection.
+func (s *httpSink) start(ctx context.Context, c echo.Context) (context.Context, func()) {
+	conn, rw, err := s.rc.Hijack()
+	if err != nil {
+		// Not HTTP/1.1: written through the ResponseWriter, which lifts
+		// the server's timeouts (they are for ordinary requests: a stream
+		// has no read deadline, and a deadline per write).
+		c.Response().WriteHeader(http.StatusOK)
+		_ = s.rc.SetReadDeadline(time.Time{})
+		_ = s.rc.SetWriteDeadline(time.Time{})
+		return ctx, func() {}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	// The head goes out with the first frames.
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	hdr := c.Response().Header()
+	hdr.Set("Connection", "close")
+	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	_ = hdr.Write(&head)
+	head.WriteString("\r\n")
+	c.Response().Status, c.Response().Committed = http.StatusOK, true
+	s.mu.Lock()
+	s.conn = conn
+	aborted := s.aborted.Load()
+	s.mu.Unlock()
+	if aborted {
+		_ = conn.SetWriteDeadline(time.Now())
+	}
+	s.pending = append(s.backing[:0], head.Bytes())
+	// The client sends nothing more: its leaving (or the connection
+	// closing) ends the read, which ends the stream.
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, _ = io.Copy(io.Discard, rw.Reader)
+		cancel()
+	}()
+	return ctx, func() {
+		cancel()
+		_ = conn.Close()
+	}
 }
 
 // abort makes a blocked write fail now, and every later one. It may be
@@ -496,6 +548,10 @@ func (s *httpSink) abort() {
 		return
 	}
 	s.aborted.Store(true)
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(time.Now())
+		return
+	}
 	_ = s.rc.SetWriteDeadline(time.Now())
 }
 
@@ -510,9 +566,17 @@ func (s *httpSink) finish() {
 // sink was aborted. It checks after setting, so that an abort racing with
 // it always wins: abort sets its flag before its deadline.
 func (s *httpSink) begin() error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	} else {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	}
 	if s.aborted.Load() {
-		_ = s.rc.SetWriteDeadline(time.Now())
+		if s.conn != nil {
+			_ = s.conn.SetWriteDeadline(time.Now())
+		} else {
+			_ = s.rc.SetWriteDeadline(time.Now())
+		}
 		return errAborted
 	}
 	return nil
@@ -521,13 +585,27 @@ func (s *httpSink) begin() error {
 // errAborted is the error of writes after abort.
 var errAborted = errors.New("sse: stream aborted")
 
+// write queues b for the next flush (b is not changed until then: frames
+// are shared and never changed).
 func (s *httpSink) write(b []byte) error {
-	_, err := s.w.Write(b)
-	return err
+	if s.conn == nil {
+		_, err := s.w.Write(b)
+		return err
+	}
+	s.pending = append(s.pending, b)
+	return nil
 }
 
 func (s *httpSink) flush() error {
-	return s.rc.Flush()
+	if s.conn == nil {
+		return s.rc.Flush()
+	}
+	s.backing = s.pending[:0]
+	out := s.pending // WriteTo consumes it
+	_, err := out.WriteTo(s.conn)
+	clear(s.backing[:cap(s.backing)]) // drop the frames' references
+	s.pending = s.backing
+	return err
 }
 
 func isUUID(s string) bool {
