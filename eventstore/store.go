@@ -732,9 +732,13 @@ func (s *Store) ReadStreams(ctx context.Context, tails []StreamTail) (map[string
 	for i, t := range tails {
 		ids[i], afters[i] = t.StreamID, int64(t.AfterVersion)
 	}
-	events, err := s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
-		JOIN unnest($1::text[], $2::int[]) AS t(id, after) ON stream_id = t.id AND stream_version > t.after
-		ORDER BY stream_id, stream_version`, pq.Array(ids), pq.Array(afters))
+	// One index range scan per tail (LATERAL): joined instead, the planner
+	// expects a hundred events a tail and scans each through a bitmap,
+	// several times slower for the few events a tail usually holds.
+	events, err := s.queryEvents(ctx, `SELECT e.* FROM unnest($1::text[], $2::int[]) AS t(id, after)
+		CROSS JOIN LATERAL (SELECT `+eventColumns+` FROM events
+			WHERE stream_id = t.id AND stream_version > t.after ORDER BY stream_version) e
+		ORDER BY e.stream_id, e.stream_version`, pq.Array(ids), pq.Array(afters))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
 	}
