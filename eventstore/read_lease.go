@@ -56,7 +56,7 @@ type errLeased struct {
 	err      error
 }
 
-func (e *errLeased) Error() string { return "eventstore: " + e.err.Error() }
+func (e *errLeased) Error() string { return e.err.Error() }
 func (e *errLeased) Unwrap() error { return e.err }
 
 // leased returns err as an errLeased when the lease trigger refused it.
@@ -125,8 +125,12 @@ type ReadLease struct {
 	mu      sync.Mutex
 	trusted time.Time // Head answers until then (monotonic clock)
 	epoch   Cursor    // the tip of the log read once the lease was taken
-	holds   bool      // the last renewal took or kept the lease
 }
+
+// othersRunning selects the rows of read_leases of the instances other than
+// $1 that run or hold a lease.
+const othersRunning = `SELECT FROM read_leases o WHERE o.instance <> $1
+	AND (o.seen_until > clock_timestamp() OR o.holds_until > clock_timestamp())`
 
 // NewReadLease returns the read lease of this store's sessions; Run takes
 // and keeps it, logging when it takes or loses it.
@@ -214,40 +218,28 @@ func (l *ReadLease) renew(ctx context.Context) error {
 	// A lease is extended only while it holds, never shortened (its holder
 	// trusts it until it lapses), and not extended once another instance
 	// runs.
-	var extended, free bool
+	var extended, alone bool
 	err := l.store.db.QueryRowContext(ctx, `
-		WITH others AS (
-			SELECT FROM read_leases WHERE instance <> $1
-			   AND (seen_until > clock_timestamp() OR holds_until > clock_timestamp())),
-		alone AS (SELECT NOT EXISTS (SELECT FROM others) AS alone)
+		WITH alone AS (SELECT NOT EXISTS (`+othersRunning+`) AS alone)
 		INSERT INTO read_leases AS l (instance, seen_until)
 		VALUES ($1, clock_timestamp() + make_interval(secs => $2))
 		ON CONFLICT (instance) DO UPDATE SET seen_until = excluded.seen_until,
 		       holds_until = CASE WHEN (SELECT alone FROM alone) AND l.holds_until > clock_timestamp()
 		                          THEN clock_timestamp() + make_interval(secs => $3) ELSE l.holds_until END
-		RETURNING (SELECT alone FROM alone) AND coalesce(holds_until > clock_timestamp(), false),
-		          (SELECT alone FROM alone)`,
-		l.name, leasePresence.Seconds(), LeaseTerm.Seconds()).Scan(&extended, &free)
+		RETURNING coalesce(holds_until > clock_timestamp(), false), (SELECT alone FROM alone)`,
+		l.name, leasePresence.Seconds(), LeaseTerm.Seconds()).Scan(&extended, &alone)
 	if err != nil {
-		l.set(false, Cursor{}, time.Time{}, false)
 		return fmt.Errorf("eventstore: renew the read lease: %w", err)
 	}
-	// The extension is seamless only if it committed while the lease it
-	// extends was still trusted (so before it lapsed); otherwise another
-	// writer may have come in: the lease is taken anew.
-	l.mu.Lock()
-	seamless := extended && l.holds && l.now().Before(l.trusted)
-	l.mu.Unlock()
 	switch {
-	case seamless:
-		l.set(true, Cursor{}, asked.Add(LeaseTerm-LeaseMargin), true)
+	case !alone:
+		// Another instance runs: a lease held already stays trusted until
+		// it lapses.
 		return nil
-	case !free:
-		// Another instance runs: a lease held already stays trusted
-		// until it lapses.
-		l.mu.Lock()
-		l.holds = false
-		l.mu.Unlock()
+	case extended && l.now().Before(l.trustedUntil()):
+		// Seamless: the extension committed while the lease it extends
+		// was trusted, so before it lapsed, and no other writer came in.
+		l.trust(asked.Add(LeaseTerm-LeaseMargin), nil)
 		return nil
 	}
 	return l.take(ctx, asked)
@@ -263,51 +255,44 @@ func (l *ReadLease) take(ctx context.Context, asked time.Time) error {
 		}
 		return tx.QueryRowContext(ctx, `
 			UPDATE read_leases SET holds_until = clock_timestamp() + make_interval(secs => $2)
-			 WHERE instance = $1 AND NOT EXISTS (SELECT FROM read_leases o WHERE o.instance <> $1
-			   AND (o.seen_until > clock_timestamp() OR o.holds_until > clock_timestamp()))
+			 WHERE instance = $1 AND NOT EXISTS (`+othersRunning+`)
 			RETURNING true`, l.name, LeaseTerm.Seconds()).Scan(&taken)
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		l.set(false, Cursor{}, time.Time{}, false) // another instance came meanwhile
-		return nil
-	}
-	if err != nil {
-		l.set(false, Cursor{}, time.Time{}, false)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // another instance came meanwhile
+	case err != nil:
 		return fmt.Errorf("eventstore: take the read lease: %w", err)
 	}
 	tip, err := l.store.Tip(ctx)
 	if err != nil {
-		// Held but not trusted: the next renewal takes it anew.
-		l.set(false, Cursor{}, time.Time{}, false)
-		return err
+		return err // held but not trusted: the next renewal takes it anew
 	}
-	l.set(true, tip, asked.Add(LeaseTerm-LeaseMargin), false)
+	l.trust(asked.Add(LeaseTerm-LeaseMargin), &tip)
 	return nil
 }
 
-// set records a renewal's outcome: whether the lease is held, and until
-// when it is trusted — from a new epoch at tip, or (keep) the current one.
-// A renewal that does not hold the lease leaves the trust it had: the
-// lease it took earlier lapses by itself.
-func (l *ReadLease) set(holds bool, tip Cursor, trusted time.Time, keep bool) {
+// trustedUntil is when the lease stops being trusted.
+func (l *ReadLease) trustedUntil() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.holds = holds
-	if !holds {
-		return
+	return l.trusted
+}
+
+// trust trusts the lease until then, from a new epoch when one is given.
+func (l *ReadLease) trust(until time.Time, epoch *Cursor) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if epoch != nil {
+		l.epoch = *epoch
 	}
-	if !keep {
-		l.epoch = tip
-	}
-	l.trusted = trusted
+	l.trusted = until
 }
 
 // release stops trusting the lease, then gives it up, so that another
 // writer need not wait for it to lapse.
 func (l *ReadLease) release() {
-	l.mu.Lock()
-	l.trusted, l.holds = time.Time{}, false
-	l.mu.Unlock()
+	l.trust(time.Time{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, _ = l.store.db.ExecContext(ctx, `DELETE FROM read_leases WHERE instance = $1`, l.name)

@@ -124,6 +124,9 @@ func NewReadCache(cfg ReadCacheConfig) (*ReadCache, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Lease == nil {
+		cfg.Lease = func() (eventstore.Cursor, bool) { return eventstore.Cursor{}, false }
+	}
 	return &ReadCache{cfg: cfg, fence: fence{read: cfg.Head}, advanced: make(chan struct{}),
 		recent: map[string]eventstore.Cursor{}, older: map[string]eventstore.Cursor{},
 		entries: map[string]*cacheEntry{}, byDep: map[string]map[*cacheEntry]struct{}{}}, nil
@@ -192,7 +195,7 @@ func (c *ReadCache) Current(ctx context.Context, minPosition int64) bool {
 		c.behind.Add(1)
 		return false
 	}
-	head, ok := c.leasedHead()
+	head, ok := c.cfg.Lease()
 	if !ok {
 		var err error
 		if head, err = c.fence.head(ctx); err != nil {
@@ -227,15 +230,6 @@ func (c *ReadCache) Current(ctx context.Context, minPosition int64) bool {
 			return false
 		}
 	}
-}
-
-// leasedHead is the head of the log by the read lease, if there is one
-// and it is held.
-func (c *ReadCache) leasedHead() (eventstore.Cursor, bool) {
-	if c.cfg.Lease == nil {
-		return eventstore.Cursor{}, false
-	}
-	return c.cfg.Lease()
 }
 
 // Get returns the entry kept under key. Call Current first: an entry is

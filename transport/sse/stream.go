@@ -483,7 +483,6 @@ type httpSink struct {
 
 	conn    net.Conn    // the taken-over connection, or nil
 	pending net.Buffers // what the next flush sends on conn
-	backing net.Buffers // pending's array, kept between flushes
 
 	mu       sync.Mutex
 	finished bool
@@ -519,12 +518,11 @@ func (s *httpSink) start(ctx context.Context, c echo.Context) (context.Context, 
 	c.Response().Status, c.Response().Committed = http.StatusOK, true
 	s.mu.Lock()
 	s.conn = conn
-	aborted := s.aborted.Load()
-	s.mu.Unlock()
-	if aborted {
-		_ = conn.SetWriteDeadline(time.Now())
+	if s.aborted.Load() {
+		s.setWriteDeadline(time.Now()) // Hijack's deadline reset undid abort's
 	}
-	s.pending = append(s.backing[:0], head.Bytes())
+	s.mu.Unlock()
+	s.pending = net.Buffers{head.Bytes()}
 	// The client sends nothing more: its leaving (or the connection
 	// closing) ends the read, which ends the stream.
 	ctx, cancel := context.WithCancel(ctx)
@@ -548,11 +546,17 @@ func (s *httpSink) abort() {
 		return
 	}
 	s.aborted.Store(true)
+	s.setWriteDeadline(time.Now())
+}
+
+// setWriteDeadline sets the deadline of the writes to come, on the
+// taken-over connection or through the ResponseWriter.
+func (s *httpSink) setWriteDeadline(t time.Time) {
 	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(time.Now())
+		_ = s.conn.SetWriteDeadline(t)
 		return
 	}
-	_ = s.rc.SetWriteDeadline(time.Now())
+	_ = s.rc.SetWriteDeadline(t)
 }
 
 // finish marks the end of the stream's handler.
@@ -566,17 +570,9 @@ func (s *httpSink) finish() {
 // sink was aborted. It checks after setting, so that an abort racing with
 // it always wins: abort sets its flag before its deadline.
 func (s *httpSink) begin() error {
-	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
-	} else {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-	}
+	s.setWriteDeadline(time.Now().Add(s.timeout))
 	if s.aborted.Load() {
-		if s.conn != nil {
-			_ = s.conn.SetWriteDeadline(time.Now())
-		} else {
-			_ = s.rc.SetWriteDeadline(time.Now())
-		}
+		s.setWriteDeadline(time.Now())
 		return errAborted
 	}
 	return nil
@@ -600,11 +596,10 @@ func (s *httpSink) flush() error {
 	if s.conn == nil {
 		return s.rc.Flush()
 	}
-	s.backing = s.pending[:0]
-	out := s.pending // WriteTo consumes it
+	out := s.pending // WriteTo consumes the copy; pending keeps its array
 	_, err := out.WriteTo(s.conn)
-	clear(s.backing[:cap(s.backing)]) // drop the frames' references
-	s.pending = s.backing
+	clear(s.pending) // drop the frames' references
+	s.pending = s.pending[:0]
 	return err
 }
 
