@@ -82,14 +82,10 @@ func (s *Store) awaitLease(ctx context.Context, l *errLeased) error {
 		writerPresence.Seconds()); err != nil {
 		return fmt.Errorf("eventstore: wait for the read lease: %w", err)
 	}
-	t := time.NewTimer(l.lapsesIn + 10*time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !sleep(ctx, l.lapsesIn+10*time.Millisecond, nil) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // ownTip is the cursor of the last event this store appended, as far as
