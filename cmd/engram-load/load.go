@@ -291,7 +291,11 @@ func (r *runner) logf(format string, args ...any) {
 // setup creates the users, the workspace (everyone an editor), the
 // conversations and their seed messages.
 func (r *runner) setup(ctx context.Context) error {
-	n := max(r.o.Users, (r.o.Subscribers+r.o.PerUser-1)/r.o.PerUser)
+	// One stream more than the subscribers: the probe that checks the
+	// streams first opens one as the last user, which holds fewer than
+	// PerUser, so that its closing (which the server notices a moment later)
+	// does not count against a subscriber.
+	n := max(r.o.Users, (r.o.Subscribers+r.o.PerUser)/r.o.PerUser)
 	r.logf("setup: %d users, 1 workspace, %d conversations", n, r.o.Conversations)
 	r.users = make([]user, n)
 	password := "load-" + randomHex(12)

@@ -539,11 +539,12 @@ func (r *runner) subscribe(ctx context.Context) ([]*subscriber, *sync.WaitGroup)
 	return connected, &wg
 }
 
-// probe opens one stream of scope and closes it.
+// probe opens one stream of scope and closes it, as the last user: the one
+// with room for it beside its subscribers (see setup).
 func (r *runner) probe(ctx context.Context, client *http.Client, scope string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s := &subscriber{client: client, url: r.api.base + r.streamPath(scope, 0), token: r.users[0].token, base: r.base}
+	s := &subscriber{client: client, url: r.api.base + r.streamPath(scope, 0), token: r.users[len(r.users)-1].token, base: r.base}
 	body, status, err := s.connect(ctx)
 	if err != nil {
 		return status, err

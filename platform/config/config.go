@@ -77,8 +77,9 @@ type Config struct {
 	BodyLimit int64 `env:"ENGRAM_BODY_LIMIT" envDefault:"1048576"`
 	// CommandConcurrency is how many commands (POST, PATCH, DELETE …) an
 	// instance works on at once; CommandQueue more wait at most
-	// CommandQueueTimeout for a turn (CommandQueueTarget once the queue
-	// stands), and the rest are refused at once with 503 and Retry-After.
+	// CommandQueueTimeout for a turn, those expected to wait within half of
+	// it (of CommandQueueTarget once the queue stands); the rest are
+	// refused at once with 503 and Retry-After.
 	CommandConcurrency  int           `env:"ENGRAM_COMMAND_CONCURRENCY" envDefault:"64"`
 	CommandQueue        int           `env:"ENGRAM_COMMAND_QUEUE" envDefault:"256"`
 	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"1s"`

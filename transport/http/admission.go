@@ -17,15 +17,17 @@ import (
 // instead: at most Concurrency commands run at once, at most Queue more wait
 // for a turn, and the rest are answered at once with 503 and Retry-After.
 //
-// How long a command may wait adapts to the load, in the manner of CoDel
-// (controlled delay): a burst, after which slots come free again, may wait
-// up to QueueTimeout; a standing queue — no command has found a slot free
-// for standingAfter — means the instance is offered more than it serves,
-// and then a command may wait only QueueTarget, until no command has had
-// to queue for standingAfter. A command whose expected
-// wait, from its place in the queue and the time recent commands held
-// their slot, is more than half of what it may wait is refused at the
-// door rather than after waiting for nothing.
+// Which commands may wait adapts to the load, in the manner of CoDel
+// (controlled delay): in a burst, after which slots come free again, a
+// command expected to wait up to half of QueueTimeout joins the queue; once
+// the queue stands — no command has found a slot free for standingAfter:
+// the instance is offered more than it serves — only a command expected to
+// wait up to half of QueueTarget does, until no command has had to queue
+// for standingAfter. The expected wait comes from the command's place in
+// the queue and the time recent commands held their slot. The excess is
+// refused at the door, at once; a command let in waits for its turn (at
+// most QueueTimeout), so that the time a refused client waited for its
+// answer is never spent in a queue that then turns it away.
 type Admission struct {
 	// Concurrency is how many commands run at once (≥ 1).
 	Concurrency int
@@ -33,12 +35,12 @@ type Admission struct {
 	Queue int
 	// QueueTimeout bounds a command's wait for its turn (> 0).
 	QueueTimeout time.Duration
-	// QueueTarget bounds the wait while the queue is standing (0: the
-	// lesser of QueueTimeout and DefaultQueueTarget).
+	// QueueTarget is the wait a standing queue lets commands in for (0:
+	// the lesser of QueueTimeout and DefaultQueueTarget).
 	QueueTarget time.Duration
 }
 
-// DefaultQueueTarget is the wait a standing queue holds its commands to
+// DefaultQueueTarget is the wait a standing queue lets commands in for
 // unless Admission.QueueTarget says otherwise.
 const DefaultQueueTarget = 50 * time.Millisecond
 
@@ -141,14 +143,14 @@ func (a *admission) held(d time.Duration) {
 	a.mu.Unlock()
 }
 
-// enqueue decides whether a command that found no free slot may wait, and
-// for how long at most. Commands leave slots at about Concurrency ÷ hold per
-// second, so the n-th in the queue expects to wait n × hold ÷ Concurrency.
-func (a *admission) enqueue() (time.Duration, bool) {
+// enqueue decides whether a command that found no free slot may wait for
+// one. Commands leave slots at about Concurrency ÷ hold per second, so the
+// n-th in the queue expects to wait n × hold ÷ Concurrency.
+func (a *admission) enqueue() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// The queue stands once no command has found a slot free for
-	// standingAfter: emptied by refusals and timeouts, it still stands.
+	// standingAfter: emptied by refusals, it still stands.
 	a.queuedAt = a.now()
 	if a.queuedAt.Sub(a.freeAt) > standingAfter {
 		a.standing = true
@@ -158,14 +160,13 @@ func (a *admission) enqueue() (time.Duration, bool) {
 		limit = a.target
 	}
 	expected := time.Duration(a.waiting+1) * a.hold / time.Duration(cap(a.slots))
-	// Half the limit: the estimate is an average, and a command let in
-	// close to its limit would often wait it out and be refused after all,
-	// late, instead of at once.
+	// Half the limit: the estimate is an average, and slots come free in
+	// groups (a group commit ends many commands at once).
 	if a.waiting >= a.maxWaiting || 2*expected > limit {
-		return 0, false
+		return false
 	}
 	a.waiting++
-	return limit, true
+	return true
 }
 
 // dequeue records that a queued command stopped waiting.
@@ -177,12 +178,11 @@ func (a *admission) dequeue() {
 
 // wait waits for a slot, reporting whether it got one.
 func (a *admission) wait(c echo.Context) bool {
-	limit, ok := a.enqueue()
-	if !ok {
+	if !a.enqueue() {
 		return false
 	}
 	defer a.dequeue()
-	t := time.NewTimer(limit)
+	t := time.NewTimer(a.timeout)
 	defer t.Stop()
 	select {
 	case a.slots <- struct{}{}:

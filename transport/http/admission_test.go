@@ -100,7 +100,7 @@ func TestAdmissionQueueTimeout(t *testing.T) {
 func TestAdmissionStandingQueue(t *testing.T) {
 	var elapsed atomic.Int64 // the clock moves only when told
 	start := time.Unix(1_700_000_000, 0)
-	adm := newAdmission(Admission{Concurrency: 1, Queue: 8, QueueTimeout: 5 * time.Second, QueueTarget: 30 * time.Millisecond})
+	adm := newAdmission(Admission{Concurrency: 1, Queue: 8, QueueTimeout: 5 * time.Second, QueueTarget: 25 * time.Millisecond})
 	adm.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	adm.slots <- struct{}{} // the only slot is taken, free when taken
 	adm.sawFree()
@@ -120,30 +120,41 @@ func TestAdmissionStandingQueue(t *testing.T) {
 	go func() { code, _ := post(); burst <- code }()
 	waitUntil(t, func() bool { return adm.queued() == 1 })
 
-	// No slot has been free for a while: the queue stands, the next one
-	// waits 30 ms at most.
+	// No slot has been free for a while: the queue stands. The next
+	// command expects to wait 2 × 5 ms, within half the target: it joins
+	// the queue, and waits for its turn however long that takes.
 	elapsed.Add(int64(2 * standingAfter))
-	code, took := post()
-	if code != http.StatusServiceUnavailable || took < 30*time.Millisecond || took > 4*time.Second {
-		t.Fatalf("queued behind a standing queue: %d after %v, want 503 after about the target", code, took)
+	second := make(chan int, 1)
+	go func() { code, _ := post(); second <- code }()
+	waitUntil(t, func() bool { return adm.queued() == 2 })
+	time.Sleep(50 * time.Millisecond) // past the target: still waiting
+	if n := adm.queued(); n != 2 {
+		t.Fatalf("%d waiting after the target, want 2: a command let in waits for its turn", n)
 	}
 
-	// Slots are held for long: the second place in the queue is expected
-	// to wait 2 × 10 s, far beyond the target, so the door refuses at once.
+	// The next expects 3 × 5 ms, more than half the target: refused at
+	// the door, at once.
+	if code, took := post(); code != http.StatusServiceUnavailable || took >= time.Second {
+		t.Fatalf("expected wait beyond half the target: %d after %v, want 503 at once", code, took)
+	}
+
+	// Slots are held for long: even the third place would wait 3 × 10 s.
 	adm.mu.Lock()
 	adm.hold = 10 * time.Second
 	adm.target = 3 * time.Second
 	adm.mu.Unlock()
-	if code, took := post(); code != http.StatusServiceUnavailable || took >= 3*time.Second {
+	if code, took := post(); code != http.StatusServiceUnavailable || took >= time.Second {
 		t.Fatalf("expected wait beyond the target: %d after %v, want 503 at once", code, took)
 	}
 	if n := adm.refused.Load(); n != 2 {
 		t.Fatalf("refused = %d, want 2", n)
 	}
 
-	<-adm.slots // the slot frees: the command of the burst runs
-	if code := <-burst; code != http.StatusNoContent {
-		t.Fatalf("the burst's command: %d, want 204", code)
+	<-adm.slots // the slot frees: the queued commands run in turn
+	for _, ch := range []chan int{burst, second} {
+		if code := <-ch; code != http.StatusNoContent {
+			t.Fatalf("a queued command: %d, want 204", code)
+		}
 	}
 	if n := adm.queued(); n != 0 {
 		t.Fatalf("%d still counted as waiting", n)
