@@ -47,6 +47,8 @@ type Projectors struct {
 	db         *sql.DB
 	projectors []Projector
 	names      []string
+	// begin is the batch's first statement: it locks the checkpoints.
+	begin      string
 	logger     *slog.Logger
 	maxRetries int
 	// committed, when set, is called after every batch commits.
@@ -82,8 +84,29 @@ func NewProjectors(db *sql.DB, logger *slog.Logger, ps ...Projector) (*Projector
 		}
 		seen[p.Name()] = true
 	}
-	return &Projectors{db: db, projectors: ps, names: Names(ps), logger: logger, maxRetries: DefaultMaxRetries,
-		failures: map[failure]int{}}, nil
+	names := Names(ps)
+	return &Projectors{db: db, projectors: ps, names: names, begin: beginBatch(names), logger: logger,
+		maxRetries: DefaultMaxRetries, failures: map[failure]int{}}, nil
+}
+
+// beginBatch returns the first round trip of a batch: it turns off waiting
+// for the commit to reach the disk (the transaction holds only what the log
+// can rebuild: read models and their checkpoints, together; it ends sooner,
+// and so holds back the gap-safe readers for less time), and locks the
+// checkpoint rows of names. Two statements go in one round trip only
+// without parameters, so the names are written in as literals.
+func beginBatch(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pq.QuoteLiteral(n)
+	}
+	in := "NULL"
+	if len(quoted) > 0 {
+		in = strings.Join(quoted, ", ")
+	}
+	return `SET LOCAL synchronous_commit = off;
+		SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0)
+		FROM consumer_offsets WHERE consumer_group IN (` + in + `) ORDER BY consumer_group FOR UPDATE`
 }
 
 // OnCommitted makes fn be called after every batch that moved a
@@ -156,12 +179,6 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 			_ = tx.Rollback()
 		}
 	}()
-	// The transaction holds only what the log can rebuild (read models and
-	// their checkpoints, together): it need not wait for the disk, and so
-	// holds back the gap-safe readers for less time.
-	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-		return from, err
-	}
 	checkpoints, err := c.lock(ctx, tx)
 	if err != nil {
 		return from, err
@@ -208,10 +225,10 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	return next, nil
 }
 
-// lock locks every projector's checkpoint row and returns the checkpoints.
+// lock locks every projector's checkpoint row and returns the checkpoints
+// (see beginBatch).
 func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstore.Cursor, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0)
-		FROM consumer_offsets WHERE consumer_group = ANY($1) ORDER BY consumer_group FOR UPDATE`, pq.Array(c.names))
+	rows, err := tx.QueryContext(ctx, c.begin)
 	if err != nil {
 		return nil, fmt.Errorf("lock the checkpoints: %w", err)
 	}

@@ -29,12 +29,12 @@ var (
 // depend on its own stream only.
 func (conversationsProjector) StreamLocal() bool { return true }
 
-// ApplyBatch implements BatchProjector with three statements whatever the
+// ApplyBatch implements BatchProjector with two statements whatever the
 // events: one inserts the conversations created, one moves every other
 // conversation on (version, counts, title, metadata, archived: what its
-// events do, in order), one inserts the messages. A conversation the move
-// cannot take (missing, or already past its first event here) gets its
-// events one by one through Apply, which decides.
+// events do, in order) and inserts the messages of those it moved. A
+// conversation the move cannot take (missing, or already past its first
+// event here) gets its events one by one through Apply, which decides.
 func (p conversationsProjector) ApplyBatch(ctx context.Context, tx Execer, events []eventstore.Event) error {
 	b := &conversationBatch{p: p, streams: map[string]*batchStream{}}
 	for _, e := range events {
@@ -51,11 +51,7 @@ func (p conversationsProjector) ApplyBatch(ctx context.Context, tx Execer, event
 	if err := b.create(ctx, tx); err != nil {
 		return err
 	}
-	moved, err := b.move(ctx, tx)
-	if err != nil {
-		return err
-	}
-	return b.insertMessages(ctx, tx, moved)
+	return b.move(ctx, tx)
 }
 
 // conversationBatch is what a page of events does to each conversation.
@@ -146,13 +142,14 @@ func (b *conversationBatch) create(ctx context.Context, tx Execer) error {
 	return nil
 }
 
-// move advances the conversations with events after their creation and
-// returns the workspace of each one it advanced; the others get their
-// events through Apply.
-func (b *conversationBatch) move(ctx context.Context, tx Execer) (map[string]string, error) {
+// move advances the conversations with events after their creation, and
+// inserts the messages of those it advanced, in one statement; the others
+// get their events through Apply.
+func (b *conversationBatch) move(ctx context.Context, tx Execer) error {
 	var ids, lastAt, lastMsgAt, titles, metadata []any
 	var firsts, lasts, counts []int64
 	var archived []bool
+	var m messageColumns
 	for _, id := range b.order {
 		s := b.streams[id]
 		if s.one || len(s.events) == 0 {
@@ -171,12 +168,15 @@ func (b *conversationBatch) move(ctx context.Context, tx Execer) (map[string]str
 		if s.metadata != nil {
 			metadata[len(metadata)-1] = string(s.metadata)
 		}
+		m.add(id, s)
 	}
-	moved := map[string]string{}
+	moved := map[string]bool{}
 	if len(ids) > 0 {
-		// A one-row answer keeps this within Execer: the moved
-		// conversations come back as two arrays.
-		var movedIDs, movedWS []string
+		// The messages go in with their conversation's move, and only
+		// with it: a conversation the move does not take has them
+		// applied by Apply below. A one-row answer keeps this within
+		// Execer: the moved conversations come back as an array.
+		var movedIDs []string
 		err := tx.QueryRowContext(ctx, `WITH moved AS (
 				UPDATE conversations c SET version = v.last_version, updated_at = v.last_at,
 					message_count = c.message_count + v.messages,
@@ -187,73 +187,68 @@ func (b *conversationBatch) move(ctx context.Context, tx Execer) (map[string]str
 					$8::jsonb[], $9::bool[])
 					AS v(id, first_version, last_version, last_at, messages, last_message_at, title, metadata, archived)
 				WHERE c.id = v.id AND c.version < v.first_version
-				RETURNING c.id::text AS id, c.workspace_id::text AS workspace_id)
-			SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(workspace_id), '{}') FROM moved`,
+				RETURNING c.id, c.workspace_id),
+			inserted AS (
+				INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata,
+					created_at, position, stream_version)
+				SELECT m.id, m.conversation_id, moved.workspace_id, m.author_id, m.role, m.content, m.metadata,
+					m.created_at, m.position, m.stream_version
+				FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[], $15::jsonb[],
+					$16::timestamptz[], $17::bigint[], $18::int[])
+					AS m(id, conversation_id, author_id, role, content, metadata, created_at, position, stream_version)
+				JOIN moved ON moved.id = m.conversation_id
+				ON CONFLICT (id) DO NOTHING)
+			SELECT coalesce(array_agg(id::text), '{}') FROM moved`,
 			pq.Array(ids), pq.Array(firsts), pq.Array(lasts), pq.Array(lastAt), pq.Array(counts), pq.Array(lastMsgAt),
 			pq.Array(titles), pq.Array(metadata), pq.Array(archived),
-		).Scan(pq.Array(&movedIDs), pq.Array(&movedWS))
+			pq.Array(m.ids), pq.Array(m.conv), pq.Array(m.author), pq.Array(m.role), pq.Array(m.content),
+			pq.Array(m.meta), pq.Array(m.at), pq.Array(m.pos), pq.Array(m.version),
+		).Scan(pq.Array(&movedIDs))
 		if err != nil {
-			return nil, fmt.Errorf("advance %d conversations: %w", len(ids), err)
+			return fmt.Errorf("advance %d conversations and insert %d messages: %w", len(ids), len(m.ids), err)
 		}
-		for i, id := range movedIDs {
-			moved[id] = movedWS[i]
+		for _, id := range movedIDs {
+			moved[id] = true
 		}
 	}
 	for _, id := range b.order {
 		s := b.streams[id]
-		if _, ok := moved[id]; ok || len(s.events) == 0 && !s.one {
+		if moved[id] || len(s.events) == 0 && !s.one {
 			continue
 		}
 		if s.one && s.created != nil {
 			if err := b.p.Apply(ctx, tx, s.createdEvent); err != nil {
-				return nil, fmt.Errorf("event %d (%s): %w", s.createdEvent.GlobalPosition, s.createdEvent.Type, err)
+				return fmt.Errorf("event %d (%s): %w", s.createdEvent.GlobalPosition, s.createdEvent.Type, err)
 			}
 		}
 		for _, e := range s.events {
 			if err := b.p.Apply(ctx, tx, e); err != nil {
-				return nil, fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
+				return fmt.Errorf("event %d (%s): %w", e.GlobalPosition, e.Type, err)
 			}
 		}
-	}
-	return moved, nil
-}
-
-// insertMessages adds the messages of the conversations moved.
-func (b *conversationBatch) insertMessages(ctx context.Context, tx Execer, moved map[string]string) error {
-	var mIDs, mConv, mWS, mAuthor, mRole, mContent, mMeta, mAt []string
-	var mPos, mVersion []int64
-	for _, id := range b.order {
-		s := b.streams[id]
-		ws, ok := moved[id]
-		if !ok {
-			continue
-		}
-		k := 0
-		for _, e := range s.events {
-			if e.Type != conversation.EventMessagePosted {
-				continue
-			}
-			m := s.messages[k]
-			k++
-			mIDs, mConv, mWS, mAuthor, mRole = append(mIDs, m.MessageID), append(mConv, id), append(mWS, ws), append(mAuthor, m.AuthorID), append(mRole, m.Role)
-			mContent, mMeta, mAt = append(mContent, m.Content), append(mMeta, jsonOrEmpty(m.Metadata)), append(mAt, timestamp(e.RecordedAt))
-			mPos, mVersion = append(mPos, e.GlobalPosition), append(mVersion, int64(e.StreamVersion))
-		}
-	}
-	if len(mIDs) == 0 {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, conversation_id, workspace_id, author_id, role, content, metadata,
-			created_at, position, stream_version)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
-			$8::timestamptz[], $9::bigint[], $10::int[])
-		ON CONFLICT (id) DO NOTHING`,
-		pq.Array(mIDs), pq.Array(mConv), pq.Array(mWS), pq.Array(mAuthor), pq.Array(mRole), pq.Array(mContent),
-		pq.Array(mMeta), pq.Array(mAt), pq.Array(mPos), pq.Array(mVersion))
-	if err != nil {
-		return fmt.Errorf("insert %d messages: %w", len(mIDs), err)
 	}
 	return nil
+}
+
+// messageColumns are the messages of a page, column by column.
+type messageColumns struct {
+	ids, conv, author, role, content, meta, at []string
+	pos, version                               []int64
+}
+
+// add appends the messages of conversation id's events.
+func (c *messageColumns) add(id string, s *batchStream) {
+	k := 0
+	for _, e := range s.events {
+		if e.Type != conversation.EventMessagePosted {
+			continue
+		}
+		m := s.messages[k]
+		k++
+		c.ids, c.conv, c.author, c.role = append(c.ids, m.MessageID), append(c.conv, id), append(c.author, m.AuthorID), append(c.role, m.Role)
+		c.content, c.meta, c.at = append(c.content, m.Content), append(c.meta, jsonOrEmpty(m.Metadata)), append(c.at, timestamp(e.RecordedAt))
+		c.pos, c.version = append(c.pos, e.GlobalPosition), append(c.version, int64(e.StreamVersion))
+	}
 }
 
 // timestamp renders t for a timestamptz array, rounded to the microsecond
