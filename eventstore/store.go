@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/engramhq/engram/platform/sqlstmt"
 )
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
@@ -24,7 +26,7 @@ type Store struct {
 	firsts    *firstEvents
 	onAppend  []func(AppendResult)
 	committer *committer
-	stmts     statements
+	stmts     *sqlstmt.Cache
 	own       ownTip // the last event appended here (for the read lease)
 }
 
@@ -48,8 +50,7 @@ func New(db *sqlx.DB, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("eventstore: nil db")
 	}
-	s := &Store{db: db, now: time.Now, heads: newHeads(100_000), firsts: newFirstEvents(10_000)}
-	s.stmts.db = db
+	s := &Store{db: db, now: time.Now, heads: newHeads(100_000), firsts: newFirstEvents(10_000), stmts: sqlstmt.New(db, 0)}
 	s.committer = newCommitter(s, defaultCommitters, defaultGroupSize)
 	for _, o := range opts {
 		o(s)

@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/sqlstmt"
 )
 
 // ProjectorsName is the name of the consumer that applies the projectors
@@ -47,8 +48,8 @@ type Projectors struct {
 	db         *sql.DB
 	projectors []Projector
 	names      []string
-	// begin is the batch's first statement: it locks the checkpoints.
-	begin      string
+	// stmts holds the batches' statements, prepared.
+	stmts      *sqlstmt.Cache
 	logger     *slog.Logger
 	maxRetries int
 	// committed, when set, is called after every batch commits.
@@ -84,29 +85,8 @@ func NewProjectors(db *sql.DB, logger *slog.Logger, ps ...Projector) (*Projector
 		}
 		seen[p.Name()] = true
 	}
-	names := Names(ps)
-	return &Projectors{db: db, projectors: ps, names: names, begin: beginBatch(names), logger: logger,
+	return &Projectors{db: db, projectors: ps, names: Names(ps), stmts: sqlstmt.New(db, maxPrepared), logger: logger,
 		maxRetries: DefaultMaxRetries, failures: map[failure]int{}}, nil
-}
-
-// beginBatch returns the first round trip of a batch: it turns off waiting
-// for the commit to reach the disk (the transaction holds only what the log
-// can rebuild: read models and their checkpoints, together; it ends sooner,
-// and so holds back the gap-safe readers for less time), and locks the
-// checkpoint rows of names. Two statements go in one round trip only
-// without parameters, so the names are written in as literals.
-func beginBatch(names []string) string {
-	quoted := make([]string, len(names))
-	for i, n := range names {
-		quoted[i] = pq.QuoteLiteral(n)
-	}
-	in := "NULL"
-	if len(quoted) > 0 {
-		in = strings.Join(quoted, ", ")
-	}
-	return `SET LOCAL synchronous_commit = off;
-		SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0)
-		FROM consumer_offsets WHERE consumer_group IN (` + in + `) ORDER BY consumer_group FOR UPDATE`
 }
 
 // OnCommitted makes fn be called after every batch that moved a
@@ -208,7 +188,7 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 		moved = append(moved, p.Name())
 	}
 	if len(moved) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE consumer_offsets SET offset_acked = $2, last_processed_transaction_id = $3::text::xid8
+		if _, err := c.prepared(tx).ExecContext(ctx, `UPDATE consumer_offsets SET offset_acked = $2, last_processed_transaction_id = $3::text::xid8
 			WHERE consumer_group = ANY($1)`, pq.Array(moved), end.Position, strconv.FormatUint(end.TxID, 10)); err != nil {
 			return from, fmt.Errorf("move the checkpoints: %w", err)
 		}
@@ -225,10 +205,16 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	return next, nil
 }
 
-// lock locks every projector's checkpoint row and returns the checkpoints
-// (see beginBatch).
+// lock locks every projector's checkpoint row and returns the checkpoints.
+// The same round trip turns off waiting for the commit to reach the disk:
+// the transaction holds only what the log can rebuild (read models and their
+// checkpoints, together); it ends sooner, and so holds back the gap-safe
+// readers for less time.
 func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstore.Cursor, error) {
-	rows, err := tx.QueryContext(ctx, c.begin)
+	rows, err := c.prepared(tx).QueryContext(ctx, `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+		SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0)
+		FROM consumer_offsets, async WHERE consumer_group = ANY($1)
+		ORDER BY consumer_group FOR UPDATE OF consumer_offsets`, pq.Array(c.names))
 	if err != nil {
 		return nil, fmt.Errorf("lock the checkpoints: %w", err)
 	}
@@ -261,7 +247,7 @@ func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstor
 // applyAll applies events to p with no savepoint: a failure fails the
 // batch, which is then tried again with apply.
 func (c *Projectors) applyAll(ctx context.Context, tx *sql.Tx, p Projector, events []eventstore.Event) error {
-	if err := applyEvents(ctx, tx, p, events); err != nil {
+	if err := applyEvents(ctx, c.prepared(tx), p, events); err != nil {
 		return fmt.Errorf("%s: %w", p.Name(), err)
 	}
 	return nil
@@ -277,7 +263,7 @@ func (c *Projectors) apply(ctx context.Context, tx *sql.Tx, p Projector, events 
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT projector`); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	err := applyEvents(ctx, tx, p, events)
+	err := applyEvents(ctx, c.prepared(tx), p, events)
 	if err == nil {
 		return nil
 	}
@@ -290,7 +276,7 @@ func (c *Projectors) apply(ctx context.Context, tx *sql.Tx, p Projector, events 
 	// The batch has failed maxRetries times in p: apply its events one at a
 	// time and park each one that fails.
 	for _, e := range events {
-		err := inSavepoint(ctx, tx, func() error { return p.Apply(ctx, tx, e) })
+		err := inSavepoint(ctx, tx, func() error { return p.Apply(ctx, c.prepared(tx), e) })
 		if err == nil {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/platform/sqlstmt"
 )
 
 // ErrUnknownPosition means a client waited for a position the log does not
@@ -26,6 +27,9 @@ var ErrNotCaughtUp = errors.New("the read model has not caught up with the reque
 type Checkpoints struct {
 	db      *sql.DB
 	timeout time.Duration
+	// applied is the prepared statement of Applied, which every read with
+	// Engram-Min-Position runs.
+	applied *sqlstmt.Cache
 
 	mu    sync.Mutex
 	moved chan struct{} // closed when a local batch commits
@@ -33,7 +37,7 @@ type Checkpoints struct {
 
 // NewCheckpoints returns Checkpoints over db; WaitFor waits at most timeout.
 func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
-	return &Checkpoints{db: db, timeout: timeout, moved: make(chan struct{})}
+	return &Checkpoints{db: db, timeout: timeout, applied: sqlstmt.New(db, 1), moved: make(chan struct{})}
 }
 
 // Moved tells waiters that checkpoints have just moved (a batch of this
@@ -56,11 +60,12 @@ func (c *Checkpoints) movedChan() <-chan struct{} {
 // Consumers go in commit order, (tx_id, global_position), so "applied" means
 // the projector's checkpoint is at or beyond that event in this order.
 func (c *Checkpoints) Applied(ctx context.Context, projector string, position int64) (bool, error) {
-	var applied sql.NullBool
-	err := c.db.QueryRowContext(ctx, `SELECT (
+	const query = `SELECT (
 			SELECT (o.last_processed_transaction_id, o.offset_acked) >= (e.tx_id, e.global_position)
 			FROM consumer_offsets o WHERE o.consumer_group = $1)
-		FROM events e WHERE e.global_position = $2`, projector, position).Scan(&applied)
+		FROM events e WHERE e.global_position = $2`
+	var applied sql.NullBool
+	err := c.applied.QueryRowContext(ctx, query, projector, position).Scan(&applied)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, ErrUnknownPosition
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/engramhq/engram/eventstore"
 	"github.com/engramhq/engram/platform/defaults"
+	"github.com/engramhq/engram/platform/sqlstmt"
 )
 
 // Reactor reacts to events with effects of its own (commands that append
@@ -55,10 +56,12 @@ type ReactionsConfig struct {
 // and the reactor's checkpoint moves past the batch once every reaction is
 // done. It writes nothing else: the reactions are commands of their own.
 type Reactions struct {
-	db  *sql.DB
-	r   Reactor
-	run RunReactor // r, when it reacts to runs; else nil
-	cfg ReactionsConfig
+	db *sql.DB
+	// move is the prepared statement that moves the checkpoint.
+	move *sqlstmt.Cache
+	r    Reactor
+	run  RunReactor // r, when it reacts to runs; else nil
+	cfg  ReactionsConfig
 }
 
 var _ Consumer = (*Reactions)(nil)
@@ -76,7 +79,7 @@ func NewReactions(db *sql.DB, r Reactor, cfg ReactionsConfig) (*Reactions, error
 	}
 	cfg.Logger = cfg.Logger.With("reactor", r.Name())
 	run, _ := r.(RunReactor)
-	return &Reactions{db: db, r: r, run: run, cfg: cfg}, nil
+	return &Reactions{db: db, move: sqlstmt.New(db, 1), r: r, run: run, cfg: cfg}, nil
 }
 
 // Name returns the reactor's name, which is also its checkpoint's.
@@ -137,12 +140,15 @@ func (c *Reactions) Handle(ctx context.Context, from eventstore.Cursor, events [
 		}
 	}
 	end := events[len(events)-1].Cursor()
-	if _, err := c.db.ExecContext(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
-		VALUES ($1, $2, $3::text::xid8) ON CONFLICT (consumer_group) DO UPDATE
+	// The checkpoint's commit does not wait for the disk: lost in a crash,
+	// it only makes the batch's reactions run again, which repeats nothing.
+	const move = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+		INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
+		SELECT $1::text, $2::bigint, $3::text::xid8 FROM async ON CONFLICT (consumer_group) DO UPDATE
 		SET offset_acked = excluded.offset_acked, last_processed_transaction_id = excluded.last_processed_transaction_id
 		WHERE (consumer_offsets.last_processed_transaction_id, coalesce(consumer_offsets.offset_acked, 0))
-			< (excluded.last_processed_transaction_id, excluded.offset_acked)`,
-		c.r.Name(), end.Position, strconv.FormatUint(end.TxID, 10)); err != nil {
+			< (excluded.last_processed_transaction_id, excluded.offset_acked)`
+	if _, err := c.move.ExecContext(ctx, move, c.r.Name(), end.Position, strconv.FormatUint(end.TxID, 10)); err != nil {
 		return from, fmt.Errorf("move the checkpoint of %s: %w", c.r.Name(), err)
 	}
 	return end, nil

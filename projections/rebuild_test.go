@@ -333,3 +333,53 @@ func TestRebuildRefuses(t *testing.T) {
 		t.Errorf("Rebuilding after the rebuild = %v, %v", running, err)
 	}
 }
+
+// The projectors' batches run prepared statements; a rebuild swaps a read
+// model in under the same name, and the next batches go into the new
+// tables (PostgreSQL plans a statement again when its tables change).
+func TestProjectorsFollowASwap(t *testing.T) {
+	f := newRebuildFixture(t)
+	ctx := t.Context()
+	var ps []projections.Projector
+	for _, p := range sqlProjectors(t) {
+		ps = append(ps, p)
+	}
+	c, err := projections.NewProjectors(f.DB.DB, nil, ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handleAll := func() {
+		t.Helper()
+		cur, err := c.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			page, err := f.Store.ReadCommitted(ctx, cur, 25) // many batches: past PostgreSQL's custom plans
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				return
+			}
+			if cur, err = c.Handle(ctx, cur, page); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.Generate(t, 400)
+	handleAll()
+	conv := sqlProjectors(t)[2]
+	if conv.Name() != projections.ConversationsProjector {
+		t.Fatalf("projector 2 is %s, want the conversations", conv.Name())
+	}
+	if _, err := f.r.Rebuild(ctx, conv, projections.RebuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Generate(t, 400)
+	handleAll()
+	if _, err := f.r.Rebuild(ctx, conv, projections.RebuildOptions{Into: "fresh"}); err != nil {
+		t.Fatal(err)
+	}
+	equalSums(t, "batches after a swap vs a fresh rebuild", f.checksums(t, conv, "public"), f.checksums(t, conv, "fresh"))
+}
