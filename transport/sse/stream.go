@@ -281,17 +281,18 @@ func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor,
 		defer t.Stop()
 		expired = t.C
 	}
-	var wrote time.Time // when live frames were last written
 	for {
 		select {
 		case <-s.pending.ready:
-			if !w.linger(time.Until(wrote.Add(h.cfg.FlushInterval))) {
-				return
-			}
 			if !w.writeFrames() {
 				return
 			}
-			wrote = time.Now()
+			// The next write comes FlushInterval after this one at the
+			// soonest: the frames that come meanwhile gather, and the
+			// stream waits here rather than be woken by each of them.
+			if !w.linger(h.cfg.FlushInterval) {
+				return
+			}
 		case <-heartbeat.C:
 			if !w.writeAll(pingFrame) {
 				return
@@ -323,6 +324,8 @@ type streamWriter struct {
 	ctx context.Context
 	s   *subscriber
 	out sink
+	// timer times linger, reused.
+	timer *time.Timer
 	// after is the cursor the replay reached: live frames up to it were
 	// written by the replay (or were not for this stream).
 	after eventstore.Cursor
@@ -349,17 +352,21 @@ func (w *streamWriter) catchUp(from eventstore.Cursor) bool {
 	return w.ok(err)
 }
 
-// linger lets the frames that come within d gather, to be written with
-// the one waiting (see Config.FlushInterval). It reports false when the
-// client has left; the hub ending the stream ends the wait early.
+// linger lets the frames that come within d gather, to be written
+// together (see Config.FlushInterval). It reports false when the client has
+// left; the hub ending the stream ends the wait early.
 func (w *streamWriter) linger(d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	defer w.timer.Stop()
 	select {
-	case <-t.C:
+	case <-w.timer.C:
 	case <-w.s.done:
 	case <-w.ctx.Done():
 		return false
