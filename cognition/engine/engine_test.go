@@ -147,7 +147,7 @@ func (h *harness) sub(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	c.conv = conv.Conversation.ID
-	router, err := routing.New(routing.KindRules, routing.Config{}, "echo", []string{"echo", "memory", "slow", "flaky"})
+	router, err := routing.New(routing.KindRules, routing.Config{}, "echo", []string{"echo", "memory", "slow", "flaky", "gated"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +173,7 @@ func TestEngine(t *testing.T) {
 		{"CancelMidTask", testCancelMidTask},
 		{"Claims", testClaims},
 		{"RunRoutesInOneAppend", testRunRoutesInOneAppend},
+		{"Typing", testTyping},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, h) })
 	}
@@ -329,7 +330,6 @@ func testLoopRepliesOnce(t *testing.T, h *harness) {
 		t.Fatalf("messages = %+v", msgs)
 	}
 	h.sig.wait(t, livebus.TypeStatus, "Processing your request...")
-	h.sig.wait(t, livebus.TypeTyping, `"state":"stop"`)
 
 	// Metadata: everything is correlated with the user's message and caused
 	// by it (the reply) or by the task's submission (the task's events).
@@ -454,6 +454,51 @@ func (s *slow) Handle(ctx context.Context, t cognition.Task, p cognition.Progres
 	<-ctx.Done()
 	s.stopped <- ctx.Err()
 	return cognition.Result{}, ctx.Err()
+}
+
+// gated answers once it is let go.
+type gated struct{ release chan struct{} }
+
+func (g *gated) Name() string           { return "gated" }
+func (g *gated) Capabilities() []string { return nil }
+func (g *gated) Handle(ctx context.Context, _ cognition.Task, _ cognition.Progress) (cognition.Result, error) {
+	select {
+	case <-g.release:
+		return cognition.Result{Output: "done"}, nil
+	case <-ctx.Done():
+		return cognition.Result{}, ctx.Err()
+	}
+}
+
+// An expert is shown typing once its attempt has run for TypingDelay, until
+// the attempt ends; an answer that comes sooner shows none.
+func testTyping(t *testing.T, h *harness) {
+	t.Run("an answer sooner than the delay shows none", func(t *testing.T) {
+		h := h.sub(t)
+		w := h.worker(echoExperts(t), &openTasks{}, func(c *WorkerConfig) { c.TypingDelay = time.Hour })
+		id := h.submitTo("echo", "x")
+		w.Submitted(id)
+		h.waitTask(id, task.EventCompleted)
+		h.sig.wait(t, livebus.TypeStatus, "Processing your request...")
+		// The attempt's signals are all sent before its task completes.
+		if h.sig.find(livebus.TypeTyping, "") {
+			t.Fatalf("typing shown for an answer that came at once: %+v", h.sig.got)
+		}
+	})
+	t.Run("a slower answer shows typing until it ends", func(t *testing.T) {
+		h := h.sub(t)
+		g := &gated{release: make(chan struct{})}
+		w := h.worker(echoExperts(t, g), &openTasks{}, func(c *WorkerConfig) { c.TypingDelay = 10 * time.Millisecond })
+		id := h.submitTo("gated", "x")
+		w.Submitted(id)
+		h.sig.wait(t, livebus.TypeTyping, `"state":"start"`)
+		if h.sig.find(livebus.TypeTyping, `"state":"stop"`) {
+			t.Fatal("typing stopped while the expert works")
+		}
+		close(g.release)
+		h.waitTask(id, task.EventCompleted)
+		h.sig.wait(t, livebus.TypeTyping, `"state":"stop"`)
+	})
 }
 
 // within receives from ch, failing the test with why after 10 s.

@@ -40,6 +40,11 @@ type StreamReader interface {
 	FirstEvent(ctx context.Context, streamID string) (eventstore.Event, bool, error)
 }
 
+// DefaultTypingDelay is how long an attempt runs before its expert is shown
+// typing, unless WorkerConfig.TypingDelay says otherwise: about what a
+// person notices as a wait.
+const DefaultTypingDelay = 300 * time.Millisecond
+
 // WorkerConfig configures a Worker.
 type WorkerConfig struct {
 	Commands commands.Commands
@@ -72,6 +77,10 @@ type WorkerConfig struct {
 	// CheckInterval is how often running tasks are checked for a
 	// cancellation when no append wakes the worker (default 1s).
 	CheckInterval time.Duration
+	// TypingDelay is how long an attempt runs before its expert is shown
+	// typing (default DefaultTypingDelay): an answer that comes sooner
+	// shows none, rather than an indicator that flickers on and off.
+	TypingDelay time.Duration
 	// TypingInterval is how often a typing signal is repeated while an
 	// expert works (default 3s).
 	TypingInterval time.Duration
@@ -131,6 +140,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	setDefault(&cfg.MaxAge, 10*time.Minute)
 	setDefault(&cfg.ScanInterval, time.Second)
 	setDefault(&cfg.CheckInterval, time.Second)
+	setDefault(&cfg.TypingDelay, DefaultTypingDelay)
 	setDefault(&cfg.TypingInterval, 3*time.Second)
 	if cfg.ID == "" {
 		cfg.ID = workerID()
@@ -444,11 +454,23 @@ func (w *Worker) attempt(ctx context.Context, expert cognition.Expert, t cogniti
 		w.sig.publish(context.WithoutCancel(ctx), livebus.TypeTyping, t.WorkspaceID, t.ConversationID, commands.ExpertAuthor(t.Expert),
 			typingData{State: state, TaskID: t.ID, Expert: t.Expert})
 	}
-	typing(true)
+	// Typing shows once the attempt has run for TypingDelay, is repeated
+	// every TypingInterval, and stops with the attempt; an attempt that
+	// ends sooner shows none.
 	stopTyping := make(chan struct{})
 	typingDone := make(chan struct{})
+	typed := false // written before typingDone closes
 	go func() {
 		defer close(typingDone)
+		delay := time.NewTimer(w.cfg.TypingDelay)
+		defer delay.Stop()
+		select {
+		case <-stopTyping:
+			return
+		case <-delay.C:
+		}
+		typing(true)
+		typed = true
 		tick := time.NewTicker(w.cfg.TypingInterval)
 		defer tick.Stop()
 		for {
@@ -463,7 +485,9 @@ func (w *Worker) attempt(ctx context.Context, expert cognition.Expert, t cogniti
 	defer func() {
 		close(stopTyping)
 		<-typingDone
-		typing(false)
+		if typed {
+			typing(false)
+		}
 	}()
 	defer func() {
 		if p := recover(); p != nil {
