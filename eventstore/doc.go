@@ -35,7 +35,9 @@
 // global_position alone would skip 10 forever. Tailing readers therefore read
 // in (tx_id, global_position) order and only below
 // pg_snapshot_xmin(pg_current_snapshot()), the oldest transaction still in
-// flight — the rule watermill-sql uses. [SchemaAdapter] makes the events table
+// flight — the rule watermill-sql uses. [Store.ReadCommitted] passes the
+// transactions of this process that write no events ([Store.Bystander]: a
+// projectors' batch), so that they do not hold the tail back. [SchemaAdapter] makes the events table
 // itself a Watermill topic with that rule, so events are written once and
 // consumer groups (projectors) read them straight from the log.
 package eventstore

@@ -92,10 +92,11 @@ func (n *Notifier) Appended(AppendResult) {
 	}
 }
 
-// Settled tells local readers that a transaction of this process that may
-// have held back the log's horizon has ended (a projectors' batch, which
-// holds its transaction id while it writes): events committed meanwhile may
-// be readable now. It never blocks.
+// Settled tells local readers that a transaction that may have held back the
+// log's horizon has ended (a projectors' batch, which holds its transaction
+// id while it writes; this process's readers pass it as a bystander, but a
+// reader whose query began before it was named did not): events committed
+// meanwhile may be readable now. It never blocks.
 func (n *Notifier) Settled() { n.settled.wake() }
 
 // Run listens and sends notifications until ctx ends.

@@ -27,7 +27,9 @@ type Store struct {
 	onAppend  []func(AppendResult)
 	committer *committer
 	stmts     *sqlstmt.Cache
-	own       ownTip // the last event appended here (for the read lease)
+	// bystanders are transactions in flight that write no events.
+	bystanders bystanders
+	own        ownTip // the last event appended here (for the read lease)
 }
 
 // Option configures a Store.
@@ -582,13 +584,18 @@ func (e Event) Cursor() Cursor { return Cursor{TxID: e.TxID, Position: e.GlobalP
 // ReadCommitted returns up to limit events after cursor in commit order,
 // (tx_id, global_position), stopping below the oldest transaction still in
 // flight, so that an event whose transaction commits late is never skipped.
-// It is a plain read: it takes no transaction id.
+// Transactions of this process that write no events (Bystander) are not
+// waited for. It is a plain read: it takes no transaction id.
 func (s *Store) ReadCommitted(ctx context.Context, after Cursor, limit int) ([]Event, error) {
-	return s.queryEvents(ctx, `SELECT `+eventColumns+` FROM events
+	return s.queryEvents(ctx, `WITH snapshot AS (SELECT pg_current_snapshot() AS s),
+		horizon AS (
+			SELECT coalesce(min(x), (SELECT pg_snapshot_xmax(s) FROM snapshot)) AS h
+			FROM snapshot, pg_snapshot_xip(snapshot.s) AS x WHERE x <> ALL ($4::xid8[]))
+		SELECT `+eventColumns+` FROM events
 		WHERE (tx_id, global_position) > ($1::text::xid8, $2)
-		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+		  AND tx_id < (SELECT h FROM horizon)
 		ORDER BY events.tx_id, events.global_position LIMIT $3`, // events.: the xid8, not the text output column
-		strconv.FormatUint(after.TxID, 10), after.Position, limit)
+		strconv.FormatUint(after.TxID, 10), after.Position, limit, s.bystanders.list())
 }
 
 // Head returns the cursor of the last event that every reader can already see:

@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -270,4 +271,67 @@ func commitOutOfOrder(t *testing.T, s *eventstore.Store) (txA *sqlx.Tx, posA, po
 		t.Fatal(err)
 	}
 	return txA, posA, resB.LastPosition()
+}
+
+// A transaction that writes no events, once named a bystander, no longer
+// holds the readers of the log back; a transaction that is not named does,
+// and so does one that inserts events, whatever else is named.
+func TestReadCommittedPassesBystanders(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	by, err := s.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = by.Rollback() })
+	var raw string
+	if err := by.QueryRowxContext(ctx, `SELECT pg_current_xact_id()::text`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	id, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, stream("after"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() []int64 {
+		t.Helper()
+		events, err := s.ReadCommitted(ctx, eventstore.Cursor{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, e := range events {
+			out = append(out, e.GlobalPosition)
+		}
+		return out
+	}
+	if got := read(); len(got) != 0 {
+		t.Fatalf("read %v past a transaction in flight", got)
+	}
+	release := s.Bystander(id)
+	if got := read(); len(got) != 1 || got[0] != res.LastPosition() {
+		t.Fatalf("read %v with the transaction in flight named a bystander, want [%d]", got, res.LastPosition())
+	}
+
+	// A writer in flight: the reader stops below it, bystander or not.
+	txA, posA, posB := commitOutOfOrder(t, s)
+	if got := read(); len(got) != 1 || got[0] != res.LastPosition() {
+		t.Fatalf("read %v with a writer in flight (positions %d, %d), want only [%d]", got, posA, posB, res.LastPosition())
+	}
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); len(got) != 3 || got[1] != posA || got[2] != posB {
+		t.Fatalf("read %v once the writer committed, want [%d %d %d]", got, res.LastPosition(), posA, posB)
+	}
+
+	// Released, the bystander holds the readers back again: only what
+	// committed before it started is readable.
+	release()
+	if got := read(); len(got) != 0 {
+		t.Fatalf("read %v past a transaction in flight no longer named", got)
+	}
 }

@@ -36,8 +36,10 @@ const DefaultMaxRetries = 3
 // instance that believes it holds the lease, waits and then sees where
 // every projector really is.
 //
-// The transaction holds back every gap-safe reader of the log until it ends,
-// so a batch takes as few round trips as it can: the projectors' shares run
+// The transaction holds back every gap-safe reader of the log of another
+// instance until it ends (this instance's readers pass it: PassedBy), and
+// holds row locks that a rebuild waits for, so a batch takes as few round
+// trips as it can: the projectors' shares run
 // one after the other, with nothing in between. Once a batch has failed,
 // the next tries run each projector's share in a savepoint. When it fails,
 // the savepoint is rolled back and the batch is tried again (the whole
@@ -54,6 +56,8 @@ type Projectors struct {
 	maxRetries int
 	// committed, when set, is called after every batch commits.
 	committed func()
+	// bystanders, when set, is told of each batch's transaction.
+	bystanders Bystanders
 
 	mu       sync.Mutex
 	failures map[failure]int
@@ -88,6 +92,20 @@ func NewProjectors(db *sql.DB, logger *slog.Logger, ps ...Projector) (*Projector
 	return &Projectors{db: db, projectors: ps, names: Names(ps), stmts: sqlstmt.New(db, maxPrepared), logger: logger,
 		maxRetries: DefaultMaxRetries, failures: map[failure]int{}}, nil
 }
+
+// Bystanders is told of a batch's transaction while it runs: it writes no
+// events, so the readers of the log need not wait for it
+// (eventstore.Store.Bystander).
+type Bystanders interface {
+	Bystander(txID uint64) (release func())
+}
+
+// PassedBy makes every batch's transaction known to b while it runs. A
+// batch holds its transaction for milliseconds to tens of milliseconds under
+// load; a tailing reader that waited for it (as it must for a transaction
+// that may still write events) would hold every event committed meanwhile
+// back until the batch ends, live streams included.
+func (c *Projectors) PassedBy(b Bystanders) { c.bystanders = b }
 
 // OnCommitted makes fn be called after every batch that moved a
 // checkpoint commits (e.g. Checkpoints.Moved, to wake read-your-writes
@@ -159,9 +177,12 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 			_ = tx.Rollback()
 		}
 	}()
-	checkpoints, err := c.lock(ctx, tx)
+	checkpoints, txID, err := c.lock(ctx, tx)
 	if err != nil {
 		return from, err
+	}
+	if c.bystanders != nil && txID != 0 {
+		defer c.bystanders.Bystander(txID)() // after the commit, or before the rollback: either is safe
 	}
 	end := events[len(events)-1].Cursor()
 	next := end
@@ -205,43 +226,51 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	return next, nil
 }
 
-// lock locks every projector's checkpoint row and returns the checkpoints.
-// The same round trip turns off waiting for the commit to reach the disk:
-// the transaction holds only what the log can rebuild (read models and their
-// checkpoints, together); it ends sooner, and so holds back the gap-safe
-// readers for less time.
-func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstore.Cursor, error) {
-	rows, err := c.prepared(tx).QueryContext(ctx, `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
-		SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0)
+// lock locks every projector's checkpoint row and returns the checkpoints
+// and the transaction's id. The same round trip turns off waiting for the
+// commit to reach the disk: the transaction holds only what the log can
+// rebuild (read models and their checkpoints, together); it ends sooner.
+func (c *Projectors) lock(ctx context.Context, tx *sql.Tx) (map[string]eventstore.Cursor, uint64, error) {
+	rows, err := c.prepared(tx).QueryContext(ctx, `WITH async AS (
+			SELECT set_config('synchronous_commit', 'off', true), pg_current_xact_id()::text AS tx_id)
+		SELECT consumer_group, last_processed_transaction_id::text, coalesce(offset_acked, 0), async.tx_id
 		FROM consumer_offsets, async WHERE consumer_group = ANY($1)
 		ORDER BY consumer_group FOR UPDATE OF consumer_offsets`, pq.Array(c.names))
 	if err != nil {
-		return nil, fmt.Errorf("lock the checkpoints: %w", err)
+		return nil, 0, fmt.Errorf("lock the checkpoints: %w", err)
 	}
 	defer rows.Close()
 	out := make(map[string]eventstore.Cursor, len(c.names))
+	var self string
 	for rows.Next() {
 		var name, txID string
 		var cur eventstore.Cursor
-		if err := rows.Scan(&name, &txID, &cur.Position); err != nil {
-			return nil, fmt.Errorf("lock the checkpoints: %w", err)
+		if err := rows.Scan(&name, &txID, &cur.Position, &self); err != nil {
+			return nil, 0, fmt.Errorf("lock the checkpoints: %w", err)
 		}
 		if cur.TxID, err = strconv.ParseUint(txID, 10, 64); err != nil {
-			return nil, fmt.Errorf("checkpoint of %s: %w", name, err)
+			return nil, 0, fmt.Errorf("checkpoint of %s: %w", name, err)
 		}
 		out[name] = cur
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lock the checkpoints: %w", err)
+		return nil, 0, fmt.Errorf("lock the checkpoints: %w", err)
 	}
 	if len(out) != len(c.names) {
 		// A checkpoint row vanished (deleted by hand): create it again.
 		c.mu.Lock()
 		c.ensured = false
 		c.mu.Unlock()
-		return nil, errors.New("a projector's checkpoint row is missing")
+		return nil, 0, errors.New("a projector's checkpoint row is missing")
 	}
-	return out, nil
+	if len(out) == 0 {
+		return out, 0, nil // no projectors: nothing locked, no id read
+	}
+	txID, err := strconv.ParseUint(self, 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the batch's transaction id %q: %w", self, err)
+	}
+	return out, txID, nil
 }
 
 // applyAll applies events to p with no savepoint: a failure fails the

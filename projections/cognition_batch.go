@@ -25,8 +25,8 @@ import (
 // the one that creates it, and each later event is guarded by its stream
 // version as before. Under load a batch holds hundreds of new tasks and
 // items and their later events: two statements, where they took one round
-// trip each — inside the transaction that holds back every gap-safe reader
-// of the log until it ends.
+// trip each — inside the batch's transaction, which holds back the gap-safe
+// readers of other instances until it ends.
 type creatingProjector struct {
 	streamProjector
 	// insert inserts the rows of the events that create one, in one

@@ -25,6 +25,7 @@ func newAgents(db *sql.DB, store *eventstore.Store, cfg config.Config, logger *s
 		return nil, err
 	}
 	consumer.OnCommitted(committed)
+	consumer.PassedBy(store)
 	reactions, err := projections.NewReactions(db, reactor, projections.ReactionsConfig{
 		Concurrency: reactionsConcurrency, Logger: logger,
 	})
