@@ -77,27 +77,85 @@ func (c *Cache) Len() int {
 	return len(c.m)
 }
 
-// ExecContext runs query prepared (as it is when the cache is full, or the
-// database would not prepare it: the same answer, or the same error).
+// stmt returns query's prepared statement, or nil to run it as it is: the
+// cache is full, or the database would not prepare it (run as it is, the
+// query gives the same answer, or the same error).
+func (c *Cache) stmt(ctx context.Context, query string) *sql.Stmt {
+	st, _ := c.Get(ctx, query) //nolint:sqlclosecheck // shared, prepared once
+	return st
+}
+
+// ExecContext runs query prepared.
 func (c *Cache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st, _ := c.Get(ctx, query); st != nil { //nolint:sqlclosecheck // shared, prepared once
+	if st := c.stmt(ctx, query); st != nil { //nolint:sqlclosecheck // shared, prepared once
 		return st.ExecContext(ctx, args...)
 	}
 	return c.db.ExecContext(ctx, query, args...)
 }
 
-// QueryContext is ExecContext for a query that returns rows.
+// QueryContext runs query, which returns rows, prepared.
 func (c *Cache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st, _ := c.Get(ctx, query); st != nil { //nolint:sqlclosecheck // shared, prepared once
+	if st := c.stmt(ctx, query); st != nil { //nolint:sqlclosecheck // shared, prepared once
 		return st.QueryContext(ctx, args...)
 	}
 	return c.db.QueryContext(ctx, query, args...)
 }
 
-// QueryRowContext is ExecContext for a query that returns one row.
+// QueryRowContext runs query, which returns one row, prepared.
 func (c *Cache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st, _ := c.Get(ctx, query); st != nil { //nolint:sqlclosecheck // shared, prepared once
+	if st := c.stmt(ctx, query); st != nil { //nolint:sqlclosecheck // shared, prepared once
 		return st.QueryRowContext(ctx, args...)
 	}
 	return c.db.QueryRowContext(ctx, query, args...)
+}
+
+// Tx runs the statements of a transaction prepared by c: each prepared
+// statement is used on the transaction's connection (database/sql prepares
+// it there once). A statement without parameters runs as it is, in the
+// simple protocol, which takes several statements in one round trip
+// (savepoints) and cannot be prepared.
+type Tx struct {
+	tx    *sql.Tx
+	cache *Cache
+}
+
+// In returns tx running its statements prepared by c.
+func (c *Cache) In(tx *sql.Tx) Tx { return Tx{tx: tx, cache: c} }
+
+// stmt returns query's prepared statement in the transaction, or nil to
+// run it as it is.
+func (t Tx) stmt(ctx context.Context, query string, args []any) *sql.Stmt {
+	if len(args) == 0 {
+		return nil
+	}
+	st := t.cache.stmt(ctx, query)
+	if st == nil {
+		return nil
+	}
+	return t.tx.StmtContext(ctx, st) //nolint:sqlclosecheck // closed with the transaction
+}
+
+// ExecContext runs query in the transaction, prepared.
+func (t Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query, args); st != nil { //nolint:sqlclosecheck // a statement of the transaction: closed with it
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs query, which returns rows, in the transaction, prepared.
+func (t Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query, args); st != nil { //nolint:sqlclosecheck // a statement of the transaction: closed with it
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs query, which returns one row, in the transaction,
+// prepared.
+func (t Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query, args); st != nil { //nolint:sqlclosecheck // a statement of the transaction: closed with it
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
