@@ -54,8 +54,9 @@ type Projectors struct {
 	stmts      *sqlstmt.Cache
 	logger     *slog.Logger
 	maxRetries int
-	// committed, when set, is called after every batch commits.
-	committed func()
+	// committed, when set, is called after every batch that moved a
+	// checkpoint commits, with the projectors it moved and where to.
+	committed func(moved []string, to eventstore.Cursor)
 	// bystanders, when set, is told of each batch's transaction.
 	bystanders Bystanders
 
@@ -108,9 +109,9 @@ type Bystanders interface {
 func (c *Projectors) PassedBy(b Bystanders) { c.bystanders = b }
 
 // OnCommitted makes fn be called after every batch that moved a
-// checkpoint commits (e.g. Checkpoints.Moved, to wake read-your-writes
-// waiters at once).
-func (c *Projectors) OnCommitted(fn func()) { c.committed = fn }
+// checkpoint commits, with the projectors it moved and their new checkpoint
+// (e.g. Checkpoints.Moved, which answers read-your-writes waiters at once).
+func (c *Projectors) OnCommitted(fn func(moved []string, to eventstore.Cursor)) { c.committed = fn }
 
 // Name returns ProjectorsName.
 func (c *Projectors) Name() string { return ProjectorsName }
@@ -221,7 +222,7 @@ func (c *Projectors) Handle(ctx context.Context, from eventstore.Cursor, events 
 	c.careful = false
 	c.mu.Unlock()
 	if c.committed != nil && len(moved) > 0 {
-		c.committed()
+		c.committed(moved, end)
 	}
 	return next, nil
 }

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,69 +27,105 @@ var ErrNotCaughtUp = errors.New("the read model has not caught up with the reque
 
 // Checkpoints tells how far each projector has come, and lets queries wait
 // for their read model to reach a position (read-your-writes).
+//
+// A waiter asks the database once; after that it mostly listens. The
+// batches of this instance report each checkpoint they commit (Moved), so a
+// waiter whose projectors this instance advances learns the answer from
+// memory. It asks the database again only when a poll finds a projector
+// this instance has not moved since the last question: the projectors'
+// lease is then held elsewhere (another instance, a rebuild's swap), and
+// only the database knows.
 type Checkpoints struct {
 	db      *sql.DB
 	timeout time.Duration
-	// applied is the prepared statement of Applied, which every read with
-	// Engram-Min-Position runs.
+	// applied is the prepared statement of the database's answer, which
+	// every read with Engram-Min-Position runs.
 	applied *sqlstmt.Cache
 
 	mu    sync.Mutex
 	moved chan struct{} // closed when a local batch commits
+	// local is the checkpoint each projector's last local batch committed.
+	local map[string]eventstore.Cursor
 }
 
 // NewCheckpoints returns Checkpoints over db; WaitFor waits at most timeout.
 func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
-	return &Checkpoints{db: db, timeout: timeout, applied: sqlstmt.New(db, 1), moved: make(chan struct{})}
+	return &Checkpoints{db: db, timeout: timeout, applied: sqlstmt.New(db, 1),
+		moved: make(chan struct{}), local: make(map[string]eventstore.Cursor)}
 }
 
-// Moved tells waiters that checkpoints have just moved (a batch of this
-// instance committed), so that they look again at once instead of at their
-// next poll.
-func (c *Checkpoints) Moved() {
+// Moved records that a batch of this instance has committed the projectors'
+// checkpoints at cursor, and wakes the waiters. A committed checkpoint is
+// what the database holds until the next batch moves it, so it is recorded
+// as it is, not as the greater of it and the last one.
+func (c *Checkpoints) Moved(projectors []string, cursor eventstore.Cursor) {
 	c.mu.Lock()
+	for _, p := range projectors {
+		c.local[p] = cursor
+	}
 	close(c.moved)
 	c.moved = make(chan struct{})
 	c.mu.Unlock()
 }
 
-func (c *Checkpoints) movedChan() <-chan struct{} {
+// watch returns the channel the next Moved closes and the local checkpoints
+// of the projectors (the zero cursor for one never moved here).
+func (c *Checkpoints) watch(projectors []string, into []eventstore.Cursor) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for i, p := range projectors {
+		into[i] = c.local[p]
+	}
 	return c.moved
 }
 
-// Applied reports whether projector has applied the event at position.
-// Consumers go in commit order, (tx_id, global_position), so "applied" means
-// the projector's checkpoint is at or beyond that event in this order.
-func (c *Checkpoints) Applied(ctx context.Context, projector string, position int64) (bool, error) {
-	const query = `SELECT (
-			SELECT (o.last_processed_transaction_id, o.offset_acked) >= (e.tx_id, e.global_position)
-			FROM consumer_offsets o WHERE o.consumer_group = $1)
-		FROM events e WHERE e.global_position = $2`
-	var applied sql.NullBool
-	err := c.applied.QueryRowContext(ctx, query, projector, position).Scan(&applied)
+// appliedAll asks the database whether every projector has applied the event
+// at position, and returns that event's cursor. Consumers go in commit
+// order, (tx_id, global_position), so "applied" means a checkpoint at or
+// beyond the event in this order; a projector with no checkpoint has
+// applied nothing.
+func (c *Checkpoints) appliedAll(ctx context.Context, projectors []string, position int64) (bool, eventstore.Cursor, error) {
+	const query = `SELECT e.tx_id::text, count(o.consumer_group) FILTER (
+			WHERE (o.last_processed_transaction_id, coalesce(o.offset_acked, 0)) >= (e.tx_id, e.global_position))
+		FROM events e LEFT JOIN consumer_offsets o ON o.consumer_group = ANY($1)
+		WHERE e.global_position = $2 GROUP BY e.tx_id`
+	var (
+		txID string
+		done int
+	)
+	err := c.applied.QueryRowContext(ctx, query, pq.Array(projectors), position).Scan(&txID, &done)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, ErrUnknownPosition
+		return false, eventstore.Cursor{}, ErrUnknownPosition
 	}
 	if err != nil {
-		return false, fmt.Errorf("checkpoint of %s: %w", projector, err)
+		return false, eventstore.Cursor{}, fmt.Errorf("checkpoints of %s: %w", strings.Join(projectors, ", "), err)
 	}
-	return applied.Valid && applied.Bool, nil
+	ev := eventstore.Cursor{Position: position}
+	if ev.TxID, err = strconv.ParseUint(txID, 10, 64); err != nil {
+		return false, eventstore.Cursor{}, fmt.Errorf("transaction id %q of event %d: %w", txID, position, err)
+	}
+	return done == len(projectors), ev, nil
 }
 
-// WaitFor waits until projector has applied position, or the timeout passes
-// (ErrNotCaughtUp), or ctx ends. Position 0 returns at once.
-func (c *Checkpoints) WaitFor(ctx context.Context, projector string, position int64) error {
-	if position <= 0 {
+// WaitFor waits until every projector named has applied position, or the
+// timeout passes (ErrNotCaughtUp), or ctx ends. Position 0 returns at once.
+func (c *Checkpoints) WaitFor(ctx context.Context, position int64, projectors ...string) error {
+	if position <= 0 || len(projectors) == 0 {
 		return nil
 	}
+	projectors = slices.Compact(slices.Sorted(slices.Values(projectors)))
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	delay := 2 * time.Millisecond
+	var (
+		local = make([]eventstore.Cursor, len(projectors))
+		asked = make([]eventstore.Cursor, len(projectors)) // local when the database was last asked
+		ev    eventstore.Cursor
+		delay = 2 * time.Millisecond
+		timer *time.Timer
+	)
+	moved := c.watch(projectors, asked)
+	ok, ev, err := c.appliedAll(ctx, projectors, position)
 	for {
-		moved := c.movedChan()
-		ok, err := c.Applied(ctx, projector, position)
 		switch {
 		case ok:
 			return nil
@@ -97,19 +136,59 @@ func (c *Checkpoints) WaitFor(ctx context.Context, projector string, position in
 		case err != nil:
 			return err
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ErrNotCaughtUp
-		case <-t.C:
-		case <-moved:
-			t.Stop()
+		if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
+	listen: // to this instance's batches until the next poll
+		for {
+			select {
+			case <-ctx.Done():
+				return ErrNotCaughtUp
+			case <-moved:
+				moved = c.watch(projectors, local)
+				if covers(local, ev) {
+					return nil
+				}
+			case <-timer.C:
+				break listen
+			}
 		}
 		if delay < 25*time.Millisecond {
 			delay *= 2
 		}
+		if moved = c.watch(projectors, local); covers(local, ev) {
+			return nil
+		}
+		if !movedAll(local, asked, ev) {
+			copy(asked, local)
+			ok, _, err = c.appliedAll(ctx, projectors, position)
+		}
 	}
+}
+
+// covers reports whether every local checkpoint is at or beyond ev.
+func covers(local []eventstore.Cursor, ev eventstore.Cursor) bool {
+	for _, cp := range local {
+		if cp.Before(ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// movedAll reports whether every projector that has not reached ev has
+// moved here since the database was last asked: this instance is advancing
+// them, and its own reports will tell when they arrive.
+func movedAll(local, asked []eventstore.Cursor, ev eventstore.Cursor) bool {
+	for i, cp := range local {
+		if cp.Before(ev) && cp == asked[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Status is how far one projector has come.

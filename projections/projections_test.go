@@ -174,7 +174,7 @@ func TestAgentBuildsAndReplaysIdempotently(t *testing.T) {
 		last, _ := store.LastPosition(ctx)
 		cp := projections.NewCheckpoints(db.DB, 20*time.Second)
 		for _, p := range projections.SQL() {
-			if err := cp.WaitFor(ctx, p.Name(), last); err != nil {
+			if err := cp.WaitFor(ctx, last, p.Name()); err != nil {
 				t.Fatalf("%s did not reach %d: %v", p.Name(), last, err)
 			}
 		}
@@ -217,7 +217,7 @@ func TestFailingEventIsParkedNotSkipped(t *testing.T) {
 	stop := runProjectors(t, db, store, p)
 	defer stop()
 	last, _ := store.LastPosition(ctx)
-	if err := projections.NewCheckpoints(db.DB, 20*time.Second).WaitFor(ctx, p.Name(), last); err != nil {
+	if err := projections.NewCheckpoints(db.DB, 20*time.Second).WaitFor(ctx, last, p.Name()); err != nil {
 		t.Fatal(err)
 	}
 	var applied []int

@@ -22,7 +22,7 @@ func (h *MembershipsHandler) Await(ctx context.Context, position int64) error {
 	if position <= 0 {
 		return nil
 	}
-	if err := h.r.waiter.WaitFor(ctx, projections.WorkspacesProjector, position); err != nil {
+	if err := h.r.waiter.WaitFor(ctx, position, projections.WorkspacesProjector); err != nil {
 		return err
 	}
 	if h.r.hot == nil {

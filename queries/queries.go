@@ -17,9 +17,9 @@ import (
 	"github.com/engramhq/engram/projections"
 )
 
-// Waiter waits until a projector has applied a position.
+// Waiter waits until every projector named has applied a position.
 type Waiter interface {
-	WaitFor(ctx context.Context, projector string, position int64) error
+	WaitFor(ctx context.Context, position int64, projectors ...string) error
 }
 
 // Queries is every query handler of Engram, built in one place.
@@ -85,13 +85,7 @@ type reader struct {
 // other projector named (such as the memberships that authorize the read),
 // has applied minPosition.
 func (r *reader) wait(ctx context.Context, projector string, minPosition int64, also ...string) error {
-	err := r.waiter.WaitFor(ctx, projector, minPosition)
-	for _, p := range also {
-		if err != nil {
-			break
-		}
-		err = r.waiter.WaitFor(ctx, p, minPosition)
-	}
+	err := r.waiter.WaitFor(ctx, minPosition, append([]string{projector}, also...)...)
 	switch {
 	case err == nil:
 		return nil

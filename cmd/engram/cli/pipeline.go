@@ -19,7 +19,7 @@ const reactionsConcurrency = 64
 // instance at a time, the holder of its lease. committed runs after each
 // batch of the projectors commits.
 func newAgents(db *sql.DB, store *eventstore.Store, cfg config.Config, logger *slog.Logger, m *metrics.Metrics,
-	committed func(), projectors []projections.Projector, reactor projections.Reactor) ([]*projections.Agent, error) {
+	committed func(moved []string, to eventstore.Cursor), projectors []projections.Projector, reactor projections.Reactor) ([]*projections.Agent, error) {
 	consumer, err := projections.NewProjectors(db, logger, projectors...)
 	if err != nil {
 		return nil, err

@@ -202,8 +202,8 @@ func (in *instance) newPipeline() error {
 	}
 	// A committed batch wakes read-your-writes waiters, and the tail when
 	// the batch's transaction was what kept new events unreadable.
-	committed := func() {
-		in.checkpoints.Moved()
+	committed := func(moved []string, to eventstore.Cursor) {
+		in.checkpoints.Moved(moved, to)
 		in.notifier.Settled()
 	}
 	if in.agents, err = newAgents(in.db.DB, in.store, in.cfg, in.logger, in.metrics, committed, in.projectors, in.cognition.reactor); err != nil {
