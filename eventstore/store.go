@@ -279,6 +279,42 @@ func insertStatement(rows int, guarded bool) string {
 		RETURNING global_position, tx_id::text, event_id`
 }
 
+// preparedInsertRows bounds the inserts that run prepared. Most appends
+// insert a row or a few (a post, a routing decision, a task's step), and
+// parsing and planning their insert cost PostgreSQL more than running it;
+// a group insert of more rows comes under load, where its planning is
+// shared by its rows, and its texts (one per number of rows) would crowd
+// every connection with statements used once in a while.
+const preparedInsertRows = 8
+
+// insertTexts are the inserts of up to preparedInsertRows rows, plain and
+// guarded, written once.
+var insertTexts = func() (t [preparedInsertRows + 1][2]string) {
+	for rows := 1; rows <= preparedInsertRows; rows++ {
+		t[rows] = [2]string{insertStatement(rows, false), insertStatement(rows, true)}
+	}
+	return t
+}()
+
+// runInsert runs the insert of rows events in q (the pool or a
+// transaction), prepared when it is small enough.
+func (s *Store) runInsert(ctx context.Context, q queryer, rows int, guarded bool, args []any) (*sql.Rows, error) {
+	if rows > preparedInsertRows {
+		return q.QueryContext(ctx, insertStatement(rows, guarded), args...)
+	}
+	query := insertTexts[rows][0]
+	if guarded {
+		query = insertTexts[rows][1]
+	}
+	switch q := q.(type) {
+	case *sqlx.DB:
+		return s.stmts.QueryContext(ctx, query, args...)
+	case *sqlx.Tx:
+		return s.stmts.In(q.Tx).QueryContext(ctx, query, args...)
+	}
+	return q.QueryContext(ctx, query, args...)
+}
+
 // guardedTypes are the types of a guarded insert's values, in order.
 var guardedTypes = [eventCols + guardCols]string{"::uuid", "::text", "::text", "::integer", "::text",
 	"::integer", "::jsonb", "::jsonb", "::timestamptz", "::bytea", "::bytea", "::text", "::integer"}
@@ -372,7 +408,7 @@ func (s *Store) insert(ctx context.Context, q queryer, group []*pendingAppend) (
 			args = append(args, stream, version)
 		}
 	}
-	res, err := q.QueryContext(ctx, insertStatement(rows, guarded), args...)
+	res, err := s.runInsert(ctx, q, rows, guarded, args)
 	if err != nil {
 		return nil, mapAppendError(err)
 	}
