@@ -221,7 +221,7 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 				return
 			}
 			t.logger.Error("event tailer read failed; retrying", err, watermill.LogFields{"retry_in": t.cfg.RetryInterval.String()})
-			if !sleep(ctx, t.cfg.RetryInterval, nil) {
+			if !sleep(ctx, t.cfg.RetryInterval) {
 				return
 			}
 			continue
@@ -236,11 +236,12 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 			continue
 		}
 		// After a wake-up the new events may not be readable yet (an older
-		// transaction, such as the projectors' batch, holds the snapshot
-		// xmin back): keep looking at short intervals for a while, and at
-		// once when a local transaction that may have held it ends.
+		// transaction still in flight holds the horizon back): keep looking
+		// at short intervals for a while, and at once when a local
+		// transaction that may have held it ends — one that settled, or an
+		// append that committed.
 		if len(events) == 0 && time.Now().Before(hotUntil) {
-			if !sleep(ctx, t.cfg.HotInterval, settled) {
+			if !sleep(ctx, t.cfg.HotInterval, settled, wake) {
 				return
 			}
 			continue
@@ -288,7 +289,7 @@ func (t *Tailer) deliver(ctx context.Context, e Event, out chan<- *message.Messa
 			return true
 		case <-msg.Nacked():
 			cancel()
-			if !sleep(ctx, t.cfg.RetryInterval, nil) {
+			if !sleep(ctx, t.cfg.RetryInterval) {
 				return false
 			}
 		case <-ctx.Done():
@@ -298,16 +299,24 @@ func (t *Tailer) deliver(ctx context.Context, e Event, out chan<- *message.Messa
 	}
 }
 
-// sleep waits for d, a wake-up or the end of ctx; it returns false in the
-// last case.
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+// sleep waits for d, a wake-up on one of (at most two) wake channels, or
+// the end of ctx; it returns false in the last case.
+func sleep(ctx context.Context, d time.Duration, wake ...<-chan struct{}) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	var first, second <-chan struct{} // a nil channel never ends the wait
+	if len(wake) > 0 {
+		first = wake[0]
+	}
+	if len(wake) > 1 {
+		second = wake[1]
+	}
 	select {
 	case <-ctx.Done():
 		return false
 	case <-timer.C:
-	case <-wake:
+	case <-first:
+	case <-second:
 	}
 	return true
 }
