@@ -91,3 +91,40 @@ func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
 		t.Fatalf("engram audit verify: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// A read with Engram-Min-Position shows the write whichever instance took
+// it and whichever serves the read: the instance whose batches project the
+// write hears of it from them, the other asks the database.
+func TestReadYourWritesThroughEitherInstance(t *testing.T) {
+	first := enginetest.Start(t, enginetest.Options{})
+	second := first.Second(t)
+	ada := first.Signup(t, "Ada")
+	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Both"}).Map(t)["id"].(string)
+	conv := ada.Must(http.StatusCreated, "POST", "/v1/workspaces/"+ws+"/conversations",
+		map[string]any{"title": "Read back"}).Map(t)["id"].(string)
+	clients := make([]*enginetest.Client, 2)
+	for i, inst := range []*enginetest.Instance{first, second} {
+		clients[i] = inst.Client(t)
+		clients[i].Token = ada.Token
+	}
+	for round := range 5 {
+		for i, writer := range clients {
+			content := fmt.Sprintf("round %d, written through instance %d", round, i)
+			posted := writer.Must(http.StatusCreated, "POST", "/v1/conversations/"+conv+"/messages",
+				map[string]any{"content": content})
+			position := int(posted.Map(t)["position"].(float64))
+			for _, r := range []int{1 - i, i} {
+				var page struct {
+					Items []struct {
+						Content string `json:"content"`
+					} `json:"items"`
+				}
+				clients[r].Must(http.StatusOK, "GET", fmt.Sprintf("/v1/conversations/%s/messages?after=%d&limit=1", conv, position-1), nil,
+					"Engram-Min-Position: "+posted.Position()).JSON(t, &page)
+				if len(page.Items) != 1 || page.Items[0].Content != content {
+					t.Fatalf("%s, read through instance %d: %+v, want %q", content, r, page.Items, content)
+				}
+			}
+		}
+	}
+}
