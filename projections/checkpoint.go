@@ -119,7 +119,6 @@ func (c *Checkpoints) WaitFor(ctx context.Context, position int64, projectors ..
 	var (
 		local = make([]eventstore.Cursor, len(projectors))
 		asked = make([]eventstore.Cursor, len(projectors)) // local when the database was last asked
-		ev    eventstore.Cursor
 		delay = 2 * time.Millisecond
 		timer *time.Timer
 	)
