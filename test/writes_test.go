@@ -11,17 +11,26 @@ import (
 	"github.com/engramhq/engram/test/enginetest"
 )
 
+// twoInstances starts two instances on one database, and returns them with
+// Ada and a conversation of hers.
+func twoInstances(t *testing.T) (instances []*enginetest.Instance, ada *enginetest.Client, conv string) {
+	t.Helper()
+	first := enginetest.Start(t, enginetest.Options{})
+	instances = []*enginetest.Instance{first, first.Second(t)}
+	ada = first.Signup(t, "Ada")
+	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Two instances"}).Map(t)["id"].(string)
+	conv = ada.Must(http.StatusCreated, "POST", "/v1/workspaces/"+ws+"/conversations",
+		map[string]any{"title": "Everyone at once"}).Map(t)["id"].(string)
+	return instances, ada, conv
+}
+
 // Many clients post to one conversation through two instances on one
 // database, while the assistant answers in the same conversation: every
 // post is 201, every message is stored once, the stream's versions are
 // contiguous and its hash chain verifies. No writer trips over another.
 func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
-	first := enginetest.Start(t, enginetest.Options{})
-	second := first.Second(t)
-	ada := first.Signup(t, "Ada")
-	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Busy"}).Map(t)["id"].(string)
-	conv := ada.Must(http.StatusCreated, "POST", "/v1/workspaces/"+ws+"/conversations",
-		map[string]any{"title": "Everyone at once"}).Map(t)["id"].(string)
+	instances, ada, conv := twoInstances(t)
+	first := instances[0]
 
 	const goroutines, posts = 8, 10 // per instance
 	var (
@@ -29,7 +38,7 @@ func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
 		mu  sync.Mutex
 		ids = make(map[string]bool)
 	)
-	for i, inst := range []*enginetest.Instance{first, second} {
+	for i, inst := range instances {
 		for g := range goroutines {
 			wg.Go(func() {
 				c := inst.Client(t)
@@ -96,14 +105,9 @@ func TestConcurrentPostsThroughTwoInstances(t *testing.T) {
 // it and whichever serves the read: the instance whose batches project the
 // write hears of it from them, the other asks the database.
 func TestReadYourWritesThroughEitherInstance(t *testing.T) {
-	first := enginetest.Start(t, enginetest.Options{})
-	second := first.Second(t)
-	ada := first.Signup(t, "Ada")
-	ws := ada.Must(http.StatusCreated, "POST", "/v1/workspaces", map[string]any{"name": "Both"}).Map(t)["id"].(string)
-	conv := ada.Must(http.StatusCreated, "POST", "/v1/workspaces/"+ws+"/conversations",
-		map[string]any{"title": "Read back"}).Map(t)["id"].(string)
+	instances, ada, conv := twoInstances(t)
 	clients := make([]*enginetest.Client, 2)
-	for i, inst := range []*enginetest.Instance{first, second} {
+	for i, inst := range instances {
 		clients[i] = inst.Client(t)
 		clients[i].Token = ada.Token
 	}
