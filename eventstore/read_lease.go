@@ -82,7 +82,7 @@ func (s *Store) awaitLease(ctx context.Context, l *errLeased) error {
 		writerPresence.Seconds()); err != nil {
 		return fmt.Errorf("eventstore: wait for the read lease: %w", err)
 	}
-	if !sleep(ctx, l.lapsesIn+10*time.Millisecond) {
+	if !sleep(ctx, l.lapsesIn+10*time.Millisecond, nil, nil) {
 		return ctx.Err()
 	}
 	return nil

@@ -221,7 +221,7 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 				return
 			}
 			t.logger.Error("event tailer read failed; retrying", err, watermill.LogFields{"retry_in": t.cfg.RetryInterval.String()})
-			if !sleep(ctx, t.cfg.RetryInterval) {
+			if !sleep(ctx, t.cfg.RetryInterval, nil, nil) {
 				return
 			}
 			continue
@@ -289,7 +289,7 @@ func (t *Tailer) deliver(ctx context.Context, e Event, out chan<- *message.Messa
 			return true
 		case <-msg.Nacked():
 			cancel()
-			if !sleep(ctx, t.cfg.RetryInterval) {
+			if !sleep(ctx, t.cfg.RetryInterval, nil, nil) {
 				return false
 			}
 		case <-ctx.Done():
@@ -299,24 +299,17 @@ func (t *Tailer) deliver(ctx context.Context, e Event, out chan<- *message.Messa
 	}
 }
 
-// sleep waits for d, a wake-up on one of (at most two) wake channels, or
-// the end of ctx; it returns false in the last case.
-func sleep(ctx context.Context, d time.Duration, wake ...<-chan struct{}) bool {
+// sleep waits for d, a wake-up on wake or on also (a nil channel never
+// ends the wait), or the end of ctx; it returns false in the last case.
+func sleep(ctx context.Context, d time.Duration, wake, also <-chan struct{}) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	var first, second <-chan struct{} // a nil channel never ends the wait
-	if len(wake) > 0 {
-		first = wake[0]
-	}
-	if len(wake) > 1 {
-		second = wake[1]
-	}
 	select {
 	case <-ctx.Done():
 		return false
 	case <-timer.C:
-	case <-first:
-	case <-second:
+	case <-wake:
+	case <-also:
 	}
 	return true
 }
