@@ -149,6 +149,11 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int, 
 	last := p.stored[len(p.stored)-1]
 	s.own.note(last.Cursor())
 	s.heads.put(stream.ID, last.StreamVersion, last.Hash)
+	if first := p.stored[0]; first.StreamVersion == 1 {
+		// Who a new stream belongs to is asked right after it is written
+		// (the worker reads the task it is handed): answered from memory.
+		s.firsts.add(first)
+	}
 	for _, fn := range s.onAppend {
 		fn(result)
 	}

@@ -43,8 +43,11 @@ func (s *Store) CursorOf(ctx context.Context, position int64) (Cursor, error) {
 // FirstEvent returns the first event of a stream, and false when the stream
 // does not exist. It tells who a stream belongs to (the workspace of a
 // conversation, the user of a session) without reading the whole stream.
-// The first events of the streams asked about lately are remembered: they
-// never change. Callers must not modify the event's slices.
+// The first events of the streams asked about, or started by this store,
+// lately are remembered: they never change. One this store wrote carries
+// its data as the append gave it, which is the stored JSON but not
+// necessarily in PostgreSQL's normalized form. Callers must not modify the
+// event's slices.
 func (s *Store) FirstEvent(ctx context.Context, streamID string) (Event, bool, error) {
 	if e, ok := s.firsts.get(streamID); ok {
 		return e, true, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/engramhq/engram/eventstore"
+	"github.com/engramhq/engram/test/pgtest"
 )
 
 // receive waits for the next message, failing the test after a deadline.
@@ -352,4 +353,38 @@ func TestReadCommittedPassesBystanders(t *testing.T) {
 	// committed before it started is readable.
 	release()
 	reaches("a transaction in flight no longer named")
+}
+
+// A store remembers the first event of a stream it started, so that asking
+// who the stream belongs to right after writing it needs no read; the
+// first event of a stream started elsewhere is still read.
+func TestFirstEventOfAStreamItStartedIsKnownWithoutARead(t *testing.T) {
+	ctx := t.Context()
+	db, s := pgtest.NewStore(t)
+	elsewhere, err := eventstore.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs := stream(uuid.NewString()), stream(uuid.NewString())
+	started, err := s.Append(ctx, mine, eventstore.NoStream, []eventstore.NewEvent{ev("test.created", `{"n":1}`)}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := elsewhere.Append(ctx, theirs, eventstore.NoStream, []eventstore.NewEvent{ev("test.created", `{"n":1}`)}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	// s writes the second event of theirs: it did not start it.
+	if _, err := s.Append(ctx, theirs, 1, []eventstore.NewEvent{ev("test.changed", `{"n":2}`)}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := s.FirstEvent(ctx, mine.ID)
+	if err != nil || !ok || e.EventID != started.Events[0].EventID || e.GlobalPosition != started.Events[0].GlobalPosition {
+		t.Fatalf("FirstEvent of a stream it started, database closed = %+v, %v, %v", e, ok, err)
+	}
+	if _, _, err := s.FirstEvent(ctx, theirs.ID); err == nil {
+		t.Fatal("FirstEvent of a stream started elsewhere answered without reading it")
+	}
 }
