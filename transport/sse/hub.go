@@ -68,8 +68,11 @@ type Revocations interface {
 }
 
 // DefaultFlushInterval is the least time between two writes to one stream
-// unless Config.FlushInterval says otherwise.
-const DefaultFlushInterval = 5 * time.Millisecond
+// unless Config.FlushInterval says otherwise. At 200 watchers of a
+// conversation taking 200 posts a second, 10 ms against 5 halved the
+// writes and their reads and lowered the delivery's p95 and p99
+// (docs/benchmarks.md).
+const DefaultFlushInterval = 10 * time.Millisecond
 
 // Config tunes the hub; zero values take the defaults.
 type Config struct {
