@@ -229,8 +229,8 @@ func (t *Tailer) run(ctx context.Context, cursor Cursor, out chan<- *message.Mes
 			}
 			continue
 		}
-		for _, e := range events {
-			if !t.deliver(ctx, e, out) {
+		for i, e := range events {
+			if !t.deliver(ctx, e, i < len(events)-1, out) {
 				return
 			}
 			cursor = e.Cursor()
@@ -274,10 +274,14 @@ func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) (wo
 	}
 }
 
-// deliver sends e until it is acked. It returns false when ctx ended first.
-func (t *Tailer) deliver(ctx context.Context, e Event, out chan<- *message.Message) bool {
+// deliver sends e until it is acked, marked with MetaMore when more events
+// of the same read follow. It returns false when ctx ended first.
+func (t *Tailer) deliver(ctx context.Context, e Event, more bool, out chan<- *message.Message) bool {
 	for {
 		msg := ToMessage(e)
+		if more {
+			msg.Metadata.Set(MetaMore, "1")
+		}
 		msgCtx, cancel := context.WithCancel(ctx)
 		msg.SetContext(msgCtx)
 		select {

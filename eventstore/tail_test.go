@@ -388,3 +388,27 @@ func TestFirstEventOfAStreamItStartedIsKnownWithoutARead(t *testing.T) {
 		t.Fatal("FirstEvent of a stream started elsewhere answered without reading it")
 	}
 }
+
+// The tailer marks every event of a read but the last with MetaMore, so
+// that a live sink can wake its readers once per read.
+func TestTailerMarksTheEventsThatMoreFollow(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Append(t.Context(), stream(uuid.NewString()), 0, []eventstore.NewEvent{ev("test.created", `{}`),
+		ev("test.changed", `{}`), ev("test.changed", `{}`)}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := tail(t, s, eventstore.TailerConfig{From: &eventstore.Cursor{}})
+	var marks []string
+	for range 3 {
+		select {
+		case m := <-msgs:
+			marks = append(marks, m.Metadata.Get(eventstore.MetaMore))
+			m.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no message within 10s (marks so far %q)", marks)
+		}
+	}
+	if want := []string{"1", "1", ""}; !slices.Equal(marks, want) {
+		t.Fatalf("MetaMore of one read's events = %q, want %q", marks, want)
+	}
+}

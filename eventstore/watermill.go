@@ -40,6 +40,11 @@ const (
 	MetaCausationID   = "causation_id"
 	MetaActorID       = "actor_id"
 	MetaRequestID     = "request_id"
+	// MetaMore is set ("1") on an event the Tailer delivers when more
+	// events of the same read follow it at once. A live sink may hold the
+	// wake-ups of its readers until the last of them, so that a reader
+	// gets the read's events in one go.
+	MetaMore = "more"
 )
 
 // SchemaAdapter makes the events table a Watermill topic for watermill-sql

@@ -29,9 +29,10 @@ func newBacklog(soft int, grace time.Duration) *backlog {
 	return &backlog{soft: soft, hard: 16 * soft, grace: grace, ready: make(chan struct{}, 1)}
 }
 
-// add appends f; it reports false when the stream is too slow (f is then
-// not added).
-func (b *backlog) add(f *frame, now time.Time) bool {
+// add appends f and wakes the writer when wake is set (otherwise the
+// caller wakes it later); it reports false when the stream is too slow (f
+// is then not added).
+func (b *backlog) add(f *frame, now time.Time, wake bool) bool {
 	b.mu.Lock()
 	n := len(b.frames)
 	switch {
@@ -46,11 +47,18 @@ func (b *backlog) add(f *frame, now time.Time) bool {
 	}
 	b.frames = append(b.frames, f)
 	b.mu.Unlock()
+	if wake {
+		b.wake()
+	}
+	return true
+}
+
+// wake tells the writer that frames are waiting.
+func (b *backlog) wake() {
 	select {
 	case b.ready <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // take returns every waiting frame, oldest first; give the slice back with

@@ -187,6 +187,11 @@ type Hub struct {
 
 	stopSignals func()
 	signalsDone chan struct{}
+
+	// held are the streams given frames of the tailer's current read
+	// without being woken: they are woken at its last event (see Handle).
+	heldMu sync.Mutex
+	held   map[*subscriber]struct{}
 }
 
 // NewHub returns a hub; it starts relaying deps.Bus at once, in the
@@ -209,6 +214,7 @@ func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 		byUser:  map[string]map[*subscriber]struct{}{}, seeAll: map[*subscriber]struct{}{},
 		global: map[string]map[*subscriber]struct{}{}, me: map[string]map[*subscriber]struct{}{},
 		byWorkspace: map[string]map[*subscriber]struct{}{}, byConversation: map[string]map[*subscriber]struct{}{},
+		held:        map[*subscriber]struct{}{},
 		stopSignals: func() {}, signalsDone: make(chan struct{}),
 	}
 	if h.bus != nil {
@@ -377,6 +383,14 @@ func (h *Hub) Handle(msg *message.Message) error {
 		return nil
 	}
 	ctx := msg.Context()
+	// The events of one read of the log come one after the other: the
+	// streams are woken at the last, and each writes them in one go,
+	// rather than writing the first alone and the rest a flush interval
+	// later.
+	hold := msg.Metadata.Get(eventstore.MetaMore) != ""
+	if !hold {
+		defer h.wakeHeld()
+	}
 	change, err := h.view.observe(e)
 	if err != nil {
 		h.logger.Warn("live events: cannot read access from an event", "position", e.GlobalPosition, "type", e.Type, "err", err)
@@ -399,13 +413,23 @@ func (h *Hub) Handle(msg *message.Message) error {
 		built bool
 		f     *frame
 	)
-	h.fanOut(subj, func() *frame {
+	h.fanOut(subj, hold, func() *frame {
 		if !built {
 			built, f = true, h.encode(e)
 		}
 		return f
 	})
 	return nil
+}
+
+// wakeHeld wakes the streams that Handle gave frames without waking them.
+func (h *Hub) wakeHeld() {
+	h.heldMu.Lock()
+	defer h.heldMu.Unlock()
+	for s := range h.held {
+		s.pending.wake()
+	}
+	clear(h.held)
 }
 
 // encode builds the frame of e with its secrets removed, or nil when e
@@ -494,7 +518,8 @@ type revocation struct {
 // fanOut offers the frame to every stream that may see subj. The frame is
 // built (by build) only if some stream takes it; build may return nil.
 // Backlogs are filled without waiting: a stream found too slow is ended.
-func (h *Hub) fanOut(subj subject, build func() *frame) {
+// With hold, the streams are not woken but kept in h.held, for wakeHeld.
+func (h *Hub) fanOut(subj subject, hold bool, build func() *frame) {
 	var slow []*subscriber
 	now := time.Now()
 	offer := func(s *subscriber, role string) {
@@ -505,8 +530,16 @@ func (h *Hub) fanOut(subj subject, build func() *frame) {
 		if f == nil {
 			return
 		}
-		if !s.pending.add(f, now) && s.slow.CompareAndSwap(false, true) {
-			slow = append(slow, s)
+		if !s.pending.add(f, now, !hold) {
+			if s.slow.CompareAndSwap(false, true) {
+				slow = append(slow, s)
+			}
+			return
+		}
+		if hold {
+			h.heldMu.Lock()
+			h.held[s] = struct{}{}
+			h.heldMu.Unlock()
 		}
 	}
 	roleOf := func(s *subscriber) string {
@@ -614,7 +647,7 @@ func (h *Hub) deliverSignal(ctx context.Context, sig livebus.Signal) {
 		h.logger.Warn("live events: signal dropped", "err", err)
 		return
 	}
-	h.fanOut(subj, func() *frame { return f })
+	h.fanOut(subj, false, func() *frame { return f })
 }
 
 type noMetrics struct{}

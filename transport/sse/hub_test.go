@@ -452,11 +452,11 @@ func TestBacklog(t *testing.T) {
 	f := &frame{data: []byte("x")}
 	b := newBacklog(2, time.Second)
 	for i := range 10 {
-		if !b.add(f, t0.Add(time.Duration(i)*time.Millisecond)) {
+		if !b.add(f, t0.Add(time.Duration(i)*time.Millisecond), true) {
 			t.Fatalf("frame %d of a burst refused", i)
 		}
 	}
-	if b.add(f, t0.Add(2*time.Second)) {
+	if b.add(f, t0.Add(2*time.Second), true) {
 		t.Fatal("still behind after the grace period, but not too slow")
 	}
 	if got := len(b.take()); got != 10 {
@@ -464,17 +464,17 @@ func TestBacklog(t *testing.T) {
 	}
 	// Once the writer has caught up, the grace period starts afresh.
 	for i := range 5 {
-		if !b.add(f, t0.Add(3*time.Second)) {
+		if !b.add(f, t0.Add(3*time.Second), true) {
 			t.Fatalf("frame %d after catching up refused", i)
 		}
 	}
 	b.take()
 	for i := range 32 {
-		if !b.add(f, t0.Add(4*time.Second)) {
+		if !b.add(f, t0.Add(4*time.Second), true) {
 			t.Fatalf("frame %d refused below the hard limit", i)
 		}
 	}
-	if b.add(f, t0.Add(4*time.Second)) || b.len() != 32 {
+	if b.add(f, t0.Add(4*time.Second), true) || b.len() != 32 {
 		t.Fatalf("hard limit not enforced: %d waiting", b.len())
 	}
 }
@@ -672,6 +672,44 @@ func TestHubCoalescesBusyStreams(t *testing.T) {
 	}
 	if got, want := out.names(), append([]string{"retry"}, ids(append([]eventstore.Event{first}, burst...)...)...); !slices.Equal(got, want) {
 		t.Errorf("stream = %v, want %v", got, want)
+	}
+}
+
+// The events of one read of the log (each but the last marked MetaMore by
+// the tailer) wake a stream once, at the last, so that it writes them
+// together; unmarked events wake it at once.
+func TestHubWakesStreamsAtTheEndOfARead(t *testing.T) {
+	w := newWorld()
+	h, _ := newTestHub(t, w.log, Config{}, nil)
+	handle(t, h, w.c1c)
+	s := subscribe(t, h, w.ada, scope{kind: scopeConversation, id: w.c1, workspaceID: w.w})
+	woken := func() bool {
+		select {
+		case <-s.pending.ready:
+			return true
+		default:
+			return false
+		}
+	}
+	read := []eventstore.Event{w.post(w.c1, "a"), w.post(w.c1, "b"), w.post(w.c1, "c")}
+	for i, e := range read {
+		msg := eventstore.ToMessage(e)
+		if i < len(read)-1 {
+			msg.Metadata.Set(eventstore.MetaMore, "1")
+		}
+		if err := h.Handle(msg); err != nil {
+			t.Fatal(err)
+		}
+		if last := i == len(read)-1; woken() != last {
+			t.Fatalf("after event %d of 3: woken = %v, want %v", i+1, !last, last)
+		}
+	}
+	if got, want := buffered(s), ids(read...); !slices.Equal(got, want) {
+		t.Fatalf("backlog = %v, want %v", got, want)
+	}
+	handle(t, h, w.post(w.c1, "alone"))
+	if !woken() {
+		t.Fatal("an event on its own did not wake the stream")
 	}
 }
 
