@@ -43,7 +43,8 @@ const (
 	// MetaMore is set ("1") on an event the Tailer delivers when more
 	// events of the same read follow it at once. A live sink may hold the
 	// wake-ups of its readers until the last of them, so that a reader
-	// gets the read's events in one go.
+	// gets the read's events in one go. It is a hint: a handler must work
+	// the same, one event at a time, when no subscriber sets it.
 	MetaMore = "more"
 )
 
