@@ -200,7 +200,7 @@ func (s *Store) writeGroup(ctx context.Context, group []*pendingAppend) ([]error
 	}
 	if len(special) == 0 {
 		// One statement is one transaction: one round trip for the group.
-		return s.insert(ctx, s.db, group)
+		return s.insert(ctx, nil, group)
 	}
 	outcomes := make([]error, len(group))
 	tx, err := s.db.BeginTxx(ctx, nil)

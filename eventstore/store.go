@@ -301,23 +301,21 @@ var insertTexts = func() (t [preparedInsertRows + 1][2]string) {
 	return t
 }()
 
-// runInsert runs the insert of rows events in q (the pool or a
-// transaction), prepared when it is small enough.
-func (s *Store) runInsert(ctx context.Context, q queryer, rows int, guarded bool, args []any) (*sql.Rows, error) {
+// runInsert runs the insert of rows events in tx, or on the pool when tx
+// is nil, prepared when it is small enough.
+func (s *Store) runInsert(ctx context.Context, tx *sqlx.Tx, rows int, guarded bool, args []any) (*sql.Rows, error) {
+	var raw, prepared queryer = s.db, s.stmts
+	if tx != nil {
+		raw, prepared = tx, s.stmts.In(tx.Tx)
+	}
 	if rows > preparedInsertRows {
-		return q.QueryContext(ctx, insertStatement(rows, guarded), args...)
+		return raw.QueryContext(ctx, insertStatement(rows, guarded), args...)
 	}
 	query := insertTexts[rows][0]
 	if guarded {
 		query = insertTexts[rows][1]
 	}
-	switch q := q.(type) {
-	case *sqlx.DB:
-		return s.stmts.QueryContext(ctx, query, args...)
-	case *sqlx.Tx:
-		return s.stmts.In(q.Tx).QueryContext(ctx, query, args...)
-	}
-	return q.QueryContext(ctx, query, args...)
+	return prepared.QueryContext(ctx, query, args...)
 }
 
 // guardedTypes are the types of a guarded insert's values, in order.
@@ -344,7 +342,7 @@ func (s *Store) writeAlone(ctx context.Context, p *pendingAppend) error {
 func (s *Store) writeOnce(ctx context.Context, p *pendingAppend) error {
 	if !p.special() {
 		// A single statement is its own transaction: one round trip.
-		return s.insertOne(ctx, s.db, p)
+		return s.insertOne(ctx, nil, p)
 	}
 	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.writeSpecial(ctx, tx, p) })
 }
@@ -374,9 +372,10 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// insertOne inserts the rows of one append and returns its outcome.
-func (s *Store) insertOne(ctx context.Context, q queryer, p *pendingAppend) error {
-	outcomes, err := s.insert(ctx, q, []*pendingAppend{p})
+// insertOne inserts the rows of one append, in tx or on the pool when tx
+// is nil, and returns its outcome.
+func (s *Store) insertOne(ctx context.Context, tx *sqlx.Tx, p *pendingAppend) error {
+	outcomes, err := s.insert(ctx, tx, []*pendingAppend{p})
 	if err != nil {
 		return err
 	}
@@ -386,8 +385,9 @@ func (s *Store) insertOne(ctx context.Context, q queryer, p *pendingAppend) erro
 // insert writes the rows of every append of group in one statement and
 // sets their positions. It returns each append's outcome — nil, or
 // ErrGuardChanged when its guard no longer held — and an error when the
-// statement failed as a whole (nothing of the group was written).
-func (s *Store) insert(ctx context.Context, q queryer, group []*pendingAppend) ([]error, error) {
+// statement failed as a whole (nothing of the group was written). It runs
+// in tx, or on the pool when tx is nil.
+func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, group []*pendingAppend) ([]error, error) {
 	guarded := false
 	rows := 0
 	for _, p := range group {
@@ -413,7 +413,7 @@ func (s *Store) insert(ctx context.Context, q queryer, group []*pendingAppend) (
 			args = append(args, stream, version)
 		}
 	}
-	res, err := s.runInsert(ctx, q, rows, guarded, args)
+	res, err := s.runInsert(ctx, tx, rows, guarded, args)
 	if err != nil {
 		return nil, mapAppendError(err)
 	}
