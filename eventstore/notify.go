@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"log/slog"
 	"sync"
@@ -24,12 +25,15 @@ const notifyInterval = 5 * time.Millisecond
 // this process NOTIFYs it after its own appends, coalesced: at most one NOTIFY
 // is in flight at a time, at most one every notifyInterval, and it is sent
 // outside the append's transaction, so appends never queue on PostgreSQL's
-// notification lock. Polling remains the fallback: a lost notification only
-// delays a reader until its next poll.
+// notification lock. A NOTIFY carries the sending process's token, and the
+// process ignores its own when they come back: its readers were woken by
+// the appends themselves. Polling remains the fallback: a lost notification
+// only delays a reader until its next poll.
 type Notifier struct {
 	db      *sql.DB
 	connStr string
 	logger  *slog.Logger
+	token   string // the payload of this process's NOTIFYs
 
 	appended, settled wakers
 
@@ -71,7 +75,7 @@ func (w *wakers) wake() {
 // NewNotifier returns a Notifier that sends through db and listens on a
 // dedicated connection opened with connStr. Call Run to start it.
 func NewNotifier(db *sql.DB, connStr string, logger *slog.Logger) *Notifier {
-	return &Notifier{db: db, connStr: connStr, logger: logger, pending: make(chan struct{}, 1)}
+	return &Notifier{db: db, connStr: connStr, logger: logger, token: "engram-" + rand.Text(), pending: make(chan struct{}, 1)}
 }
 
 // Subscribe returns a channel that receives a value (coalesced) whenever new
@@ -121,7 +125,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-n.pending:
-				if _, err := n.db.ExecContext(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil && ctx.Err() == nil {
+				if _, err := n.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, n.token); err != nil && ctx.Err() == nil {
 					n.logger.Debug("event notification not sent", "err", err)
 				}
 				pause := time.NewTimer(notifyInterval)
@@ -139,10 +143,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-listener.Notify:
+		case note := <-listener.Notify:
 			// A nil notification means the connection was re-established:
 			// something may have been missed, so wake readers as well.
-			n.appended.wake()
+			if note == nil || note.Extra != n.token {
+				n.appended.wake()
+			}
 		}
 	}
 }

@@ -175,6 +175,39 @@ func nudgeUntilReceived(t *testing.T, ch chan<- struct{}, msgs <-chan *message.M
 	}
 }
 
+// Woken again soon after a read, the reader waits until MinGap has passed
+// since that read began, so that one query reads what the appends of that
+// time wrote.
+func TestTailerSpacesReadsByMinGap(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	from, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gap = 500 * time.Millisecond
+	wake := make(chan struct{}, 1)
+	msgs := tail(t, s, eventstore.TailerConfig{
+		From: &from, PollInterval: time.Minute, MinGap: gap,
+		Wake: func() (<-chan struct{}, func()) { return wake, func() {} },
+	})
+	if _, err := s.Append(ctx, stream("g"), 0, []eventstore.NewEvent{ev("test.created", `{}`)}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	first := nudgeUntilReceived(t, wake, msgs, "the first event never came")
+	first.Ack()
+	received := time.Now()
+	if _, err := s.Append(ctx, stream("g"), 1, []eventstore.NewEvent{ev("test.changed", `{}`)}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	second := nudgeUntilReceived(t, wake, msgs, "the second event never came")
+	second.Ack()
+	// The read that found the first event began before it was received.
+	if waited := time.Since(received); waited < gap-200*time.Millisecond {
+		t.Errorf("the next read came %v after the last, want at least %v", waited, gap)
+	}
+}
+
 func TestTailerCloseEndsSubscriptions(t *testing.T) {
 	s := newStore(t)
 	tailer, err := eventstore.NewTailer(s, eventstore.TailerConfig{}, nil)
