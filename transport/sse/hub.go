@@ -192,6 +192,9 @@ type Hub struct {
 	// without being woken: they are woken at its last event (see Handle).
 	heldMu sync.Mutex
 	held   map[*subscriber]struct{}
+
+	// flush writes the streams in direct mode (see flusher).
+	flush *flusher
 }
 
 // NewHub returns a hub; it starts relaying deps.Bus at once, in the
@@ -217,6 +220,7 @@ func NewHub(ctx context.Context, cfg Config, deps Dependencies) (*Hub, error) {
 		held:        map[*subscriber]struct{}{},
 		stopSignals: func() {}, signalsDone: make(chan struct{}),
 	}
+	h.flush = &flusher{hub: h, interval: cfg.FlushInterval}
 	if h.bus != nil {
 		ch, stop := h.bus.Subscribe()
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -248,6 +252,23 @@ type subscriber struct {
 	// abort, when set, interrupts a write blocked on a client that does
 	// not read, so that a stream ended as too slow is closed at once.
 	abort func()
+
+	// Direct mode (see flusher). direct is set before the stream runs
+	// when its connection can be written without waiting; live is set
+	// while the flusher writes its frames (caught up, nothing left over);
+	// marked while it waits for the flusher's pass.
+	direct directConn
+	live   atomic.Bool
+	marked atomic.Bool
+	// writeMu is held by whoever writes to the stream, its goroutine or
+	// the flusher; it guards leftover and after.
+	writeMu sync.Mutex
+	// leftover is what a direct write could not write, for the goroutine.
+	leftover []byte
+	// after is the cursor the replay reached: live frames up to it were
+	// written by the replay (or were not for this stream). Set before
+	// live.
+	after eventstore.Cursor
 }
 
 func (h *Hub) newSubscriber(actor access.Actor, sc scope, abort func()) *subscriber {
@@ -427,9 +448,19 @@ func (h *Hub) wakeHeld() {
 	h.heldMu.Lock()
 	defer h.heldMu.Unlock()
 	for s := range h.held {
-		s.pending.wake()
+		h.wake(s)
 	}
 	clear(h.held)
+}
+
+// wake tells whoever writes s that frames are waiting: the flusher in
+// direct mode, the stream's goroutine otherwise.
+func (h *Hub) wake(s *subscriber) {
+	if s.live.Load() {
+		h.flush.mark(s)
+		return
+	}
+	s.pending.wake()
 }
 
 // encode builds the frame of e with its secrets removed, or nil when e
@@ -530,17 +561,19 @@ func (h *Hub) fanOut(subj subject, hold bool, build func() *frame) {
 		if f == nil {
 			return
 		}
-		if !s.pending.add(f, now, !hold) {
+		if !s.pending.add(f, now, false) {
 			if s.slow.CompareAndSwap(false, true) {
 				slow = append(slow, s)
 			}
 			return
 		}
-		if hold {
-			h.heldMu.Lock()
-			h.held[s] = struct{}{}
-			h.heldMu.Unlock()
+		if !hold {
+			h.wake(s)
+			return
 		}
+		h.heldMu.Lock()
+		h.held[s] = struct{}{}
+		h.heldMu.Unlock()
 	}
 	roleOf := func(s *subscriber) string {
 		if subj.workspaceID == "" {

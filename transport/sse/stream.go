@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,6 +101,9 @@ func (h *Hub) serve(c echo.Context, kind scopeKind) error {
 	hdr.Set("X-Accel-Buffering", "no")
 	ctx, stop := out.start(ctx, c)
 	defer stop()
+	if out.raw != nil {
+		s.direct = out
+	}
 	h.run(ctx, s, resume, out, expiry)
 	return nil
 }
@@ -264,12 +268,15 @@ type sink interface {
 // credential expires or the stream has lived its maximum lifetime.
 func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor, out sink, expiry time.Time) {
 	w := &streamWriter{hub: h, ctx: ctx, s: s, out: out}
+	// However the stream ends, the flusher writes no more to it.
+	defer s.live.Store(false)
 	if !w.writeAll(retryFrame(h.cfg.Retry)) {
 		return
 	}
 	if resume != nil && !w.catchUp(*resume) {
 		return
 	}
+	w.goLive()
 
 	heartbeat := time.NewTicker(h.cfg.Heartbeat)
 	defer heartbeat.Stop()
@@ -287,6 +294,9 @@ func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor,
 			if !w.writeFrames() {
 				return
 			}
+			if w.goLive() {
+				continue // the flusher writes from now on, and lingers
+			}
 			// The next write comes FlushInterval after this one at the
 			// soonest: the frames that come meanwhile gather, and the
 			// stream waits here rather than be woken by each of them.
@@ -300,16 +310,19 @@ func (h *Hub) run(ctx context.Context, s *subscriber, resume *eventstore.Cursor,
 		case <-s.done:
 			// Ended by the hub: too slow (nothing more), or with a reason
 			// after what is buffered.
+			s.live.Store(false)
 			if s.final != nil && w.writeFrames() {
 				w.writeAll(s.final)
 			}
 			return
 		case <-expired:
+			s.live.Store(false)
 			w.writeAll(controlFrame("token_expired", struct {
 				Reason string `json:"reason"`
 			}{"token_expired"}))
 			return
 		case <-lifetime.C:
+			s.live.Store(false)
 			w.writeAll(retryFrame(h.cfg.Retry))
 			return
 		case <-ctx.Done():
@@ -326,9 +339,6 @@ type streamWriter struct {
 	out sink
 	// timer times linger, reused.
 	timer *time.Timer
-	// after is the cursor the replay reached: live frames up to it were
-	// written by the replay (or were not for this stream).
-	after eventstore.Cursor
 }
 
 // catchUp replays what the client missed after from, once a replay slot is
@@ -348,8 +358,31 @@ func (w *streamWriter) catchUp(from eventstore.Cursor) bool {
 	}
 	after, err := w.hub.replay(w.ctx, w.s, from, w.out)
 	<-w.hub.replays
-	w.after = after
+	w.s.writeMu.Lock()
+	w.s.after = after
+	w.s.writeMu.Unlock()
 	return w.ok(err)
+}
+
+// goLive hands the stream to the flusher when its connection can be
+// written without waiting and nothing is left over from a write that
+// could not be; it reports whether it did.
+func (w *streamWriter) goLive() bool {
+	s := w.s
+	if s.direct == nil {
+		return false
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.leftover != nil {
+		return false
+	}
+	s.direct.idle()
+	s.live.Store(true)
+	if s.pending.len() > 0 {
+		w.hub.flush.mark(s)
+	}
+	return true
 }
 
 // linger lets the frames that come within d gather, to be written
@@ -377,6 +410,14 @@ func (w *streamWriter) linger(d time.Duration) bool {
 // writeFrames writes every waiting frame, flushing every writeBatch
 // frames and at the end. It reports whether the stream goes on.
 func (w *streamWriter) writeFrames() bool {
+	w.s.writeMu.Lock()
+	defer w.s.writeMu.Unlock()
+	if rest := w.s.leftover; rest != nil {
+		w.s.leftover = nil
+		if !w.ok(writeAll(w.out, rest)) {
+			return false
+		}
+	}
 	frames := w.s.pending.take()
 	defer w.s.pending.recycle(frames)
 	n := 0
@@ -388,7 +429,7 @@ func (w *streamWriter) writeFrames() bool {
 			return false
 		}
 		for _, f := range batch {
-			if f.isEvent() && !f.cursor.After(w.after) {
+			if f.isEvent() && !f.cursor.After(w.s.after) {
 				continue // the replay wrote it
 			}
 			if !w.ok(w.out.write(f.data)) {
@@ -400,12 +441,27 @@ func (w *streamWriter) writeFrames() bool {
 			return false
 		}
 	}
+	if w.s.live.Load() {
+		w.s.direct.idle()
+	}
 	return true
 }
 
 // writeAll writes one frame on its own and reports whether the stream goes on.
 func (w *streamWriter) writeAll(b []byte) bool {
-	return w.ok(writeAll(w.out, b))
+	w.s.writeMu.Lock()
+	defer w.s.writeMu.Unlock()
+	if rest := w.s.leftover; rest != nil {
+		w.s.leftover = nil
+		if !w.ok(writeAll(w.out, rest)) {
+			return false
+		}
+	}
+	ok := w.ok(writeAll(w.out, b))
+	if ok && w.s.live.Load() {
+		w.s.direct.idle()
+	}
+	return ok
 }
 
 // ok reports whether err is nil; a write error ends the stream (the client
@@ -488,8 +544,9 @@ type httpSink struct {
 	timeout time.Duration
 	aborted atomic.Bool
 
-	conn    net.Conn    // the taken-over connection, or nil
-	pending net.Buffers // what the next flush sends on conn
+	conn    net.Conn        // the taken-over connection, or nil
+	raw     syscall.RawConn // conn's descriptor, when it can be written directly
+	pending net.Buffers     // what the next flush sends on conn
 
 	mu       sync.Mutex
 	finished bool
@@ -525,6 +582,9 @@ func (s *httpSink) start(ctx context.Context, c echo.Context) (context.Context, 
 	c.Response().Status, c.Response().Committed = http.StatusOK, true
 	s.mu.Lock()
 	s.conn = conn
+	if tcp, ok := conn.(*net.TCPConn); ok && directWrites {
+		s.raw, _ = tcp.SyscallConn()
+	}
 	if s.aborted.Load() {
 		s.setWriteDeadline(time.Now()) // Hijack's deadline reset undid abort's
 	}
@@ -583,6 +643,37 @@ func (s *httpSink) begin() error {
 		return errAborted
 	}
 	return nil
+}
+
+// tryWrite writes what the connection takes of b without waiting (see
+// directConn). The descriptor's write lock keeps it apart from any other
+// write; a deadline past (an abort) refuses it.
+func (s *httpSink) tryWrite(b []byte) []byte {
+	written := 0
+	err := s.raw.Write(func(fd uintptr) bool {
+		for written < len(b) {
+			n, err := writeFD(fd, b[written:])
+			if n <= 0 || err != nil {
+				break // would block, interrupted or failed: the goroutine goes on
+			}
+			written += n
+		}
+		return true // never wait here
+	})
+	if err == nil && written == len(b) {
+		return nil
+	}
+	return b[written:]
+}
+
+// idle lifts the write deadline, unless the sink was aborted (see
+// directConn).
+func (s *httpSink) idle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil && !s.aborted.Load() {
+		_ = s.conn.SetWriteDeadline(time.Time{})
+	}
 }
 
 // errAborted is the error of writes after abort.
