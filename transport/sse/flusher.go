@@ -133,12 +133,14 @@ func (f *flusher) write(s *subscriber) {
 		return
 	}
 	if rest := s.direct.tryWrite(f.buf.Bytes()); rest != nil {
-		// The goroutine writes the rest, with a deadline.
-		s.leftover = bytes.Clone(rest)
+		// The goroutine writes the rest, with a deadline, and counts
+		// the frames once it has.
+		s.leftover, s.leftoverFrames = bytes.Clone(rest), n
 		s.live.Store(false)
 		s.pending.wake()
+	} else {
+		f.hub.metrics.SSEFramesSent(n)
 	}
-	f.hub.metrics.SSEFramesSent(n)
 	if f.buf.Cap() > maxFlushBuffer {
 		f.buf = bytes.Buffer{}
 	}

@@ -263,8 +263,10 @@ type subscriber struct {
 	// writeMu is held by whoever writes to the stream, its goroutine or
 	// the flusher; it guards leftover and after.
 	writeMu sync.Mutex
-	// leftover is what a direct write could not write, for the goroutine.
-	leftover []byte
+	// leftover is what a direct write could not write, for the goroutine,
+	// and leftoverFrames the frames it ends.
+	leftover       []byte
+	leftoverFrames int
 	// after is the cursor the replay reached: live frames up to it were
 	// written by the replay (or were not for this stream). Set before
 	// live.

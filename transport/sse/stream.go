@@ -412,11 +412,8 @@ func (w *streamWriter) linger(d time.Duration) bool {
 func (w *streamWriter) writeFrames() bool {
 	w.s.writeMu.Lock()
 	defer w.s.writeMu.Unlock()
-	if rest := w.s.leftover; rest != nil {
-		w.s.leftover = nil
-		if !w.ok(writeAll(w.out, rest)) {
-			return false
-		}
+	if !w.writeLeftover() {
+		return false
 	}
 	frames := w.s.pending.take()
 	defer w.s.pending.recycle(frames)
@@ -447,15 +444,27 @@ func (w *streamWriter) writeFrames() bool {
 	return true
 }
 
+// writeLeftover writes what a direct write left over, if anything; writeMu
+// is held. It reports whether the stream goes on.
+func (w *streamWriter) writeLeftover() bool {
+	rest, n := w.s.leftover, w.s.leftoverFrames
+	if rest == nil {
+		return true
+	}
+	w.s.leftover, w.s.leftoverFrames = nil, 0
+	if !w.ok(writeAll(w.out, rest)) {
+		return false
+	}
+	w.hub.metrics.SSEFramesSent(n)
+	return true
+}
+
 // writeAll writes one frame on its own and reports whether the stream goes on.
 func (w *streamWriter) writeAll(b []byte) bool {
 	w.s.writeMu.Lock()
 	defer w.s.writeMu.Unlock()
-	if rest := w.s.leftover; rest != nil {
-		w.s.leftover = nil
-		if !w.ok(writeAll(w.out, rest)) {
-			return false
-		}
+	if !w.writeLeftover() {
+		return false
 	}
 	ok := w.ok(writeAll(w.out, b))
 	if ok && w.s.live.Load() {
