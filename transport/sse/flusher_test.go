@@ -73,19 +73,15 @@ func (d *directSink) takeOnly(n int) {
 	d.limit = n
 }
 
-// names returns the names of the complete frames written so far (see
-// frameName; "retry" for the retry: line).
+// names returns the labels of the complete frames written so far (see
+// frameLabel).
 func (d *directSink) names() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := []string{}
 	for _, f := range strings.SplitAfter(d.log.String(), "\n\n") {
-		switch {
-		case !strings.HasSuffix(f, "\n\n"):
-		case strings.HasPrefix(f, "retry: "):
-			out = append(out, "retry")
-		default:
-			out = append(out, frameName([]byte(f)))
+		if strings.HasSuffix(f, "\n\n") {
+			out = append(out, frameLabel(f))
 		}
 	}
 	return out

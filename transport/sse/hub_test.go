@@ -551,16 +551,22 @@ func (s *memorySink) names() []string {
 	defer s.mu.Unlock()
 	out := []string{}
 	for _, f := range s.frames {
-		switch {
-		case strings.HasPrefix(f, "retry: "):
-			out = append(out, "retry")
-		case strings.HasPrefix(f, ": "):
-			out = append(out, "ping")
-		default:
-			out = append(out, frameName([]byte(f)))
-		}
+		out = append(out, frameLabel(f))
 	}
 	return out
+}
+
+// frameLabel names a written frame: "retry" for the retry: line, "ping" for
+// a heartbeat, and frameName's otherwise.
+func frameLabel(f string) string {
+	switch {
+	case strings.HasPrefix(f, "retry: "):
+		return "retry"
+	case strings.HasPrefix(f, ": "):
+		return "ping"
+	default:
+		return frameName([]byte(f))
+	}
 }
 
 // Resume: live delivery is buffered while the store replays what the client
