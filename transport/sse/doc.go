@@ -13,10 +13,13 @@
 // the projection of projections/membership, and the owner of each stream)
 // up to date from those events, decides per event which
 // connections may see it and puts one shared, pre-encoded frame into each
-// of their bounded buffers. Each connection's own goroutine writes its buffer
-// to the socket: the hub never waits for a socket, and a connection whose
-// buffer is full is disconnected (it resumes with Last-Event-ID) rather than
-// slowing the others. No instance depends on another: a client may connect
+// of their bounded buffers. The hub's flusher writes the buffers of the
+// connections it holds, one non-blocking write each, a pass every flush
+// interval; a connection's own goroutine writes the rest (its replay,
+// heartbeats, what a socket did not take at once, streams over HTTP/2). The
+// hub never waits for a socket, and a connection whose buffer is full is
+// disconnected (it resumes with Last-Event-ID) rather than slowing the
+// others. No instance depends on another: a client may connect
 // to any of them.
 //
 // # Resume
