@@ -29,10 +29,10 @@ func newBacklog(soft int, grace time.Duration) *backlog {
 	return &backlog{soft: soft, hard: 16 * soft, grace: grace, ready: make(chan struct{}, 1)}
 }
 
-// add appends f and wakes the writer when wake is set (otherwise the
-// caller wakes it later); it reports false when the stream is too slow (f
-// is then not added).
-func (b *backlog) add(f *frame, now time.Time, wake bool) bool {
+// add appends f without waking the writer (the caller wakes it, see
+// Hub.wake); it reports false when the stream is too slow (f is then not
+// added).
+func (b *backlog) add(f *frame, now time.Time) bool {
 	b.mu.Lock()
 	n := len(b.frames)
 	switch {
@@ -47,9 +47,6 @@ func (b *backlog) add(f *frame, now time.Time, wake bool) bool {
 	}
 	b.frames = append(b.frames, f)
 	b.mu.Unlock()
-	if wake {
-		b.wake()
-	}
 	return true
 }
 

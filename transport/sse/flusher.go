@@ -123,7 +123,7 @@ func (f *flusher) write(s *subscriber) {
 	f.buf.Reset()
 	n := 0
 	for _, fr := range frames {
-		if fr.isEvent() && !fr.cursor.After(s.after) {
+		if s.replayed(fr) {
 			continue // the replay wrote it
 		}
 		f.buf.Write(fr.data)

@@ -273,6 +273,12 @@ type subscriber struct {
 	after eventstore.Cursor
 }
 
+// replayed reports whether f is an event frame the replay already wrote
+// (or left out) for s; writeMu is held.
+func (s *subscriber) replayed(f *frame) bool {
+	return f.isEvent() && !f.cursor.After(s.after)
+}
+
 func (h *Hub) newSubscriber(actor access.Actor, sc scope, abort func()) *subscriber {
 	if abort == nil {
 		abort = func() {}
@@ -563,7 +569,7 @@ func (h *Hub) fanOut(subj subject, hold bool, build func() *frame) {
 		if f == nil {
 			return
 		}
-		if !s.pending.add(f, now, false) {
+		if !s.pending.add(f, now) {
 			if s.slow.CompareAndSwap(false, true) {
 				slow = append(slow, s)
 			}

@@ -452,11 +452,11 @@ func TestBacklog(t *testing.T) {
 	f := &frame{data: []byte("x")}
 	b := newBacklog(2, time.Second)
 	for i := range 10 {
-		if !b.add(f, t0.Add(time.Duration(i)*time.Millisecond), true) {
+		if !b.add(f, t0.Add(time.Duration(i)*time.Millisecond)) {
 			t.Fatalf("frame %d of a burst refused", i)
 		}
 	}
-	if b.add(f, t0.Add(2*time.Second), true) {
+	if b.add(f, t0.Add(2*time.Second)) {
 		t.Fatal("still behind after the grace period, but not too slow")
 	}
 	if got := len(b.take()); got != 10 {
@@ -464,17 +464,17 @@ func TestBacklog(t *testing.T) {
 	}
 	// Once the writer has caught up, the grace period starts afresh.
 	for i := range 5 {
-		if !b.add(f, t0.Add(3*time.Second), true) {
+		if !b.add(f, t0.Add(3*time.Second)) {
 			t.Fatalf("frame %d after catching up refused", i)
 		}
 	}
 	b.take()
 	for i := range 32 {
-		if !b.add(f, t0.Add(4*time.Second), true) {
+		if !b.add(f, t0.Add(4*time.Second)) {
 			t.Fatalf("frame %d refused below the hard limit", i)
 		}
 	}
-	if b.add(f, t0.Add(4*time.Second), true) || b.len() != 32 {
+	if b.add(f, t0.Add(4*time.Second)) || b.len() != 32 {
 		t.Fatalf("hard limit not enforced: %d waiting", b.len())
 	}
 }

@@ -426,7 +426,7 @@ func (w *streamWriter) writeFrames() bool {
 			return false
 		}
 		for _, f := range batch {
-			if f.isEvent() && !f.cursor.After(w.s.after) {
+			if w.s.replayed(f) {
 				continue // the replay wrote it
 			}
 			if !w.ok(w.out.write(f.data)) {
