@@ -32,9 +32,9 @@ var ErrNotCaughtUp = errors.New("the read model has not caught up with the reque
 // batches of this instance report each checkpoint they commit (Moved), so a
 // waiter whose projectors this instance advances learns the answer from
 // memory. It asks the database again only when a poll finds a projector
-// this instance has not moved since the last question: the projectors'
-// lease is then held elsewhere (another instance, a rebuild's swap), and
-// only the database knows.
+// short of the position that no batch of this instance has moved lately
+// (within localWindow): the projectors' lease is then held elsewhere
+// (another instance, a rebuild's swap), and only the database knows.
 type Checkpoints struct {
 	db      *sql.DB
 	timeout time.Duration
@@ -44,14 +44,24 @@ type Checkpoints struct {
 
 	mu    sync.Mutex
 	moved chan struct{} // closed when a local batch commits
-	// local is the checkpoint each projector's last local batch committed.
-	local map[string]eventstore.Cursor
+	// local is the checkpoint each projector's last local batch committed,
+	// and movedAt when.
+	local   map[string]eventstore.Cursor
+	movedAt map[string]time.Time
 }
+
+// localWindow is how long after a local batch last moved a projector its
+// waiters rely on this instance's reports alone: a batch commits every few
+// milliseconds while events come, so a projector not moved for this long is
+// advanced elsewhere, if at all (the lease changed hands), and the database
+// is asked again. It bounds how much later than necessary a waiter learns
+// of a move made by another instance just after a lease changed hands.
+const localWindow = 500 * time.Millisecond
 
 // NewCheckpoints returns Checkpoints over db; WaitFor waits at most timeout.
 func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
 	return &Checkpoints{db: db, timeout: timeout, applied: sqlstmt.New(db, 1),
-		moved: make(chan struct{}), local: make(map[string]eventstore.Cursor)}
+		moved: make(chan struct{}), local: make(map[string]eventstore.Cursor), movedAt: make(map[string]time.Time)}
 }
 
 // Moved records that a batch of this instance has committed the projectors'
@@ -59,9 +69,10 @@ func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
 // what the database holds until the next batch moves it, so it is recorded
 // as it is, not as the greater of it and the last one.
 func (c *Checkpoints) Moved(projectors []string, cursor eventstore.Cursor) {
+	now := time.Now()
 	c.mu.Lock()
 	for _, p := range projectors {
-		c.local[p] = cursor
+		c.local[p], c.movedAt[p] = cursor, now
 	}
 	close(c.moved)
 	c.moved = make(chan struct{})
@@ -77,6 +88,22 @@ func (c *Checkpoints) watch(projectors []string, into []eventstore.Cursor) <-cha
 		into[i] = c.local[p]
 	}
 	return c.moved
+}
+
+// advancing reports whether every projector whose local checkpoint is short
+// of ev has been moved by a batch of this instance within localWindow: this
+// instance is advancing them, and its own reports will tell when they
+// arrive.
+func (c *Checkpoints) advancing(projectors []string, local []eventstore.Cursor, ev eventstore.Cursor) bool {
+	since := time.Now().Add(-localWindow)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range projectors {
+		if local[i].Before(ev) && c.movedAt[p].Before(since) {
+			return false
+		}
+	}
+	return true
 }
 
 // appliedAll asks the database whether every projector has applied the event
@@ -118,11 +145,10 @@ func (c *Checkpoints) WaitFor(ctx context.Context, position int64, projectors ..
 	defer cancel()
 	var (
 		local = make([]eventstore.Cursor, len(projectors))
-		asked = make([]eventstore.Cursor, len(projectors)) // local when the database was last asked
 		delay = 2 * time.Millisecond
 		timer *time.Timer
 	)
-	moved := c.watch(projectors, asked)
+	moved := c.watch(projectors, local)
 	ok, ev, err := c.appliedAll(ctx, projectors, position)
 	for {
 		switch {
@@ -161,8 +187,7 @@ func (c *Checkpoints) WaitFor(ctx context.Context, position int64, projectors ..
 		if moved = c.watch(projectors, local); covers(local, ev) {
 			return nil
 		}
-		if !movedAll(local, asked, ev) {
-			copy(asked, local)
+		if !c.advancing(projectors, local, ev) {
 			ok, _, err = c.appliedAll(ctx, projectors, position)
 		}
 	}
@@ -172,18 +197,6 @@ func (c *Checkpoints) WaitFor(ctx context.Context, position int64, projectors ..
 func covers(local []eventstore.Cursor, ev eventstore.Cursor) bool {
 	for _, cp := range local {
 		if cp.Before(ev) {
-			return false
-		}
-	}
-	return true
-}
-
-// movedAll reports whether every projector that has not reached ev has
-// moved here since the database was last asked: this instance is advancing
-// them, and its own reports will tell when they arrive.
-func movedAll(local, asked []eventstore.Cursor, ev eventstore.Cursor) bool {
-	for i, cp := range local {
-		if cp.Before(ev) && cp == asked[i] {
 			return false
 		}
 	}

@@ -102,6 +102,57 @@ func TestWaitForHearsLocalBatchesAndAsksForTheRest(t *testing.T) {
 		}
 	})
 
+	t.Run("a projector local batches advance is left to them until they stop", func(t *testing.T) {
+		short := eventstore.Cursor{TxID: at.TxID, Position: at.Position - 1}
+		setCheckpoint("advanced", short)
+		cp := projections.NewCheckpoints(log.DB.DB, 10*time.Second)
+		reports := make(chan eventstore.Cursor)
+		stopped := make(chan struct{})
+		go func() { // this instance's batches, every 2 ms, at the last cursor sent
+			defer close(stopped)
+			to := short
+			for {
+				select {
+				case c, ok := <-reports:
+					if !ok {
+						return
+					}
+					to = c
+				case <-time.After(2 * time.Millisecond):
+					cp.Moved([]string{"advanced"}, to)
+				}
+			}
+		}()
+		done := wait(cp, last, "advanced")
+		pending(done)
+		// The database says the projector is there, but its batches run
+		// here: the waiter listens to them rather than asking again.
+		setCheckpoint("advanced", at)
+		pending(done)
+		reports <- at
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+
+		// Once the batches stop (the lease went elsewhere), the database is
+		// asked again.
+		setCheckpoint("advanced", short)
+		reports <- short
+		done = wait(cp, last, "advanced")
+		pending(done)
+		close(reports)
+		<-stopped
+		setCheckpoint("advanced", at)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the waiter did not ask the database again once the local batches had stopped")
+		}
+	})
+
 	t.Run("the database answers at once when the projectors are there", func(t *testing.T) {
 		setCheckpoint("there", at)
 		if err := projections.NewCheckpoints(log.DB.DB, time.Second).WaitFor(ctx, last, "there", "elsewhere"); err != nil {
