@@ -435,7 +435,7 @@ func renderBenchmarks(w io.Writer, res *benchResults) {
 		}
 	}
 	if r := res.Lag; r != nil {
-		p("| POST message at 1,000/s, 32 clients | %.0f commands/s | %s; projection lag %s | %s |\n", r.CommandsPerSec, latencies(r.CommandLatency), latencies(r.ProjectionLag), errorList(r))
+		p("| POST message at 1,000/s, %d clients, %d conversations | %.0f commands/s | %s; projection lag %s | %s |\n", lagClients, appendConcurrency, r.CommandsPerSec, latencies(r.CommandLatency), latencies(r.ProjectionLag), errorList(r))
 	}
 	for _, s := range []struct {
 		name string
