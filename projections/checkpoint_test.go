@@ -104,25 +104,32 @@ func TestWaitForHearsLocalBatchesAndAsksForTheRest(t *testing.T) {
 
 	t.Run("a projector local batches advance is left to them until they stop", func(t *testing.T) {
 		short := eventstore.Cursor{TxID: at.TxID, Position: at.Position - 1}
+		// batches reports, every 2 ms, a batch of this instance that moved
+		// "advanced" to the last cursor sent on the channel it returns,
+		// until that channel is closed.
+		batches := func(cp *projections.Checkpoints) (chan<- eventstore.Cursor, <-chan struct{}) {
+			reports, stopped := make(chan eventstore.Cursor), make(chan struct{})
+			go func() {
+				defer close(stopped)
+				to := short
+				for {
+					select {
+					case c, ok := <-reports:
+						if !ok {
+							return
+						}
+						to = c
+					case <-time.After(2 * time.Millisecond):
+						cp.Moved([]string{"advanced"}, to)
+					}
+				}
+			}()
+			return reports, stopped
+		}
+
 		setCheckpoint("advanced", short)
 		cp := projections.NewCheckpoints(log.DB.DB, 10*time.Second)
-		reports := make(chan eventstore.Cursor)
-		stopped := make(chan struct{})
-		go func() { // this instance's batches, every 2 ms, at the last cursor sent
-			defer close(stopped)
-			to := short
-			for {
-				select {
-				case c, ok := <-reports:
-					if !ok {
-						return
-					}
-					to = c
-				case <-time.After(2 * time.Millisecond):
-					cp.Moved([]string{"advanced"}, to)
-				}
-			}
-		}()
+		reports, stopped := batches(cp)
 		done := wait(cp, last, "advanced")
 		pending(done)
 		// The database says the projector is there, but its batches run
@@ -133,11 +140,14 @@ func TestWaitForHearsLocalBatchesAndAsksForTheRest(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+		close(reports)
+		<-stopped
 
 		// Once the batches stop (the lease went elsewhere), the database is
 		// asked again.
 		setCheckpoint("advanced", short)
-		reports <- short
+		cp = projections.NewCheckpoints(log.DB.DB, 10*time.Second)
+		reports, stopped = batches(cp)
 		done = wait(cp, last, "advanced")
 		pending(done)
 		close(reports)
