@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -600,10 +599,17 @@ func (s *httpSink) start(ctx context.Context, c echo.Context) (context.Context, 
 	s.mu.Unlock()
 	s.pending = net.Buffers{head.Bytes()}
 	// The client sends nothing more: its leaving (or the connection
-	// closing) ends the read, which ends the stream.
+	// closing) ends the read, which ends the stream. The read goes through
+	// the connection's own buffer: io.Copy to io.Discard would hold an 8 KiB
+	// buffer of its own per stream while it waits.
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
-		_, _ = io.Copy(io.Discard, rw.Reader)
+		var discard [64]byte
+		for {
+			if _, err := rw.Reader.Read(discard[:]); err != nil {
+				break
+			}
+		}
 		cancel()
 	}()
 	return ctx, func() {
