@@ -601,12 +601,14 @@ func (s *httpSink) start(ctx context.Context, c echo.Context) (context.Context, 
 	// The client sends nothing more: its leaving (or the connection
 	// closing) ends the read, which ends the stream. The read goes through
 	// the connection's own buffer: io.Copy to io.Discard would hold an 8 KiB
-	// buffer of its own per stream while it waits.
+	// buffer of its own per stream while it waits. Only the reader is kept:
+	// the writer Hijack made for rw (4 KiB) is never used.
 	ctx, cancel := context.WithCancel(ctx)
+	r := rw.Reader
 	go func() {
 		var discard [64]byte
 		for {
-			if _, err := rw.Reader.Read(discard[:]); err != nil {
+			if _, err := r.Read(discard[:]); err != nil {
 				break
 			}
 		}
