@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strconv"
 	"testing"
@@ -146,59 +147,54 @@ func TestCognitionReadModels(t *testing.T) {
 	for name, p := range ps {
 		equalSums(t, "after batch redelivery "+name, f.checksums(t, p, "public"), before[name])
 	}
+	// fromScratch empties the tables, applies what apply applies in one
+	// transaction, and checks that the rows are those of the whole log.
+	fromScratch := func(label string, apply func(tx *sql.Tx)) {
+		tx, err := f.DB.BeginTx(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`DELETE FROM tasks; DELETE FROM memory_items`); err != nil {
+			t.Fatal(err)
+		}
+		apply(tx)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		for name, p := range ps {
+			equalSums(t, label+", "+name, f.checksums(t, p, "public"), before[name])
+		}
+	}
+	batch := func(tx *sql.Tx, events []eventstore.Event, label string) {
+		for _, p := range ps {
+			if err := p.(projections.BatchProjector).ApplyBatch(t.Context(), tx, events); err != nil {
+				t.Fatalf("%s, to %s: %v", label, p.Name(), err)
+			}
+		}
+	}
 	// A batch that overlaps what the rows had applied already — rows at
 	// every version in between — leaves them as applying the rest would.
 	for n := range len(events) {
-		tx, err := f.DB.BeginTx(t.Context(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(`DELETE FROM tasks; DELETE FROM memory_items`); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range events[:n] {
-			for _, p := range ps {
-				if err := p.Apply(t.Context(), tx, e); err != nil {
-					t.Fatalf("apply %s to %s: %v", e.Type, p.Name(), err)
+		label := "batch over the first " + strconv.Itoa(n) + " events applied"
+		fromScratch(label, func(tx *sql.Tx) {
+			for _, e := range events[:n] {
+				for _, p := range ps {
+					if err := p.Apply(t.Context(), tx, e); err != nil {
+						t.Fatalf("apply %s to %s: %v", e.Type, p.Name(), err)
+					}
 				}
 			}
-		}
-		for _, p := range ps {
-			if err := p.(projections.BatchProjector).ApplyBatch(t.Context(), tx, events); err != nil {
-				t.Fatalf("batch after %d events to %s: %v", n, p.Name(), err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		for name, p := range ps {
-			equalSums(t, "batch over the first "+strconv.Itoa(n)+" events applied, "+name, f.checksums(t, p, "public"), before[name])
-		}
+			batch(tx, events, label)
+		})
 	}
-
 	// The log cut into two batches anywhere — the second then holds new
 	// tasks (items) and later events of older ones — leaves the same rows.
 	for n := 1; n < len(events); n++ {
-		tx, err := f.DB.BeginTx(t.Context(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(`DELETE FROM tasks; DELETE FROM memory_items`); err != nil {
-			t.Fatal(err)
-		}
-		for _, batch := range [][]eventstore.Event{events[:n], events[n:]} {
-			for _, p := range ps {
-				if err := p.(projections.BatchProjector).ApplyBatch(t.Context(), tx, batch); err != nil {
-					t.Fatalf("batches cut after %d events, to %s: %v", n, p.Name(), err)
-				}
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		for name, p := range ps {
-			equalSums(t, "batches cut after "+strconv.Itoa(n)+" events, "+name, f.checksums(t, p, "public"), before[name])
-		}
+		label := "batches cut after " + strconv.Itoa(n) + " events"
+		fromScratch(label, func(tx *sql.Tx) {
+			batch(tx, events[:n], label)
+			batch(tx, events[n:], label)
+		})
 	}
 
 	// A rebuild gives the same tables, with the same indexes.
