@@ -22,9 +22,9 @@ const (
 func Cognition() []Projector {
 	return []Projector{
 		creatingProjector{streamProjector{name: TasksProjector, streamType: task.StreamType, tables: []string{"tasks"},
-			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask}, nil, nil, writeTasks},
+			description: "tasks handed to domain experts", decode: task.Decode, apply: applyTask}, writeTasks},
 		creatingProjector{streamProjector{name: MemoryProjector, streamType: memory.StreamType, tables: []string{"memory_items"},
-			description: "workspace memory items", decode: memory.Decode, apply: applyMemory}, insertMemory, nil, nil},
+			description: "workspace memory items", decode: memory.Decode, apply: applyMemory}, writeMemory},
 	}
 }
 

@@ -16,27 +16,20 @@ import (
 
 // creatingProjector is a stream projector whose rows are each created by one
 // event (a task submitted, a memory item stored) and then changed by later
-// events of their stream. It applies batches: the rows the batch creates are
-// inserted first, by one statement, and the other events are then applied
-// by one more statement (move), or one by one, in order, without one; or
-// the whole batch by one statement (write: the tasks).
+// events of their stream. It applies batches with write: the tasks in one
+// statement (writeTasks); the memory items created in one statement, then
+// the other events one by one, in order (writeMemory).
 //
 // That leaves the read model as applying each event in order would: rows of
 // different tasks (items) are independent, no event of a row comes before
 // the one that creates it, and each later event is guarded by its stream
 // version as before. Under load a batch holds hundreds of new tasks and
-// items and their later events: two statements, where they took one round
-// trip each — inside the batch's transaction, which holds back the gap-safe
-// readers of other instances until it ends.
+// items and their later events: a statement or two, where they took one
+// round trip each — inside the batch's transaction, which holds back the
+// gap-safe readers of other instances until it ends.
 type creatingProjector struct {
 	streamProjector
-	// insert inserts the rows of the events that create one, in one
-	// statement, and returns the other events, in order.
-	insert func(ctx context.Context, tx Execer, events []decoded) ([]decoded, error)
-	// move, when set, applies the other events, in order, in one statement.
-	move func(ctx context.Context, tx Execer, events []decoded) error
-	// write, when set, applies the whole batch instead of insert and move
-	// (see writeTasks).
+	// write applies the batch's events of the projector's streams, in order.
 	write func(ctx context.Context, tx Execer, events []decoded) error
 }
 
@@ -63,25 +56,10 @@ func (p creatingProjector) ApplyBatch(ctx context.Context, tx Execer, events []e
 		}
 		ds = append(ds, d)
 	}
-	if p.write != nil {
-		if len(ds) == 0 {
-			return nil
-		}
-		return p.write(ctx, tx, ds)
+	if len(ds) == 0 {
+		return nil
 	}
-	rest, err := p.insert(ctx, tx, ds)
-	if err != nil || len(rest) == 0 {
-		return err
-	}
-	if p.move != nil {
-		return p.move(ctx, tx, rest)
-	}
-	for _, d := range rest {
-		if err := p.apply(ctx, tx, d.e, d.id, d.ev); err != nil {
-			return fmt.Errorf("event %d (%s): %w", d.e.GlobalPosition, d.e.Type, err)
-		}
-	}
-	return nil
+	return p.write(ctx, tx, ds)
 }
 
 // split returns the events whose domain event is an E, and the others, each
@@ -147,8 +125,23 @@ func writeTasks(ctx context.Context, tx Execer, events []decoded) error {
 	return nil
 }
 
+// writeMemory inserts the memory items stored in events in one statement,
+// then applies the other events one by one, in order.
+func writeMemory(ctx context.Context, tx Execer, events []decoded) error {
+	rest, err := insertMemory(ctx, tx, events)
+	if err != nil {
+		return err
+	}
+	for _, d := range rest {
+		if err := applyMemory(ctx, tx, d.e, d.id, d.ev); err != nil {
+			return fmt.Errorf("event %d (%s): %w", d.e.GlobalPosition, d.e.Type, err)
+		}
+	}
+	return nil
+}
+
 // insertMemory inserts the memory items stored in events, as applyMemory
-// does one at a time.
+// does one at a time, and returns the other events, in order.
 func insertMemory(ctx context.Context, tx Execer, events []decoded) ([]decoded, error) {
 	var ids, ws, typ, content, meta, expires, source, at []string
 	var version []int64
