@@ -409,11 +409,11 @@ func (w *streamWriter) linger(d time.Duration) bool {
 // writeFrames writes every waiting frame, flushing every writeBatch
 // frames and at the end. It reports whether the stream goes on.
 func (w *streamWriter) writeFrames() bool {
-	w.s.writeMu.Lock()
-	defer w.s.writeMu.Unlock()
-	if !w.writeLeftover() {
-		return false
-	}
+	return w.exclusive(w.writePending)
+}
+
+// writePending writes the waiting frames; writeMu is held.
+func (w *streamWriter) writePending() bool {
 	frames := w.s.pending.take()
 	defer w.s.pending.recycle(frames)
 	n := 0
@@ -436,6 +436,18 @@ func (w *streamWriter) writeFrames() bool {
 		if !w.ok(w.out.flush()) {
 			return false
 		}
+	}
+	return true
+}
+
+// exclusive runs write with writeMu held, after what a direct write left
+// over, and then, when the flusher has the stream, lifts the deadline of
+// the blocking writes. It reports whether the stream goes on.
+func (w *streamWriter) exclusive(write func() bool) bool {
+	w.s.writeMu.Lock()
+	defer w.s.writeMu.Unlock()
+	if !w.writeLeftover() || !write() {
+		return false
 	}
 	if w.s.live.Load() {
 		w.s.direct.idle()
@@ -460,16 +472,7 @@ func (w *streamWriter) writeLeftover() bool {
 
 // writeAll writes one frame on its own and reports whether the stream goes on.
 func (w *streamWriter) writeAll(b []byte) bool {
-	w.s.writeMu.Lock()
-	defer w.s.writeMu.Unlock()
-	if !w.writeLeftover() {
-		return false
-	}
-	ok := w.ok(writeAll(w.out, b))
-	if ok && w.s.live.Load() {
-		w.s.direct.idle()
-	}
-	return ok
+	return w.exclusive(func() bool { return w.ok(writeAll(w.out, b)) })
 }
 
 // ok reports whether err is nil; a write error ends the stream (the client
