@@ -80,7 +80,7 @@ type Config struct {
 	// CommandQueueTimeout for a turn, those expected to wait within half of
 	// it (of CommandQueueTarget once the queue stands); the rest are
 	// refused at once with 503 and Retry-After.
-	CommandConcurrency  int           `env:"ENGRAM_COMMAND_CONCURRENCY" envDefault:"64"`
+	CommandConcurrency  int           `env:"ENGRAM_COMMAND_CONCURRENCY" envDefault:"128"`
 	CommandQueue        int           `env:"ENGRAM_COMMAND_QUEUE" envDefault:"256"`
 	CommandQueueTimeout time.Duration `env:"ENGRAM_COMMAND_QUEUE_TIMEOUT" envDefault:"1s"`
 	CommandQueueTarget  time.Duration `env:"ENGRAM_COMMAND_QUEUE_TARGET" envDefault:"50ms"`

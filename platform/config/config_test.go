@@ -32,7 +32,7 @@ func TestLoadDefaults(t *testing.T) {
 		HTTPIdleTimeout:          120 * time.Second,
 		ShutdownTimeout:          20 * time.Second,
 		BodyLimit:                1 << 20,
-		CommandConcurrency:       64,
+		CommandConcurrency:       128,
 		CommandQueue:             256,
 		CommandQueueTimeout:      time.Second,
 		CommandQueueTarget:       50 * time.Millisecond,
