@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -115,5 +116,29 @@ func TestStoredAnswer(t *testing.T) {
 	// Only the headers a replay repeats are taken from storage.
 	if headers, _ := decodeStoredAnswer([]byte("Set-Cookie: x\nETag: \"2\"\n\n{}")); headers["Set-Cookie"] != "" || headers["ETag"] != `"2"` {
 		t.Errorf("stored headers = %v, want only ETag", headers)
+	}
+}
+
+// TestListETagIsStable pins a page's ETag: one a client holds must still
+// match after the server is upgraded, or every client reloads every page.
+func TestListETagIsStable(t *testing.T) {
+	page := queries.Page[queries.Message]{Items: []queries.Message{{ID: "a", Position: 41}, {ID: "b", Position: 42}}, NextCursor: "7"}
+	got := listETag("ada", page, func(m queries.Message) string { return m.ID + "@" + strconv.FormatInt(m.Position, 10) })
+	if want := `W/"o7q2dGe7X0MjYxR3ug4qmevX"`; got != want {
+		t.Errorf("listETag = %s, want %s", got, want)
+	}
+}
+
+// BenchmarkListETag digests a page of 20 messages, as GET …/messages does.
+func BenchmarkListETag(b *testing.B) {
+	var page queries.Page[queries.Message]
+	for i := range 20 {
+		page.Items = append(page.Items, queries.Message{ID: "0190f1d4-7c6e-7b8e-9d2a-5f3c1e8b" + strconv.Itoa(1000+i), Position: int64(90000 + i)})
+	}
+	page.NextCursor = "90019"
+	key := func(m queries.Message) string { return strconv.FormatInt(m.Position, 10) }
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = listETag("0190f1d4-7c6e-7b8e-9d2a-5f3c1e8b0000", page, key)
 	}
 }
