@@ -44,10 +44,15 @@ type Checkpoints struct {
 
 	mu    sync.Mutex
 	moved chan struct{} // closed when a local batch commits
-	// local is the checkpoint each projector's last local batch committed,
-	// and movedAt when.
-	local   map[string]eventstore.Cursor
-	movedAt map[string]time.Time
+	// local is, per projector, the checkpoint its last local batch
+	// committed, and when.
+	local map[string]localMove
+}
+
+// localMove is a projector's last move by a batch of this instance.
+type localMove struct {
+	to eventstore.Cursor
+	at time.Time
 }
 
 // localWindow is how long after a local batch last moved a projector its
@@ -61,7 +66,7 @@ const localWindow = 500 * time.Millisecond
 // NewCheckpoints returns Checkpoints over db; WaitFor waits at most timeout.
 func NewCheckpoints(db *sql.DB, timeout time.Duration) *Checkpoints {
 	return &Checkpoints{db: db, timeout: timeout, applied: sqlstmt.New(db, 1),
-		moved: make(chan struct{}), local: make(map[string]eventstore.Cursor), movedAt: make(map[string]time.Time)}
+		moved: make(chan struct{}), local: make(map[string]localMove)}
 }
 
 // Moved records that a batch of this instance has committed the projectors'
@@ -72,7 +77,7 @@ func (c *Checkpoints) Moved(projectors []string, cursor eventstore.Cursor) {
 	now := time.Now()
 	c.mu.Lock()
 	for _, p := range projectors {
-		c.local[p], c.movedAt[p] = cursor, now
+		c.local[p] = localMove{cursor, now}
 	}
 	close(c.moved)
 	c.moved = make(chan struct{})
@@ -85,7 +90,7 @@ func (c *Checkpoints) watch(projectors []string, into []eventstore.Cursor) <-cha
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, p := range projectors {
-		into[i] = c.local[p]
+		into[i] = c.local[p].to
 	}
 	return c.moved
 }
@@ -99,7 +104,7 @@ func (c *Checkpoints) advancing(projectors []string, local []eventstore.Cursor, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, p := range projectors {
-		if local[i].Before(ev) && c.movedAt[p].Before(since) {
+		if local[i].Before(ev) && c.local[p].at.Before(since) {
 			return false
 		}
 	}
